@@ -1,0 +1,227 @@
+/* dgring engine internals: shared between the engine sources, never installed.
+ *
+ * Names: dg__ is internal but shared between files; everything else in a
+ * .c file is static.
+ */
+#ifndef DGRING_ENGINE_INTERNAL_H
+#define DGRING_ENGINE_INTERNAL_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dgring.h"
+
+/* ---- Completion dispatch ----------------------------------------------
+ * user_data of every SQE is a pointer to the object the completion belongs
+ * to, with the completion kind in the low three bits (objects come from
+ * malloc, so they are at least 8-byte aligned). One table maps kinds to
+ * handlers (engine/loop.c). */
+enum dg__op_kind {
+    DG__OP_IGNORE = 0,  /* cancel and timeout-update results: nothing to do */
+    DG__OP_RECV = 1,    /* multishot recvmsg of a dg_socket */
+    DG__OP_SEND = 2,    /* sendmsg of a dg__send_req */
+    DG__OP_TIMEOUT = 3, /* the loop's single timer timeout */
+    DG__OP_WAKE = 4,    /* read of the loop's wake-up eventfd */
+    DG__OP_KINDS = 8,
+};
+
+#define DG__UD(ptr, kind) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(kind))
+#define DG__UD_KIND(ud) ((unsigned)((ud) & 7u))
+#define DG__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
+
+/* ---- Deferred callbacks -----------------------------------------------
+ * Work that must run from the loop but not inside the call that caused it
+ * (listening events, bind failures, close callbacks, early send failures).
+ * Intrusive, FIFO; the node lives inside the object it belongs to. */
+struct dg__deferred {
+    struct dg__deferred *next;
+    void (*run)(struct dg__deferred *node);
+    bool queued;
+};
+
+/* Bytes in front of the payload in each receive buffer: the kernel's
+ * io_uring_recvmsg_out header, the sender's name, and control space for
+ * SO_RXQ_OVFL's drop counter. */
+#define DG__RECV_NAME_LEN ((unsigned)sizeof(struct sockaddr_in6))
+#define DG__RECV_CONTROL_LEN ((unsigned)CMSG_SPACE(sizeof(uint32_t)))
+#define DG__RECV_HEADER_LEN \
+    ((unsigned)sizeof(struct io_uring_recvmsg_out) + DG__RECV_NAME_LEN + DG__RECV_CONTROL_LEN)
+
+/* ---- Provided buffer ring (engine/bufring.c) --------------------------- */
+struct dg__bufring {
+    struct io_uring_buf_ring *ring; /* mmap'd descriptor ring shared with the kernel */
+    size_t ring_bytes;
+    unsigned char *mem;             /* count * buf_size bytes of buffers */
+    size_t mem_bytes;
+    unsigned count;                 /* power of two */
+    unsigned mask;
+    unsigned buf_size;              /* bytes per buffer, 64-byte multiple */
+    unsigned pending;               /* recycled, not yet published */
+    uint16_t group;
+    bool registered;
+};
+
+int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned count,
+                     unsigned buf_size, uint16_t group);
+void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br);
+/* Queues buffer bid for return; visible to the kernel at the next commit. */
+void dg__bufring_recycle(struct dg__bufring *br, unsigned bid);
+/* Publishes every recycled buffer with one tail store. */
+void dg__bufring_commit(struct dg__bufring *br);
+static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsigned bid)
+{
+    return br->mem + (size_t)bid * br->buf_size;
+}
+
+/* ---- Timers (engine/timer.c) ------------------------------------------- */
+struct dg_timer {
+    dg_loop *loop;
+    dg_timer_cb cb;
+    void *data;
+    uint64_t deadline;  /* loop clock, ms */
+    uint64_t repeat;
+    uint64_t order;     /* start sequence: equal deadlines run in start order */
+    unsigned heap_index;
+    bool active;
+    bool ref;
+    bool counted;       /* contributes to loop->alive_handles */
+    bool closing;
+    dg_timer_close_cb close_cb;
+    void *close_data;
+    struct dg__deferred close_ev;
+};
+
+struct dg__timer_heap {
+    dg_timer **items;
+    unsigned count;
+    unsigned cap;
+};
+
+void dg__timers_run_due(dg_loop *loop);
+/* Makes the ring's timeout match the earliest deadline (moved only earlier). */
+void dg__timers_arm(dg_loop *loop);
+void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* ms until the earliest deadline, -1 if none. */
+int dg__timers_next_ms(const dg_loop *loop);
+
+/* ---- The loop (engine/loop.c, engine/ring.c) --------------------------- */
+struct dg_loop {
+    struct io_uring ring;
+    dg_loop_caps caps;
+    dg_loop_options options;
+    struct dg__bufring bufring;
+    unsigned recv_payload_max;     /* payload bytes a buffer holds */
+
+    /* keep-alive accounting */
+    unsigned alive_handles;        /* referenced active sockets and timers */
+    unsigned closing_handles;
+    unsigned handle_count;         /* sockets and timers not yet freed */
+    unsigned pending_sends;        /* sends whose callback has not run */
+
+    struct dg__deferred *deferred_head, *deferred_tail;
+    struct dg_socket *rearm_head;  /* sockets whose multishot must be re-armed */
+    struct dg__send_req *free_reqs;
+
+    struct dg__timer_heap timers;
+    uint64_t timer_order;
+    uint64_t armed_deadline;       /* deadline of the ring timeout, ms */
+    bool timeout_armed;            /* the ring's timeout op is in flight */
+    struct __kernel_timespec timeout_ts;
+
+    uint64_t now_ms;
+    int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
+    uint64_t wake_buf;
+    bool wake_armed;
+    int notify_fd;                 /* eventfd registered with the ring: dg_loop_fd */
+    bool poked;                    /* notify_fd written for work queued outside run */
+    bool in_run;
+    atomic_bool stop;
+    void *data;
+};
+
+int dg__ring_init(dg_loop *loop);
+void dg__ring_exit(dg_loop *loop);
+/* An SQE, flushing the submission queue to the kernel if it is full.
+ * NULL only if the kernel refuses the flush (the error is returned in *err). */
+struct io_uring_sqe *dg__get_sqe(dg_loop *loop, int *err);
+
+void dg__defer(dg_loop *loop, struct dg__deferred *node, void (*run)(struct dg__deferred *));
+/* Makes dg_loop_fd() readable for work queued outside dg_loop_run(). */
+void dg__loop_poke(dg_loop *loop);
+void dg__loop_update_time(dg_loop *loop);
+
+/* ---- Sockets (engine/socket.c) ----------------------------------------- */
+enum dg__socket_state {
+    DG__UNBOUND,
+    DG__BINDING,  /* bind() done or failed, 'listening'/error not yet emitted */
+    DG__BOUND,
+    DG__CLOSING,
+    DG__CLOSED,
+};
+
+struct dg__send_req {
+    struct dg__send_req *next;     /* free list */
+    struct dg__deferred fail_ev;   /* completion without the kernel */
+    int fail_status;
+    dg_socket *sock;
+    dg_send_cb cb;
+    void *cb_data;
+    size_t len;
+    unsigned char *heap;           /* payload when larger than inline */
+    struct msghdr msg;
+    struct iovec iov;
+    struct sockaddr_storage addr;
+    unsigned char inline_buf[1536];
+};
+
+struct dg_socket {
+    dg_loop *loop;
+    int fd;
+    dg_socket_type type;
+    enum dg__socket_state state;
+    dg_socket_options options;
+    dg_socket_handlers handlers;
+    void *data;
+    bool ref;
+    bool counted;
+    bool recv_armed;
+    bool rearm_queued;
+    bool cancel_pending;           /* closing: the cancel SQE still to be queued */
+    unsigned inflight;             /* ring ops that still reference this socket */
+    dg_socket *rearm_next;
+    struct msghdr rmsg;            /* template for the multishot recvmsg */
+
+    int bind_status;
+    int bind_port;
+    char bind_address[DG_ADDRSTRLEN];
+    dg_bind_cb bind_cb;
+    void *bind_data;
+    struct dg__deferred bind_ev;
+
+    dg_close_cb close_cb;
+    void *close_data;
+    struct dg__deferred close_ev;
+
+    size_t queue_bytes;
+    size_t queue_count;
+    dg_socket_stats stats;
+};
+
+void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe);
+void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* Re-arms every socket whose multishot receive ended. */
+void dg__sockets_rearm(dg_loop *loop);
+void dg__send_reqs_free(dg_loop *loop);
+
+/* ---- Addresses (engine/address.c) -------------------------------------- */
+/* Parses an IP literal of family (AF_INET/AF_INET6) with port into *out.
+ * NULL or "" gives `empty_any ? unspecified : loopback`; "localhost" gives
+ * loopback. Returns 0 or DG_ERR_INVALID_ADDRESS. */
+int dg__parse_address(int family, const char *text, int port, bool empty_any,
+                      struct sockaddr_storage *out, socklen_t *outlen);
+
+#endif

@@ -1,0 +1,420 @@
+/* The loop: creation, run modes, completion dispatch, deferred callbacks,
+ * keep-alive, wake-ups and the embedding fd. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DG__BUF_GROUP 1
+#define DG__CQE_BATCH 256
+
+DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
+{
+    if (!options)
+        return;
+    memset(options, 0, sizeof(*options));
+    options->sq_entries = 256;
+    options->recv_buffers = 512;
+    options->recv_buffer_size = 65507;
+    options->max_pending_sends = 4096;
+}
+
+static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
+{
+    dg_loop_options_init(out);
+    if (in) {
+        if (in->sq_entries)
+            out->sq_entries = in->sq_entries;
+        if (in->recv_buffers)
+            out->recv_buffers = in->recv_buffers;
+        if (in->recv_buffer_size)
+            out->recv_buffer_size = in->recv_buffer_size;
+        if (in->max_pending_sends)
+            out->max_pending_sends = in->max_pending_sends;
+    }
+    unsigned rb = out->recv_buffers;
+    if (rb > 32768 || (rb & (rb - 1)) != 0)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (out->sq_entries > 32768 || out->recv_buffer_size > 65535 ||
+        out->max_pending_sends > 32768)
+        return DG_ERR_INVALID_ARG_VALUE;
+    return 0;
+}
+
+static void wake_arm(dg_loop *loop)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(loop, &err);
+    if (!sqe)
+        return; /* retried when the next completion arrives; see on_wake */
+    io_uring_prep_read(sqe, loop->wake_fd, &loop->wake_buf, sizeof(loop->wake_buf), 0);
+    io_uring_sqe_set_data64(sqe, DG__UD(loop, DG__OP_WAKE));
+    loop->wake_armed = true;
+}
+
+static int loop_open_resources(dg_loop *loop)
+{
+    int ret = dg__ring_init(loop);
+    if (ret < 0)
+        return ret;
+    unsigned size = (DG__RECV_HEADER_LEN + loop->options.recv_buffer_size + 63u) & ~63u;
+    loop->recv_payload_max = size - DG__RECV_HEADER_LEN;
+    ret = dg__bufring_init(&loop->ring, &loop->bufring, loop->options.recv_buffers, size,
+                           DG__BUF_GROUP);
+    if (ret < 0) {
+        dg__ring_exit(loop);
+        /* Provided buffer rings arrived in 5.19; older kernels say EINVAL. */
+        return ret == -EINVAL ? DG_ERR_KERNEL_UNSUPPORTED : ret;
+    }
+    /* Blocking on purpose: a ring read of an O_NONBLOCK eventfd may fail
+     * with EAGAIN instead of waiting for a write. */
+    loop->wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (loop->wake_fd < 0) {
+        ret = -errno;
+        dg__bufring_destroy(&loop->ring, &loop->bufring);
+        dg__ring_exit(loop);
+        return ret;
+    }
+    wake_arm(loop);
+    return 0;
+}
+
+DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
+{
+    if (!out)
+        return DG_ERR_INVALID_ARG_VALUE;
+    *out = NULL;
+    dg_loop *loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return -ENOMEM;
+    int ret = options_resolve(options, &loop->options);
+    if (ret == 0)
+        ret = loop_open_resources(loop);
+    if (ret < 0) {
+        free(loop);
+        return ret;
+    }
+    loop->notify_fd = -1;
+    atomic_init(&loop->stop, false);
+    dg__loop_update_time(loop);
+    *out = loop;
+    return 0;
+}
+
+/* ---- Deferred callbacks ------------------------------------------------ */
+
+void dg__defer(dg_loop *loop, struct dg__deferred *node, void (*run)(struct dg__deferred *))
+{
+    if (node->queued)
+        return;
+    node->run = run;
+    node->next = NULL;
+    node->queued = true;
+    if (loop->deferred_tail)
+        loop->deferred_tail->next = node;
+    else
+        loop->deferred_head = node;
+    loop->deferred_tail = node;
+    dg__loop_poke(loop);
+}
+
+/* Runs what was queued before this call; what those callbacks queue runs
+ * next turn, so a callback that keeps deferring cannot starve the ring. */
+static void run_deferred(dg_loop *loop)
+{
+    struct dg__deferred *node = loop->deferred_head;
+    struct dg__deferred *last = loop->deferred_tail;
+    if (!node)
+        return;
+    loop->deferred_head = NULL;
+    loop->deferred_tail = NULL;
+    for (;;) {
+        struct dg__deferred *next = node->next;
+        bool was_last = node == last;
+        node->queued = false;
+        node->run(node); /* may free node */
+        if (was_last)
+            break;
+        node = next;
+    }
+}
+
+/* ---- Completions ------------------------------------------------------- */
+
+static void on_ignore(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    (void)loop;
+    (void)cqe;
+}
+
+static void on_wake(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    loop->wake_armed = false;
+    if (cqe->res == -ECANCELED)
+        return; /* loop closing */
+    wake_arm(loop);
+}
+
+typedef void (*completion_fn)(dg_loop *loop, const struct io_uring_cqe *cqe);
+
+static const completion_fn completion_table[DG__OP_KINDS] = {
+    [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
+    [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = dg__timer_on_timeout,
+    [DG__OP_WAKE] = on_wake,
+};
+
+/* Handles the completions in the CQ in batches; buffers the batch used go
+ * back to the kernel with one commit per batch. Returns how many ran. */
+static unsigned process_completions(dg_loop *loop)
+{
+    unsigned total = 0;
+    for (;;) {
+        struct io_uring_cqe *cqes[DG__CQE_BATCH];
+        unsigned n = io_uring_peek_batch_cqe(&loop->ring, cqes, DG__CQE_BATCH);
+        if (n == 0)
+            break;
+        for (unsigned i = 0; i < n; i++) {
+            completion_fn fn = completion_table[DG__UD_KIND(cqes[i]->user_data)];
+            if (fn)
+                fn(loop, cqes[i]);
+        }
+        io_uring_cq_advance(&loop->ring, n);
+        dg__bufring_commit(&loop->bufring);
+        total += n;
+        if (n < DG__CQE_BATCH)
+            break;
+    }
+    return total;
+}
+
+/* ---- Running ----------------------------------------------------------- */
+
+DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
+{
+    if (!loop)
+        return false;
+    return loop->alive_handles > 0 || loop->pending_sends > 0 || loop->closing_handles > 0 ||
+           loop->deferred_head != NULL;
+}
+
+void dg__loop_update_time(dg_loop *loop)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    loop->now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void drain_notify(dg_loop *loop)
+{
+    if (loop->notify_fd < 0)
+        return;
+    uint64_t v;
+    ssize_t r = read(loop->notify_fd, &v, sizeof(v));
+    (void)r; /* EAGAIN when nothing was signalled */
+    loop->poked = false;
+}
+
+/* Submits this turn's SQEs and, if asked, waits for one completion, in a
+ * single io_uring_enter. */
+static int submit_and_wait(dg_loop *loop, bool block)
+{
+    int ret;
+    if (block)
+        ret = io_uring_submit_and_wait(&loop->ring, 1);
+    else
+        ret = io_uring_submit_and_get_events(&loop->ring);
+    /* EINTR: a signal; the caller checks the stop flag. EBUSY/EAGAIN: the
+     * CQ has overflowed entries or no memory for now; processing
+     * completions makes room. EXIT on the others. */
+    if (ret == -EINTR || ret == -EBUSY || ret == -EAGAIN || ret == -ETIME)
+        return 0;
+    return ret < 0 ? ret : 0;
+}
+
+static void prepare_turn(dg_loop *loop)
+{
+    dg__sockets_rearm(loop);
+    dg__timers_arm(loop);
+    if (!loop->wake_armed)
+        wake_arm(loop);
+}
+
+static int turn(dg_loop *loop, bool may_block)
+{
+    drain_notify(loop);
+    dg__loop_update_time(loop);
+    dg__timers_run_due(loop);
+    run_deferred(loop);
+    prepare_turn(loop);
+    bool block = may_block && loop->deferred_head == NULL && dg_loop_alive(loop) &&
+                 !atomic_load_explicit(&loop->stop, memory_order_relaxed);
+    int ret = submit_and_wait(loop, block);
+    if (ret < 0)
+        return ret;
+    process_completions(loop);
+    dg__loop_update_time(loop);
+    dg__timers_run_due(loop);
+    run_deferred(loop);
+    return 0;
+}
+
+DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
+{
+    if (!loop || (unsigned)mode > DG_RUN_NOWAIT)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (loop->in_run)
+        return -EBUSY;
+    loop->in_run = true;
+    int ret = 0;
+    if (mode == DG_RUN_DEFAULT) {
+        while (ret == 0 && dg_loop_alive(loop) &&
+               !atomic_load_explicit(&loop->stop, memory_order_acquire))
+            ret = turn(loop, true);
+    } else {
+        ret = turn(loop, mode == DG_RUN_ONCE);
+    }
+    /* Queue this turn's re-arms and sends so an embedding loop's next poll
+     * sees their completions; the SQEs go in with the next enter. */
+    prepare_turn(loop);
+    if (ret == 0 && io_uring_sq_ready(&loop->ring) > 0)
+        ret = submit_and_wait(loop, false);
+    atomic_store_explicit(&loop->stop, false, memory_order_release);
+    loop->in_run = false;
+    if (ret < 0)
+        return ret;
+    return dg_loop_alive(loop) ? 1 : 0;
+}
+
+DG_EXPORT void dg_loop_stop(dg_loop *loop)
+{
+    if (!loop)
+        return;
+    atomic_store_explicit(&loop->stop, true, memory_order_release);
+    dg_loop_wake(loop);
+}
+
+DG_EXPORT int dg_loop_wake(dg_loop *loop)
+{
+    if (!loop)
+        return DG_ERR_INVALID_ARG_VALUE;
+    uint64_t one = 1;
+    /* write(2) on an eventfd is async-signal-safe; EAGAIN means the
+     * counter is already non-zero, which wakes the loop just the same. */
+    if (write(loop->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return -errno;
+    return 0;
+}
+
+DG_EXPORT int dg_loop_fd(dg_loop *loop)
+{
+    if (!loop)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (loop->notify_fd >= 0)
+        return loop->notify_fd;
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    /* The kernel signals a registered eventfd on every posted completion,
+     * including deferred task work under DEFER_TASKRUN (6.1+). */
+    int ret = io_uring_register_eventfd(&loop->ring, fd);
+    if (ret < 0) {
+        close(fd);
+        return ret;
+    }
+    loop->notify_fd = fd;
+    dg__loop_poke(loop);
+    return fd;
+}
+
+void dg__loop_poke(dg_loop *loop)
+{
+    if (loop->in_run || loop->notify_fd < 0 || loop->poked)
+        return;
+    uint64_t one = 1;
+    if (write(loop->notify_fd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
+        loop->poked = true;
+}
+
+DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
+{
+    if (!loop)
+        return -1;
+    if (loop->deferred_head || io_uring_sq_ready(&loop->ring) > 0)
+        return 0;
+    return dg__timers_next_ms(loop);
+}
+
+DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop)
+{
+    return loop ? loop->now_ms : 0;
+}
+
+DG_EXPORT void dg_loop_update_time(dg_loop *loop)
+{
+    if (loop)
+        dg__loop_update_time(loop);
+}
+
+DG_EXPORT const dg_loop_caps *dg_loop_capabilities(const dg_loop *loop)
+{
+    return loop ? &loop->caps : NULL;
+}
+
+DG_EXPORT const char *dg_loop_backend(const dg_loop *loop)
+{
+    (void)loop;
+    return "io_uring";
+}
+
+DG_EXPORT void dg_loop_set_data(dg_loop *loop, void *data)
+{
+    if (loop)
+        loop->data = data;
+}
+
+DG_EXPORT void *dg_loop_get_data(const dg_loop *loop)
+{
+    return loop ? loop->data : NULL;
+}
+
+/* Cancels the loop's own ring operations (wake read, timer timeout) and
+ * waits for their final completions, so the kernel never writes into the
+ * loop after it is freed. */
+static void cancel_own_ops(dg_loop *loop)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(loop, &err);
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
+    }
+    for (int i = 0; i < 100 && (loop->wake_armed || loop->timeout_armed); i++) {
+        if (submit_and_wait(loop, true) < 0)
+            break;
+        process_completions(loop);
+    }
+}
+
+DG_EXPORT int dg_loop_close(dg_loop *loop)
+{
+    if (!loop)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (loop->in_run || loop->handle_count > 0 || loop->deferred_head)
+        return DG_ERR_LOOP_BUSY;
+    cancel_own_ops(loop);
+    dg__bufring_destroy(&loop->ring, &loop->bufring);
+    if (loop->notify_fd >= 0)
+        io_uring_unregister_eventfd(&loop->ring);
+    dg__ring_exit(loop);
+    close(loop->wake_fd);
+    if (loop->notify_fd >= 0)
+        close(loop->notify_fd);
+    dg__send_reqs_free(loop);
+    free(loop->timers.items);
+    free(loop);
+    return 0;
+}

@@ -1,0 +1,116 @@
+/* Ring setup, the one-time feature probe, and SQE allocation.
+ *
+ * Setup flags are tried from best to oldest: each fallback exists because
+ * the kernel rejects unknown setup flags with EINVAL, and dgring must still
+ * run (more slowly) on a kernel that has multishot recvmsg but not the
+ * newest task-running modes. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const unsigned setup_attempts[] = {
+    /* 6.1+: completions run only when we ask, in our own thread. */
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+    /* 5.19+: no DEFER_TASKRUN; cooperative task running instead of IPIs. */
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+    /* 5.18: SUBMIT_ALL only. */
+    IORING_SETUP_SUBMIT_ALL,
+    0,
+};
+
+static unsigned round_up_pow2(unsigned v)
+{
+    unsigned p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+/* CQ large enough that it cannot overflow in normal operation: one CQE per
+ * provided buffer (a multishot receive posts at most one per buffer before
+ * we return them), one per send in flight, and headroom for timers,
+ * cancels and wake-ups. */
+static unsigned cq_size(const dg_loop_options *o)
+{
+    unsigned want = o->recv_buffers + o->max_pending_sends + 64;
+    unsigned cq = round_up_pow2(want);
+    if (cq < 2 * o->sq_entries)
+        cq = 2 * o->sq_entries;
+    return cq > 65536 ? 65536 : cq;
+}
+
+static void probe_opcodes(dg_loop *loop)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&loop->ring);
+    if (!probe)
+        return;
+    /* No probe exists for multishot recvmsg; it arrived in 6.0 together
+     * with IORING_OP_SEND_ZC, whose presence is probeable. */
+    loop->caps.recvmsg_multishot = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    loop->caps.sendmsg_zc = io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
+    loop->caps.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+    loop->caps.timeout_update = io_uring_opcode_supported(probe, IORING_OP_TIMEOUT_REMOVE) &&
+                                (loop->caps.features & IORING_FEAT_NATIVE_WORKERS);
+    io_uring_free_probe(probe);
+}
+
+int dg__ring_init(dg_loop *loop)
+{
+    int ret = -EINVAL;
+    unsigned cq = cq_size(&loop->options);
+    for (size_t i = 0; i < sizeof(setup_attempts) / sizeof(setup_attempts[0]); i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof(p));
+        p.flags = setup_attempts[i] | IORING_SETUP_CQSIZE;
+        p.cq_entries = cq;
+        ret = io_uring_queue_init_params(loop->options.sq_entries, &loop->ring, &p);
+        if (ret == -EINVAL)
+            continue;
+        if (ret < 0)
+            return ret;
+        loop->caps.sq_entries = p.sq_entries;
+        loop->caps.cq_entries = p.cq_entries;
+        loop->caps.setup_flags = p.flags;
+        loop->caps.features = p.features;
+        break;
+    }
+    if (ret < 0)
+        return ret;
+    unsigned f = loop->caps.setup_flags;
+    loop->caps.single_issuer = f & IORING_SETUP_SINGLE_ISSUER;
+    loop->caps.defer_taskrun = f & IORING_SETUP_DEFER_TASKRUN;
+    loop->caps.submit_all = f & IORING_SETUP_SUBMIT_ALL;
+    loop->caps.coop_taskrun = f & IORING_SETUP_COOP_TASKRUN;
+    probe_opcodes(loop);
+    if (!loop->caps.recvmsg_multishot) {
+        io_uring_queue_exit(&loop->ring);
+        return DG_ERR_KERNEL_UNSUPPORTED;
+    }
+    /* Saves the fd lookup on every io_uring_enter (5.18+); optional. */
+    (void)io_uring_register_ring_fd(&loop->ring);
+    return 0;
+}
+
+void dg__ring_exit(dg_loop *loop)
+{
+    io_uring_queue_exit(&loop->ring);
+}
+
+struct io_uring_sqe *dg__get_sqe(dg_loop *loop, int *err)
+{
+    dg__loop_poke(loop); /* an embedding loop must come back to submit it */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+    if (sqe)
+        return sqe;
+    /* SQ full: hand this turn's SQEs to the kernel early, never drop. */
+    int ret = io_uring_submit(&loop->ring);
+    if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
+        *err = ret;
+        return NULL;
+    }
+    sqe = io_uring_get_sqe(&loop->ring);
+    if (!sqe)
+        *err = -EBUSY;
+    return sqe;
+}

@@ -1,0 +1,282 @@
+/* Timers: a binary min-heap in the loop and one ring timeout for the
+ * earliest deadline. The ring timeout is absolute (CLOCK_MONOTONIC, the
+ * loop clock's source) and is only ever moved earlier, in place, with
+ * IORING_TIMEOUT_UPDATE; a later deadline simply waits for the current
+ * timeout to fire, so steady ticking costs no removals. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- Heap -------------------------------------------------------------- */
+
+static bool timer_before(const dg_timer *a, const dg_timer *b)
+{
+    if (a->deadline != b->deadline)
+        return a->deadline < b->deadline;
+    return a->order < b->order;
+}
+
+static void heap_place(struct dg__timer_heap *h, unsigned i, dg_timer *t)
+{
+    h->items[i] = t;
+    t->heap_index = i;
+}
+
+static void heap_sift_up(struct dg__timer_heap *h, unsigned i)
+{
+    dg_timer *t = h->items[i];
+    while (i > 0) {
+        unsigned parent = (i - 1) / 2;
+        if (!timer_before(t, h->items[parent]))
+            break;
+        heap_place(h, i, h->items[parent]);
+        i = parent;
+    }
+    heap_place(h, i, t);
+}
+
+static void heap_sift_down(struct dg__timer_heap *h, unsigned i)
+{
+    dg_timer *t = h->items[i];
+    for (;;) {
+        unsigned child = 2 * i + 1;
+        if (child >= h->count)
+            break;
+        if (child + 1 < h->count && timer_before(h->items[child + 1], h->items[child]))
+            child++;
+        if (!timer_before(h->items[child], t))
+            break;
+        heap_place(h, i, h->items[child]);
+        i = child;
+    }
+    heap_place(h, i, t);
+}
+
+/* Capacity is reserved in dg_timer_new(), so insertion cannot fail. */
+static void heap_insert(struct dg__timer_heap *h, dg_timer *t)
+{
+    heap_place(h, h->count++, t);
+    heap_sift_up(h, t->heap_index);
+}
+
+static void heap_remove(struct dg__timer_heap *h, dg_timer *t)
+{
+    unsigned i = t->heap_index;
+    dg_timer *last = h->items[--h->count];
+    if (i == h->count)
+        return;
+    heap_place(h, i, last);
+    if (i > 0 && timer_before(last, h->items[(i - 1) / 2]))
+        heap_sift_up(h, i);
+    else
+        heap_sift_down(h, i);
+}
+
+static int heap_reserve(struct dg__timer_heap *h, unsigned want)
+{
+    if (want <= h->cap)
+        return 0;
+    unsigned cap = h->cap ? h->cap * 2 : 16;
+    while (cap < want)
+        cap *= 2;
+    dg_timer **items = realloc(h->items, (size_t)cap * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    h->items = items;
+    h->cap = cap;
+    return 0;
+}
+
+/* ---- Keep-alive -------------------------------------------------------- */
+
+static void timer_update_alive(dg_timer *t)
+{
+    bool want = t->active && t->ref && !t->closing;
+    if (want == t->counted)
+        return;
+    t->counted = want;
+    if (want)
+        t->loop->alive_handles++;
+    else
+        t->loop->alive_handles--;
+}
+
+static void timer_deactivate(dg_timer *t)
+{
+    if (!t->active)
+        return;
+    heap_remove(&t->loop->timers, t);
+    t->active = false;
+    timer_update_alive(t);
+}
+
+static void timer_activate(dg_timer *t, uint64_t deadline)
+{
+    dg_loop *loop = t->loop;
+    t->deadline = deadline;
+    t->order = loop->timer_order++;
+    t->active = true;
+    heap_insert(&loop->timers, t);
+    timer_update_alive(t);
+    dg__loop_poke(loop);
+}
+
+/* ---- Public calls ------------------------------------------------------ */
+
+DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out)
+{
+    if (!loop || !out)
+        return DG_ERR_INVALID_ARG_VALUE;
+    *out = NULL;
+    if (heap_reserve(&loop->timers, loop->timers.count + loop->handle_count + 1) < 0)
+        return -ENOMEM;
+    dg_timer *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->loop = loop;
+    t->ref = true;
+    loop->handle_count++;
+    *out = t;
+    return 0;
+}
+
+DG_EXPORT int dg_timer_start(dg_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
+                             dg_timer_cb cb, void *data)
+{
+    if (!timer || !cb)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (timer->closing)
+        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    if (timeout_ms > UINT64_MAX / 2 || repeat_ms > UINT64_MAX / 2)
+        return DG_ERR_INVALID_ARG_VALUE;
+    timer_deactivate(timer);
+    timer->cb = cb;
+    timer->data = data;
+    timer->repeat = repeat_ms;
+    timer_activate(timer, timer->loop->now_ms + timeout_ms);
+    return 0;
+}
+
+DG_EXPORT int dg_timer_stop(dg_timer *timer)
+{
+    if (!timer)
+        return DG_ERR_INVALID_ARG_VALUE;
+    timer_deactivate(timer);
+    return 0;
+}
+
+DG_EXPORT bool dg_timer_active(const dg_timer *timer)
+{
+    return timer && timer->active;
+}
+
+DG_EXPORT void dg_timer_ref(dg_timer *timer)
+{
+    if (!timer)
+        return;
+    timer->ref = true;
+    timer_update_alive(timer);
+}
+
+DG_EXPORT void dg_timer_unref(dg_timer *timer)
+{
+    if (!timer)
+        return;
+    timer->ref = false;
+    timer_update_alive(timer);
+}
+
+static void timer_finish_close(struct dg__deferred *node)
+{
+    dg_timer *t = (dg_timer *)((char *)node - offsetof(dg_timer, close_ev));
+    dg_loop *loop = t->loop;
+    if (t->close_cb)
+        t->close_cb(t, t->close_data);
+    loop->closing_handles--;
+    loop->handle_count--;
+    free(t);
+}
+
+DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)
+{
+    if (!timer)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (timer->closing)
+        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    timer_deactivate(timer);
+    timer->closing = true;
+    timer->close_cb = cb;
+    timer->close_data = data;
+    timer->loop->closing_handles++;
+    dg__defer(timer->loop, &timer->close_ev, timer_finish_close);
+    return 0;
+}
+
+/* ---- Loop hooks -------------------------------------------------------- */
+
+/* Runs timers due now that were started before this call, so a callback
+ * that restarts its timer with timeout 0 runs again next turn, not
+ * forever within this one. */
+void dg__timers_run_due(dg_loop *loop)
+{
+    struct dg__timer_heap *h = &loop->timers;
+    uint64_t started_before = loop->timer_order;
+    while (h->count > 0) {
+        dg_timer *t = h->items[0];
+        if (t->deadline > loop->now_ms || t->order >= started_before)
+            break;
+        timer_deactivate(t);
+        if (t->repeat > 0)
+            timer_activate(t, loop->now_ms + t->repeat);
+        t->cb(t, t->data);
+    }
+}
+
+static void deadline_to_ts(uint64_t ms, struct __kernel_timespec *ts)
+{
+    ts->tv_sec = (long long)(ms / 1000u);
+    ts->tv_nsec = (long long)(ms % 1000u) * 1000000;
+}
+
+void dg__timers_arm(dg_loop *loop)
+{
+    if (loop->timers.count == 0)
+        return; /* an armed timeout may fire for nothing; that is harmless */
+    uint64_t next = loop->timers.items[0]->deadline;
+    if (loop->timeout_armed && next >= loop->armed_deadline)
+        return;
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(loop, &err);
+    if (!sqe)
+        return; /* tried again next turn */
+    deadline_to_ts(next, &loop->timeout_ts);
+    if (loop->timeout_armed) {
+        io_uring_prep_timeout_update(sqe, &loop->timeout_ts, DG__UD(loop, DG__OP_TIMEOUT),
+                                     IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
+    } else {
+        io_uring_prep_timeout(sqe, &loop->timeout_ts, 0, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, DG__UD(loop, DG__OP_TIMEOUT));
+        loop->timeout_armed = true;
+    }
+    loop->armed_deadline = next;
+}
+
+void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    (void)cqe; /* -ETIME when it fired, -ECANCELED when the loop closes */
+    loop->timeout_armed = false;
+}
+
+int dg__timers_next_ms(const dg_loop *loop)
+{
+    if (loop->timers.count == 0)
+        return -1;
+    uint64_t next = loop->timers.items[0]->deadline;
+    if (next <= loop->now_ms)
+        return 0;
+    uint64_t diff = next - loop->now_ms;
+    return diff > INT32_MAX ? INT32_MAX : (int)diff;
+}

@@ -1,0 +1,14 @@
+/* dgring: UDP datagrams on io_uring, with Node's dgram API in C.
+ *
+ * Include this header only; it pulls in the rest. Link with
+ * `pkg-config --cflags --libs dgring`.
+ */
+#ifndef DGRING_H
+#define DGRING_H
+
+#include "dgring/version.h"
+#include "dgring/error.h"
+#include "dgring/loop.h"
+#include "dgring/socket.h"
+
+#endif

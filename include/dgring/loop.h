@@ -1,0 +1,187 @@
+/* dgring: the event loop and its timers.
+ *
+ * A dg_loop owns one io_uring ring. Every socket, timer and request of a
+ * loop is used from the thread that created the loop (the ring is set up
+ * with IORING_SETUP_SINGLE_ISSUER, so the kernel enforces this). The only
+ * calls that may come from another thread, or from a signal handler, are
+ * dg_loop_wake() and dg_loop_stop().
+ *
+ * Callback contract (for every call in dgring): a call that fails returns a
+ * negative code and never calls its callback. A call that succeeds calls its
+ * callback exactly once, from inside dg_loop_run(), never from inside the
+ * call itself. Closing a handle completes its pending requests with
+ * -ECANCELED before the handle's close callback runs.
+ */
+#ifndef DGRING_LOOP_H
+#define DGRING_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dgring/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dg_loop dg_loop;
+typedef struct dg_timer dg_timer;
+
+/* Options for dg_loop_new(). Initialise with dg_loop_options_init() and
+ * change only the fields you care about; zero means "the default". */
+typedef struct dg_loop_options {
+    /* Submission queue entries. Default 256. Sends beyond this in one
+     * turn are flushed to the kernel early, never dropped. */
+    unsigned sq_entries;
+    /* Provided receive buffers shared by the loop's sockets; a power of
+     * two, at most 32768. Default 512. */
+    unsigned recv_buffers;
+    /* Largest datagram payload received without truncation. Default
+     * 65507 (the IPv4 UDP maximum), like Node. Telemetry and game
+     * traffic can set 2048 or less to use far less memory. */
+    unsigned recv_buffer_size;
+    /* Sends in flight (submitted, callback not yet run) per loop before
+     * dg_socket_send() answers DG_ERR_SEND_QUEUE_FULL. Default 4096. */
+    unsigned max_pending_sends;
+    unsigned reserved[12];
+} dg_loop_options;
+
+/* What the running kernel gave this loop, probed once in dg_loop_new(). */
+typedef struct dg_loop_caps {
+    unsigned sq_entries;          /* as granted by the kernel */
+    unsigned cq_entries;          /* sized so receives cannot overflow it */
+    unsigned setup_flags;         /* IORING_SETUP_* actually in use */
+    unsigned features;            /* IORING_FEAT_* reported by the kernel */
+    bool single_issuer;           /* IORING_SETUP_SINGLE_ISSUER (6.0) */
+    bool defer_taskrun;           /* IORING_SETUP_DEFER_TASKRUN (6.1) */
+    bool submit_all;              /* IORING_SETUP_SUBMIT_ALL (5.18) */
+    bool coop_taskrun;            /* IORING_SETUP_COOP_TASKRUN (5.19), used
+                                     only when DEFER_TASKRUN is not */
+    bool recvmsg_multishot;       /* multishot recvmsg (6.0) */
+    bool timeout_update;          /* IORING_TIMEOUT_UPDATE (5.11) */
+    bool sendmsg_zc;              /* IORING_OP_SENDMSG_ZC (6.1) */
+    bool msg_ring;                /* IORING_OP_MSG_RING (5.18) */
+    bool reserved_flags[8];
+    unsigned reserved[8];
+} dg_loop_caps;
+
+typedef enum dg_run_mode {
+    /* Run until nothing keeps the loop alive (see dg_loop_alive) or
+     * dg_loop_stop() is called. */
+    DG_RUN_DEFAULT = 0,
+    /* Wait for at least one event if the loop is alive, run the
+     * callbacks that are ready, return. */
+    DG_RUN_ONCE = 1,
+    /* Run the callbacks that are ready without waiting. */
+    DG_RUN_NOWAIT = 2,
+} dg_run_mode;
+
+/* Fills *options with the defaults. */
+DG_EXPORT void dg_loop_options_init(dg_loop_options *options);
+
+/* Creates a loop and its ring in the calling thread, which becomes the
+ * loop's thread. options may be NULL for the defaults (copied).
+ * Returns 0 and sets *out, or:
+ *   DG_ERR_INVALID_ARG_VALUE  out is NULL, or an option is out of range
+ *   DG_ERR_KERNEL_UNSUPPORTED the kernel lacks multishot recvmsg or
+ *                             provided buffer rings (Linux < 6.0)
+ *   -ENOMEM, -EPERM (io_uring disabled or denied by seccomp), -EMFILE ... */
+DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options);
+
+/* Destroys a loop that has no live handles and frees it.
+ * Returns 0, or DG_ERR_LOOP_BUSY if sockets or timers are still open
+ * (close them and run the loop until their close callbacks ran), in which
+ * case nothing is freed. loop == NULL returns DG_ERR_INVALID_ARG_VALUE. */
+DG_EXPORT int dg_loop_close(dg_loop *loop);
+
+/* Runs the loop in the given mode (loop's thread only; not reentrant:
+ * calling it from a callback returns -EBUSY).
+ * Returns 1 if the loop is still alive afterwards, 0 if not, or a
+ * negative code on a fatal ring error. */
+DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode);
+
+/* Makes dg_loop_run() return after the current turn. Thread-safe and
+ * async-signal-safe. */
+DG_EXPORT void dg_loop_stop(dg_loop *loop);
+
+/* Wakes a loop blocked in dg_loop_run() so it runs one more turn.
+ * Thread-safe and async-signal-safe. Returns 0 or a negative errno. */
+DG_EXPORT int dg_loop_wake(dg_loop *loop);
+
+/* True if something keeps the loop alive: a referenced bound socket, a
+ * referenced active timer, a pending send, a closing handle, or a
+ * callback waiting to run. */
+DG_EXPORT bool dg_loop_alive(const dg_loop *loop);
+
+/* A file descriptor for embedding the loop in another event loop (epoll,
+ * poll, libuv's uv_poll_t): it becomes readable (POLLIN) whenever the loop
+ * has work; then call dg_loop_run(loop, DG_RUN_NOWAIT). The fd belongs to
+ * the loop: do not close or read it. Created on first call (registering it
+ * costs a little on every completion, so loops that are never embedded do
+ * not pay). Returns the fd or a negative errno. */
+DG_EXPORT int dg_loop_fd(dg_loop *loop);
+
+/* Milliseconds until the loop's next timer is due, for an embedding loop's
+ * own wait: -1 if no timer is active, 0 if work is ready now. A dgring
+ * timer also makes dg_loop_fd() readable when it fires, so using this is
+ * optional. */
+DG_EXPORT int dg_loop_timeout(const dg_loop *loop);
+
+/* The loop's cached monotonic clock in milliseconds, updated once per
+ * turn. */
+DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop);
+
+/* Refreshes the cached clock. */
+DG_EXPORT void dg_loop_update_time(dg_loop *loop);
+
+/* The capabilities probed at creation. Valid for the loop's lifetime. */
+DG_EXPORT const dg_loop_caps *dg_loop_capabilities(const dg_loop *loop);
+
+/* The backend in use: "io_uring". */
+DG_EXPORT const char *dg_loop_backend(const dg_loop *loop);
+
+/* The user pointer of a loop (NULL until set). */
+DG_EXPORT void dg_loop_set_data(dg_loop *loop, void *data);
+DG_EXPORT void *dg_loop_get_data(const dg_loop *loop);
+
+/* ---- Timers ----------------------------------------------------------
+ * Timers live in a heap in the loop; the ring holds a single timeout
+ * operation for the earliest deadline, updated in place only when a
+ * deadline moves earlier, so thousands of timers cost one kernel timer. */
+
+typedef void (*dg_timer_cb)(dg_timer *timer, void *data);
+typedef void (*dg_timer_close_cb)(dg_timer *timer, void *data);
+
+/* Creates a stopped timer on loop. Returns 0 and sets *out, or
+ * DG_ERR_INVALID_ARG_VALUE, -ENOMEM. */
+DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out);
+
+/* Starts (or restarts) a timer: cb runs from the loop after timeout_ms,
+ * then every repeat_ms if repeat_ms > 0. data is borrowed until the timer
+ * is stopped or closed. Returns 0, DG_ERR_INVALID_ARG_VALUE (NULL timer
+ * or cb), DG_ERR_SOCKET_DGRAM_NOT_RUNNING (timer closed). */
+DG_EXPORT int dg_timer_start(dg_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
+                             dg_timer_cb cb, void *data);
+
+/* Stops a timer; its callback will not run until started again.
+ * Stopping a stopped timer is a no-op. Returns 0 or
+ * DG_ERR_INVALID_ARG_VALUE. */
+DG_EXPORT int dg_timer_stop(dg_timer *timer);
+
+/* Whether the timer is started. */
+DG_EXPORT bool dg_timer_active(const dg_timer *timer);
+
+/* An active referenced timer keeps the loop alive; unref excludes it. */
+DG_EXPORT void dg_timer_ref(dg_timer *timer);
+DG_EXPORT void dg_timer_unref(dg_timer *timer);
+
+/* Stops and closes a timer; cb (may be NULL) runs from the loop, after
+ * which the timer is freed. Returns 0, DG_ERR_INVALID_ARG_VALUE, or
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING if already closing. */
+DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
