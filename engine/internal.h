@@ -26,6 +26,7 @@ enum dg__op_kind {
     DG__OP_SEND = 2,    /* sendmsg of a dg__send_req */
     DG__OP_TIMEOUT = 3, /* the loop's single timer timeout */
     DG__OP_WAKE = 4,    /* read of the loop's wake-up eventfd */
+    DG__OP_RESOLVER = 5, /* poll or timeout of the loop's resolver */
     DG__OP_KINDS = 8,
 };
 
@@ -108,6 +109,19 @@ void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* ms until the earliest deadline, -1 if none. */
 int dg__timers_next_ms(const dg_loop *loop);
 
+/* ---- Extension hooks ----------------------------------------------------
+ * The resolver (resolver/) plugs into a loop through these, so engine/
+ * never includes resolver internals. Installed on first use. */
+struct dg__loop_ext {
+    /* A completion whose kind is DG__OP_RESOLVER. */
+    void (*on_completion)(dg_loop *loop, const struct io_uring_cqe *cqe);
+    /* Before each io_uring_enter: queue the SQEs the extension needs. */
+    void (*prepare)(dg_loop *loop);
+    /* From dg_loop_close, before anything is freed: cancel, finish every
+     * request exactly once, release the extension's memory. */
+    void (*destroy)(dg_loop *loop);
+};
+
 /* ---- The loop (engine/loop.c, engine/ring.c) --------------------------- */
 struct dg_loop {
     struct io_uring ring;
@@ -121,6 +135,8 @@ struct dg_loop {
     unsigned closing_handles;
     unsigned handle_count;         /* sockets and timers not yet freed */
     unsigned pending_sends;        /* sends whose callback has not run */
+    unsigned pending_requests;     /* other requests that keep the loop alive
+                                      (lookups) */
 
     struct dg__deferred *deferred_head, *deferred_tail;
     struct dg_socket *rearm_head;  /* sockets whose multishot must be re-armed */
@@ -140,6 +156,8 @@ struct dg_loop {
     bool poked;                    /* notify_fd written for work queued outside run */
     bool in_run;
     atomic_bool stop;
+    void *resolver;                /* resolver/ state, NULL until first used */
+    const struct dg__loop_ext *resolver_ext;
     void *data;
 };
 
@@ -216,6 +234,21 @@ void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* Re-arms every socket whose multishot receive ended. */
 void dg__sockets_rearm(dg_loop *loop);
 void dg__send_reqs_free(dg_loop *loop);
+
+/* ---- Name resolution (implemented in resolver/) -------------------------
+ * The socket layer's only door into the resolver. */
+typedef void (*dg__resolve_cb)(void *ctx, int status, const struct sockaddr *addr,
+                               socklen_t addrlen);
+struct dg__resolve_req;
+/* Resolves name for family (AF_INET or AF_INET6) with the loop's resolver.
+ * cb runs exactly once, from the loop and never inside this call: status 0
+ * with the first address (port 0), or a DG_ERR_DNS_* code / negative errno,
+ * or -ECANCELED after dg__resolve_cancel(). *out (may be NULL) is a handle
+ * valid until cb runs. Returns 0, or a negative code and cb never runs. */
+int dg__resolve(dg_loop *loop, const char *name, int family, dg__resolve_cb cb, void *ctx,
+                struct dg__resolve_req **out);
+/* Cancels a pending resolve: its cb runs from the loop with -ECANCELED. */
+void dg__resolve_cancel(struct dg__resolve_req *req);
 
 /* ---- Addresses (engine/address.c) -------------------------------------- */
 /* Parses an IP literal of family (AF_INET/AF_INET6) with port into *out.

@@ -159,12 +159,18 @@ static void on_wake(dg_loop *loop, const struct io_uring_cqe *cqe)
     wake_arm(loop);
 }
 
+static void on_resolver(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    if (loop->resolver_ext)
+        loop->resolver_ext->on_completion(loop, cqe);
+}
+
 typedef void (*completion_fn)(dg_loop *loop, const struct io_uring_cqe *cqe);
 
 static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = dg__timer_on_timeout,
-    [DG__OP_WAKE] = on_wake,
+    [DG__OP_WAKE] = on_wake,           [DG__OP_RESOLVER] = on_resolver,
 };
 
 /* Handles the completions in the CQ in batches; buffers the batch used go
@@ -197,8 +203,8 @@ DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
 {
     if (!loop)
         return false;
-    return loop->alive_handles > 0 || loop->pending_sends > 0 || loop->closing_handles > 0 ||
-           loop->deferred_head != NULL;
+    return loop->alive_handles > 0 || loop->pending_sends > 0 || loop->pending_requests > 0 ||
+           loop->closing_handles > 0 || loop->deferred_head != NULL;
 }
 
 void dg__loop_update_time(dg_loop *loop)
@@ -239,6 +245,8 @@ static void prepare_turn(dg_loop *loop)
 {
     dg__sockets_rearm(loop);
     dg__timers_arm(loop);
+    if (loop->resolver_ext)
+        loop->resolver_ext->prepare(loop);
     if (!loop->wake_armed)
         wake_arm(loop);
 }
@@ -405,6 +413,8 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
         return DG_ERR_INVALID_ARG_VALUE;
     if (loop->in_run || loop->handle_count > 0 || loop->deferred_head)
         return DG_ERR_LOOP_BUSY;
+    if (loop->resolver_ext)
+        loop->resolver_ext->destroy(loop);
     cancel_own_ops(loop);
     dg__bufring_destroy(&loop->ring, &loop->bufring);
     if (loop->notify_fd >= 0)

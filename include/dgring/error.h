@@ -53,7 +53,25 @@ extern "C" {
     X(SEND_QUEUE_FULL, -10016, "ERR_SEND_QUEUE_FULL",                                \
       "Too many sends in flight on this loop; wait for send callbacks")              \
     X(KERNEL_UNSUPPORTED, -10017, "ERR_KERNEL_UNSUPPORTED",                          \
-      "The running kernel lacks an io_uring feature dgring requires")
+      "The running kernel lacks an io_uring feature dgring requires")                \
+    /* DNS errors: the names are Node's dns error codes */                           \
+    X(DNS_NODATA, -11001, "ENODATA", "DNS server returned an answer with no data")   \
+    X(DNS_FORMERR, -11002, "EFORMERR", "DNS server claims query was misformatted")   \
+    X(DNS_SERVFAIL, -11003, "ESERVFAIL", "DNS server returned general failure")      \
+    X(DNS_NOTFOUND, -11004, "ENOTFOUND", "Domain name not found")                    \
+    X(DNS_NOTIMP, -11005, "ENOTIMP", "DNS server does not implement the operation")  \
+    X(DNS_REFUSED, -11006, "EREFUSED", "DNS server refused query")                   \
+    X(DNS_BADQUERY, -11007, "EBADQUERY", "Misformatted DNS query")                   \
+    X(DNS_BADNAME, -11008, "EBADNAME", "Misformatted host name")                     \
+    X(DNS_BADFAMILY, -11009, "EBADFAMILY", "Unsupported address family")             \
+    X(DNS_BADRESP, -11010, "EBADRESP", "Misformatted DNS reply")                     \
+    X(DNS_CONNREFUSED, -11011, "ECONNREFUSED", "Could not contact DNS servers")      \
+    X(DNS_TIMEOUT, -11012, "ETIMEOUT", "Timeout while contacting DNS servers")       \
+    X(DNS_EOF, -11013, "EOF", "End of file")                                         \
+    X(DNS_FILE, -11014, "EFILE", "Error reading file")                               \
+    X(DNS_NOMEM, -11015, "ENOMEM", "Out of memory")                                  \
+    X(DNS_DESTRUCTION, -11016, "EDESTRUCTION", "Channel is being destroyed")         \
+    X(DNS_CANCELLED, -11017, "ECANCELLED", "DNS query cancelled")
 
 enum dg_error_code {
 #define DG__ERROR_ENUM(suffix, value, name, text) DG_ERR_##suffix = (value),

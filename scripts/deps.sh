@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs the Debian packages dgring needs that are missing, and nothing
+# else. Usage: scripts/deps.sh build|test|ci
+# Runs as root on Debian 12 (uses sudo when not root and sudo exists).
+set -eu
+
+build_pkgs="gcc libc6-dev pkg-config meson ninja-build liburing-dev libc-ares-dev"
+test_pkgs="$build_pkgs libcriterion-dev iproute2 dnsmasq-base"
+ci_pkgs="$test_pkgs clang"
+
+case "${1:-build}" in
+    build) want=$build_pkgs ;;
+    test) want=$test_pkgs ;;
+    ci) want=$ci_pkgs ;;
+    *) echo "deps.sh: unknown set '$1' (build, test or ci)" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "deps.sh: missing packages:$missing; run as root to install them" >&2
+    exit 1
+fi
+echo "deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
