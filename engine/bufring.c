@@ -25,9 +25,10 @@ int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned cou
     br->count = count;
     br->mask = (unsigned)io_uring_buf_ring_mask(count);
     br->buf_size = buf_size;
+    br->stride = (buf_size + 63u) & ~63u; /* cache-line aligned buffers */
     br->group = group;
     br->ring_bytes = (size_t)count * sizeof(struct io_uring_buf);
-    br->mem_bytes = (size_t)count * buf_size;
+    br->mem_bytes = (size_t)count * br->stride;
 
     br->ring = map_anonymous(br->ring_bytes); /* the kernel wants it page aligned */
     if (!br->ring)

@@ -62,7 +62,15 @@ DG_EXPORT int dg_error_format(const dg_error *err, char *buf, size_t len)
         return DG_ERR_INVALID_ARG_VALUE;
     const char *name = dg_err_name(err->code);
     int n;
-    if (!err->syscall) /* dgring's own errors read as Node's messages do */
+    if (err->code == DG_ERR_SOCKET_BUFFER_SIZE && err->syscall) {
+        /* Node: "...: uv_recv_buffer_size returned EBADF (bad file descriptor)" */
+        char text[128];
+        snprintf(text, sizeof(text), "%s", dg_strerror(err->system_code));
+        if (text[0] >= 'A' && text[0] <= 'Z')
+            text[0] = (char)(text[0] - 'A' + 'a');
+        n = snprintf(buf, len, "%s: %s returned %s (%s)", dg_strerror(err->code), err->syscall,
+                     dg_err_name(err->system_code), text);
+    } else if (!err->syscall) /* dgring's own errors read as Node's messages do */
         n = snprintf(buf, len, "%s", dg_strerror(err->code));
     else if (err->address[0] == '\0')
         n = snprintf(buf, len, "%s %s", err->syscall, name);

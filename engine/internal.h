@@ -47,7 +47,9 @@ struct dg__deferred {
 /* Bytes in front of the payload in each receive buffer: the kernel's
  * io_uring_recvmsg_out header, the sender's name, and control space for
  * SO_RXQ_OVFL's drop counter. */
-#define DG__RECV_NAME_LEN ((unsigned)sizeof(struct sockaddr_in6))
+/* The name area is rounded up to 8 so the control messages after it are
+ * aligned for struct cmsghdr. */
+#define DG__RECV_NAME_LEN ((unsigned)((sizeof(struct sockaddr_in6) + 7u) & ~7u))
 #define DG__RECV_CONTROL_LEN ((unsigned)CMSG_SPACE(sizeof(uint32_t)))
 #define DG__RECV_HEADER_LEN \
     ((unsigned)sizeof(struct io_uring_recvmsg_out) + DG__RECV_NAME_LEN + DG__RECV_CONTROL_LEN)
@@ -60,12 +62,14 @@ struct dg__bufring {
     size_t mem_bytes;
     unsigned count;                 /* power of two */
     unsigned mask;
-    unsigned buf_size;              /* bytes per buffer, 64-byte multiple */
+    unsigned stride;                /* distance between buffers, 64-byte multiple */
+    unsigned buf_size;              /* bytes the kernel may fill per buffer */
     unsigned pending;               /* recycled, not yet published */
     uint16_t group;
     bool registered;
 };
 
+/* count buffers of buf_size bytes, each starting on a 64-byte boundary. */
 int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned count,
                      unsigned buf_size, uint16_t group);
 void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br);
@@ -75,7 +79,7 @@ void dg__bufring_recycle(struct dg__bufring *br, unsigned bid);
 void dg__bufring_commit(struct dg__bufring *br);
 static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsigned bid)
 {
-    return br->mem + (size_t)bid * br->buf_size;
+    return br->mem + (size_t)bid * br->stride;
 }
 
 /* ---- Timers (engine/timer.c) ------------------------------------------- */
@@ -102,7 +106,7 @@ struct dg__timer_heap {
     unsigned cap;
 };
 
-void dg__timers_run_due(dg_loop *loop);
+bool dg__timers_run_due(dg_loop *loop);
 /* Makes the ring's timeout match the earliest deadline (moved only earlier). */
 void dg__timers_arm(dg_loop *loop);
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
@@ -128,7 +132,6 @@ struct dg_loop {
     dg_loop_caps caps;
     dg_loop_options options;
     struct dg__bufring bufring;
-    unsigned recv_payload_max;     /* payload bytes a buffer holds */
 
     /* keep-alive accounting */
     unsigned alive_handles;        /* referenced active sockets and timers */
@@ -140,6 +143,7 @@ struct dg_loop {
 
     struct dg__deferred *deferred_head, *deferred_tail;
     struct dg_socket *rearm_head;  /* sockets whose multishot must be re-armed */
+    struct dg_socket *sockets;     /* every socket not yet freed */
     struct dg__send_req *free_reqs;
 
     struct dg__timer_heap timers;
@@ -172,35 +176,85 @@ void dg__defer(dg_loop *loop, struct dg__deferred *node, void (*run)(struct dg__
 void dg__loop_poke(dg_loop *loop);
 void dg__loop_update_time(dg_loop *loop);
 
-/* ---- Sockets (engine/socket.c) ----------------------------------------- */
+/* ---- Socket name resolution (engine/lookup.c) ---------------------------- */
+struct dg__lookup {
+    dg_socket *sock;
+    void (*done)(struct dg__lookup *lk);  /* from the loop, exactly once */
+    int port;
+    int status;                           /* 0, DG_ERR_DNS_*, -errno, -ECANCELED */
+    bool active;                          /* started, done not yet run */
+    bool pending;                         /* a lookup is outstanding */
+    bool user;                            /* ... by the socket's lookup option */
+    bool cancelled;
+    struct dg__resolve_req *req;
+    struct sockaddr_storage addr;         /* the result, with port */
+    socklen_t addrlen;
+    char host[DG_HOSTSTRLEN];
+    struct dg__deferred ev;
+};
+
+/* Resolves host (NULL/"" = the family's default: any for bind, loopback
+ * otherwise) for socket s; done runs from the loop exactly once, and the
+ * socket stays allocated until then. Returns 0, or DG_ERR_INVALID_ADDRESS
+ * (done never runs). */
+int dg__lookup_start(struct dg__lookup *lk, dg_socket *s, const char *host, int port,
+                     bool for_bind, void (*done)(struct dg__lookup *));
+/* Makes an active lookup end with -ECANCELED; no-op otherwise. */
+void dg__lookup_cancel(struct dg__lookup *lk);
+/* The error record for a failed lookup: DNS code, "queryA", host name. */
+void dg__lookup_error(const struct dg__lookup *lk, dg_error *err);
+/* 0 if text can be resolved for s (literal of its family, default, or a
+ * host name), DG_ERR_INVALID_ADDRESS otherwise. */
+int dg__check_address_text(const dg_socket *s, const char *text);
+bool dg__is_host_name(const char *text);
+
+/* ---- Sockets (engine/socket.c, engine/send.c, engine/sockopt.c) ------- */
 enum dg__socket_state {
     DG__UNBOUND,
-    DG__BINDING,  /* bind() done or failed, 'listening'/error not yet emitted */
+    DG__BINDING,  /* resolving, or bind(2) done and 'listening'/error not yet emitted */
     DG__BOUND,
     DG__CLOSING,
     DG__CLOSED,
 };
 
+enum dg__connect_state {
+    DG__DISCONNECTED,
+    DG__CONNECTING,
+    DG__CONNECTED,
+};
+
 struct dg__send_req {
-    struct dg__send_req *next;     /* free list */
+    struct dg__send_req *next;     /* free list, or the socket's send queue */
     struct dg__deferred fail_ev;   /* completion without the kernel */
     int fail_status;
+    bool resolving;                /* lookup in flight: not ready to leave */
+    bool dns_failed;               /* fail_status came from the lookup */
+    bool connected;                /* no destination: the connected peer */
     dg_socket *sock;
     dg_send_cb cb;
     void *cb_data;
     size_t len;
     unsigned char *heap;           /* payload when larger than inline */
+    struct dg__lookup lookup;      /* host-name destinations (and all, with a
+                                      user lookup function) */
     struct msghdr msg;
     struct iovec iov;
     struct sockaddr_storage addr;
     unsigned char inline_buf[1536];
 };
 
+struct dg_abort {
+    bool aborted;
+    dg_socket *sockets;            /* registered, open sockets */
+};
+
 struct dg_socket {
     dg_loop *loop;
+    dg_socket *loop_prev, *loop_next;   /* the loop's sockets (fd ownership checks) */
     int fd;
     dg_socket_type type;
     enum dg__socket_state state;
+    enum dg__connect_state connect_state;
     dg_socket_options options;
     dg_socket_handlers handlers;
     void *data;
@@ -209,16 +263,35 @@ struct dg_socket {
     bool recv_armed;
     bool rearm_queued;
     bool cancel_pending;           /* closing: the cancel SQE still to be queued */
-    unsigned inflight;             /* ring ops that still reference this socket */
+    bool fd_bound;                 /* bind(2) succeeded: sends may leave */
+    unsigned inflight;             /* ring ops, lookups and queued sends naming this socket */
     dg_socket *rearm_next;
     struct msghdr rmsg;            /* template for the multishot recvmsg */
 
+    dg_abort *abort;
+    dg_socket *abort_prev, *abort_next;
+
+    /* bind */
     int bind_status;
-    int bind_port;
-    char bind_address[DG_ADDRSTRLEN];
+    dg_error bind_error;           /* the record for a failed bind */
     dg_bind_cb bind_cb;
     void *bind_data;
+    struct dg__lookup bind_lookup;
     struct dg__deferred bind_ev;
+
+    /* connect */
+    int connect_port;
+    int connect_status;
+    dg_error connect_error;
+    bool connect_resolved;
+    dg_bind_cb connect_cb;
+    void *connect_data;
+    struct dg__lookup connect_lookup;
+    struct dg__deferred connect_ev;
+
+    /* sends waiting for a bind or a lookup, in call order */
+    struct dg__send_req *sendq_head, *sendq_tail;
+    struct dg__deferred sendq_ev;
 
     dg_close_cb close_cb;
     void *close_data;
@@ -233,6 +306,20 @@ void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe);
 void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* Re-arms every socket whose multishot receive ended. */
 void dg__sockets_rearm(dg_loop *loop);
+/* One operation naming the socket ended; the last one of a closing socket
+ * closes its fd and queues the close callback. */
+void dg__socket_op_done(dg_socket *s);
+/* Starts Node's implicit bind of an unbound socket (any address, port 0). */
+void dg__socket_implicit_bind(dg_socket *s);
+bool dg__socket_is_open(const dg_socket *s);
+void dg__socket_emit_error(dg_socket *s, const dg_error *err);
+
+/* send.c */
+/* Sends queued behind a bind or lookup leave (or fail) in order. */
+void dg__sendq_flush(dg_socket *s);
+/* The bind failed or the socket closes: every queued send ends with
+ * status, from the loop (never inside the caller), in order. */
+void dg__sendq_fail(dg_socket *s, int status);
 void dg__send_reqs_free(dg_loop *loop);
 
 /* ---- Name resolution (implemented in resolver/) -------------------------

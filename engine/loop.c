@@ -61,8 +61,9 @@ static int loop_open_resources(dg_loop *loop)
     int ret = dg__ring_init(loop);
     if (ret < 0)
         return ret;
-    unsigned size = (DG__RECV_HEADER_LEN + loop->options.recv_buffer_size + 63u) & ~63u;
-    loop->recv_payload_max = size - DG__RECV_HEADER_LEN;
+    /* The kernel fills at most header + recv_buffer_size bytes, so a
+     * longer datagram is truncated exactly at recv_buffer_size. */
+    unsigned size = DG__RECV_HEADER_LEN + loop->options.recv_buffer_size;
     ret = dg__bufring_init(&loop->ring, &loop->bufring, loop->options.recv_buffers, size,
                            DG__BUF_GROUP);
     if (ret < 0) {
@@ -123,13 +124,14 @@ void dg__defer(dg_loop *loop, struct dg__deferred *node, void (*run)(struct dg__
 }
 
 /* Runs what was queued before this call; what those callbacks queue runs
- * next turn, so a callback that keeps deferring cannot starve the ring. */
-static void run_deferred(dg_loop *loop)
+ * next turn, so a callback that keeps deferring cannot starve the ring.
+ * Returns whether anything ran. */
+static bool run_deferred(dg_loop *loop)
 {
     struct dg__deferred *node = loop->deferred_head;
     struct dg__deferred *last = loop->deferred_tail;
     if (!node)
-        return;
+        return false;
     loop->deferred_head = NULL;
     loop->deferred_tail = NULL;
     for (;;) {
@@ -141,6 +143,7 @@ static void run_deferred(dg_loop *loop)
             break;
         node = next;
     }
+    return true;
 }
 
 /* ---- Completions ------------------------------------------------------- */
@@ -173,14 +176,19 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_WAKE] = on_wake,           [DG__OP_RESOLVER] = on_resolver,
 };
 
-/* Handles the completions in the CQ in batches; buffers the batch used go
- * back to the kernel with one commit per batch. Returns how many ran. */
+/* Handles the completions that are in the CQ on entry, in batches; the
+ * buffers a batch used go back to the kernel with one commit per batch.
+ * Completions posted meanwhile (a callback's sends flushed early complete
+ * at once) wait for the next turn, so timers, deferred callbacks and stop
+ * requests always get their turn. Returns how many ran. */
 static unsigned process_completions(dg_loop *loop)
 {
+    unsigned budget = io_uring_cq_ready(&loop->ring);
     unsigned total = 0;
-    for (;;) {
+    while (total < budget) {
         struct io_uring_cqe *cqes[DG__CQE_BATCH];
-        unsigned n = io_uring_peek_batch_cqe(&loop->ring, cqes, DG__CQE_BATCH);
+        unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
+        unsigned n = io_uring_peek_batch_cqe(&loop->ring, cqes, want);
         if (n == 0)
             break;
         for (unsigned i = 0; i < n; i++) {
@@ -191,8 +199,6 @@ static unsigned process_completions(dg_loop *loop)
         io_uring_cq_advance(&loop->ring, n);
         dg__bufring_commit(&loop->bufring);
         total += n;
-        if (n < DG__CQE_BATCH)
-            break;
     }
     return total;
 }
@@ -255,10 +261,12 @@ static int turn(dg_loop *loop, bool may_block)
 {
     drain_notify(loop);
     dg__loop_update_time(loop);
-    dg__timers_run_due(loop);
-    run_deferred(loop);
+    bool ran = dg__timers_run_due(loop);
+    ran |= run_deferred(loop);
     prepare_turn(loop);
-    bool block = may_block && loop->deferred_head == NULL && dg_loop_alive(loop) &&
+    /* A turn that already ran callbacks does not sleep (libuv's RUN_ONCE
+     * rule): the caller sees their effects before the loop waits. */
+    bool block = may_block && !ran && loop->deferred_head == NULL && dg_loop_alive(loop) &&
                  !atomic_load_explicit(&loop->stop, memory_order_relaxed);
     int ret = submit_and_wait(loop, block);
     if (ret < 0)

@@ -1,32 +1,36 @@
-/* UDP sockets: creation, bind, the multishot receive, sends and close.
+/* UDP sockets: creation, bind (with fd adoption), the multishot receive,
+ * connect, close and the abort handle. Sends are in send.c, options and
+ * multicast in sockopt.c.
  *
  * Lifetime: a socket is freed only after its close callback ran, and its
- * close callback runs only after every ring operation that names it
- * (s->inflight) has posted its final completion, so a completion never
- * meets freed memory. */
+ * close callback runs only after every operation that names it
+ * (s->inflight: ring operations, lookups, queued sends) has ended, so no
+ * completion ever meets freed memory. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-#define SOCKET_OF(node, field) ((dg_socket *)((char *)(node) - offsetof(dg_socket, field)))
+#define CONTAINER(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
 
 static int socket_family(const dg_socket *s)
 {
     return s->type == DG_UDP4 ? AF_INET : AF_INET6;
 }
 
-static bool socket_is_open(const dg_socket *s)
+bool dg__socket_is_open(const dg_socket *s)
 {
     return s->state == DG__BINDING || s->state == DG__BOUND;
 }
 
-/* A bound, referenced socket keeps the loop alive. */
+/* A bound (or binding), referenced socket keeps the loop alive. */
 static void socket_update_alive(dg_socket *s)
 {
-    bool want = socket_is_open(s) && s->ref;
+    bool want = dg__socket_is_open(s) && s->ref;
     if (want == s->counted)
         return;
     s->counted = want;
@@ -36,65 +40,113 @@ static void socket_update_alive(dg_socket *s)
         s->loop->alive_handles--;
 }
 
-static void socket_emit_error(dg_socket *s, const dg_error *err)
+void dg__socket_emit_error(dg_socket *s, const dg_error *err)
 {
     if (s->handlers.on_error)
         s->handlers.on_error(s, err, s->data);
 }
 
-static void error_with_address(dg_error *err, int code, const char *syscall,
-                               const struct sockaddr *sa, socklen_t len)
+/* Node's exceptionWithHostPort: code, syscall, address and port. */
+static void error_at(dg_error *err, int code, const char *syscall, const struct sockaddr *sa,
+                     socklen_t len)
 {
     dg_address a;
     memset(err, 0, sizeof(*err));
     err->code = code;
     err->syscall = syscall;
     if (sa && dg_address_from_sockaddr(sa, len, &a) == 0) {
-        memcpy(err->address, a.address, sizeof(err->address));
+        snprintf(err->address, sizeof(err->address), "%s", a.address);
         err->port = a.port;
     }
 }
-
-/* ---- Creation ---------------------------------------------------------- */
 
 static int set_int_option(int fd, int level, int name, int value)
 {
     return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
 }
 
+/* ---- Creation ---------------------------------------------------------- */
+
 static int validate_options(const dg_socket_options *o)
 {
     if (o->type != DG_UDP4 && o->type != DG_UDP6)
         return DG_ERR_SOCKET_BAD_TYPE;
-    if (o->flags & ~(DG_SOCKET_REUSE_ADDR | DG_SOCKET_IPV6_ONLY))
+    if (o->flags & ~(DG_SOCKET_REUSE_ADDR | DG_SOCKET_IPV6_ONLY | DG_SOCKET_REUSE_PORT))
         return DG_ERR_INVALID_ARG_VALUE;
     if ((o->flags & DG_SOCKET_IPV6_ONLY) && o->type != DG_UDP6)
         return DG_ERR_INVALID_ARG_VALUE;
     if (o->recv_buffer_size < 0 || o->send_buffer_size < 0)
-        return DG_ERR_SOCKET_BAD_BUFFER_SIZE;
+        return DG_ERR_OUT_OF_RANGE; /* Node: validateUint32 */
     return 0;
 }
 
-/* A blocking fd on purpose: the ring never blocks on it (io_uring tries
- * non-blocking first and polls), and some kernels fail O_NONBLOCK files
- * with EAGAIN instead of polling. */
+/* A blocking fd: the ring never blocks on it (io_uring tries without
+ * waiting first, then polls), and the fd stays usable as the user expects
+ * from dg_socket_fd(). */
 static int open_fd(const dg_socket_options *o)
 {
-    int fd = socket(o->type == DG_UDP4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(socket_family(&(dg_socket){.type = o->type}), SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int ret = 0;
     if (o->flags & DG_SOCKET_REUSE_ADDR)
         ret = set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (ret == 0 && (o->flags & DG_SOCKET_REUSE_PORT))
+        ret = set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (ret == 0 && o->type == DG_UDP6)
         ret = set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, !!(o->flags & DG_SOCKET_IPV6_ONLY));
-    if (ret == 0) /* kernel drop counter on every datagram; optional (2.6.33+) */
+    if (ret == 0) /* the kernel's drop counter on every datagram; optional */
         (void)set_int_option(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
     if (ret < 0) {
         close(fd);
         return ret;
     }
     return fd;
+}
+
+static void loop_link(dg_socket *s)
+{
+    dg_loop *loop = s->loop;
+    s->loop_next = loop->sockets;
+    if (loop->sockets)
+        loop->sockets->loop_prev = s;
+    loop->sockets = s;
+    loop->handle_count++;
+}
+
+static void loop_unlink(dg_socket *s)
+{
+    if (s->loop_prev)
+        s->loop_prev->loop_next = s->loop_next;
+    else
+        s->loop->sockets = s->loop_next;
+    if (s->loop_next)
+        s->loop_next->loop_prev = s->loop_prev;
+    s->loop->handle_count--;
+}
+
+static void abort_link(dg_socket *s, dg_abort *a)
+{
+    s->abort = a;
+    s->abort_prev = NULL;
+    s->abort_next = a->sockets;
+    if (a->sockets)
+        a->sockets->abort_prev = s;
+    a->sockets = s;
+}
+
+static void abort_unlink(dg_socket *s)
+{
+    dg_abort *a = s->abort;
+    if (!a)
+        return;
+    if (s->abort_prev)
+        s->abort_prev->abort_next = s->abort_next;
+    else
+        a->sockets = s->abort_next;
+    if (s->abort_next)
+        s->abort_next->abort_prev = s->abort_prev;
+    s->abort = NULL;
 }
 
 DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
@@ -123,11 +175,14 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
         s->handlers = *handlers;
     s->data = data;
     s->ref = true;
-    s->state = DG__UNBOUND;
     s->rmsg.msg_namelen = DG__RECV_NAME_LEN;
     s->rmsg.msg_controllen = DG__RECV_CONTROL_LEN;
-    loop->handle_count++;
+    loop_link(s);
     *out = s;
+    if (options->signal && options->signal->aborted)
+        dg_socket_close(s, NULL, NULL); /* Node: closed at once, 'close' follows */
+    else if (options->signal)
+        abort_link(s, options->signal);
     return 0;
 }
 
@@ -150,7 +205,9 @@ static void recv_arm(dg_socket *s)
         queue_rearm(s); /* the ring refused a flush; try again next turn */
         return;
     }
-    io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, 0);
+    /* MSG_TRUNC makes the kernel report a truncated datagram's real size
+     * in io_uring_recvmsg_out.payloadlen. */
+    io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, MSG_TRUNC);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = s->loop->bufring.group;
     io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_RECV));
@@ -199,29 +256,27 @@ static void deliver(dg_socket *s, void *buf, int res)
         s->handlers.on_message(s, &m, s->data);
 }
 
-static void socket_op_done(dg_socket *s);
-
 void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
     dg_socket *s = DG__UD_PTR(cqe->user_data);
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (cqe->res >= 0 && socket_is_open(s))
+        if (cqe->res >= 0 && dg__socket_is_open(s))
             deliver(s, dg__bufring_addr(&loop->bufring, bid), cqe->res);
         dg__bufring_recycle(&loop->bufring, bid);
     } else if (cqe->res == -ENOBUFS) {
         s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
-    } else if (cqe->res < 0 && cqe->res != -ECANCELED && socket_is_open(s)) {
+    } else if (cqe->res < 0 && cqe->res != -ECANCELED && dg__socket_is_open(s)) {
         dg_error err = {.code = cqe->res, .syscall = "recvmsg"};
-        socket_emit_error(s, &err);
+        dg__socket_emit_error(s, &err);
     }
     if (more)
         return;
     s->recv_armed = false;
-    if (socket_is_open(s))
+    if (dg__socket_is_open(s))
         queue_rearm(s); /* after this batch's buffers are back in the ring */
-    socket_op_done(s);
+    dg__socket_op_done(s);
 }
 
 static void issue_close_cancel(dg_socket *s);
@@ -235,7 +290,7 @@ void dg__sockets_rearm(dg_loop *loop)
         s->rearm_queued = false;
         if (s->state == DG__CLOSING && s->cancel_pending) {
             issue_close_cancel(s);
-        } else if (socket_is_open(s) && !s->recv_armed) {
+        } else if (dg__socket_is_open(s) && s->fd_bound && !s->recv_armed) {
             s->stats.rx_rearms++;
             recv_arm(s);
         }
@@ -256,6 +311,44 @@ static void rearm_unlink(dg_socket *s)
     s->rearm_queued = false;
 }
 
+/* ---- Connect (the parts bind needs first) ------------------------------- */
+
+static void connect_finish(dg_socket *s, int status, const dg_error *err)
+{
+    dg_bind_cb cb = s->connect_cb;
+    s->connect_cb = NULL;
+    if (status == 0) {
+        s->connect_state = DG__CONNECTED;
+        if (s->handlers.on_connect)
+            s->handlers.on_connect(s, s->data);
+    } else {
+        s->connect_state = DG__DISCONNECTED; /* Node: a failed connect may be retried */
+    }
+    if (cb)
+        cb(s, status, s->connect_data);
+    else if (status < 0 && status != -ECANCELED)
+        dg__socket_emit_error(s, err);
+}
+
+/* connect(2) once both the bind and the peer's address are there; the
+ * connect fails with the bind's error if the implicit bind failed. */
+static void connect_continue(dg_socket *s)
+{
+    if (s->connect_state != DG__CONNECTING || !s->connect_resolved)
+        return;
+    if (s->state == DG__UNBOUND) {
+        connect_finish(s, s->bind_status, &s->bind_error);
+        return;
+    }
+    if (!s->fd_bound)
+        return; /* the bind is still resolving; bind_finish comes back here */
+    struct dg__lookup *lk = &s->connect_lookup;
+    dg_error err;
+    int ret = connect(s->fd, (struct sockaddr *)&lk->addr, lk->addrlen) < 0 ? -errno : 0;
+    error_at(&err, ret, "connect", (struct sockaddr *)&lk->addr, lk->addrlen);
+    connect_finish(s, ret, &err);
+}
+
 /* ---- Bind -------------------------------------------------------------- */
 
 static int apply_buffer_sizes(dg_socket *s)
@@ -268,312 +361,278 @@ static int apply_buffer_sizes(dg_socket *s)
     return ret;
 }
 
-static void bind_finish(struct dg__deferred *node)
+/* Runs from the loop: 'listening' or the error, then whatever waited for
+ * the bind (queued sends, a connect). */
+static void bind_finish(dg_socket *s)
 {
-    dg_socket *s = SOCKET_OF(node, bind_ev);
     int status = s->bind_status;
+    dg_bind_cb cb = s->bind_cb;
+    s->bind_cb = NULL;
     if (s->state == DG__CLOSING) {
-        status = -ECANCELED; /* closed before 'listening': the request ends here */
-    } else if (status == 0) {
+        if (cb) /* closed before 'listening': the request ends here */
+            cb(s, -ECANCELED, s->bind_data);
+        return;
+    }
+    if (status == 0) {
         s->state = DG__BOUND;
         if (s->handlers.on_listening)
             s->handlers.on_listening(s, s->data);
-    } else {
-        s->state = DG__UNBOUND; /* Node: the socket may be bound again */
-        socket_update_alive(s);
+        if (cb)
+            cb(s, 0, s->bind_data);
+        dg__sendq_flush(s);
+        connect_continue(s);
+        return;
     }
-    if (s->bind_cb) {
-        dg_bind_cb cb = s->bind_cb;
-        s->bind_cb = NULL;
+    s->state = DG__UNBOUND; /* Node: the socket may be bound again */
+    socket_update_alive(s);
+    if (cb)
         cb(s, status, s->bind_data);
-    } else if (status < 0 && status != -ECANCELED) {
-        dg_error err = {.code = status, .syscall = "bind", .port = s->bind_port};
-        memcpy(err.address, s->bind_address, sizeof(err.address));
-        socket_emit_error(s, &err);
-    }
+    else
+        dg__socket_emit_error(s, &s->bind_error);
+    dg__sendq_fail(s, status);
+    connect_continue(s);
+}
+
+static void bind_finish_deferred(struct dg__deferred *node)
+{
+    bind_finish(CONTAINER(node, dg_socket, bind_ev));
 }
 
 /* bind(2) and the options Node applies right after it. */
-static int bind_now(dg_socket *s, const struct sockaddr *sa, socklen_t len)
+static void bind_syscall(dg_socket *s, const struct sockaddr *sa, socklen_t len)
 {
     int ret = bind(s->fd, sa, len) < 0 ? -errno : 0;
     if (ret == 0)
         ret = apply_buffer_sizes(s);
-    dg_address a;
-    if (dg_address_from_sockaddr(sa, len, &a) == 0) {
-        memcpy(s->bind_address, a.address, sizeof(s->bind_address));
-        s->bind_port = a.port;
+    error_at(&s->bind_error, ret, "bind", sa, len);
+    s->bind_status = ret;
+    if (ret == 0) {
+        s->fd_bound = true;
+        recv_arm(s);
     }
-    return ret;
 }
 
-/* The socket is BINDING until bind_finish emits 'listening' (status 0) or
- * the error from the loop. */
-static void begin_binding(dg_socket *s, int status, dg_bind_cb cb, void *cb_data)
+static void bind_lookup_done(struct dg__lookup *lk)
 {
-    s->bind_status = status;
+    dg_socket *s = lk->sock;
+    if (lk->status < 0) {
+        s->bind_status = lk->status;
+        dg__lookup_error(lk, &s->bind_error);
+    } else if (s->state != DG__CLOSING) {
+        bind_syscall(s, (struct sockaddr *)&lk->addr, lk->addrlen);
+    }
+    bind_finish(s);
+}
+
+/* UNBOUND -> BINDING. Literals bind now (the outcome still arrives from
+ * the loop); names, and every address when the socket has a lookup
+ * function, are resolved first. */
+static int bind_start(dg_socket *s, const char *address, int port, dg_bind_cb cb, void *cb_data)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    bool literal = !s->options.lookup &&
+                   dg__parse_address(socket_family(s), address, port, true, &ss, &len) == 0;
+    if (!literal) {
+        int ret = dg__lookup_start(&s->bind_lookup, s, address, port, true, bind_lookup_done);
+        if (ret < 0)
+            return ret;
+    }
+    s->state = DG__BINDING;
+    s->bind_status = 0;
     s->bind_cb = cb;
     s->bind_data = cb_data;
-    s->state = DG__BINDING;
     socket_update_alive(s);
-    if (status == 0)
-        recv_arm(s);
-    dg__defer(s->loop, &s->bind_ev, bind_finish);
-}
-
-DG_EXPORT int dg_socket_bind(dg_socket *sock, const char *address, int port, dg_bind_cb cb,
-                             void *cb_data)
-{
-    if (!sock)
-        return DG_ERR_INVALID_ARG_VALUE;
-    if (sock->state >= DG__CLOSING)
-        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    if (sock->state != DG__UNBOUND)
-        return DG_ERR_SOCKET_ALREADY_BOUND;
-    if (port < 0 || port > 65535)
-        return DG_ERR_SOCKET_BAD_PORT;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int ret = dg__parse_address(socket_family(sock), address, port, true, &ss, &len);
-    if (ret < 0)
-        return ret;
-    /* a bind(2) failure is reported from the loop, as Node does */
-    begin_binding(sock, bind_now(sock, (struct sockaddr *)&ss, len), cb, cb_data);
+    if (literal) {
+        bind_syscall(s, (struct sockaddr *)&ss, len);
+        dg__defer(s->loop, &s->bind_ev, bind_finish_deferred);
+    }
     return 0;
 }
 
-/* Node's implicit bind before the first send: the unspecified address and
- * a random port. Unlike an explicit bind its failure is returned to the
- * send that caused it, so the send fails synchronously and nothing is
- * left half-done. */
-static int ensure_bound(dg_socket *s)
-{
-    if (s->state != DG__UNBOUND)
-        return 0;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int ret = dg__parse_address(socket_family(s), NULL, 0, true, &ss, &len);
-    if (ret < 0)
-        return ret;
-    ret = bind_now(s, (struct sockaddr *)&ss, len);
-    if (ret == 0)
-        begin_binding(s, 0, NULL, NULL);
-    return ret;
-}
-
-/* ---- Send -------------------------------------------------------------- */
-
-static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
-{
-    struct dg__send_req *req = loop->free_reqs;
-    if (req)
-        loop->free_reqs = req->next;
-    else if (!(req = malloc(sizeof(*req))))
-        return NULL;
-    memset(req, 0, offsetof(struct dg__send_req, inline_buf));
-    if (len > sizeof(req->inline_buf)) {
-        req->heap = malloc(len);
-        if (!req->heap) {
-            req->next = loop->free_reqs;
-            loop->free_reqs = req;
-            return NULL;
-        }
-    }
-    return req;
-}
-
-static void req_release(dg_loop *loop, struct dg__send_req *req)
-{
-    free(req->heap);
-    req->heap = NULL;
-    req->next = loop->free_reqs;
-    loop->free_reqs = req;
-}
-
-void dg__send_reqs_free(dg_loop *loop)
-{
-    while (loop->free_reqs) {
-        struct dg__send_req *next = loop->free_reqs->next;
-        free(loop->free_reqs);
-        loop->free_reqs = next;
-    }
-}
-
-static void send_complete(struct dg__send_req *req, int res)
-{
-    dg_socket *s = req->sock;
-    dg_loop *loop = s->loop;
-    dg_error err;
-    if (res >= 0) {
-        s->stats.tx_datagrams++;
-        s->stats.tx_bytes += (uint64_t)res;
-    } else {
-        s->stats.tx_errors++;
-        error_with_address(&err, res, "send", (struct sockaddr *)&req->addr,
-                           req->msg.msg_namelen);
-    }
-    s->queue_bytes -= req->len;
-    s->queue_count--;
-    loop->pending_sends--;
-    dg_send_cb cb = req->cb;
-    void *cb_data = req->cb_data;
-    req_release(loop, req);
-    if (cb)
-        cb(s, res, res < 0 ? &err : NULL, cb_data);
-    else if (res < 0)
-        socket_emit_error(s, &err);
-    socket_op_done(s);
-}
-
-void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe)
-{
-    (void)loop;
-    send_complete(DG__UD_PTR(cqe->user_data), cqe->res);
-}
-
-static void send_fail_deferred(struct dg__deferred *node)
-{
-    struct dg__send_req *req =
-        (struct dg__send_req *)((char *)node - offsetof(struct dg__send_req, fail_ev));
-    send_complete(req, req->fail_status);
-}
-
-static void req_fill(struct dg__send_req *req, const struct iovec *iov, int iovcnt,
-                     size_t total, const struct sockaddr *to, socklen_t tolen)
-{
-    unsigned char *dst = req->heap ? req->heap : req->inline_buf;
-    size_t off = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len)
-            memcpy(dst + off, iov[i].iov_base, iov[i].iov_len);
-        off += iov[i].iov_len;
-    }
-    req->len = total;
-    req->iov.iov_base = dst;
-    req->iov.iov_len = total;
-    memcpy(&req->addr, to, tolen);
-    req->msg.msg_name = &req->addr;
-    req->msg.msg_namelen = tolen;
-    req->msg.msg_iov = &req->iov;
-    req->msg.msg_iovlen = 1;
-}
-
-/* Queues one datagram; the kernel sees it at this turn's io_uring_enter. */
-static int send_submit(dg_socket *s, const struct iovec *iov, int iovcnt, size_t total,
-                       const struct sockaddr *to, socklen_t tolen, dg_send_cb cb, void *cb_data)
-{
-    dg_loop *loop = s->loop;
-    if (loop->pending_sends >= loop->options.max_pending_sends)
-        return DG_ERR_SEND_QUEUE_FULL;
-    int ret = ensure_bound(s);
-    if (ret < 0)
-        return ret;
-    struct dg__send_req *req = req_alloc(loop, total);
-    if (!req)
-        return -ENOMEM;
-    req_fill(req, iov, iovcnt, total, to, tolen);
-    req->sock = s;
-    req->cb = cb;
-    req->cb_data = cb_data;
-    if (s->state == DG__BINDING && s->bind_status < 0) {
-        /* The bind this send waits for failed: the send fails with it,
-         * after the bind error, from the loop. */
-        req->fail_status = s->bind_status;
-        dg__defer(loop, &req->fail_ev, send_fail_deferred);
-    } else {
-        struct io_uring_sqe *sqe = dg__get_sqe(loop, &ret);
-        if (!sqe) {
-            req_release(loop, req);
-            return ret;
-        }
-        io_uring_prep_sendmsg(sqe, s->fd, &req->msg, 0);
-        io_uring_sqe_set_data64(sqe, DG__UD(req, DG__OP_SEND));
-    }
-    s->inflight++;
-    s->queue_bytes += total;
-    s->queue_count++;
-    loop->pending_sends++;
-    return 0;
-}
-
-static int check_payload(const struct iovec *iov, int iovcnt, size_t *total)
-{
-    if (iovcnt < 0 || (iovcnt > 0 && !iov))
-        return DG_ERR_INVALID_ARG_VALUE;
-    size_t sum = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        if (!iov[i].iov_base && iov[i].iov_len > 0)
-            return DG_ERR_INVALID_ARG_VALUE;
-        if (iov[i].iov_len > 65535 || sum + iov[i].iov_len > 65535)
-            return -EMSGSIZE; /* no UDP datagram is larger; checked before summing overflows */
-        sum += iov[i].iov_len;
-    }
-    *total = sum;
-    return 0;
-}
-
-static int send_common(dg_socket *s, const struct iovec *iov, int iovcnt,
-                       const struct sockaddr *to, socklen_t tolen, dg_send_cb cb, void *cb_data)
+static int bind_check(const dg_socket *s)
 {
     if (!s)
         return DG_ERR_INVALID_ARG_VALUE;
     if (s->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    size_t total = 0;
-    int ret = check_payload(iov, iovcnt, &total);
+    if (s->state != DG__UNBOUND)
+        return DG_ERR_SOCKET_ALREADY_BOUND;
+    return 0;
+}
+
+DG_EXPORT int dg_socket_bind(dg_socket *sock, const char *address, int port, dg_bind_cb cb,
+                             void *cb_data)
+{
+    int ret = bind_check(sock);
     if (ret < 0)
         return ret;
-    return send_submit(s, iov, iovcnt, total, to, tolen, cb, cb_data);
+    if (port < 0 || port > 65535)
+        return DG_ERR_SOCKET_BAD_PORT;
+    ret = dg__check_address_text(sock, address);
+    if (ret < 0)
+        return ret;
+    return bind_start(sock, address, port, cb, cb_data);
 }
 
-static int parse_destination(const dg_socket *s, int port, const char *address,
-                             struct sockaddr_storage *ss, socklen_t *len)
+void dg__socket_implicit_bind(dg_socket *s)
+{
+    if (s->state == DG__UNBOUND)
+        (void)bind_start(s, NULL, 0, NULL, NULL); /* the default literal cannot fail */
+}
+
+/* ---- Adopting an fd (bind({fd})) ----------------------------------------- */
+
+static int check_adoptable(const dg_socket *s, int fd)
+{
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
+    int type = 0, domain = 0, protocol = 0;
+    socklen_t len = sizeof(int);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return errno == ENOTSOCK ? DG_ERR_INVALID_FD_TYPE : -errno;
+    len = sizeof(int);
+    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+    len = sizeof(int);
+    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len);
+    if (type != SOCK_DGRAM || domain != socket_family(s) || protocol != IPPROTO_UDP)
+        return DG_ERR_INVALID_FD_TYPE;
+    for (const dg_socket *o = s->loop->sockets; o; o = o->loop_next)
+        if (o->fd == fd && o->state < DG__CLOSED)
+            return -EEXIST;
+    return 0;
+}
+
+/* An fd that is not bound yet gets the default address, as libuv's
+ * uv_udp_open + recv_start would. A connected fd stays connected. */
+static int adopt_fd(dg_socket *s, int fd)
+{
+    int ret = check_adoptable(s, fd);
+    if (ret < 0)
+        return ret;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    bool unbound = (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_port == 0) ||
+                   (ss.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&ss)->sin6_port == 0);
+    close(s->fd);
+    s->fd = fd;
+    (void)set_int_option(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+    len = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        s->connect_state = DG__CONNECTED;
+    s->state = DG__BINDING;
+    s->bind_cb = NULL;
+    socket_update_alive(s);
+    if (unbound) {
+        dg__parse_address(socket_family(s), NULL, 0, true, &ss, &len);
+        bind_syscall(s, (struct sockaddr *)&ss, len);
+    } else {
+        s->bind_status = apply_buffer_sizes(s);
+        s->fd_bound = s->bind_status == 0;
+        if (s->fd_bound)
+            recv_arm(s);
+    }
+    dg__defer(s->loop, &s->bind_ev, bind_finish_deferred);
+    return 0;
+}
+
+DG_EXPORT int dg_socket_bind_ex(dg_socket *sock, const dg_bind_options *options, dg_bind_cb cb,
+                                void *cb_data)
+{
+    int ret = bind_check(sock);
+    if (ret < 0)
+        return ret;
+    if (!options)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (options->fd > 0) {
+        ret = adopt_fd(sock, options->fd);
+        if (ret == 0) {
+            sock->bind_cb = cb;
+            sock->bind_data = cb_data;
+        }
+        return ret;
+    }
+    return dg_socket_bind(sock, options->address, options->port, cb, cb_data);
+}
+
+/* ---- Connect ------------------------------------------------------------ */
+
+static void connect_lookup_done(struct dg__lookup *lk)
+{
+    dg_socket *s = lk->sock;
+    if (lk->status < 0) {
+        dg_error err;
+        dg__lookup_error(lk, &err);
+        if (lk->status == -ECANCELED)
+            err.code = -ECANCELED;
+        connect_finish(s, lk->status, &err);
+        return;
+    }
+    s->connect_resolved = true;
+    connect_continue(s); /* or later, when the bind is done */
+}
+
+DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_bind_cb cb,
+                                void *cb_data)
 {
     if (port <= 0 || port > 65535)
-        return DG_ERR_SOCKET_BAD_PORT;
-    return dg__parse_address(socket_family(s), address, port, false, ss, len);
+        return DG_ERR_SOCKET_BAD_PORT; /* Node validates the port before all else */
+    if (!sock)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (sock->state >= DG__CLOSING)
+        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    if (sock->connect_state != DG__DISCONNECTED)
+        return DG_ERR_SOCKET_DGRAM_IS_CONNECTED;
+    int ret = dg__lookup_start(&sock->connect_lookup, sock, address, port, false,
+                               connect_lookup_done);
+    if (ret < 0)
+        return ret;
+    sock->connect_state = DG__CONNECTING;
+    sock->connect_resolved = false;
+    sock->connect_port = port;
+    sock->connect_cb = cb;
+    sock->connect_data = cb_data;
+    dg__socket_implicit_bind(sock);
+    return 0;
 }
 
-DG_EXPORT int dg_socket_sendv(dg_socket *sock, const struct iovec *iov, int iovcnt, int port,
-                              const char *address, dg_send_cb cb, void *cb_data)
+DG_EXPORT int dg_socket_disconnect(dg_socket *sock)
 {
     if (!sock)
         return DG_ERR_INVALID_ARG_VALUE;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int ret = sock->state >= DG__CLOSING ? DG_ERR_SOCKET_DGRAM_NOT_RUNNING
-                                         : parse_destination(sock, port, address, &ss, &len);
-    if (ret < 0)
-        return ret;
-    return send_common(sock, iov, iovcnt, (struct sockaddr *)&ss, len, cb, cb_data);
+    if (sock->state >= DG__CLOSING)
+        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    if (sock->connect_state != DG__CONNECTED)
+        return DG_ERR_SOCKET_DGRAM_NOT_CONNECTED;
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    if (connect(sock->fd, &unspec, sizeof(unspec)) < 0)
+        return -errno;
+    sock->connect_state = DG__DISCONNECTED;
+    return 0;
 }
 
-DG_EXPORT int dg_socket_send(dg_socket *sock, const void *buf, size_t len, int port,
-                             const char *address, dg_send_cb cb, void *cb_data)
+DG_EXPORT int dg_socket_remote_address(const dg_socket *sock, dg_address *out)
 {
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    return dg_socket_sendv(sock, &iov, 1, port, address, cb, cb_data);
-}
-
-DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
-                                const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
-                                void *cb_data)
-{
-    if (!sock || !to)
+    if (!sock || !out)
         return DG_ERR_INVALID_ARG_VALUE;
-    socklen_t need = sock->type == DG_UDP4 ? sizeof(struct sockaddr_in)
-                                           : sizeof(struct sockaddr_in6);
-    if (to->sa_family != socket_family(sock) || tolen < need)
-        return DG_ERR_INVALID_ADDRESS;
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    return send_common(sock, &iov, 1, to, need, cb, cb_data);
+    if (sock->state >= DG__CLOSING)
+        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    if (sock->connect_state != DG__CONNECTED)
+        return DG_ERR_SOCKET_DGRAM_NOT_CONNECTED;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(sock->fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    return dg_address_from_sockaddr((struct sockaddr *)&ss, len, out);
 }
 
-/* ---- Close ------------------------------------------------------------- */
+/* ---- Close --------------------------------------------------------------- */
 
 static void close_finish(struct dg__deferred *node)
 {
-    dg_socket *s = SOCKET_OF(node, close_ev);
+    dg_socket *s = CONTAINER(node, dg_socket, close_ev);
     dg_loop *loop = s->loop;
     s->state = DG__CLOSED;
     rearm_unlink(s);
@@ -582,18 +641,16 @@ static void close_finish(struct dg__deferred *node)
     if (s->close_cb)
         s->close_cb(s, s->close_data);
     loop->closing_handles--;
-    loop->handle_count--;
+    loop_unlink(s);
     free(s);
 }
 
-/* Every ring operation on the fd has ended: the fd can go. */
-static void socket_op_done(dg_socket *s)
+void dg__socket_op_done(dg_socket *s)
 {
     s->inflight--;
     if (s->state != DG__CLOSING || s->inflight > 0)
         return;
     close(s->fd);
-    s->fd = -1;
     dg__defer(s->loop, &s->close_ev, close_finish);
 }
 
@@ -624,17 +681,61 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
     sock->close_cb = cb;
     sock->close_data = cb_data;
     socket_update_alive(sock);
+    abort_unlink(sock);
     sock->loop->closing_handles++;
-    if (sock->inflight > 0) {
+    dg__lookup_cancel(&sock->bind_lookup);
+    dg__lookup_cancel(&sock->connect_lookup);
+    dg__sendq_fail(sock, -ECANCELED);
+    if (sock->recv_armed || sock->inflight > 0)
         issue_close_cancel(sock);
-        return 0;
-    }
-    sock->inflight = 1; /* reuse the common path */
-    socket_op_done(sock);
+    sock->inflight++; /* the close itself, so the common path ends it */
+    dg__socket_op_done(sock);
     return 0;
 }
 
-/* ---- Small accessors --------------------------------------------------- */
+DG_EXPORT int dg_socket_dispose(dg_socket *sock)
+{
+    if (!sock)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (sock->state >= DG__CLOSING)
+        return 0;
+    return dg_socket_close(sock, NULL, NULL);
+}
+
+/* ---- Abort handles ------------------------------------------------------- */
+
+DG_EXPORT int dg_abort_new(dg_abort **out)
+{
+    if (!out)
+        return DG_ERR_INVALID_ARG_VALUE;
+    *out = calloc(1, sizeof(**out));
+    return *out ? 0 : -ENOMEM;
+}
+
+DG_EXPORT void dg_abort_trigger(dg_abort *abort)
+{
+    if (!abort)
+        return;
+    abort->aborted = true;
+    while (abort->sockets)
+        dg_socket_close(abort->sockets, NULL, NULL); /* unlinks it */
+}
+
+DG_EXPORT bool dg_abort_aborted(const dg_abort *abort)
+{
+    return abort && abort->aborted;
+}
+
+DG_EXPORT void dg_abort_free(dg_abort *abort)
+{
+    if (!abort)
+        return;
+    while (abort->sockets)
+        abort_unlink(abort->sockets);
+    free(abort);
+}
+
+/* ---- Small accessors ----------------------------------------------------- */
 
 DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out)
 {
@@ -642,7 +743,7 @@ DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out)
         return DG_ERR_INVALID_ARG_VALUE;
     if (sock->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    if (sock->state == DG__UNBOUND || sock->bind_status < 0)
+    if (!sock->fd_bound)
         return -EBADF; /* Node: getsockname EBADF */
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -653,7 +754,7 @@ DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out)
 
 DG_EXPORT void dg_socket_ref(dg_socket *sock)
 {
-    if (!sock)
+    if (!sock || sock->state >= DG__CLOSING)
         return;
     sock->ref = true;
     socket_update_alive(sock);
@@ -661,7 +762,7 @@ DG_EXPORT void dg_socket_ref(dg_socket *sock)
 
 DG_EXPORT void dg_socket_unref(dg_socket *sock)
 {
-    if (!sock)
+    if (!sock || sock->state >= DG__CLOSING)
         return;
     sock->ref = false;
     socket_update_alive(sock);

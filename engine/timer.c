@@ -218,11 +218,12 @@ DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)
 
 /* Runs timers due now that were started before this call, so a callback
  * that restarts its timer with timeout 0 runs again next turn, not
- * forever within this one. */
-void dg__timers_run_due(dg_loop *loop)
+ * forever within this one. Returns whether any ran. */
+bool dg__timers_run_due(dg_loop *loop)
 {
     struct dg__timer_heap *h = &loop->timers;
     uint64_t started_before = loop->timer_order;
+    bool ran = false;
     while (h->count > 0) {
         dg_timer *t = h->items[0];
         if (t->deadline > loop->now_ms || t->order >= started_before)
@@ -231,7 +232,9 @@ void dg__timers_run_due(dg_loop *loop)
         if (t->repeat > 0)
             timer_activate(t, loop->now_ms + t->repeat);
         t->cb(t, t->data);
+        ran = true;
     }
+    return ran;
 }
 
 static void deadline_to_ts(uint64_t ms, struct __kernel_timespec *ts)

@@ -10,5 +10,6 @@
 #include "dgring/error.h"
 #include "dgring/loop.h"
 #include "dgring/socket.h"
+#include "dgring/resolver.h"
 
 #endif

@@ -54,6 +54,8 @@ extern "C" {
       "Too many sends in flight on this loop; wait for send callbacks")              \
     X(KERNEL_UNSUPPORTED, -10017, "ERR_KERNEL_UNSUPPORTED",                          \
       "The running kernel lacks an io_uring feature dgring requires")                \
+    X(INVALID_FD_TYPE, -10018, "ERR_INVALID_FD_TYPE",                                \
+      "Unsupported fd type: the fd is not a UDP socket of this family")              \
     /* DNS errors: the names are Node's dns error codes */                           \
     X(DNS_NODATA, -11001, "ENODATA", "DNS server returned an answer with no data")   \
     X(DNS_FORMERR, -11002, "EFORMERR", "DNS server claims query was misformatted")   \

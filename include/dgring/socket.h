@@ -32,6 +32,8 @@ typedef enum dg_socket_type {
 
 /* Big enough for any IPv6 text with a %ifname scope, and a NUL. */
 #define DG_ADDRSTRLEN 64
+/* Big enough for any host name (253 characters) and a NUL. */
+#define DG_HOSTSTRLEN 256
 
 /* An address as Node reports it: socket.address(), rinfo. */
 typedef struct dg_address {
@@ -45,14 +47,19 @@ typedef struct dg_address {
 typedef struct dg_error {
     int code;                    /* negative errno or DG_ERR_* */
     const char *syscall;         /* "bind", "send", "recvmsg", ... or NULL */
-    char address[DG_ADDRSTRLEN]; /* "" when there is none */
+    char address[DG_HOSTSTRLEN]; /* "" when there is none; the host name
+                                    for DNS errors */
     int port;                    /* 0 when there is none */
+    int system_code;             /* for DG_ERR_SOCKET_BUFFER_SIZE: the
+                                    negative errno it wraps, else 0 */
 } dg_error;
 
 /* Formats err the way Node's message reads: "bind EADDRINUSE 0.0.0.0:41234",
  * "send EMSGSIZE 127.0.0.1:9", "bind EADDRNOTAVAIL 1.1.1.1" (port 0),
- * "recvmsg ECONNREFUSED" (no address), or the dgring sentence for
- * DG_ERR_* codes. Writes at most len bytes including the NUL and returns
+ * "recvmsg ECONNREFUSED" (no address), "Could not get or set buffer size:
+ * uv_recv_buffer_size returned EBADF (bad file descriptor)" for
+ * DG_ERR_SOCKET_BUFFER_SIZE, or the dgring sentence for other DG_ERR_*
+ * codes without a syscall. Writes at most len bytes including the NUL and returns
  * the length it wanted (like snprintf), or DG_ERR_INVALID_ARG_VALUE. */
 DG_EXPORT int dg_error_format(const dg_error *err, char *buf, size_t len);
 
@@ -82,11 +89,40 @@ typedef struct dg_socket_handlers {
      * failure when bind had no callback, ...). err is valid during the
      * callback. */
     void (*on_error)(dg_socket *sock, const dg_error *err, void *data);
-    void (*reserved[6])(void);
+    /* 'connect': dg_socket_connect() succeeded. */
+    void (*on_connect)(dg_socket *sock, void *data);
+    void (*reserved[5])(void);
 } dg_socket_handlers;
 
 #define DG_SOCKET_REUSE_ADDR 0x1u /* SO_REUSEADDR before bind (reuseAddr) */
 #define DG_SOCKET_IPV6_ONLY 0x2u  /* IPV6_V6ONLY (ipv6Only), udp6 only */
+#define DG_SOCKET_REUSE_PORT 0x4u /* SO_REUSEPORT before bind (reusePort) */
+
+/* Node's lookup option: a user function that resolves host names for one
+ * socket instead of dgring's resolver. It is called for every address the
+ * socket resolves (bind, connect, send), IP literals and the defaults
+ * ("0.0.0.0", "127.0.0.1", "::", "::1") included, as Node does.
+ * It must call done(done_ctx, status, address, family) exactly once, now
+ * or later from the loop's thread: status 0 with an IP literal of the
+ * given family (address is copied), or a negative code (DG_ERR_DNS_* or
+ * -errno) and address NULL. Returning a negative code instead means failure
+ * and done must then not be called. Results always reach the socket from
+ * the loop, never inside the call that started the lookup. */
+typedef void (*dg_lookup_done)(void *done_ctx, int status, const char *address, int family);
+typedef int (*dg_lookup_fn)(dg_socket *sock, const char *host, int family, dg_lookup_done done,
+                            void *done_ctx, void *lookup_data);
+
+/* Node's signal option: an abort handle. Aborting it closes every socket
+ * created with it, as dg_socket_close() would; a socket created with an
+ * already aborted handle is closed at once ('close' follows from the
+ * loop). Aborting after the socket closed does nothing. Loop thread only. */
+typedef struct dg_abort dg_abort;
+DG_EXPORT int dg_abort_new(dg_abort **out);
+/* Closes the sockets still registered. Idempotent. */
+DG_EXPORT void dg_abort_trigger(dg_abort *abort);
+DG_EXPORT bool dg_abort_aborted(const dg_abort *abort);
+/* Frees the handle; sockets still registered forget it. */
+DG_EXPORT void dg_abort_free(dg_abort *abort);
 
 /* createSocket's options. Zero-initialise, then set what you need. */
 typedef struct dg_socket_options {
@@ -95,7 +131,10 @@ typedef struct dg_socket_options {
     unsigned flags;        /* DG_SOCKET_* */
     int recv_buffer_size;  /* SO_RCVBUF applied at bind, 0 = system default */
     int send_buffer_size;  /* SO_SNDBUF applied at bind, 0 = system default */
-    void *reserved[8];
+    dg_lookup_fn lookup;   /* NULL: dgring's resolver */
+    void *lookup_data;     /* passed to lookup */
+    dg_abort *signal;      /* borrowed while the socket is open; may be NULL */
+    void *reserved[5];
 } dg_socket_options;
 
 /* Per-socket counters, for statistics and tests. */
@@ -122,56 +161,184 @@ typedef void (*dg_send_cb)(dg_socket *sock, int status, const dg_error *err, voi
 typedef void (*dg_close_cb)(dg_socket *sock, void *data);
 
 /* Creates a UDP socket (Node's dgram.createSocket). options is copied;
- * handlers is copied; data is passed to every handler.
+ * handlers is copied; data is passed to every handler. The fd is created
+ * now (so dg_socket_fd() works at once) but the socket counts as unbound
+ * until bind or an implicit bind.
  * Returns 0 and sets *out, or DG_ERR_SOCKET_BAD_TYPE,
- * DG_ERR_INVALID_ARG_VALUE (NULL loop/options/out, unknown flags, negative
- * buffer sizes, IPV6_ONLY on udp4), -EMFILE, -ENOMEM. An unbound socket
- * does not keep the loop alive. */
+ * DG_ERR_INVALID_ARG_VALUE (NULL loop/options/out, unknown flags,
+ * IPV6_ONLY on udp4), DG_ERR_OUT_OF_RANGE (negative buffer sizes, Node's
+ * validateUint32), -EMFILE, -ENOMEM. An unbound socket does not keep the
+ * loop alive. With an already aborted options.signal the socket is
+ * returned closing: 'close' follows from the loop. */
 DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
                                const dg_socket_handlers *handlers, void *data,
                                dg_socket **out);
 
-/* Binds to address (an IP literal of the socket's family, copied; NULL or
- * "" means the unspecified address) and port (0 picks a free port), then
- * starts receiving. Asynchronous as in Node: the outcome arrives from the
- * loop, on_listening then cb(sock, 0, cb_data) on success; on failure
- * cb(sock, -errno, cb_data), or on_error with syscall "bind" if cb is NULL,
- * and the socket is unbound again. cb may be NULL.
+/* Addresses: wherever a call takes `const char *address`, it is copied and
+ * may be an IP literal of the socket's family (IPv6 with %scope), a host
+ * name (resolved from the loop, by the socket's lookup option or dgring's
+ * resolver; "localhost" and hosts-file names need no DNS), or NULL/"" for
+ * the default (bind: 0.0.0.0 or ::; send/connect: 127.0.0.1 or ::1).
+ * DG_ERR_INVALID_ADDRESS (synchronous) means a literal of the other family
+ * or text that cannot be a host name; resolution failures (ENOTFOUND, ...)
+ * arrive from the loop like any other error of the call. */
+
+/* Binds to address and port (0 picks a free port), then starts receiving.
+ * Asynchronous as in Node: the outcome arrives from the loop, on_listening
+ * then cb(sock, 0, cb_data) on success; on failure cb(sock, code,
+ * cb_data), or on_error with syscall "bind" (Node's "bind EADDRINUSE
+ * 0.0.0.0:41234") if cb is NULL, and the socket is unbound again, so it
+ * may be bound again. A socket closed before 'listening' gets cb with
+ * -ECANCELED and no on_listening. cb may be NULL.
  * Synchronous errors (nothing changes): DG_ERR_SOCKET_DGRAM_NOT_RUNNING
- * (closed), DG_ERR_SOCKET_ALREADY_BOUND (bound or binding),
- * DG_ERR_SOCKET_BAD_PORT (port < 0 or > 65535), DG_ERR_INVALID_ADDRESS
- * (not a literal of the socket's family), DG_ERR_INVALID_ARG_VALUE. */
+ * (closed), DG_ERR_SOCKET_ALREADY_BOUND (bound or binding, including the
+ * implicit bind of a send), DG_ERR_SOCKET_BAD_PORT (port < 0 or > 65535),
+ * DG_ERR_INVALID_ADDRESS, DG_ERR_INVALID_ARG_VALUE. */
 DG_EXPORT int dg_socket_bind(dg_socket *sock, const char *address, int port, dg_bind_cb cb,
                              void *cb_data);
 
-/* Sends one datagram of len bytes (len may be 0) to address:port.
- * address is an IP literal of the socket's family (copied); NULL or ""
- * means loopback (127.0.0.1 or ::1), as in Node.
+/* bind(options) in Node: port and address as in dg_socket_bind(), or fd
+ * to adopt an existing UDP socket (then port and address are ignored). */
+typedef struct dg_bind_options {
+    int port;
+    const char *address;   /* copied */
+    /* Node's exclusive: whether cluster workers may share the handle.
+     * dgring has no cluster: every socket owns its own fd, so sockets are
+     * always exclusive and the field is accepted for compatibility. For
+     * several processes on one port use DG_SOCKET_REUSE_PORT. */
+    bool exclusive;
+    int fd;                /* > 0: adopt this fd; 0 or -1: none */
+    void *reserved[4];
+} dg_bind_options;
+
+/* bind({port, address, exclusive, fd}). Errors as dg_socket_bind(), and
+ * for fd adoption (synchronous, nothing changes): -EBADF (not an open fd),
+ * DG_ERR_INVALID_FD_TYPE (not a datagram socket of the socket's family),
+ * -EEXIST (the fd belongs to another dgring socket of this process).
+ * An adopted fd gets the socket's buffer-size options, is 'listening' from
+ * the loop, and counts as connected if it was connected already. The
+ * socket owns the fd afterwards and closes it on close. */
+DG_EXPORT int dg_socket_bind_ex(dg_socket *sock, const dg_bind_options *options, dg_bind_cb cb,
+                                void *cb_data);
+
+/* Sends one datagram of len bytes (len may be 0) to address:port (see
+ * "Addresses" above; NULL/"" is loopback). On a connected socket pass port
+ * 0 and address NULL: the datagram goes to the connected peer.
  * The payload is copied before the call returns: the caller may reuse buf
  * at once. An unbound socket is bound to the unspecified address and a
- * random port first (Node's implicit bind; 'listening' follows).
+ * random port first (Node's implicit bind, once; 'listening' follows).
+ * Datagrams leave in call order, also when some wait for a host name.
  * cb (may be NULL) runs exactly once from the loop with the byte count or
- * the error; a send still pending when the socket closes completes with
- * -ECANCELED. Send errors with no cb go to on_error.
- * Synchronous errors: DG_ERR_SOCKET_DGRAM_NOT_RUNNING,
- * DG_ERR_SOCKET_BAD_PORT (port <= 0 or > 65535), DG_ERR_INVALID_ADDRESS,
- * DG_ERR_SEND_QUEUE_FULL (see dg_loop_options.max_pending_sends),
- * DG_ERR_INVALID_ARG_VALUE (buf NULL with len > 0), -EMSGSIZE (len >
- * 65535), errors of the implicit bind, -ENOMEM. */
+ * the error (syscall "send", or the DNS error with the host name); a send
+ * still pending when the socket closes completes with -ECANCELED; a send
+ * waiting for a bind that fails completes with the bind's error. Errors
+ * with no cb go to on_error.
+ * Synchronous errors, checked in this order: DG_ERR_INVALID_ARG_VALUE
+ * (buf NULL with len > 0), DG_ERR_SOCKET_DGRAM_IS_CONNECTED (a destination
+ * on a connected socket), DG_ERR_SOCKET_BAD_PORT (port <= 0 or > 65535 on
+ * an unconnected socket), DG_ERR_INVALID_ADDRESS,
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING, -EMSGSIZE (len > 65535, no UDP datagram
+ * is larger; sizes the kernel refuses, such as 65508..65535 over IPv4,
+ * fail through cb with -EMSGSIZE as in Node), DG_ERR_SEND_QUEUE_FULL (see
+ * dg_loop_options.max_pending_sends), errors of the implicit bind,
+ * -ENOMEM. */
 DG_EXPORT int dg_socket_send(dg_socket *sock, const void *buf, size_t len, int port,
                              const char *address, dg_send_cb cb, void *cb_data);
 
+/* send(buffer, offset, length, ...): sends bytes [offset, offset+length)
+ * of buf (buflen bytes). DG_ERR_BUFFER_OUT_OF_BOUNDS when offset > buflen
+ * or offset + length > buflen; otherwise as dg_socket_send(). */
+DG_EXPORT int dg_socket_send_slice(dg_socket *sock, const void *buf, size_t buflen, size_t offset,
+                                   size_t length, int port, const char *address, dg_send_cb cb,
+                                   void *cb_data);
+
 /* The same with a list of buffers sent as one datagram (Node's send with
- * an array). iov and the bytes it points to are copied. */
+ * an array). iov and the bytes it points to are copied; iovcnt 0 sends one
+ * empty datagram, as Node does for an empty list; iovcnt < 0 or > 1024
+ * gives -EINVAL (libuv's nbufs check). */
 DG_EXPORT int dg_socket_sendv(dg_socket *sock, const struct iovec *iov, int iovcnt, int port,
                               const char *address, dg_send_cb cb, void *cb_data);
 
 /* The same to a socket address (for instance msg->addr of a received
  * datagram, to answer its sender). to is copied. Errors as dg_socket_send,
- * plus DG_ERR_INVALID_ADDRESS for a family the socket cannot reach. */
+ * plus DG_ERR_INVALID_ADDRESS for a family the socket cannot reach and
+ * DG_ERR_SOCKET_DGRAM_IS_CONNECTED on a connected socket. */
 DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
                                 const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
                                 void *cb_data);
+
+/* Node's connect(port, address, cb): associates the socket with
+ * address:port (host name, IP literal, or NULL/"" for loopback), binding it
+ * first if needed. From the loop: on_connect then cb(sock, 0, cb_data); or
+ * on failure (lookup or connect(2)) cb with the error, or on_error with
+ * syscall "connect" if cb is NULL, and the socket is disconnected again.
+ * Synchronous errors: DG_ERR_SOCKET_BAD_PORT (checked first: port <= 0 or
+ * > 65535), DG_ERR_SOCKET_DGRAM_NOT_RUNNING, DG_ERR_SOCKET_DGRAM_IS_CONNECTED
+ * (connecting or connected), DG_ERR_INVALID_ADDRESS (a literal of the other
+ * family). On a connected socket sends take port 0 and address NULL. */
+DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_bind_cb cb,
+                                void *cb_data);
+
+/* Node's disconnect(). Returns 0, DG_ERR_SOCKET_DGRAM_NOT_CONNECTED,
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING, or -errno from connect(AF_UNSPEC). */
+DG_EXPORT int dg_socket_disconnect(dg_socket *sock);
+
+/* Node's remoteAddress(). Returns 0, DG_ERR_SOCKET_DGRAM_NOT_CONNECTED,
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING. */
+DG_EXPORT int dg_socket_remote_address(const dg_socket *sock, dg_address *out);
+
+/* ---- Options ----------------------------------------------------------
+ * Each returns 0 or a negative code: DG_ERR_SOCKET_DGRAM_NOT_RUNNING after
+ * close (dgring checks where Node forgets to), -EBADF on a socket that is
+ * not bound (Node: "setTTL EBADF"), -EINVAL for a value out of range.
+ * The syscall names Node would print are given for dg_error_format. */
+
+/* setBroadcast(flag): SO_BROADCAST. Syscall "setBroadcast". */
+DG_EXPORT int dg_socket_set_broadcast(dg_socket *sock, bool on);
+/* setTTL(ttl): unicast hop limit, 1..255. Syscall "setTTL". */
+DG_EXPORT int dg_socket_set_ttl(dg_socket *sock, int ttl);
+/* setMulticastTTL(ttl): 0..255. Syscall "setMulticastTTL". */
+DG_EXPORT int dg_socket_set_multicast_ttl(dg_socket *sock, int ttl);
+/* setMulticastLoopback(flag). Syscall "setMulticastLoopback". */
+DG_EXPORT int dg_socket_set_multicast_loopback(dg_socket *sock, bool on);
+/* setMulticastInterface(iface): udp4 takes an IPv4 address of a local
+ * interface ("0.0.0.0" = the default choice); udp6 takes "::%ifname" or
+ * "::%index" (the scope names the interface; an unknown name picks the
+ * default). DG_ERR_INVALID_ARG_TYPE for NULL, -EINVAL for text that does
+ * not parse. Syscall "setMulticastInterface". */
+DG_EXPORT int dg_socket_set_multicast_interface(dg_socket *sock, const char *iface);
+
+/* get/set{Recv,Send}BufferSize. The getters return the size (Linux
+ * reports twice what was set) or a negative code. The setters take
+ * size >= 0 (0 only queries); size < 0 gives DG_ERR_SOCKET_BAD_BUFFER_SIZE;
+ * size > INT_MAX, an unbound socket or a failing setsockopt give
+ * DG_ERR_SOCKET_BUFFER_SIZE, and if err is not NULL it receives the record
+ * (system_code -EINVAL/-EBADF, syscall "uv_recv_buffer_size" or
+ * "uv_send_buffer_size") whose dg_error_format() is Node's message. */
+DG_EXPORT int dg_socket_get_recv_buffer_size(const dg_socket *sock, dg_error *err);
+DG_EXPORT int dg_socket_get_send_buffer_size(const dg_socket *sock, dg_error *err);
+DG_EXPORT int dg_socket_set_recv_buffer_size(dg_socket *sock, long long size, dg_error *err);
+DG_EXPORT int dg_socket_set_send_buffer_size(dg_socket *sock, long long size, dg_error *err);
+
+/* ---- Multicast --------------------------------------------------------
+ * addMembership(group, iface) / dropMembership: group is an IPv4 or IPv6
+ * multicast literal (copied); iface NULL lets the kernel choose (IPv4: an
+ * interface address; IPv6: an interface name or index). An unbound socket
+ * is first bound as send() would (any address, random port).
+ * Errors: DG_ERR_MISSING_ARGS (group NULL or ""), DG_ERR_SOCKET_DGRAM_NOT_RUNNING,
+ * -EINVAL (group or iface does not parse, or is of the other family),
+ * -EADDRNOTAVAIL (drop of a group never joined), other -errno from
+ * setsockopt. Syscalls "addMembership"/"dropMembership". */
+DG_EXPORT int dg_socket_add_membership(dg_socket *sock, const char *group, const char *iface);
+DG_EXPORT int dg_socket_drop_membership(dg_socket *sock, const char *group, const char *iface);
+/* Source-specific: receive group traffic from source only. Errors as
+ * above, plus DG_ERR_INVALID_ARG_TYPE for a NULL source or group (Node's
+ * "sourceAddress"/"groupAddress" type checks). Syscalls
+ * "addSourceSpecificMembership"/"dropSourceSpecificMembership". */
+DG_EXPORT int dg_socket_add_source_specific_membership(dg_socket *sock, const char *source,
+                                                       const char *group, const char *iface);
+DG_EXPORT int dg_socket_drop_source_specific_membership(dg_socket *sock, const char *source,
+                                                        const char *group, const char *iface);
 
 /* Node's socket.address(): the bound address. Returns 0, -EBADF if not
  * bound, DG_ERR_SOCKET_DGRAM_NOT_RUNNING if closed. */
@@ -190,8 +357,14 @@ DG_EXPORT int dg_address_from_sockaddr(const struct sockaddr *sa, socklen_t len,
  * Returns 0, or DG_ERR_SOCKET_DGRAM_NOT_RUNNING if already closing. */
 DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data);
 
+/* Node's [Symbol.asyncDispose]: closes the socket if it is open, and is a
+ * no-op returning 0 on a socket that is already closing. (Like every call,
+ * not valid after the close callback has run: the socket is freed then.) */
+DG_EXPORT int dg_socket_dispose(dg_socket *sock);
+
 /* A bound, referenced socket keeps the loop alive; unref excludes it
- * (pending sends still do). Both are idempotent. */
+ * (pending sends still do). Both are idempotent, and no-ops on a closing
+ * socket. */
 DG_EXPORT void dg_socket_ref(dg_socket *sock);
 DG_EXPORT void dg_socket_unref(dg_socket *sock);
 DG_EXPORT bool dg_socket_has_ref(const dg_socket *sock);

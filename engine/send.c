@@ -1,0 +1,359 @@
+/* The send path: argument checks in Node's order, the payload copy, the
+ * per-socket queue that keeps datagrams in call order while a bind or a
+ * host-name lookup is pending, and completion with exactly one callback.
+ *
+ * A send request leaves for the ring at once when nothing is queued ahead
+ * of it and the socket's fd is bound; otherwise it waits in the socket's
+ * send queue, which dg__sendq_flush() empties from the loop. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DG__MAX_IOV 1024 /* IOV_MAX on Linux */
+
+static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
+{
+    struct dg__send_req *req = loop->free_reqs;
+    if (req)
+        loop->free_reqs = req->next;
+    else if (!(req = malloc(sizeof(*req))))
+        return NULL;
+    memset(req, 0, offsetof(struct dg__send_req, inline_buf));
+    if (len > sizeof(req->inline_buf)) {
+        req->heap = malloc(len);
+        if (!req->heap) {
+            req->next = loop->free_reqs;
+            loop->free_reqs = req;
+            return NULL;
+        }
+    }
+    return req;
+}
+
+static void req_release(dg_loop *loop, struct dg__send_req *req)
+{
+    free(req->heap);
+    req->heap = NULL;
+    req->next = loop->free_reqs;
+    loop->free_reqs = req;
+}
+
+void dg__send_reqs_free(dg_loop *loop)
+{
+    while (loop->free_reqs) {
+        struct dg__send_req *next = loop->free_reqs->next;
+        free(loop->free_reqs);
+        loop->free_reqs = next;
+    }
+}
+
+/* The error record Node builds for a failed send. */
+static void send_error(const struct dg__send_req *req, int res, dg_error *err)
+{
+    if (req->dns_failed) {
+        dg__lookup_error(&req->lookup, err);
+        return;
+    }
+    dg_address a;
+    memset(err, 0, sizeof(*err));
+    err->code = res;
+    err->syscall = "send";
+    if (!req->connected &&
+        dg_address_from_sockaddr((const struct sockaddr *)&req->addr, req->msg.msg_namelen,
+                                 &a) == 0) {
+        snprintf(err->address, sizeof(err->address), "%s", a.address);
+        err->port = a.port;
+    }
+}
+
+/* Ends a request: counters, the callback (or on_error), then the socket's
+ * reference. Always runs from the loop. */
+static void send_complete(struct dg__send_req *req, int res)
+{
+    dg_socket *s = req->sock;
+    dg_loop *loop = s->loop;
+    dg_error err;
+    if (res >= 0) {
+        s->stats.tx_datagrams++;
+        s->stats.tx_bytes += (uint64_t)res;
+    } else {
+        s->stats.tx_errors++;
+        send_error(req, res, &err);
+    }
+    s->queue_bytes -= req->len;
+    s->queue_count--;
+    loop->pending_sends--;
+    dg_send_cb cb = req->cb;
+    void *cb_data = req->cb_data;
+    req_release(loop, req);
+    if (cb)
+        cb(s, res, res < 0 ? &err : NULL, cb_data);
+    else if (res < 0)
+        dg__socket_emit_error(s, &err);
+    dg__socket_op_done(s);
+}
+
+void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    (void)loop;
+    send_complete(DG__UD_PTR(cqe->user_data), cqe->res);
+}
+
+/* One SQE; the kernel sees it at this turn's io_uring_enter. */
+static int req_submit(struct dg__send_req *req)
+{
+    dg_socket *s = req->sock;
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_sendmsg(sqe, s->fd, &req->msg, 0);
+    io_uring_sqe_set_data64(sqe, DG__UD(req, DG__OP_SEND));
+    return 0;
+}
+
+static void sendq_push(dg_socket *s, struct dg__send_req *req)
+{
+    req->next = NULL;
+    if (s->sendq_tail)
+        s->sendq_tail->next = req;
+    else
+        s->sendq_head = req;
+    s->sendq_tail = req;
+}
+
+static struct dg__send_req *sendq_pop(dg_socket *s)
+{
+    struct dg__send_req *req = s->sendq_head;
+    s->sendq_head = req->next;
+    if (!s->sendq_head)
+        s->sendq_tail = NULL;
+    return req;
+}
+
+void dg__sendq_flush(dg_socket *s)
+{
+    while (s->sendq_head && !s->sendq_head->resolving) {
+        struct dg__send_req *head = s->sendq_head;
+        int status = head->fail_status;
+        if (status == 0 && !s->fd_bound)
+            break; /* waiting for the bind */
+        sendq_pop(s);
+        if (status == 0)
+            status = req_submit(head);
+        if (status < 0)
+            send_complete(head, status);
+    }
+}
+
+static void sendq_flush_deferred(struct dg__deferred *node)
+{
+    dg__sendq_flush((dg_socket *)((char *)node - offsetof(dg_socket, sendq_ev)));
+}
+
+void dg__sendq_fail(dg_socket *s, int status)
+{
+    for (struct dg__send_req *req = s->sendq_head; req; req = req->next) {
+        if (req->fail_status == 0)
+            req->fail_status = status;
+        if (req->resolving)
+            dg__lookup_cancel(&req->lookup);
+    }
+    if (s->sendq_head)
+        dg__defer(s->loop, &s->sendq_ev, sendq_flush_deferred);
+}
+
+static void send_lookup_done(struct dg__lookup *lk)
+{
+    struct dg__send_req *req =
+        (struct dg__send_req *)((char *)lk - offsetof(struct dg__send_req, lookup));
+    req->resolving = false;
+    if (req->fail_status == 0 && lk->status < 0) {
+        req->fail_status = lk->status;
+        req->dns_failed = lk->status != -ECANCELED;
+    } else if (req->fail_status == 0) {
+        memcpy(&req->addr, &lk->addr, lk->addrlen);
+        req->msg.msg_namelen = lk->addrlen;
+    }
+    dg__sendq_flush(req->sock);
+}
+
+/* Where a datagram goes: the connected peer, a socket address, or text to
+ * parse or resolve with a port. */
+struct destination {
+    const struct sockaddr *sa;
+    socklen_t salen;
+    const char *text;
+    int port;
+    bool connected;
+};
+
+static void req_fill(struct dg__send_req *req, const struct iovec *iov, int iovcnt,
+                     size_t total)
+{
+    unsigned char *dst = req->heap ? req->heap : req->inline_buf;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len)
+            memcpy(dst + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    req->len = total;
+    req->iov.iov_base = dst;
+    req->iov.iov_len = total;
+    req->msg.msg_iov = &req->iov;
+    req->msg.msg_iovlen = 1;
+}
+
+/* Fills the destination, or starts its lookup (then the request waits). */
+static int req_destination(struct dg__send_req *req, const struct destination *d)
+{
+    dg_socket *s = req->sock;
+    req->connected = d->connected;
+    if (d->connected)
+        return 0; /* msg_name stays NULL */
+    req->msg.msg_name = &req->addr;
+    if (d->sa) {
+        memcpy(&req->addr, d->sa, d->salen);
+        req->msg.msg_namelen = d->salen;
+        return 0;
+    }
+    int family = s->type == DG_UDP4 ? AF_INET : AF_INET6;
+    if (!s->options.lookup &&
+        dg__parse_address(family, d->text, d->port, false, &req->addr, &req->msg.msg_namelen) == 0)
+        return 0;
+    req->resolving = true;
+    int ret = dg__lookup_start(&req->lookup, s, d->text, d->port, false, send_lookup_done);
+    if (ret < 0)
+        req->resolving = false;
+    return ret;
+}
+
+static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_t total,
+                        const struct destination *d, dg_send_cb cb, void *cb_data)
+{
+    dg_loop *loop = s->loop;
+    if (loop->pending_sends >= loop->options.max_pending_sends)
+        return DG_ERR_SEND_QUEUE_FULL;
+    struct dg__send_req *req = req_alloc(loop, total);
+    if (!req)
+        return -ENOMEM;
+    req->sock = s;
+    req->cb = cb;
+    req->cb_data = cb_data;
+    req_fill(req, iov, iovcnt, total);
+    int ret = req_destination(req, d);
+    if (ret < 0) {
+        req_release(loop, req);
+        return ret;
+    }
+    dg__socket_implicit_bind(s);
+    if (!req->resolving && !s->sendq_head && s->fd_bound) {
+        ret = req_submit(req);
+        if (ret < 0) {
+            req_release(loop, req);
+            return ret;
+        }
+    } else {
+        sendq_push(s, req);
+    }
+    s->inflight++;
+    s->queue_bytes += total;
+    s->queue_count++;
+    loop->pending_sends++;
+    return 0;
+}
+
+static int check_payload(const struct iovec *iov, int iovcnt, size_t *total)
+{
+    if (iovcnt < 0 || iovcnt > DG__MAX_IOV)
+        return -EINVAL;
+    if (iovcnt > 0 && !iov)
+        return DG_ERR_INVALID_ARG_VALUE;
+    size_t sum = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len > 0)
+            return DG_ERR_INVALID_ARG_VALUE;
+        if (iov[i].iov_len > 65535 || sum + iov[i].iov_len > 65535)
+            return -EMSGSIZE; /* no UDP datagram is larger; checked before a sum could wrap */
+        sum += iov[i].iov_len;
+    }
+    *total = sum;
+    return 0;
+}
+
+/* Node's order: the payload, then the destination against the connect
+ * state, then whether the socket still runs. */
+static int send_checked(dg_socket *s, const struct iovec *iov, int iovcnt,
+                        struct destination *d, dg_send_cb cb, void *cb_data)
+{
+    if (!s)
+        return DG_ERR_INVALID_ARG_VALUE;
+    size_t total = 0;
+    int ret = check_payload(iov, iovcnt, &total);
+    if (ret < 0)
+        return ret;
+    bool has_dest = d->sa || d->port != 0 || d->text != NULL;
+    if (s->connect_state == DG__CONNECTED) {
+        if (has_dest)
+            return DG_ERR_SOCKET_DGRAM_IS_CONNECTED;
+        d->connected = true;
+    } else if (!d->sa) {
+        if (d->port <= 0 || d->port > 65535)
+            return DG_ERR_SOCKET_BAD_PORT;
+        ret = dg__check_address_text(s, d->text);
+        if (ret < 0)
+            return ret;
+    }
+    if (s->state >= DG__CLOSING)
+        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    return send_enqueue(s, iov, iovcnt, total, d, cb, cb_data);
+}
+
+DG_EXPORT int dg_socket_sendv(dg_socket *sock, const struct iovec *iov, int iovcnt, int port,
+                              const char *address, dg_send_cb cb, void *cb_data)
+{
+    struct destination d = {.text = address, .port = port};
+    return send_checked(sock, iov, iovcnt, &d, cb, cb_data);
+}
+
+DG_EXPORT int dg_socket_send(dg_socket *sock, const void *buf, size_t len, int port,
+                             const char *address, dg_send_cb cb, void *cb_data)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    return dg_socket_sendv(sock, &iov, 1, port, address, cb, cb_data);
+}
+
+DG_EXPORT int dg_socket_send_slice(dg_socket *sock, const void *buf, size_t buflen, size_t offset,
+                                   size_t length, int port, const char *address, dg_send_cb cb,
+                                   void *cb_data)
+{
+    if (!buf && buflen > 0)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (offset > buflen || length > buflen - offset)
+        return DG_ERR_BUFFER_OUT_OF_BOUNDS;
+    const char *base = buf ? (const char *)buf + offset : NULL;
+    return dg_socket_send(sock, base, length, port, address, cb, cb_data);
+}
+
+DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
+                                const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
+                                void *cb_data)
+{
+    if (!sock || !to)
+        return DG_ERR_INVALID_ARG_VALUE;
+    socklen_t need = sock->type == DG_UDP4 ? sizeof(struct sockaddr_in)
+                                           : sizeof(struct sockaddr_in6);
+    if (to->sa_family != (sock->type == DG_UDP4 ? AF_INET : AF_INET6) || tolen < need)
+        return DG_ERR_INVALID_ADDRESS;
+    if (((const struct sockaddr_in *)to)->sin_port == 0) /* same offset in sockaddr_in6 */
+        return sock->connect_state == DG__CONNECTED ? DG_ERR_SOCKET_DGRAM_IS_CONNECTED
+                                                    : DG_ERR_SOCKET_BAD_PORT;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct destination d = {.sa = to, .salen = need};
+    return send_checked(sock, &iov, 1, &d, cb, cb_data);
+}
