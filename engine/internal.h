@@ -27,6 +27,7 @@ enum dg__op_kind {
     DG__OP_TIMEOUT = 3, /* the loop's single timer timeout */
     DG__OP_WAKE = 4,    /* read of the loop's wake-up eventfd */
     DG__OP_RESOLVER = 5, /* poll or timeout of the loop's resolver */
+    DG__OP_SEND_GSO = 6, /* one sendmsg carrying a run of datagrams (UDP_SEGMENT) */
     DG__OP_KINDS = 8,
 };
 
@@ -46,11 +47,11 @@ struct dg__deferred {
 
 /* Bytes in front of the payload in each receive buffer: the kernel's
  * io_uring_recvmsg_out header, the sender's name, and control space for
- * SO_RXQ_OVFL's drop counter. */
+ * SO_RXQ_OVFL's drop counter and UDP_GRO's segment size. */
 /* The name area is rounded up to 8 so the control messages after it are
  * aligned for struct cmsghdr. */
 #define DG__RECV_NAME_LEN ((unsigned)((sizeof(struct sockaddr_in6) + 7u) & ~7u))
-#define DG__RECV_CONTROL_LEN ((unsigned)CMSG_SPACE(sizeof(uint32_t)))
+#define DG__RECV_CONTROL_LEN ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))))
 #define DG__RECV_HEADER_LEN \
     ((unsigned)sizeof(struct io_uring_recvmsg_out) + DG__RECV_NAME_LEN + DG__RECV_CONTROL_LEN)
 
@@ -144,6 +145,8 @@ struct dg_loop {
     struct dg__deferred *deferred_head, *deferred_tail;
     struct dg_socket *rearm_head;  /* sockets whose multishot must be re-armed */
     struct dg_socket *sockets;     /* every socket not yet freed */
+    struct dg_socket *run_head;    /* sockets with a GSO run to hand to the ring */
+    struct dg__gso_req *free_gso;
     struct dg__send_req *free_reqs;
 
     struct dg__timer_heap timers;
@@ -243,6 +246,22 @@ struct dg__send_req {
     unsigned char inline_buf[1536];
 };
 
+/* A run of equal-size datagrams to one destination, sent as one sendmsg
+ * with UDP_SEGMENT (GSO): the kernel splits it into the datagrams. */
+#define DG__GSO_MAX_SEGMENTS 64
+struct dg__gso_req {
+    struct dg__gso_req *next;      /* free list */
+    dg_socket *sock;
+    struct dg__send_req *children; /* the datagrams, in order, via ->next */
+    unsigned count;
+    struct msghdr msg;
+    struct iovec iov[DG__GSO_MAX_SEGMENTS];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } control;
+};
+
 struct dg_abort {
     bool aborted;
     dg_socket *sockets;            /* registered, open sockets */
@@ -280,14 +299,18 @@ struct dg_socket {
     struct dg__deferred bind_ev;
 
     /* connect */
-    int connect_port;
-    int connect_status;
-    dg_error connect_error;
     bool connect_resolved;
     dg_bind_cb connect_cb;
     void *connect_data;
     struct dg__lookup connect_lookup;
-    struct dg__deferred connect_ev;
+
+    /* the GSO run being built this turn (sends not yet handed to the ring) */
+    struct dg__send_req *run_head, *run_tail;
+    unsigned run_count;
+    bool gso_off;                  /* DG_SOCKET_NO_GSO, or the kernel refused it */
+    bool gro;                      /* UDP_GRO on: buffers may hold several datagrams */
+    bool run_queued;
+    dg_socket *run_next;           /* the loop's sockets with a run */
 
     /* sends waiting for a bind or a lookup, in call order */
     struct dg__send_req *sendq_head, *sendq_tail;
@@ -321,6 +344,11 @@ void dg__sendq_flush(dg_socket *s);
  * status, from the loop (never inside the caller), in order. */
 void dg__sendq_fail(dg_socket *s, int status);
 void dg__send_reqs_free(dg_loop *loop);
+/* Hands every socket's pending run to the ring (before each enter). */
+void dg__send_runs_flush(dg_loop *loop);
+/* Hands one socket's run to the ring (before a close cancels its ops). */
+void dg__send_run_flush(dg_socket *s);
+void dg__socket_on_send_gso(dg_loop *loop, const struct io_uring_cqe *cqe);
 
 /* ---- Name resolution (implemented in resolver/) -------------------------
  * The socket layer's only door into the resolver. */

@@ -174,6 +174,7 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = dg__timer_on_timeout,
     [DG__OP_WAKE] = on_wake,           [DG__OP_RESOLVER] = on_resolver,
+    [DG__OP_SEND_GSO] = dg__socket_on_send_gso,
 };
 
 /* Handles the completions that are in the CQ on entry, in batches; the
@@ -249,6 +250,7 @@ static int submit_and_wait(dg_loop *loop, bool block)
 
 static void prepare_turn(dg_loop *loop)
 {
+    dg__send_runs_flush(loop);
     dg__sockets_rearm(loop);
     dg__timers_arm(loop);
     if (loop->resolver_ext)

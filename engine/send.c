@@ -7,6 +7,7 @@
  * send queue, which dg__sendq_flush() empties from the loop. */
 #include <errno.h>
 #include <limits.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,11 @@ void dg__send_reqs_free(dg_loop *loop)
         struct dg__send_req *next = loop->free_reqs->next;
         free(loop->free_reqs);
         loop->free_reqs = next;
+    }
+    while (loop->free_gso) {
+        struct dg__gso_req *next = loop->free_gso->next;
+        free(loop->free_gso);
+        loop->free_gso = next;
     }
 }
 
@@ -116,6 +122,168 @@ static int req_submit(struct dg__send_req *req)
     return 0;
 }
 
+/* ---- GSO runs ------------------------------------------------------------
+ * Sends that are ready to leave are appended to the socket's run; a run
+ * holds datagrams of one size to one destination and goes to the ring as
+ * a single UDP_SEGMENT sendmsg before the turn's io_uring_enter. Anything
+ * that does not fit ends the run first, so datagrams keep their order. */
+
+static size_t gso_limit(const dg_socket *s)
+{
+    return s->type == DG_UDP4 ? 65507 : 65527; /* largest UDP payload */
+}
+
+static bool run_accepts(const dg_socket *s, const struct dg__send_req *req)
+{
+    const struct dg__send_req *head = s->run_head;
+    if (req->len != head->len || req->connected != head->connected ||
+        s->run_count >= DG__GSO_MAX_SEGMENTS || (s->run_count + 1) * req->len > gso_limit(s))
+        return false;
+    return req->connected || (req->msg.msg_namelen == head->msg.msg_namelen &&
+                              memcmp(&req->addr, &head->addr, req->msg.msg_namelen) == 0);
+}
+
+static struct dg__gso_req *gso_alloc(dg_loop *loop)
+{
+    struct dg__gso_req *g = loop->free_gso;
+    if (g)
+        loop->free_gso = g->next;
+    else if (!(g = malloc(sizeof(*g))))
+        return NULL;
+    memset(g, 0, offsetof(struct dg__gso_req, iov));
+    return g;
+}
+
+static void gso_release(dg_loop *loop, struct dg__gso_req *g)
+{
+    g->next = loop->free_gso;
+    loop->free_gso = g;
+}
+
+/* One sendmsg for the whole run; the kernel cuts it into datagrams of
+ * the first one's size. */
+static int gso_submit(dg_socket *s, struct dg__send_req *head, unsigned count)
+{
+    struct dg__gso_req *g = gso_alloc(s->loop);
+    if (!g)
+        return -ENOMEM;
+    g->sock = s;
+    g->children = head;
+    g->count = count;
+    unsigned i = 0;
+    for (struct dg__send_req *r = head; r; r = r->next)
+        g->iov[i++] = r->iov;
+    g->msg = head->msg;
+    g->msg.msg_iov = g->iov;
+    g->msg.msg_iovlen = count;
+    g->msg.msg_control = g->control.buf;
+    g->msg.msg_controllen = sizeof(g->control.buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&g->msg);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t seg = (uint16_t)head->len;
+    memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
+    if (!sqe) {
+        gso_release(s->loop, g);
+        return err;
+    }
+    io_uring_prep_sendmsg(sqe, s->fd, &g->msg, 0);
+    io_uring_sqe_set_data64(sqe, DG__UD(g, DG__OP_SEND_GSO));
+    return 0;
+}
+
+static void sendq_fail_one(dg_socket *s, struct dg__send_req *req, int status);
+
+/* Sends the requests of a list one by one; a request the ring refuses
+ * fails through its callback, from the loop. */
+static void submit_each(struct dg__send_req *req)
+{
+    while (req) {
+        struct dg__send_req *next = req->next;
+        req->next = NULL;
+        int ret = req_submit(req);
+        if (ret < 0)
+            sendq_fail_one(req->sock, req, ret);
+        req = next;
+    }
+}
+
+void dg__send_run_flush(dg_socket *s)
+{
+    struct dg__send_req *head = s->run_head;
+    unsigned count = s->run_count;
+    if (!head)
+        return;
+    s->run_head = s->run_tail = NULL;
+    s->run_count = 0;
+    if (count > 1 && gso_submit(s, head, count) == 0)
+        return;
+    submit_each(head);
+}
+
+void dg__send_runs_flush(dg_loop *loop)
+{
+    dg_socket *s = loop->run_head;
+    loop->run_head = NULL;
+    while (s) {
+        dg_socket *next = s->run_next;
+        s->run_queued = false;
+        dg__send_run_flush(s);
+        s = next;
+    }
+}
+
+/* A request ready to leave: into the socket's run, or to the ring. */
+static int req_dispatch(struct dg__send_req *req)
+{
+    dg_socket *s = req->sock;
+    if (s->run_head && !run_accepts(s, req))
+        dg__send_run_flush(s);
+    if (s->gso_off || req->len == 0) {
+        dg__send_run_flush(s);
+        return req_submit(req);
+    }
+    req->next = NULL;
+    if (s->run_tail)
+        s->run_tail->next = req;
+    else
+        s->run_head = req;
+    s->run_tail = req;
+    s->run_count++;
+    if (!s->run_queued) {
+        s->run_queued = true;
+        s->run_next = s->loop->run_head;
+        s->loop->run_head = s;
+        dg__loop_poke(s->loop);
+    }
+    return 0;
+}
+
+void dg__socket_on_send_gso(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    struct dg__gso_req *g = DG__UD_PTR(cqe->user_data);
+    dg_socket *s = g->sock;
+    struct dg__send_req *req = g->children;
+    gso_release(loop, g);
+    if ((cqe->res == -EIO || cqe->res == -EINVAL) && s->state < DG__CLOSING) {
+        /* The kernel or the device cannot segment this: no GSO on this
+         * socket from now on, and the run leaves datagram by datagram. */
+        s->gso_off = true;
+        submit_each(req);
+        return;
+    }
+    if (cqe->res >= 0)
+        s->stats.tx_gso_sends++;
+    while (req) {
+        struct dg__send_req *next = req->next;
+        send_complete(req, cqe->res >= 0 ? (int)req->len : cqe->res);
+        req = next;
+    }
+}
+
 static void sendq_push(dg_socket *s, struct dg__send_req *req)
 {
     req->next = NULL;
@@ -144,7 +312,7 @@ void dg__sendq_flush(dg_socket *s)
             break; /* waiting for the bind */
         sendq_pop(s);
         if (status == 0)
-            status = req_submit(head);
+            status = req_dispatch(head);
         if (status < 0)
             send_complete(head, status);
     }
@@ -165,6 +333,14 @@ void dg__sendq_fail(dg_socket *s, int status)
     }
     if (s->sendq_head)
         dg__defer(s->loop, &s->sendq_ev, sendq_flush_deferred);
+}
+
+/* Queues a request that could not leave so it fails from the loop. */
+static void sendq_fail_one(dg_socket *s, struct dg__send_req *req, int status)
+{
+    req->fail_status = status;
+    sendq_push(s, req);
+    dg__defer(s->loop, &s->sendq_ev, sendq_flush_deferred);
 }
 
 static void send_lookup_done(struct dg__lookup *lk)
@@ -253,7 +429,7 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
     }
     dg__socket_implicit_bind(s);
     if (!req->resolving && !s->sendq_head && s->fd_bound) {
-        ret = req_submit(req);
+        ret = req_dispatch(req);
         if (ret < 0) {
             req_release(loop, req);
             return ret;

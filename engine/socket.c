@@ -8,6 +8,7 @@
  * completion ever meets freed memory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,8 @@ static int validate_options(const dg_socket_options *o)
 {
     if (o->type != DG_UDP4 && o->type != DG_UDP6)
         return DG_ERR_SOCKET_BAD_TYPE;
-    if (o->flags & ~(DG_SOCKET_REUSE_ADDR | DG_SOCKET_IPV6_ONLY | DG_SOCKET_REUSE_PORT))
+    if (o->flags & ~(DG_SOCKET_REUSE_ADDR | DG_SOCKET_IPV6_ONLY | DG_SOCKET_REUSE_PORT |
+                     DG_SOCKET_NO_GSO | DG_SOCKET_GRO))
         return DG_ERR_INVALID_ARG_VALUE;
     if ((o->flags & DG_SOCKET_IPV6_ONLY) && o->type != DG_UDP6)
         return DG_ERR_INVALID_ARG_VALUE;
@@ -97,6 +99,8 @@ static int open_fd(const dg_socket_options *o)
         ret = set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, !!(o->flags & DG_SOCKET_IPV6_ONLY));
     if (ret == 0) /* the kernel's drop counter on every datagram; optional */
         (void)set_int_option(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+    if (ret == 0 && (o->flags & DG_SOCKET_GRO))
+        ret = set_int_option(fd, SOL_UDP, UDP_GRO, 1);
     if (ret < 0) {
         close(fd);
         return ret;
@@ -159,6 +163,9 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     int ret = validate_options(options);
     if (ret < 0)
         return ret;
+    unsigned gro_need = options->type == DG_UDP4 ? 65507 : 65527;
+    if ((options->flags & DG_SOCKET_GRO) && loop->options.recv_buffer_size < gro_need)
+        return DG_ERR_INVALID_ARG_VALUE; /* coalesced datagrams would be cut */
     dg_socket *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -175,6 +182,8 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
         s->handlers = *handlers;
     s->data = data;
     s->ref = true;
+    s->gso_off = options->flags & DG_SOCKET_NO_GSO;
+    s->gro = options->flags & DG_SOCKET_GRO;
     s->rmsg.msg_namelen = DG__RECV_NAME_LEN;
     s->rmsg.msg_controllen = DG__RECV_CONTROL_LEN;
     loop_link(s);
@@ -215,45 +224,73 @@ static void recv_arm(dg_socket *s)
     s->inflight++;
 }
 
-static uint32_t read_drop_counter(struct io_uring_recvmsg_out *out, struct msghdr *mh)
+struct recv_control {
+    uint32_t drops; /* SO_RXQ_OVFL, 0 if absent */
+    int gro_size;   /* UDP_GRO segment size, 0 if absent */
+};
+
+static void read_control(struct io_uring_recvmsg_out *out, struct msghdr *mh,
+                         struct recv_control *rc)
 {
+    rc->drops = 0;
+    rc->gro_size = 0;
     for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, mh); c;
          c = io_uring_recvmsg_cmsg_nexthdr(out, mh, c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
-            c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
-            uint32_t drops;
-            memcpy(&drops, CMSG_DATA(c), sizeof(drops));
-            return drops;
-        }
+            c->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+            memcpy(&rc->drops, CMSG_DATA(c), sizeof(rc->drops));
+        else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+                 c->cmsg_len >= CMSG_LEN(sizeof(int)))
+            memcpy(&rc->gro_size, CMSG_DATA(c), sizeof(rc->gro_size));
     }
-    return 0;
 }
 
-/* Decodes one buffer the kernel filled and hands the datagram to the user. */
+static void deliver_one(dg_socket *s, dg_message *m)
+{
+    s->stats.rx_datagrams++;
+    s->stats.rx_bytes += m->length;
+    if (m->flags & DG_MSG_TRUNC)
+        s->stats.rx_truncated++;
+    if (s->handlers.on_message)
+        s->handlers.on_message(s, m, s->data);
+}
+
+/* Decodes one buffer the kernel filled and hands its datagram(s) to the
+ * user: with UDP_GRO a buffer may hold several datagrams of one sender,
+ * all of gro_size bytes but the last. */
 static void deliver(dg_socket *s, void *buf, int res)
 {
     struct io_uring_recvmsg_out *out = io_uring_recvmsg_validate(buf, res, &s->rmsg);
     if (!out)
         return; /* shorter than the header the kernel always writes: cannot happen */
+    struct recv_control rc = {0};
+    if (out->controllen > 0)
+        read_control(out, &s->rmsg, &rc);
+    if (rc.drops)
+        s->stats.rx_kernel_drops = rc.drops;
     dg_message m;
-    m.data = io_uring_recvmsg_payload(out, &s->rmsg);
-    m.length = io_uring_recvmsg_payload_length(out, res, &s->rmsg);
-    m.size = out->payloadlen;
+    const unsigned char *p = io_uring_recvmsg_payload(out, &s->rmsg);
+    size_t left = io_uring_recvmsg_payload_length(out, res, &s->rmsg);
     m.addr = io_uring_recvmsg_name(out);
     m.addrlen = out->namelen < s->rmsg.msg_namelen ? out->namelen : s->rmsg.msg_namelen;
-    m.flags = (out->flags & MSG_TRUNC) ? DG_MSG_TRUNC : 0;
     m.reserved = 0;
-    if (out->controllen > 0) {
-        uint32_t drops = read_drop_counter(out, &s->rmsg);
-        if (drops)
-            s->stats.rx_kernel_drops = drops;
+    if (rc.gro_size <= 0 || (size_t)rc.gro_size >= left) {
+        m.data = p;
+        m.length = left;
+        m.size = out->payloadlen;
+        m.flags = (out->flags & MSG_TRUNC) ? DG_MSG_TRUNC : 0;
+        deliver_one(s, &m);
+        return;
     }
-    s->stats.rx_datagrams++;
-    s->stats.rx_bytes += m.length;
-    if (m.flags & DG_MSG_TRUNC)
-        s->stats.rx_truncated++;
-    if (s->handlers.on_message)
-        s->handlers.on_message(s, &m, s->data);
+    m.flags = 0;
+    s->stats.rx_gro_buffers++;
+    while (left > 0 && dg__socket_is_open(s)) { /* the callback may close it */
+        m.data = p;
+        m.length = m.size = left < (size_t)rc.gro_size ? left : (size_t)rc.gro_size;
+        deliver_one(s, &m);
+        p += m.length;
+        left -= m.length;
+    }
 }
 
 void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
@@ -298,17 +335,26 @@ void dg__sockets_rearm(dg_loop *loop)
     }
 }
 
-static void rearm_unlink(dg_socket *s)
+/* Takes a socket about to be freed off the loop's re-arm and run lists
+ * (singly linked; only closing sockets pay for the walk). */
+static void loop_lists_unlink(dg_socket *s)
 {
-    if (!s->rearm_queued)
-        return;
-    for (dg_socket **p = &s->loop->rearm_head; *p; p = &(*p)->rearm_next) {
-        if (*p == s) {
+    if (s->rearm_queued) {
+        dg_socket **p = &s->loop->rearm_head;
+        while (*p && *p != s)
+            p = &(*p)->rearm_next;
+        if (*p)
             *p = s->rearm_next;
-            break;
-        }
+        s->rearm_queued = false;
     }
-    s->rearm_queued = false;
+    if (s->run_queued) {
+        dg_socket **p = &s->loop->run_head;
+        while (*p && *p != s)
+            p = &(*p)->run_next;
+        if (*p)
+            *p = s->run_next;
+        s->run_queued = false;
+    }
 }
 
 /* ---- Connect (the parts bind needs first) ------------------------------- */
@@ -591,7 +637,6 @@ DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, 
         return ret;
     sock->connect_state = DG__CONNECTING;
     sock->connect_resolved = false;
-    sock->connect_port = port;
     sock->connect_cb = cb;
     sock->connect_data = cb_data;
     dg__socket_implicit_bind(sock);
@@ -635,7 +680,7 @@ static void close_finish(struct dg__deferred *node)
     dg_socket *s = CONTAINER(node, dg_socket, close_ev);
     dg_loop *loop = s->loop;
     s->state = DG__CLOSED;
-    rearm_unlink(s);
+    loop_lists_unlink(s);
     if (s->handlers.on_close)
         s->handlers.on_close(s, s->data);
     if (s->close_cb)
@@ -683,6 +728,7 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
     socket_update_alive(sock);
     abort_unlink(sock);
     sock->loop->closing_handles++;
+    dg__send_run_flush(sock); /* sends made before close leave before the cancel */
     dg__lookup_cancel(&sock->bind_lookup);
     dg__lookup_cancel(&sock->connect_lookup);
     dg__sendq_fail(sock, -ECANCELED);

@@ -97,6 +97,18 @@ typedef struct dg_socket_handlers {
 #define DG_SOCKET_REUSE_ADDR 0x1u /* SO_REUSEADDR before bind (reuseAddr) */
 #define DG_SOCKET_IPV6_ONLY 0x2u  /* IPV6_V6ONLY (ipv6Only), udp6 only */
 #define DG_SOCKET_REUSE_PORT 0x4u /* SO_REUSEPORT before bind (reusePort) */
+/* Runs of equal-size datagrams to one destination sent in one turn leave
+ * as one UDP_SEGMENT (GSO) send, split by the kernel; each datagram still
+ * gets its own callback. On by default; this flag turns it off. GSO also
+ * turns itself off for the socket when the kernel answers EIO or EINVAL,
+ * and the run is re-sent datagram by datagram. */
+#define DG_SOCKET_NO_GSO 0x8u
+/* UDP_GRO: the kernel may hand over several datagrams of one flow in one
+ * buffer; dgring splits them again, so on_message still sees one datagram
+ * at a time. Needs receive buffers that hold the largest coalesced
+ * payload: dg_loop_options.recv_buffer_size >= 65507 for udp4, 65527 for
+ * udp6 (else dg_socket_create returns DG_ERR_INVALID_ARG_VALUE). */
+#define DG_SOCKET_GRO 0x10u
 
 /* Node's lookup option: a user function that resolves host names for one
  * socket instead of dgring's resolver. It is called for every address the
@@ -151,7 +163,10 @@ typedef struct dg_socket_stats {
     uint64_t rx_kernel_drops; /* datagrams the kernel dropped because the
                                  socket's receive queue was full
                                  (SO_RXQ_OVFL, as of the last datagram) */
-    uint64_t reserved[7];
+    uint64_t tx_gso_sends;   /* GSO sends that carried a run of datagrams */
+    uint64_t rx_gro_buffers; /* received buffers that held several
+                                datagrams (UDP_GRO) */
+    uint64_t reserved[5];
 } dg_socket_stats;
 
 typedef void (*dg_bind_cb)(dg_socket *sock, int status, void *data);
