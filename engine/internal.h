@@ -7,6 +7,7 @@
 #define DGRING_ENGINE_INTERNAL_H
 
 #include <liburing.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +29,8 @@ enum dg__op_kind {
     DG__OP_WAKE = 4,    /* read of the loop's wake-up eventfd */
     DG__OP_RESOLVER = 5, /* poll or timeout of the loop's resolver */
     DG__OP_SEND_GSO = 6, /* one sendmsg carrying a run of datagrams (UDP_SEGMENT) */
+    DG__OP_POST = 7,    /* a dg_loop_post() arriving via IORING_OP_MSG_RING, or
+                           the sender's own MSG_RING result (tagged node) */
     DG__OP_KINDS = 8,
 };
 
@@ -163,6 +166,11 @@ struct dg_loop {
     bool poked;                    /* notify_fd written for work queued outside run */
     bool in_run;
     atomic_bool stop;
+    /* dg_loop_post (engine/post.c) */
+    pthread_mutex_t post_lock;
+    struct dg__post *post_head, *post_tail; /* posts from non-loop threads */
+    atomic_bool posts_queued;
+    atomic_uint posts_pending;     /* posted, not yet run: keeps the loop alive */
     void *resolver;                /* resolver/ state, NULL until first used */
     const struct dg__loop_ext *resolver_ext;
     void *data;
@@ -210,6 +218,23 @@ void dg__lookup_error(const struct dg__lookup *lk, dg_error *err);
  * host name), DG_ERR_INVALID_ADDRESS otherwise. */
 int dg__check_address_text(const dg_socket *s, const char *text);
 bool dg__is_host_name(const char *text);
+
+/* ---- Cross-loop posts (engine/post.c) ----------------------------------- */
+struct dg__post {
+    struct dg__post *next;
+    dg_loop *target;
+    dg_post_cb cb;
+    void *arg;
+    atomic_int refs;               /* ring road: one per end still to complete */
+};
+/* Runs the posts queued by non-loop threads (loop thread, each turn). */
+bool dg__posts_run_queued(dg_loop *loop);
+void dg__post_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe);
+void dg__post_init(dg_loop *loop);
+void dg__post_destroy(dg_loop *loop);
+/* Sets the loop running on this thread (for dg_loop_post's ring road);
+ * returns the previous one. */
+dg_loop *dg__current_loop_swap(dg_loop *loop);
 
 /* ---- Sockets (engine/socket.c, engine/send.c, engine/sockopt.c) ------- */
 enum dg__socket_state {

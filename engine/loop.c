@@ -101,6 +101,7 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     }
     loop->notify_fd = -1;
     atomic_init(&loop->stop, false);
+    dg__post_init(loop);
     dg__loop_update_time(loop);
     *out = loop;
     return 0;
@@ -174,7 +175,7 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = dg__timer_on_timeout,
     [DG__OP_WAKE] = on_wake,           [DG__OP_RESOLVER] = on_resolver,
-    [DG__OP_SEND_GSO] = dg__socket_on_send_gso,
+    [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
 };
 
 /* Handles the completions that are in the CQ on entry, in batches; the
@@ -211,7 +212,8 @@ DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
     if (!loop)
         return false;
     return loop->alive_handles > 0 || loop->pending_sends > 0 || loop->pending_requests > 0 ||
-           loop->closing_handles > 0 || loop->deferred_head != NULL;
+           loop->closing_handles > 0 || loop->deferred_head != NULL ||
+           atomic_load_explicit(&((dg_loop *)loop)->posts_pending, memory_order_relaxed) > 0;
 }
 
 void dg__loop_update_time(dg_loop *loop)
@@ -265,6 +267,7 @@ static int turn(dg_loop *loop, bool may_block)
     dg__loop_update_time(loop);
     bool ran = dg__timers_run_due(loop);
     ran |= run_deferred(loop);
+    ran |= dg__posts_run_queued(loop);
     prepare_turn(loop);
     /* A turn that already ran callbacks does not sleep (libuv's RUN_ONCE
      * rule): the caller sees their effects before the loop waits. */
@@ -287,6 +290,7 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
     if (loop->in_run)
         return -EBUSY;
     loop->in_run = true;
+    dg_loop *outer = dg__current_loop_swap(loop);
     int ret = 0;
     if (mode == DG_RUN_DEFAULT) {
         while (ret == 0 && dg_loop_alive(loop) &&
@@ -301,6 +305,7 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
     if (ret == 0 && io_uring_sq_ready(&loop->ring) > 0)
         ret = submit_and_wait(loop, false);
     atomic_store_explicit(&loop->stop, false, memory_order_release);
+    dg__current_loop_swap(outer);
     loop->in_run = false;
     if (ret < 0)
         return ret;
@@ -421,7 +426,8 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
 {
     if (!loop)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (loop->in_run || loop->handle_count > 0 || loop->deferred_head)
+    if (loop->in_run || loop->handle_count > 0 || loop->deferred_head ||
+        atomic_load(&loop->posts_pending) > 0)
         return DG_ERR_LOOP_BUSY;
     if (loop->resolver_ext)
         loop->resolver_ext->destroy(loop);
@@ -435,6 +441,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
         close(loop->notify_fd);
     dg__send_reqs_free(loop);
     free(loop->timers.items);
+    dg__post_destroy(loop);
     free(loop);
     return 0;
 }

@@ -140,6 +140,19 @@ DG_EXPORT const dg_loop_caps *dg_loop_capabilities(const dg_loop *loop);
 /* The backend in use: "io_uring". */
 DG_EXPORT const char *dg_loop_backend(const dg_loop *loop);
 
+/* ---- Cross-loop work ---------------------------------------------------
+ * dg_loop_post(target, cb, arg) runs cb(target, arg) on target's thread,
+ * from target's loop, exactly once. Thread-safe: callable from any thread,
+ * including another loop's callbacks and target's own. From another
+ * loop's thread on a kernel with IORING_OP_MSG_RING (5.18), the work goes
+ * ring to ring (no lock, and no system call beyond the sender loop's next
+ * io_uring_enter); otherwise through a locked queue and target's wake-up
+ * eventfd. A post keeps target alive until its callback ran. arg is
+ * borrowed until then. Do not post to a loop being closed.
+ * Returns 0, DG_ERR_INVALID_ARG_VALUE (NULL target or cb), -ENOMEM. */
+typedef void (*dg_post_cb)(dg_loop *loop, void *arg);
+DG_EXPORT int dg_loop_post(dg_loop *target, dg_post_cb cb, void *arg);
+
 /* The user pointer of a loop (NULL until set). */
 DG_EXPORT void dg_loop_set_data(dg_loop *loop, void *data);
 DG_EXPORT void *dg_loop_get_data(const dg_loop *loop);
