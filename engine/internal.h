@@ -165,6 +165,7 @@ struct dg_loop {
     int notify_fd;                 /* eventfd registered with the ring: dg_loop_fd */
     bool poked;                    /* notify_fd written for work queued outside run */
     bool in_run;
+    bool closing;                  /* inside dg_loop_close: no new handles */
     atomic_bool stop;
     /* dg_loop_post (engine/post.c) */
     pthread_mutex_t post_lock;
@@ -212,7 +213,7 @@ int dg__lookup_start(struct dg__lookup *lk, dg_socket *s, const char *host, int 
                      bool for_bind, void (*done)(struct dg__lookup *));
 /* Makes an active lookup end with -ECANCELED; no-op otherwise. */
 void dg__lookup_cancel(struct dg__lookup *lk);
-/* The error record for a failed lookup: DNS code, "queryA", host name. */
+/* The error record for a failed lookup: DNS code, "getaddrinfo", host name. */
 void dg__lookup_error(const struct dg__lookup *lk, dg_error *err);
 /* 0 if text can be resolved for s (literal of its family, default, or a
  * host name), DG_ERR_INVALID_ADDRESS otherwise. */

@@ -155,6 +155,8 @@ void dg__lookup_error(const struct dg__lookup *lk, dg_error *err)
 {
     memset(err, 0, sizeof(*err));
     err->code = lk->status;
-    err->syscall = lk->sock->type == DG_UDP4 ? "queryA" : "queryAaaa";
+    /* Node's dgram reports a failed lookup as "getaddrinfo ENOTFOUND host";
+     * the same text here lets code and logs written for Node match it. */
+    err->syscall = "getaddrinfo";
     snprintf(err->address, sizeof(err->address), "%s", lk->host);
 }

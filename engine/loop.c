@@ -287,7 +287,7 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
 {
     if (!loop || (unsigned)mode > DG_RUN_NOWAIT)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (loop->in_run)
+    if (loop->in_run || loop->closing)
         return -EBUSY;
     loop->in_run = true;
     dg_loop *outer = dg__current_loop_swap(loop);
@@ -426,9 +426,12 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
 {
     if (!loop)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (loop->in_run || loop->handle_count > 0 || loop->deferred_head ||
+    if (loop->in_run || loop->closing || loop->handle_count > 0 || loop->deferred_head ||
         atomic_load(&loop->posts_pending) > 0)
         return DG_ERR_LOOP_BUSY;
+    /* The resolver's teardown runs lookup callbacks; from here on they can
+     * neither open handles nor close or run the loop again. */
+    loop->closing = true;
     if (loop->resolver_ext)
         loop->resolver_ext->destroy(loop);
     cancel_own_ops(loop);

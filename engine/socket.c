@@ -160,6 +160,8 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     if (!loop || !options || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
+    if (loop->closing)
+        return -ECANCELED;
     int ret = validate_options(options);
     if (ret < 0)
         return ret;

@@ -130,6 +130,8 @@ DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out)
     if (!loop || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
+    if (loop->closing)
+        return -ECANCELED;
     if (heap_reserve(&loop->timers, loop->timers.count + loop->handle_count + 1) < 0)
         return -ENOMEM;
     dg_timer *t = calloc(1, sizeof(*t));

@@ -88,10 +88,14 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options);
  *   -ENOMEM, -EPERM (io_uring disabled or denied by seccomp), -EMFILE ... */
 DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options);
 
-/* Destroys a loop that has no live handles and frees it.
- * Returns 0, or DG_ERR_LOOP_BUSY if sockets or timers are still open
- * (close them and run the loop until their close callbacks ran), in which
- * case nothing is freed. loop == NULL returns DG_ERR_INVALID_ARG_VALUE. */
+/* Destroys a loop that has no live handles and frees it. Lookups still
+ * pending (dg_lookup) end with -ECANCELED, their callbacks running inside
+ * this call; from those callbacks new sockets and timers are refused
+ * (-ECANCELED) and the loop can be neither run nor closed again.
+ * Returns 0, or DG_ERR_LOOP_BUSY if sockets, timers or posts are still
+ * pending (close them and run the loop until their close callbacks ran),
+ * or when called from inside dg_loop_run() or itself; then nothing is
+ * freed. loop == NULL returns DG_ERR_INVALID_ARG_VALUE. */
 DG_EXPORT int dg_loop_close(dg_loop *loop);
 
 /* Runs the loop in the given mode (loop's thread only; not reentrant:
@@ -166,7 +170,7 @@ typedef void (*dg_timer_cb)(dg_timer *timer, void *data);
 typedef void (*dg_timer_close_cb)(dg_timer *timer, void *data);
 
 /* Creates a stopped timer on loop. Returns 0 and sets *out, or
- * DG_ERR_INVALID_ARG_VALUE, -ENOMEM. */
+ * DG_ERR_INVALID_ARG_VALUE, -ENOMEM, -ECANCELED (the loop is closing). */
 DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out);
 
 /* Starts (or restarts) a timer: cb runs from the loop after timeout_ms,

@@ -182,8 +182,8 @@ typedef void (*dg_close_cb)(dg_socket *sock, void *data);
  * Returns 0 and sets *out, or DG_ERR_SOCKET_BAD_TYPE,
  * DG_ERR_INVALID_ARG_VALUE (NULL loop/options/out, unknown flags,
  * IPV6_ONLY on udp4), DG_ERR_OUT_OF_RANGE (negative buffer sizes, Node's
- * validateUint32), -EMFILE, -ENOMEM. An unbound socket does not keep the
- * loop alive. With an already aborted options.signal the socket is
+ * validateUint32), -EMFILE, -ENOMEM, -ECANCELED (the loop is closing).
+ * An unbound socket does not keep the loop alive. With an already aborted options.signal the socket is
  * returned closing: 'close' follows from the loop. */
 DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
                                const dg_socket_handlers *handlers, void *data,
