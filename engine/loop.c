@@ -81,6 +81,9 @@ static int loop_open_resources(dg_loop *loop)
         return ret;
     }
     wake_arm(loop);
+    /* Hand the wake-up read to the kernel now, so a new loop has nothing
+     * queued (dg_loop_timeout() says -1, not "work ready"). */
+    (void)io_uring_submit(&loop->ring);
     return 0;
 }
 
