@@ -388,8 +388,8 @@ static void connect_continue(dg_socket *s)
         connect_finish(s, s->bind_status, &s->bind_error);
         return;
     }
-    if (!s->fd_bound)
-        return; /* the bind is still resolving; bind_finish comes back here */
+    if (s->state != DG__BOUND)
+        return; /* 'listening' comes first (Node); bind_finish comes back here */
     struct dg__lookup *lk = &s->connect_lookup;
     dg_error err;
     int ret = connect(s->fd, (struct sockaddr *)&lk->addr, lk->addrlen) < 0 ? -errno : 0;

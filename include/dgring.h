@@ -11,5 +11,6 @@
 #include "dgring/loop.h"
 #include "dgring/socket.h"
 #include "dgring/resolver.h"
+#include "dgring/group.h"
 
 #endif

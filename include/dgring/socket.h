@@ -342,7 +342,8 @@ DG_EXPORT int dg_socket_set_send_buffer_size(dg_socket *sock, long long size, dg
  * is first bound as send() would (any address, random port).
  * Errors: DG_ERR_MISSING_ARGS (group NULL or ""), DG_ERR_SOCKET_DGRAM_NOT_RUNNING,
  * -EINVAL (group or iface does not parse, or is of the other family),
- * -EADDRNOTAVAIL (drop of a group never joined), other -errno from
+ * -EADDRNOTAVAIL (drop of a group never joined; -EINVAL for a
+ * source-specific drop never joined, as Linux answers), other -errno from
  * setsockopt. Syscalls "addMembership"/"dropMembership". */
 DG_EXPORT int dg_socket_add_membership(dg_socket *sock, const char *group, const char *iface);
 DG_EXPORT int dg_socket_drop_membership(dg_socket *sock, const char *group, const char *iface);
