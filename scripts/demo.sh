@@ -45,8 +45,8 @@ build/tools/dgblast pingpong --host 127.0.0.1 --port "$port" --duration 3
 build/tools/dgblast recv --port 0 --address 127.0.0.1 --idle-ms 1000 >"$tmp/recv.out" &
 recv_pid=$!
 rport=$(wait_port "$tmp/recv.out")
-echo "-- rate: dgblast send (64-byte datagrams, 3 s) to dgblast recv on 127.0.0.1:$rport"
-build/tools/dgblast send --host 127.0.0.1 --port "$rport" --size 64 --duration 3
+echo "-- rate: dgblast send (64-byte datagrams, 200k/s offered, 3 s) to dgblast recv on 127.0.0.1:$rport"
+build/tools/dgblast send --host 127.0.0.1 --port "$rport" --size 64 --duration 3 --rate 200000
 wait "$recv_pid" || true
 recv_pid=""
 grep -v '^listening ' "$tmp/recv.out"
