@@ -1,0 +1,257 @@
+/* dgblast send: datagrams of --size bytes to --host:--port for --duration.
+ *
+ * Without --rate the sender keeps a window of sends in flight and tops it
+ * up from the send callbacks, so the loop (not a busy spin) sets the pace.
+ * With --rate a 1 ms timer sends whatever the rate allows by now, never
+ * more than the window. When time is up no new send starts, the ones in
+ * flight complete, then the socket closes and the loop ends.
+ */
+#include "blast.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PACE_MS 1
+/* The loop's max_pending_sends and its submission queue size. The window
+ * stays below both, with room for the loop's own SQEs (receive re-arm,
+ * timers), so sends made from send callbacks always fit in the SQ and
+ * dgring never has to flush it to the kernel in the middle of handling
+ * completions: such a flush completes UDP sends inline, the completion
+ * loop keeps finding a full batch, and timers and dg_loop_stop() starve
+ * (see the report on engine/loop.c process_completions). */
+#define SEND_QUEUE 4096
+#define SEND_WINDOW (SEND_QUEUE - 64)
+
+typedef struct send_state {
+    const blast_config *config;
+    dg_loop *loop;
+    dg_socket *sock;
+    dg_timer *end_timer;  /* fires once after --duration */
+    dg_timer *pace_timer; /* every PACE_MS, only with --rate */
+    blast_progress progress;
+    unsigned char *payload;
+    uint64_t next_seq;    /* sends handed to dgring so far */
+    uint64_t in_flight;   /* handed over, callback not yet run */
+    uint64_t packets;     /* completed successfully */
+    uint64_t bytes;
+    uint64_t errors;      /* failed synchronously or in their callback */
+    uint64_t last_bytes;  /* bytes at the previous progress line */
+    uint64_t start_ns;
+    uint64_t end_ns;      /* last completion, or the stop if later */
+    bool stopping;        /* no new sends */
+    bool closing;         /* socket close requested */
+    int exit_code;
+    char backend[32];
+} send_state;
+
+static void send_finish(void *ctx);
+
+/* A failed send: counted, the first printed; an unresolvable host ends
+ * the run with exit status 1. */
+static void count_error(send_state *state, int code, const dg_error *err)
+{
+    if (blast_send_failed(&state->errors, code, err)) {
+        state->exit_code = TOOL_EXIT_FAILURE;
+        send_finish(state);
+    }
+}
+
+/* Closes the socket once nothing is in flight, or at once on a second
+ * signal (pending sends then complete with -ECANCELED). */
+static void close_when_drained(send_state *state)
+{
+    if (state->closing || (state->in_flight > 0 && tool_stop_requests() < 2))
+        return;
+    state->closing = true;
+    dg_socket_close(state->sock, NULL, NULL);
+}
+
+static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data);
+
+/* Hands one datagram to dgring. Returns 0 or the send's error code. */
+static int send_one(send_state *state)
+{
+    const blast_config *config = state->config;
+    int rc;
+
+    if (config->size >= 8)
+        tool_put_u64le(state->payload, state->next_seq);
+    rc = dg_socket_send(state->sock, state->payload, config->size, config->port, config->host,
+                        on_sent, state);
+    if (rc == 0) {
+        state->next_seq++;
+        state->in_flight++;
+    } else if (rc != DG_ERR_SEND_QUEUE_FULL) {
+        count_error(state, rc, NULL);
+    }
+    return rc;
+}
+
+/* Sends until the window is full or `total` datagrams went out overall;
+ * stops at the first refusal (queue full or error) until the next call. */
+static void send_fill(send_state *state, uint64_t total)
+{
+    while (!state->stopping && state->in_flight < SEND_WINDOW && state->next_seq < total) {
+        if (send_one(state) < 0)
+            break;
+    }
+}
+
+static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data)
+{
+    send_state *state = data;
+    uint64_t now = tool_now_ns();
+
+    (void)sock;
+    state->in_flight--;
+    if (status >= 0) {
+        state->packets++;
+        state->bytes += (uint64_t)status;
+    } else {
+        count_error(state, status, err);
+    }
+    if (now > state->end_ns)
+        state->end_ns = now;
+    if (state->stopping)
+        close_when_drained(state);
+    else if (state->config->rate == 0)
+        send_fill(state, UINT64_MAX);
+}
+
+/* With --rate: the first datagram goes at once, then rate per second. */
+static void on_pace(dg_timer *timer, void *data)
+{
+    send_state *state = data;
+    double elapsed = (double)(tool_now_ns() - state->start_ns) / 1e9;
+
+    (void)timer;
+    send_fill(state, (uint64_t)(state->config->rate * elapsed) + 1);
+}
+
+static void on_end(dg_timer *timer, void *data)
+{
+    (void)timer;
+    send_finish(data);
+}
+
+static void on_send_progress(dg_timer *timer, void *data)
+{
+    send_state *state = data;
+    char extra[96];
+    double megabits = (double)(state->bytes - state->last_bytes) * 8 / 1e6;
+
+    (void)timer;
+    state->last_bytes = state->bytes;
+    snprintf(extra, sizeof(extra), "%.1f Mbit/s  in flight %llu  errors %llu", megabits,
+             (unsigned long long)state->in_flight, (unsigned long long)state->errors);
+    blast_progress_print(&state->progress, state->packets, extra);
+}
+
+/* Stops sending: idempotent, runs on the end timer and on every signal. */
+static void send_finish(void *ctx)
+{
+    send_state *state = ctx;
+    uint64_t now = tool_now_ns();
+
+    if (!state->stopping) {
+        state->stopping = true;
+        if (now > state->end_ns)
+            state->end_ns = now;
+    }
+    blast_timer_close(&state->end_timer);
+    blast_timer_close(&state->pace_timer);
+    blast_timer_close(&state->progress.timer);
+    if (state->sock != NULL)
+        close_when_drained(state);
+}
+
+static void on_send_socket_error(dg_socket *sock, const dg_error *err, void *data)
+{
+    (void)sock;
+    (void)data;
+    tool_error_dg(BLAST_PROG, err);
+}
+
+/* Opens the socket and timers and sends the first datagrams. Returns 0,
+ * or a negative code after printing why (what was opened stays open for
+ * send_finish to close). */
+static int send_start(send_state *state)
+{
+    const blast_config *config = state->config;
+    dg_socket_handlers handlers = {.on_error = on_send_socket_error};
+    uint64_t duration_ms = (uint64_t)(config->duration * 1000 + 0.5);
+    int rc = blast_socket_open(state->loop, config, &handlers, state, &state->sock);
+
+    if (rc < 0)
+        return rc;
+    rc = blast_timer_open(state->loop, &state->end_timer, duration_ms, 0, on_end, state);
+    if (rc == 0)
+        rc = blast_progress_start(&state->progress, state->loop, on_send_progress, state);
+    if (rc < 0)
+        return rc;
+    state->start_ns = tool_now_ns();
+    state->end_ns = state->start_ns;
+    if (config->rate > 0)
+        return blast_timer_open(state->loop, &state->pace_timer, 0, PACE_MS, on_pace, state);
+    send_fill(state, UINT64_MAX);
+    return 0;
+}
+
+static void send_summary(const send_state *state)
+{
+    tool_json json;
+    double seconds = (double)(state->end_ns - state->start_ns) / 1e9;
+
+    blast_summary_begin(&json, state->config, state->backend, state->packets, state->bytes,
+                        seconds);
+    if (!state->config->json) {
+        printf("  errors %llu, %.1f Mbit/s payload\n", (unsigned long long)state->errors,
+               tool_rate(state->bytes * 8, seconds) / 1e6);
+        fflush(stdout);
+        return;
+    }
+    tool_json_uint(&json, "errors", state->errors);
+    tool_json_uint(&json, "size", state->config->size);
+    tool_json_end(&json);
+}
+
+int blast_send_run(const blast_config *config)
+{
+    send_state state = {.config = config};
+    dg_loop_options options;
+    int rc;
+
+    dg_loop_options_init(&options);
+    options.max_pending_sends = SEND_QUEUE;
+    options.sq_entries = SEND_QUEUE;
+    /* malloc(0) may return NULL; one byte keeps the NULL check meaningful. */
+    state.payload = calloc(1, config->size > 0 ? config->size : 1);
+    if (state.payload == NULL) {
+        tool_error(BLAST_PROG, "out of memory for a %zu-byte payload", config->size);
+        return TOOL_EXIT_FAILURE;
+    }
+    blast_fill_pattern(state.payload, config->size, config->size >= 8 ? 8 : 0, config->pattern);
+    state.loop = tool_loop_open(BLAST_PROG, &options);
+    if (state.loop == NULL) {
+        free(state.payload);
+        return TOOL_EXIT_FAILURE;
+    }
+    snprintf(state.backend, sizeof(state.backend), "%s", dg_loop_backend(state.loop));
+    if (send_start(&state) < 0) {
+        state.exit_code = TOOL_EXIT_FAILURE;
+        send_finish(&state);
+    }
+    rc = tool_run_loop(state.loop, send_finish, &state);
+    if (rc < 0) {
+        tool_error_code(BLAST_PROG, "loop", rc);
+        free(state.payload);
+        return TOOL_EXIT_FAILURE;
+    }
+    if (!tool_loop_close(BLAST_PROG, state.loop))
+        state.exit_code = TOOL_EXIT_FAILURE;
+    if (state.exit_code == TOOL_EXIT_OK)
+        send_summary(&state);
+    free(state.payload);
+    return state.exit_code;
+}

@@ -1,0 +1,487 @@
+/* dgring-echo: a UDP echo server on dgring.
+ *
+ * Sends every datagram back to its sender until SIGINT or SIGTERM, then
+ * prints what it did. Once bound it prints "listening ADDRESS:PORT" on
+ * stdout (flushed), so scripts can bind port 0 and read the port back.
+ * --stats adds a line of statistics a second on stderr; --sockperf answers
+ * the way sockperf's own server does (see sockperf.h), so sockperf's
+ * ping-pong and under-load clients can measure against dgring.
+ *
+ * Exit status: 0 after a signal, 1 on a runtime failure (bind, loop),
+ * 2 on a bad command line.
+ */
+#include "common.h"
+#include "sockperf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROG "dgring-echo"
+#define STATS_INTERVAL_MS 1000
+
+typedef struct echo_config {
+    const char *address; /* bind address; NULL = the unspecified address */
+    int port;            /* 0 = a free port */
+    bool udp6;
+    bool json;
+    bool stats;          /* a line of statistics a second on stderr */
+    bool sockperf;       /* answer as sockperf's server instead of echoing */
+} echo_config;
+
+/* Counters of the sockperf protocol (--sockperf only). */
+typedef struct sockperf_counts {
+    uint64_t messages;   /* client messages, warm-up excluded */
+    uint64_t replies;    /* answers handed to dgring */
+    uint64_t warmup;     /* warm-up messages, ignored */
+    uint64_t ignored;    /* messages from servers, ignored */
+    uint64_t malformed;  /* datagrams with no valid sockperf header */
+} sockperf_counts;
+
+/* The counters the per-second line reports as differences. */
+typedef struct echo_counters {
+    uint64_t received;
+    uint64_t received_bytes;
+    uint64_t sent;           /* echoes the kernel completed */
+    uint64_t sent_bytes;
+    uint64_t dropped;        /* not echoed: DG_ERR_SEND_QUEUE_FULL */
+    uint64_t errors;         /* not echoed: any other send failure */
+} echo_counters;
+
+typedef struct echo_server {
+    const echo_config *config;
+    dg_loop *loop;
+    dg_socket *sock;
+    dg_timer *stats_timer;   /* every second with --stats */
+    unsigned char *reply;    /* --sockperf: one answer being built */
+    char backend[32];        /* copied: printed after the loop is gone */
+    echo_counters now;
+    echo_counters last;      /* at the previous per-second line */
+    sockperf_counts sockperf;
+    uint64_t kernel_drops;   /* SO_RXQ_OVFL, as of the last statistics */
+    unsigned seconds;        /* per-second lines printed */
+    bool closing;
+    int exit_code;
+} echo_server;
+
+enum { PARSE_OK = -1 };
+
+static void print_usage(FILE *out)
+{
+    fputs("usage: " PROG " --port P [--address A] [--udp6] [--stats] [--sockperf] [--json]\n"
+          "\n"
+          "Echoes every UDP datagram back to its sender until SIGINT/SIGTERM,\n"
+          "then prints a summary.\n"
+          "\n"
+          "  --port P      port to bind, 0..65535 (0 picks a free port)\n"
+          "  --address A   IP address or host name to bind (default: all addresses)\n"
+          "  --udp6        use IPv6 (default IPv4)\n"
+          "  --stats       print statistics every second on stderr\n"
+          "  --sockperf    answer like sockperf's server: reply only to client\n"
+          "                messages that ask for it, with the client flag cleared\n"
+          "  --json        print the summary (and --stats lines) as JSON objects\n"
+          "  --help        show this help\n"
+          "\n"
+          "Prints \"listening ADDRESS:PORT\" once bound. Exit status: 0 after\n"
+          "SIGINT/SIGTERM, 1 on a runtime failure, 2 on a bad command line.\n",
+          out);
+}
+
+static const struct option echo_options[] = {
+    {"port", required_argument, NULL, 'p'},
+    {"address", required_argument, NULL, 'a'},
+    {"udp6", no_argument, NULL, '6'},
+    {"json", no_argument, NULL, 'j'},
+    {"stats", no_argument, NULL, 's'},
+    {"sockperf", no_argument, NULL, 'S'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Applies one option. Returns PARSE_OK or the exit status to leave with. */
+static int apply_option(echo_config *config, int option, char *const argv[])
+{
+    switch (option) {
+    case 'p':
+        if (tool_parse_port(optarg, true, &config->port))
+            return PARSE_OK;
+        tool_error(PROG, "bad port '%s': expected 0..65535", optarg);
+        return TOOL_EXIT_USAGE;
+    case 'a':
+        config->address = optarg;
+        return PARSE_OK;
+    case '6':
+        config->udp6 = true;
+        return PARSE_OK;
+    case 'j':
+        config->json = true;
+        return PARSE_OK;
+    case 's':
+        config->stats = true;
+        return PARSE_OK;
+    case 'S':
+        config->sockperf = true;
+        return PARSE_OK;
+    case 'h':
+        print_usage(stdout);
+        return TOOL_EXIT_OK;
+    default:
+        tool_option_error(PROG, option, argv);
+        return TOOL_EXIT_USAGE;
+    }
+}
+
+/* Returns PARSE_OK or the exit status to leave with. */
+static int parse_args(int argc, char *argv[], echo_config *config)
+{
+    bool have_port = false;
+    int option;
+
+    opterr = 0;
+    while ((option = getopt_long(argc, argv, ":h", echo_options, NULL)) != -1) {
+        int status = apply_option(config, option, argv);
+        if (status != PARSE_OK)
+            return status;
+        have_port = have_port || option == 'p';
+    }
+    if (optind < argc) {
+        tool_error(PROG, "unexpected argument '%s'", argv[optind]);
+        return TOOL_EXIT_USAGE;
+    }
+    if (!have_port) {
+        tool_error(PROG, "missing --port (use --port 0 for a free port)");
+        return TOOL_EXIT_USAGE;
+    }
+    return PARSE_OK;
+}
+
+/* Starts closing the socket and the statistics timer; the loop ends once
+ * both closed. Idempotent: runs again for every signal. */
+static void echo_finish(void *ctx)
+{
+    echo_server *server = ctx;
+
+    if (server->stats_timer != NULL) {
+        dg_timer_close(server->stats_timer, NULL, NULL);
+        server->stats_timer = NULL;
+    }
+    if (server->closing)
+        return;
+    server->closing = true;
+    dg_socket_close(server->sock, NULL, NULL);
+}
+
+static void on_echo_sent(dg_socket *sock, int status, const dg_error *err, void *data)
+{
+    echo_server *server = data;
+
+    (void)sock;
+    if (status >= 0) {
+        server->now.sent++;
+        server->now.sent_bytes += (uint64_t)status;
+        return;
+    }
+    /* Only the first failure is printed: a flood must not flood stderr. */
+    if (server->now.errors++ == 0 && status != -ECANCELED && err != NULL)
+        tool_error_dg(PROG, err);
+}
+
+/* Sends len bytes at buf back to the sender of msg; they are copied by
+ * the send, so buf may be reused at once. */
+static void answer(echo_server *server, const dg_message *msg, const void *buf, size_t len)
+{
+    int rc = dg_socket_send_to(server->sock, buf, len, msg->addr, msg->addrlen, on_echo_sent,
+                               server);
+
+    if (rc == DG_ERR_SEND_QUEUE_FULL)
+        server->now.dropped++;
+    else if (rc < 0 && server->now.errors++ == 0)
+        tool_error_code(PROG, "send", rc);
+}
+
+/* Handles one sockperf message of the datagram (header already read). */
+static void sockperf_one(echo_server *server, const dg_message *msg, const unsigned char *start,
+                         const sockperf_header *header)
+{
+    switch (sockperf_server_action(header)) {
+    case SOCKPERF_NOT_CLIENT:
+        server->sockperf.ignored++;
+        return;
+    case SOCKPERF_WARMUP:
+        server->sockperf.warmup++;
+        return;
+    case SOCKPERF_COUNT_ONLY:
+        server->sockperf.messages++;
+        return;
+    case SOCKPERF_REPLY:
+        server->sockperf.messages++;
+        server->sockperf.replies++;
+        memcpy(server->reply, start, header->length);
+        sockperf_make_reply(server->reply);
+        answer(server, msg, server->reply, header->length);
+        return;
+    }
+}
+
+/* A datagram may carry several sockperf messages back to back (sockperf's
+ * server accepts that); each is handled in turn. A datagram that does not
+ * start with a valid header, or has a tail that is none, counts as
+ * malformed from there on. */
+static void sockperf_datagram(echo_server *server, const dg_message *msg)
+{
+    const unsigned char *data = msg->data;
+    size_t offset = 0;
+
+    while (offset < msg->length) {
+        sockperf_header header;
+        if (!sockperf_header_read(data + offset, msg->length - offset, &header)) {
+            server->sockperf.malformed++;
+            return;
+        }
+        sockperf_one(server, msg, data + offset, &header);
+        offset += header.length;
+    }
+    if (msg->length == 0)
+        server->sockperf.malformed++;
+}
+
+/* Answers the sender; the payload and address are copied by the send, so
+ * their lifetime ending with this callback is fine. */
+static void on_echo_message(dg_socket *sock, const dg_message *msg, void *data)
+{
+    echo_server *server = data;
+
+    (void)sock;
+    server->now.received++;
+    server->now.received_bytes += msg->length;
+    if (server->closing)
+        return;
+    if (server->config->sockperf)
+        sockperf_datagram(server, msg);
+    else
+        answer(server, msg, msg->data, msg->length);
+}
+
+/* Receive errors: the socket keeps running, so report and go on. */
+static void on_echo_error(dg_socket *sock, const dg_error *err, void *data)
+{
+    (void)sock;
+    (void)data;
+    tool_error_dg(PROG, err);
+}
+
+static void refresh_kernel_drops(echo_server *server)
+{
+    dg_socket_stats stats;
+
+    if (!server->closing && dg_socket_get_stats(server->sock, &stats) == 0)
+        server->kernel_drops = stats.rx_kernel_drops;
+}
+
+static void print_stats_json(const echo_server *server, const echo_counters *delta)
+{
+    tool_json json;
+
+    tool_json_begin(&json, stderr);
+    tool_json_string(&json, "mode", "echo-stats");
+    tool_json_uint(&json, "second", server->seconds);
+    tool_json_uint(&json, "rx_pps", delta->received);
+    tool_json_double(&json, "rx_mbps", (double)delta->received_bytes * 8 / 1e6, 3);
+    tool_json_uint(&json, "tx_pps", delta->sent);
+    tool_json_double(&json, "tx_mbps", (double)delta->sent_bytes * 8 / 1e6, 3);
+    tool_json_uint(&json, "dropped", delta->dropped);
+    tool_json_uint(&json, "errors", delta->errors);
+    tool_json_uint(&json, "kernel_drops", server->kernel_drops);
+    tool_json_end(&json);
+}
+
+/* One line of the last second's rates on stderr (--stats). */
+static void on_stats(dg_timer *timer, void *data)
+{
+    echo_server *server = data;
+    echo_counters delta = {
+        .received = server->now.received - server->last.received,
+        .received_bytes = server->now.received_bytes - server->last.received_bytes,
+        .sent = server->now.sent - server->last.sent,
+        .sent_bytes = server->now.sent_bytes - server->last.sent_bytes,
+        .dropped = server->now.dropped - server->last.dropped,
+        .errors = server->now.errors - server->last.errors,
+    };
+
+    (void)timer;
+    server->last = server->now;
+    server->seconds++;
+    refresh_kernel_drops(server);
+    if (server->config->json) {
+        print_stats_json(server, &delta);
+        return;
+    }
+    fprintf(stderr,
+            "[%3us] rx %llu pkt/s %.1f Mbit/s  tx %llu pkt/s %.1f Mbit/s  dropped %llu  "
+            "errors %llu  kernel drops %llu\n",
+            server->seconds, (unsigned long long)delta.received,
+            (double)delta.received_bytes * 8 / 1e6, (unsigned long long)delta.sent,
+            (double)delta.sent_bytes * 8 / 1e6, (unsigned long long)delta.dropped,
+            (unsigned long long)delta.errors, (unsigned long long)server->kernel_drops);
+}
+
+static void report_bind_failure(const echo_server *server, int code)
+{
+    const echo_config *config = server->config;
+
+    tool_error_bind(PROG, code, config->address, config->port, config->udp6);
+}
+
+/* Bound: print the port for scripts, then start the statistics. */
+static void on_echo_bound(dg_socket *sock, int status, void *data)
+{
+    echo_server *server = data;
+    int rc;
+
+    if (status < 0) {
+        if (!server->closing) { /* -ECANCELED after a signal is no failure */
+            report_bind_failure(server, status);
+            server->exit_code = TOOL_EXIT_FAILURE;
+            echo_finish(server);
+        }
+        return;
+    }
+    if (tool_print_listening(PROG, sock) < 0) {
+        server->exit_code = TOOL_EXIT_FAILURE;
+        echo_finish(server);
+        return;
+    }
+    if (!server->config->stats)
+        return;
+    rc = dg_timer_new(server->loop, &server->stats_timer);
+    if (rc == 0)
+        rc = dg_timer_start(server->stats_timer, STATS_INTERVAL_MS, STATS_INTERVAL_MS, on_stats,
+                            server);
+    if (rc < 0) {
+        tool_error_code(PROG, "statistics timer", rc);
+        server->exit_code = TOOL_EXIT_FAILURE;
+        echo_finish(server);
+    }
+}
+
+/* Creates and binds the socket. On failure sets exit_code and leaves any
+ * created socket closing, so the loop still has to run. */
+static void echo_start(echo_server *server)
+{
+    const echo_config *config = server->config;
+    dg_socket_options options = {.type = config->udp6 ? DG_UDP6 : DG_UDP4};
+    dg_socket_handlers handlers = {
+        .on_message = on_echo_message,
+        .on_error = on_echo_error,
+    };
+    int rc = dg_socket_create(server->loop, &options, &handlers, server, &server->sock);
+
+    if (rc < 0) {
+        tool_error_code(PROG, "socket", rc);
+        server->exit_code = TOOL_EXIT_FAILURE;
+        server->closing = true; /* nothing to close */
+        return;
+    }
+    rc = dg_socket_bind(server->sock, config->address, config->port, on_echo_bound, server);
+    if (rc == DG_ERR_INVALID_ADDRESS) {
+        tool_error(PROG, "bad address '%s' for %s", config->address,
+                   config->udp6 ? "udp6" : "udp4");
+        server->exit_code = TOOL_EXIT_USAGE;
+    } else if (rc < 0) {
+        report_bind_failure(server, rc);
+        server->exit_code = TOOL_EXIT_FAILURE;
+    }
+    if (rc < 0)
+        echo_finish(server);
+}
+
+static void print_summary_text(const echo_server *server)
+{
+    const echo_counters *c = &server->now;
+    const sockperf_counts *sp = &server->sockperf;
+
+    printf("received %llu datagrams (%llu bytes), sent %llu datagrams, "
+           "dropped %llu, errors %llu [%s]\n",
+           (unsigned long long)c->received, (unsigned long long)c->received_bytes,
+           (unsigned long long)c->sent, (unsigned long long)c->dropped,
+           (unsigned long long)c->errors, server->backend);
+    if (server->config->sockperf)
+        printf("sockperf: %llu messages, %llu replies, %llu warm-up, %llu ignored, "
+               "%llu malformed\n",
+               (unsigned long long)sp->messages, (unsigned long long)sp->replies,
+               (unsigned long long)sp->warmup, (unsigned long long)sp->ignored,
+               (unsigned long long)sp->malformed);
+    fflush(stdout);
+}
+
+static void print_summary(const echo_server *server)
+{
+    const sockperf_counts *sp = &server->sockperf;
+    tool_json json;
+
+    if (!server->config->json) {
+        print_summary_text(server);
+        return;
+    }
+    tool_json_begin(&json, stdout);
+    tool_json_string(&json, "mode", server->config->sockperf ? "echo-sockperf" : "echo");
+    tool_json_string(&json, "backend", server->backend);
+    tool_json_uint(&json, "received", server->now.received);
+    tool_json_uint(&json, "bytes", server->now.received_bytes);
+    tool_json_uint(&json, "sent", server->now.sent);
+    tool_json_uint(&json, "dropped", server->now.dropped);
+    tool_json_uint(&json, "errors", server->now.errors);
+    tool_json_uint(&json, "kernel_drops", server->kernel_drops);
+    if (server->config->sockperf) {
+        tool_json_uint(&json, "messages", sp->messages);
+        tool_json_uint(&json, "replies", sp->replies);
+        tool_json_uint(&json, "warmup", sp->warmup);
+        tool_json_uint(&json, "ignored", sp->ignored);
+        tool_json_uint(&json, "malformed", sp->malformed);
+    }
+    tool_json_end(&json);
+}
+
+/* Runs the server to its end; returns the exit status. */
+static int echo_run(echo_server *server)
+{
+    int rc;
+
+    server->loop = tool_loop_open(PROG, NULL);
+    if (server->loop == NULL)
+        return TOOL_EXIT_FAILURE;
+    snprintf(server->backend, sizeof(server->backend), "%s", dg_loop_backend(server->loop));
+    echo_start(server);
+    rc = tool_run_loop(server->loop, echo_finish, server);
+    if (rc < 0) {
+        tool_error_code(PROG, "loop", rc);
+        return TOOL_EXIT_FAILURE;
+    }
+    if (!tool_loop_close(PROG, server->loop))
+        return TOOL_EXIT_FAILURE;
+    if (server->exit_code == TOOL_EXIT_OK)
+        print_summary(server);
+    return server->exit_code;
+}
+
+int main(int argc, char *argv[])
+{
+    echo_config config = {0};
+    echo_server server = {.config = &config};
+    int status = parse_args(argc, argv, &config);
+
+    if (status != PARSE_OK)
+        return status;
+    if (config.sockperf) {
+        server.reply = malloc(TOOL_MAX_PAYLOAD); /* the loop's largest datagram */
+        if (server.reply == NULL) {
+            tool_error(PROG, "out of memory");
+            return TOOL_EXIT_FAILURE;
+        }
+    }
+    status = echo_run(&server);
+    free(server.reply);
+    return status;
+}

@@ -1,0 +1,212 @@
+# Helpers shared by the tools' and examples' end-to-end tests; sourced by
+# test_*.sh (POSIX sh).
+#
+# Rules every test follows: only 127.0.0.1, ::1 (and a multicast group on
+# the loopback interface) are used, always with port 0 read back from the
+# tool's "listening ADDRESS:PORT" line; nothing checks a rate or a latency,
+# only exit statuses, output shapes and counts loopback cannot miss. Every
+# background process is waited for with a watchdog, so a hang fails the
+# test instead of stalling it.
+
+set -u
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dgring-test.XXXXXX") || exit 1
+PIDS=""
+FAILURES=0
+SKIPS=0
+STATUS=0
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    for pid in $PIDS; do
+        kill -KILL "$pid" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    echo "FAIL: $*"
+    FAILURES=$((FAILURES + 1))
+}
+
+pass() {
+    echo "ok: $*"
+}
+
+skip() {
+    echo "SKIP: $*"
+    SKIPS=$((SKIPS + 1))
+}
+
+show() {
+    for show_file in "$@"; do
+        [ -s "$show_file" ] && sed "s|^|    $(basename "$show_file"): |" "$show_file"
+    done
+    return 0
+}
+
+# start NAME CMD...: runs CMD in the background with stdout in
+# $WORK/NAME.out and stderr in $WORK/NAME.err; its pid lands in LAST_PID.
+start() {
+    start_name=$1
+    shift
+    "$@" >"$WORK/$start_name.out" 2>"$WORK/$start_name.err" &
+    LAST_PID=$!
+    PIDS="$PIDS $LAST_PID"
+}
+
+# start_input NAME INPUT CMD...: as start, with stdin from file INPUT.
+start_input() {
+    start_name=$1
+    start_in=$2
+    shift 2
+    "$@" <"$start_in" >"$WORK/$start_name.out" 2>"$WORK/$start_name.err" &
+    LAST_PID=$!
+    PIDS="$PIDS $LAST_PID"
+}
+
+# wait_bounded PID SECONDS: waits for PID, killing it after SECONDS; its
+# exit status lands in STATUS (137 when the watchdog had to kill it).
+# The watchdog polls in short sleeps so that killing it leaves no long
+# sleep behind, and gets SIGKILL: a SIGTERM that arrives before the forked
+# subshell has reset the inherited INT/TERM trap would be lost.
+wait_bounded() {
+    (
+        ticks=$(($2 * 10))
+        while [ "$ticks" -gt 0 ] && kill -0 "$1" 2>/dev/null; do
+            sleep 0.1
+            ticks=$((ticks - 1))
+        done
+        kill -KILL "$1" 2>/dev/null
+    ) </dev/null >/dev/null 2>&1 &
+    watchdog=$!
+    wait "$1"
+    STATUS=$?
+    kill -KILL "$watchdog" 2>/dev/null
+    wait "$watchdog" 2>/dev/null
+    return 0
+}
+
+# run NAME CMD...: start + wait_bounded 60, stdin from /dev/null.
+run() {
+    run_name=$1
+    shift
+    start_input "$run_name" /dev/null "$@"
+    wait_bounded "$LAST_PID" 60
+}
+
+# run_input NAME INPUT CMD...: run with stdin from file INPUT.
+run_input() {
+    start_input "$@"
+    wait_bounded "$LAST_PID" 60
+}
+
+# listening_port FILE PID: prints the port of FILE's "listening A:P" line,
+# waiting up to 10 s. Fails if the line does not come or PID dies first.
+listening_port() {
+    tries=0
+    while [ $tries -lt 100 ]; do
+        line=$(grep '^listening ' "$1" 2>/dev/null | head -n 1)
+        if [ -n "$line" ]; then
+            echo "${line##*:}"
+            return 0
+        fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    return 1
+}
+
+# wait_for_port NAME PID: listening_port of NAME's stdout.
+wait_for_port() {
+    listening_port "$WORK/$1.out" "$2"
+}
+
+# wait_for_line FILE PATTERN PID: waits up to 10 s for a line of FILE
+# matching the grep PATTERN. Fails if it does not come or PID dies.
+wait_for_line() {
+    tries=0
+    while [ $tries -lt 100 ]; do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || { grep -q "$2" "$1" 2>/dev/null; return $?; }
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    return 1
+}
+
+# json_value FILE KEY: the number after "KEY": on FILE's first JSON line.
+json_value() {
+    grep '^{' "$1" | head -n 1 | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+}
+
+# expect_status DESCRIPTION WANT CMD...: CMD (stdin /dev/null) must exit
+# WANT printing exactly one line on stderr.
+expect_status() {
+    description=$1
+    want=$2
+    shift 2
+    run usage "$@"
+    lines=$(wc -l <"$WORK/usage.err")
+    if [ "$STATUS" -ne "$want" ]; then
+        fail "$description: exit $STATUS, expected $want"
+        show "$WORK/usage.err"
+    elif [ "$lines" -ne 1 ]; then
+        fail "$description: $lines stderr lines, expected 1"
+        show "$WORK/usage.err"
+    else
+        pass "$description: $(cat "$WORK/usage.err")"
+    fi
+}
+
+# expect_usage DESCRIPTION CMD...: CMD must exit 2 with one stderr line.
+expect_usage() {
+    description=$1
+    shift
+    expect_status "$description" 2 "$@"
+}
+
+# expect_help DESCRIPTION CMD...: CMD must exit 0 printing usage.
+expect_help() {
+    description=$1
+    shift
+    run help "$@"
+    if [ "$STATUS" -eq 0 ] && grep -q '^usage:' "$WORK/help.out"; then
+        pass "$description"
+    else
+        fail "$description: exit $STATUS"
+        show "$WORK/help.out" "$WORK/help.err"
+    fi
+}
+
+have_ipv6_loopback() {
+    grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6 2>/dev/null
+}
+
+# closed_port TOOL: prints a UDP port on 127.0.0.1 that nothing listens
+# on: one the kernel picked for a dgcat -l that then ended. (A fake DNS
+# server address for tests that need a host name to fail to resolve
+# without asking the machine's DNS.)
+closed_port() {
+    start closed "$1" -l 127.0.0.1 0 --count 1
+    closed_pid=$LAST_PID
+    closed_found=$(listening_port "$WORK/closed.err" "$closed_pid")
+    kill -INT "$closed_pid" 2>/dev/null
+    wait_bounded "$closed_pid" 10
+    echo "$closed_found"
+}
+
+# finish: the verdict and the exit status. Skipped checks print why and
+# do not fail the test; a script whose every check needs something absent
+# exits 77 itself, which meson reports as a skip.
+finish() {
+    if [ "$FAILURES" -ne 0 ]; then
+        echo "$FAILURES check(s) failed"
+        exit 1
+    fi
+    echo "all checks passed ($SKIPS skipped)"
+    exit 0
+}
