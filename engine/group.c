@@ -60,7 +60,7 @@ struct member {
     dg_timer *timer;
     bool bind_done;
     int bind_status;
-    bool started;                 /* on_start ran */
+    bool started;                 /* bound, on_start called: on_stop is due */
     bool stopping;                /* the stop post ran */
     bool closing_socket;
     int error;                    /* first runtime error; read after join */
@@ -396,9 +396,10 @@ static void *member_main(void *arg)
     ret = stop_now ? -ECANCELED : member_bind(m, loop);
     if (m->stopping) /* a stop post ran while binding */
         ret = -ECANCELED;
-    if (ret == 0 && o->on_start) {
-        m->started = true;
-        o->on_start(loop, m->index, o->data);
+    if (ret == 0) {
+        m->started = true; /* on_stop will run */
+        if (o->on_start)
+            o->on_start(loop, m->index, o->data);
     }
     member_report(m, ret);
     if (stop_now)

@@ -44,8 +44,10 @@ static void queue_locked(dg_loop *target, struct dg__post *p)
         target->post_head = p;
     target->post_tail = p;
     atomic_store_explicit(&target->posts_queued, true, memory_order_release);
-    pthread_mutex_unlock(&target->post_lock);
+    /* Wake before unlocking: once the lock is released the target may run
+     * the post, stop being alive and be closed, freeing its wake fd. */
     dg_loop_wake(target);
+    pthread_mutex_unlock(&target->post_lock);
 }
 
 static void run_post(dg_loop *loop, struct dg__post *p)

@@ -91,8 +91,9 @@ typedef struct dg_group_options {
     /* Runs once on each member's thread after its socket is bound (for
      * instance to start timers on that loop). May be NULL. */
     dg_group_member_cb on_start;
-    /* Runs once on each member whose on_start ran, on its thread, when the
-     * group stops, after the member's socket close began: close here every
+    /* Runs once on each member that got as far as on_start (its socket was
+     * bound), on its thread, when the group stops, after the member's
+     * socket close began (on_close follows from the loop): close here every
      * handle you created on that loop, or the member's thread cannot end
      * and dg_group_join() waits for it. May be NULL. */
     dg_group_member_cb on_stop;
