@@ -15,6 +15,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@ typedef struct echo_config {
     bool json;
     bool stats;          /* a line of statistics a second on stderr */
     bool sockperf;       /* answer as sockperf's server instead of echoing */
+    unsigned threads;    /* > 1: a reuse-port group of that many loops */
 } echo_config;
 
 /* Counters of the sockperf protocol (--sockperf only). */
@@ -71,6 +75,7 @@ enum { PARSE_OK = -1 };
 static void print_usage(FILE *out)
 {
     fputs("usage: " PROG " --port P [--address A] [--udp6] [--stats] [--sockperf] [--json]\n"
+          "                   [--threads N]\n"
           "\n"
           "Echoes every UDP datagram back to its sender until SIGINT/SIGTERM,\n"
           "then prints a summary.\n"
@@ -82,6 +87,9 @@ static void print_usage(FILE *out)
           "  --sockperf    answer like sockperf's server: reply only to client\n"
           "                messages that ask for it, with the client flag cleared\n"
           "  --json        print the summary (and --stats lines) as JSON objects\n"
+          "  --threads N   N loops in N threads on the same port (SO_REUSEPORT),\n"
+          "                1..64; the summary has a line per thread and the total\n"
+          "                (not with --stats or --sockperf)\n"
           "  --help        show this help\n"
           "\n"
           "Prints \"listening ADDRESS:PORT\" once bound. Exit status: 0 after\n"
@@ -96,6 +104,7 @@ static const struct option echo_options[] = {
     {"json", no_argument, NULL, 'j'},
     {"stats", no_argument, NULL, 's'},
     {"sockperf", no_argument, NULL, 'S'},
+    {"threads", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -124,6 +133,15 @@ static int apply_option(echo_config *config, int option, char *const argv[])
     case 'S':
         config->sockperf = true;
         return PARSE_OK;
+    case 't': {
+        uint64_t n;
+        if (tool_parse_uint64(optarg, 1, 64, &n)) {
+            config->threads = (unsigned)n;
+            return PARSE_OK;
+        }
+        tool_error(PROG, "bad thread count '%s': expected 1..64", optarg);
+        return TOOL_EXIT_USAGE;
+    }
     case 'h':
         print_usage(stdout);
         return TOOL_EXIT_OK;
@@ -152,6 +170,10 @@ static int parse_args(int argc, char *argv[], echo_config *config)
     }
     if (!have_port) {
         tool_error(PROG, "missing --port (use --port 0 for a free port)");
+        return TOOL_EXIT_USAGE;
+    }
+    if (config->threads > 1 && (config->stats || config->sockperf)) {
+        tool_error(PROG, "--threads cannot be combined with --stats or --sockperf");
         return TOOL_EXIT_USAGE;
     }
     return PARSE_OK;
@@ -466,6 +488,105 @@ static int echo_run(echo_server *server)
     return server->exit_code;
 }
 
+/* ---- --threads N: a reuse-port group ----------------------------------
+ * Each thread runs its own loop and socket on the shared port; the kernel
+ * spreads flows across them. The main thread only waits for a signal. */
+
+static atomic_ulong group_dropped; /* echoes refused: DG_ERR_SEND_QUEUE_FULL */
+static atomic_ulong group_errors;  /* other send and receive failures */
+
+static void on_group_message(dg_socket *sock, const dg_message *msg, void *data)
+{
+    (void)data;
+    int rc = dg_socket_send_to(sock, msg->data, msg->length, msg->addr, msg->addrlen, NULL,
+                               NULL);
+    if (rc == DG_ERR_SEND_QUEUE_FULL)
+        atomic_fetch_add(&group_dropped, 1);
+    else if (rc < 0)
+        atomic_fetch_add(&group_errors, 1);
+}
+
+static void on_group_error(dg_socket *sock, const dg_error *err, void *data)
+{
+    (void)sock;
+    (void)err;
+    (void)data;
+    atomic_fetch_add(&group_errors, 1);
+}
+
+static void print_group_summary(const echo_config *config, unsigned n, const dg_socket_stats *st)
+{
+    uint64_t rx = 0, bytes = 0, tx = 0;
+    for (unsigned i = 0; i < n; i++) {
+        rx += st[i].rx_datagrams;
+        bytes += st[i].rx_bytes;
+        tx += st[i].tx_datagrams;
+        if (!config->json)
+            printf("thread %u: received %llu datagrams (%llu bytes), sent %llu datagrams\n", i,
+                   (unsigned long long)st[i].rx_datagrams, (unsigned long long)st[i].rx_bytes,
+                   (unsigned long long)st[i].tx_datagrams);
+    }
+    if (!config->json) {
+        printf("received %llu datagrams (%llu bytes), sent %llu datagrams, dropped %lu, "
+               "errors %lu [io_uring, %u threads]\n",
+               (unsigned long long)rx, (unsigned long long)bytes, (unsigned long long)tx,
+               atomic_load(&group_dropped), atomic_load(&group_errors), n);
+        fflush(stdout);
+        return;
+    }
+    tool_json json;
+    tool_json_begin(&json, stdout);
+    tool_json_string(&json, "mode", "echo");
+    tool_json_uint(&json, "threads", n);
+    tool_json_uint(&json, "received", rx);
+    tool_json_uint(&json, "bytes", bytes);
+    tool_json_uint(&json, "sent", tx);
+    tool_json_uint(&json, "dropped", atomic_load(&group_dropped));
+    tool_json_uint(&json, "errors", atomic_load(&group_errors));
+    tool_json_end(&json);
+}
+
+/* Blocks SIGINT/SIGTERM in every thread (the group's threads inherit the
+ * mask) and waits for one in the main thread. */
+static int echo_run_group(const echo_config *config)
+{
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
+
+    dg_group_options o;
+    dg_group_options_init(&o);
+    o.threads = config->threads;
+    o.address = config->address;
+    o.port = config->port;
+    o.socket.type = config->udp6 ? DG_UDP6 : DG_UDP4;
+    o.handlers.on_message = on_group_message;
+    o.handlers.on_error = on_group_error;
+    dg_group *group;
+    int rc = dg_group_start(&group, &o);
+    if (rc < 0) {
+        report_bind_failure(&(echo_server){.config = config}, rc);
+        return TOOL_EXIT_FAILURE;
+    }
+    /* The sockets belong to their threads; the port is the group's. */
+    const char *shown = config->address ? config->address : config->udp6 ? "::" : "0.0.0.0";
+    printf("listening %s:%d\n", shown, dg_group_port(group));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&stops, &sig);
+    dg_group_stop(group);
+    dg_socket_stats stats[64];
+    rc = dg_group_join(group, stats);
+    if (rc < 0) {
+        tool_error_code(PROG, "group", rc);
+        return TOOL_EXIT_FAILURE;
+    }
+    print_group_summary(config, config->threads, stats);
+    return TOOL_EXIT_OK;
+}
+
 int main(int argc, char *argv[])
 {
     echo_config config = {0};
@@ -474,6 +595,8 @@ int main(int argc, char *argv[])
 
     if (status != PARSE_OK)
         return status;
+    if (config.threads > 1)
+        return echo_run_group(&config);
     if (config.sockperf) {
         server.reply = malloc(TOOL_MAX_PAYLOAD); /* the loop's largest datagram */
         if (server.reply == NULL) {

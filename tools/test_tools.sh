@@ -292,8 +292,30 @@ check_recv_interrupt() {
     fi
 }
 
+# --threads 2: a reuse-port group answers pingpong from several flows (one
+# dgblast per flow, each with its own source port); the summary has a line
+# per thread, and the per-thread counts add up to the total.
+check_echo_threads() {
+    start_echo echo_threads 127.0.0.1 --threads 2 || return 1
+    for flow in 1 2 3 4; do
+        check_round_trip "threads_flow$flow" pingpong 127.0.0.1 "$ECHO_PORT" || return 1
+    done
+    stop_echo echo_threads
+    lines=$(grep -c '^thread [01]: received' "$WORK/echo_threads.out")
+    sum=$(sed -n 's/^thread [0-9]*: received \([0-9]*\) .*/\1/p' "$WORK/echo_threads.out" |
+        awk '{ s += $1 } END { print s }')
+    total=$(sed -n 's/^received \([0-9]*\) datagrams.*threads\]$/\1/p' "$WORK/echo_threads.out")
+    if [ "$lines" -eq 2 ] && [ -n "$total" ] && [ "$sum" -eq "$total" ] && [ "$total" -gt 0 ]; then
+        pass "echo --threads 2: 2 thread lines adding up to $total"
+    else
+        fail "echo --threads 2: per-thread lines ($lines) and total ($total, sum $sum)"
+        show "$WORK/echo_threads.out" "$WORK/echo_threads.err"
+    fi
+}
+
 check_usage
 check_unknown_host
+check_echo_threads
 check_echo_ipv4
 check_echo_json_stats
 check_echo_ipv6
