@@ -1,0 +1,273 @@
+/* perf/dgring_bench.c: dgring's receiver and sender for the benchmark,
+ * written on the public API only (<dgring.h>), as a telemetry user would.
+ *
+ *   dgring_bench recv        counts datagrams; loop options recv_buffers
+ *                            4096, recv_buffer_size 2048 (with --gro:
+ *                            1024 buffers of 65507 bytes and DG_SOCKET_GRO);
+ *                            --buffers N changes recv_buffers
+ *   dgring_bench send        --window sends in flight (64), each refilled
+ *                            from its send callback; dgring's defaults, so
+ *                            runs of equal datagrams may leave as GSO
+ *   dgring_bench send-nogso  the same with DG_SOCKET_NO_GSO: one sendmsg
+ *                            per datagram, batched per io_uring_enter
+ *
+ * --window 1 is the "single" API: one datagram, then its callback, then
+ * the next.
+ */
+#include "common.h"
+
+#include <dgring.h>
+
+#define RECV_BUFFERS 4096
+#define RECV_BUFFER_SIZE 2048
+
+typedef struct bench {
+    const perf_opts *o;
+    dg_loop *loop;
+    dg_socket *sock;
+    dg_timer *timer;
+    perf_rx rx;
+    int port;
+    bool done;
+    /* sender */
+    struct sockaddr_in to;
+    unsigned char *payload;
+    uint64_t issued, completed, errors, refused;
+    uint64_t start_ns, end_ns, deadline_ns;
+    double cpu0;
+    unsigned inflight;
+} bench;
+
+static void die_dg(const char *what, int code)
+{
+    fprintf(stderr, "%s: %s (%s)\n", what, dg_strerror(code), dg_err_name(code));
+    exit(1);
+}
+
+static void finish(bench *b)
+{
+    if (b->done)
+        return;
+    b->done = true;
+    if (b->timer)
+        dg_timer_close(b->timer, NULL, NULL);
+    dg_socket_close(b->sock, NULL, NULL);
+}
+
+/* ---- Receiver ---------------------------------------------------------- */
+
+static dg_socket_stats g_stats;
+static long long g_proc_drops = -1;
+
+static void recv_finish(bench *b)
+{
+    CALLGRIND_TOGGLE_COLLECT;
+    dg_socket_get_stats(b->sock, &g_stats);
+    g_proc_drops = perf_proc_drops(b->port);
+    finish(b);
+}
+
+static void on_message(dg_socket *sock, const dg_message *msg, void *data)
+{
+    (void)sock;
+    bench *b = data;
+    perf_rx_one(&b->rx, msg->data, msg->length);
+    if (b->o->count && b->rx.packets >= b->o->count && !b->done)
+        recv_finish(b);
+}
+
+static void on_idle_tick(dg_timer *t, void *data)
+{
+    (void)t;
+    bench *b = data;
+    if (!b->done && perf_rx_idle_check(&b->rx, b->o->idle_ms))
+        recv_finish(b);
+}
+
+static void on_recv_listening(dg_socket *sock, void *data)
+{
+    bench *b = data;
+    dg_address a;
+    if (dg_socket_address(sock, &a) < 0)
+        die_dg("address", -EBADF);
+    b->port = a.port;
+    int rcvbuf = b->o->rcvbuf;
+    if (rcvbuf > 0 &&
+        setsockopt(dg_socket_fd(sock), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+        perf_die("SO_RCVBUFFORCE");
+    perf_ready(b->port);
+    CALLGRIND_TOGGLE_COLLECT;
+}
+
+static void on_error(dg_socket *sock, const dg_error *err, void *data)
+{
+    (void)sock;
+    (void)data;
+    char text[256];
+    dg_error_format(err, text, sizeof(text));
+    fprintf(stderr, "dgring error: %s\n", text);
+}
+
+static int do_recv(const perf_opts *o)
+{
+    bench b = {.o = o};
+    dg_loop_options lo;
+    dg_loop_options_init(&lo);
+    lo.recv_buffers = o->buffers ? (unsigned)o->buffers : o->gro ? 1024 : RECV_BUFFERS;
+    lo.recv_buffer_size = o->gro ? 65507 : RECV_BUFFER_SIZE;
+    int ret = dg_loop_new(&b.loop, &lo);
+    if (ret < 0)
+        die_dg("dg_loop_new", ret);
+    dg_socket_options so = {.type = DG_UDP4};
+    if (o->gro) {
+#ifdef DG_SOCKET_GRO
+        so.flags |= DG_SOCKET_GRO;
+#else
+        fprintf(stderr, "this dgring has no DG_SOCKET_GRO\n");
+        return 3;
+#endif
+    }
+    dg_socket_handlers h = {
+        .on_message = on_message, .on_listening = on_recv_listening, .on_error = on_error};
+    if ((ret = dg_socket_create(b.loop, &so, &h, &b, &b.sock)) < 0)
+        die_dg("dg_socket_create", ret);
+    if ((ret = dg_socket_bind(b.sock, "127.0.0.1", o->port, NULL, NULL)) < 0)
+        die_dg("dg_socket_bind", ret);
+    if ((ret = dg_timer_new(b.loop, &b.timer)) < 0 ||
+        (ret = dg_timer_start(b.timer, 50, 50, on_idle_tick, &b)) < 0)
+        die_dg("timer", ret);
+    if ((ret = dg_loop_run(b.loop, DG_RUN_DEFAULT)) < 0)
+        die_dg("dg_loop_run", ret);
+    char extra[320];
+    snprintf(extra, sizeof(extra),
+             ",\"rxq_ovfl\":%llu,\"rx_no_buffers\":%llu,\"rx_rearms\":%llu,"
+             "\"recv_buffers\":%u,\"recv_buffer_size\":%u,\"gro\":%s"
+#ifdef DG_SOCKET_GRO
+             ",\"rx_gro_buffers\":%llu"
+#endif
+             ,
+             (unsigned long long)g_stats.rx_kernel_drops,
+             (unsigned long long)g_stats.rx_no_buffers, (unsigned long long)g_stats.rx_rearms,
+             lo.recv_buffers, lo.recv_buffer_size, o->gro ? "true" : "false"
+#ifdef DG_SOCKET_GRO
+             , (unsigned long long)g_stats.rx_gro_buffers
+#endif
+    );
+    perf_rx_report(o->gro ? "dgring+gro" : "dgring", &b.rx, g_proc_drops, "/proc/net/udp",
+                   extra);
+    dg_loop_close(b.loop);
+    return 0;
+}
+
+/* ---- Sender ------------------------------------------------------------ */
+
+static void send_next(bench *b);
+
+static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data)
+{
+    (void)sock;
+    (void)err;
+    bench *b = data;
+    b->inflight--;
+    if (status >= 0)
+        b->completed++;
+    else
+        b->errors++;
+    if (!b->done) {
+        if (b->o->count) {
+            if (b->issued >= b->o->count)
+                b->done = true;
+        } else if ((b->completed & 63) == 0 && perf_now_ns() >= b->deadline_ns) {
+            b->done = true;
+        }
+    }
+    if (!b->done)
+        send_next(b);
+    else if (b->inflight == 0 && b->end_ns == 0) {
+        b->end_ns = perf_now_ns();
+        CALLGRIND_TOGGLE_COLLECT;
+        if (b->timer)
+            dg_timer_close(b->timer, NULL, NULL);
+        b->timer = NULL;
+        dg_socket_close(b->sock, NULL, NULL);
+    }
+}
+
+static void send_next(bench *b)
+{
+    perf_stamp_seq(b->payload, (size_t)b->o->size, b->issued);
+    int ret = dg_socket_send_to(b->sock, b->payload, (size_t)b->o->size,
+                                (const struct sockaddr *)&b->to, sizeof(b->to), on_sent, b);
+    if (ret < 0) {
+        if (ret == DG_ERR_SEND_QUEUE_FULL) {
+            b->refused++;
+            return;
+        }
+        die_dg("dg_socket_send_to", ret);
+    }
+    b->issued++;
+    b->inflight++;
+}
+
+static void on_send_listening(dg_socket *sock, void *data)
+{
+    (void)sock;
+    bench *b = data;
+    b->start_ns = perf_now_ns();
+    b->cpu0 = perf_cpu_seconds();
+    b->deadline_ns = b->start_ns + (uint64_t)(b->o->duration * 1e9);
+    CALLGRIND_TOGGLE_COLLECT;
+    for (int i = 0; i < b->o->window; i++) {
+        if (b->o->count && b->issued >= b->o->count)
+            break;
+        send_next(b);
+    }
+}
+
+static int do_send(const perf_opts *o, bool nogso)
+{
+    bench b = {.o = o};
+    b.to = perf_loopback(o->port);
+    b.payload = calloc(1, o->size ? (size_t)o->size : 1);
+    dg_loop_options lo;
+    dg_loop_options_init(&lo);
+    lo.recv_buffers = 64; /* it receives nothing */
+    lo.recv_buffer_size = RECV_BUFFER_SIZE;
+    int ret = dg_loop_new(&b.loop, &lo);
+    if (ret < 0)
+        die_dg("dg_loop_new", ret);
+    dg_socket_options so = {.type = DG_UDP4};
+    if (nogso) {
+#ifdef DG_SOCKET_NO_GSO
+        so.flags |= DG_SOCKET_NO_GSO;
+#endif
+    }
+    dg_socket_handlers h = {.on_listening = on_send_listening, .on_error = on_error};
+    if ((ret = dg_socket_create(b.loop, &so, &h, &b, &b.sock)) < 0)
+        die_dg("dg_socket_create", ret);
+    if ((ret = dg_socket_bind(b.sock, "127.0.0.1", 0, NULL, NULL)) < 0)
+        die_dg("dg_socket_bind", ret);
+    if ((ret = dg_loop_run(b.loop, DG_RUN_DEFAULT)) < 0)
+        die_dg("dg_loop_run", ret);
+    char extra[160];
+    snprintf(extra, sizeof(extra), ",\"window\":%d,\"size\":%d,\"gso\":%s,\"refused\":%llu",
+             o->window, o->size, nogso ? "false" : "true", (unsigned long long)b.refused);
+    const char *peer = o->window == 1 ? "dgring" : nogso ? "dgring-nogso" : "dgring";
+    perf_tx_report(peer, b.completed, b.errors, b.start_ns, b.end_ns, b.cpu0, extra);
+    dg_loop_close(b.loop);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    perf_opts o;
+    perf_parse(&o, argc, argv);
+    if (strcmp(o.mode, "recv") == 0)
+        return do_recv(&o);
+    if (strcmp(o.mode, "send") == 0)
+        return do_send(&o, false);
+    if (strcmp(o.mode, "send-nogso") == 0)
+        return do_send(&o, true);
+    perf_usage(argv[0]);
+    return 2;
+}

@@ -1,0 +1,425 @@
+/* perf/group_scaling.c: receive rate of a dgring reuse-port group, and the
+ * many-flow generator that feeds it (docs/scaling.md explains the runs).
+ *
+ *   group_scaling recv --threads N [--pin] [--steer-cpu] [--port P]
+ *                      [--warmup S] [--seconds S] [--rcvbuf BYTES]
+ *       stream: starts a group of N loops on 127.0.0.1:P (0 = any; prints
+ *       "port P"), waits --warmup seconds (default 1), then measures for
+ *       --seconds (default 5): per member the datagrams received, the
+ *       thread's CPU time and the kernel's drops; prints one line per
+ *       member and a total, then stops the group.
+ *
+ *   group_scaling recv --drain --threads N [--pin] [--rcvbuf-force BYTES]
+ *       drain: the same group, each socket's queue enlarged with
+ *       SO_RCVBUFFORCE (default 256 MiB; needs CAP_NET_ADMIN). Prints
+ *       "port P" and waits; the caller stops the process (SIGSTOP), fills
+ *       the queues with `gen`, resumes it (SIGCONT). Each member times its
+ *       first and last datagram; once no datagram came for 300 ms the
+ *       program prints per member and aggregate rates: receive capacity
+ *       with no sender competing (the kernel's receive work was done by
+ *       the sender before the loops resumed).
+ *
+ *   group_scaling gen --port P [--flows F] [--size B] [--seconds S]
+ *                     [--batch N] [--cpu C]
+ *       F connected UDP sockets (distinct source ports; default 64) send
+ *       B-byte datagrams (default 64) to 127.0.0.1:P with sendmmsg, N per
+ *       call (default 64), round robin over the flows, flat out for S
+ *       seconds (default 8); optionally pinned to CPU C. Prints the rate
+ *       and its CPU time per datagram.
+ *
+ * Build (not part of the meson build):
+ *   cc -O2 -D_GNU_SOURCE -Iinclude perf/group_scaling.c -o group_scaling \
+ *      -Lbuild-group -ldgring -Wl,-rpath,$PWD/build-group
+ */
+#include <dgring.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS 64
+#define MAX_FLOWS 1024
+#define MAX_BATCH 1024
+
+struct opts {
+    const char *mode;
+    unsigned threads;
+    bool pin;
+    bool steer_cpu;
+    bool drain;
+    int rcvbuf_force;
+    int port;
+    double warmup;
+    double seconds;
+    int rcvbuf;
+    int flows;
+    int size;
+    int batch;
+    int cpu;
+};
+
+static double now_s(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static void die(const char *what, int code)
+{
+    fprintf(stderr, "%s: %s\n", what, code < 0 ? dg_strerror(code) : strerror(errno));
+    exit(1);
+}
+
+/* ---- recv ----------------------------------------------------------------- */
+
+/* One member's numbers at one instant, taken on the member's own thread. */
+struct sample {
+    uint64_t rx;
+    uint64_t drops;
+    double cpu;
+    atomic_bool done;
+};
+
+struct member_probe {
+    dg_group *group;
+    unsigned index;
+    struct sample *slot;
+};
+
+static void take_sample(dg_loop *loop, void *arg)
+{
+    struct member_probe *p = arg;
+    dg_socket_stats st;
+    (void)loop;
+    dg_group_stats(p->group, p->index, &st);
+    p->slot->rx = st.rx_datagrams;
+    p->slot->drops = st.rx_kernel_drops;
+    p->slot->cpu = now_s(CLOCK_THREAD_CPUTIME_ID);
+    atomic_store(&p->slot->done, true);
+}
+
+static void sample_all(dg_group *g, unsigned n, struct sample *out, struct member_probe *probes)
+{
+    for (unsigned i = 0; i < n; i++) {
+        atomic_store(&out[i].done, false);
+        probes[i] = (struct member_probe){.group = g, .index = i, .slot = &out[i]};
+        int ret = dg_group_post(g, i, take_sample, &probes[i]);
+        if (ret < 0)
+            die("dg_group_post", ret);
+    }
+    for (unsigned i = 0; i < n; i++)
+        while (!atomic_load(&out[i].done))
+            sleep_s(0.0002);
+}
+
+static void on_message(dg_socket *sock, const dg_message *msg, void *data)
+{
+    (void)sock;
+    (void)msg;
+    (void)data; /* counted by the socket's statistics */
+}
+
+/* ---- drain ---------------------------------------------------------------- */
+
+/* One member's drain record; written only by that member's thread, read
+ * by main after the member went quiet (atomics make that read defined). */
+struct drain_slot {
+    atomic_ullong count;
+    atomic_ullong first_ns;
+    atomic_ullong last_ns;
+    double cpu0;
+    char pad[64];
+};
+
+static struct drain_slot drain_slots[MAX_THREADS];
+static int drain_rcvbuf;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void on_drain_message(dg_socket *sock, const dg_message *msg, void *data)
+{
+    (void)msg;
+    (void)data;
+    struct drain_slot *d = &drain_slots[dg_group_index(dg_socket_loop(sock))];
+    uint64_t now = mono_ns();
+    unsigned long long n = atomic_load_explicit(&d->count, memory_order_relaxed);
+    if (n == 0) {
+        atomic_store_explicit(&d->first_ns, now, memory_order_relaxed);
+        d->cpu0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+    }
+    atomic_store_explicit(&d->last_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&d->count, n + 1, memory_order_release);
+}
+
+static void on_drain_start(dg_loop *loop, unsigned index, void *data)
+{
+    (void)loop;
+    (void)data;
+    int fd = dg_socket_fd(dg_group_socket(dg_group_from_loop(loop), index));
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &drain_rcvbuf, sizeof(drain_rcvbuf)) < 0)
+        die("SO_RCVBUFFORCE", 0);
+}
+
+static void drain_cpu(dg_loop *loop, void *arg)
+{
+    (void)loop;
+    struct sample *s = arg;
+    s->cpu = now_s(CLOCK_THREAD_CPUTIME_ID);
+    atomic_store(&s->done, true);
+}
+
+static uint64_t drain_total(unsigned n)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += atomic_load_explicit(&drain_slots[i].count, memory_order_acquire);
+    return total;
+}
+
+static void drain_report(dg_group *g, unsigned n)
+{
+    static struct sample cpu[MAX_THREADS];
+    uint64_t first = UINT64_MAX, last = 0, total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        atomic_store(&cpu[i].done, false);
+        if (dg_group_post(g, i, drain_cpu, &cpu[i]) < 0)
+            die("dg_group_post", 0);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        while (!atomic_load(&cpu[i].done))
+            sleep_s(0.0002);
+        struct drain_slot *d = &drain_slots[i];
+        uint64_t c = atomic_load(&d->count), f = atomic_load(&d->first_ns),
+                 l = atomic_load(&d->last_ns);
+        double secs = c > 1 ? (double)(l - f) / 1e9 : 0;
+        double busy = cpu[i].cpu - d->cpu0;
+        printf("member %u cpu %d: %llu datagrams in %.3f s = %.0f datagrams/s, thread cpu "
+               "%.3f s (%.0f ns/datagram)\n",
+               i, dg_group_cpu(g, i), (unsigned long long)c, secs, secs > 0 ? c / secs : 0,
+               busy, c ? busy * 1e9 / (double)c : 0);
+        if (c) {
+            first = f < first ? f : first;
+            last = l > last ? l : last;
+        }
+        total += c;
+    }
+    double secs = last > first ? (double)(last - first) / 1e9 : 0;
+    printf("drain total: %llu datagrams in %.3f s = %.0f datagrams/s\n",
+           (unsigned long long)total, secs, secs > 0 ? (double)total / secs : 0);
+}
+
+static int run_drain(const struct opts *o, dg_group_options *go)
+{
+    go->handlers.on_message = on_drain_message;
+    go->on_start = on_drain_start;
+    drain_rcvbuf = o->rcvbuf_force;
+    dg_group *g;
+    int ret = dg_group_start(&g, go);
+    if (ret < 0)
+        die("dg_group_start", ret);
+    printf("port %d\n", dg_group_port(g));
+    fflush(stdout);
+    uint64_t seen = 0;
+    for (int quiet = 0; seen == 0 || quiet < 300; quiet++) {
+        sleep_s(0.001);
+        uint64_t now = drain_total(o->threads);
+        if (now != seen)
+            quiet = 0;
+        seen = now;
+    }
+    drain_report(g, o->threads);
+    dg_group_stop(g);
+    return dg_group_join(g, NULL) < 0;
+}
+
+static int run_recv(const struct opts *o)
+{
+    dg_group_options go;
+    dg_group_options_init(&go);
+    go.threads = o->threads;
+    go.address = "127.0.0.1";
+    go.port = o->port;
+    go.pin = o->pin;
+    go.steering = o->steer_cpu ? DG_GROUP_STEER_CPU : DG_GROUP_STEER_HASH;
+    go.socket.recv_buffer_size = o->rcvbuf;
+    go.handlers.on_message = on_message;
+    go.loop.recv_buffers = 4096;
+    go.loop.recv_buffer_size = 2048;
+    if (o->drain)
+        return run_drain(o, &go);
+    dg_group *g;
+    int ret = dg_group_start(&g, &go);
+    if (ret < 0)
+        die("dg_group_start", ret);
+    printf("port %d\n", dg_group_port(g));
+    fflush(stdout);
+    sleep_s(o->warmup);
+    static struct sample a[MAX_THREADS], b[MAX_THREADS];
+    static struct member_probe probes[MAX_THREADS];
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    double t0 = now_s(CLOCK_MONOTONIC);
+    sample_all(g, o->threads, a, probes);
+    sleep_s(o->seconds);
+    sample_all(g, o->threads, b, probes);
+    double t1 = now_s(CLOCK_MONOTONIC);
+    getrusage(RUSAGE_SELF, &ru1);
+    double secs = t1 - t0, total = 0, drops = 0;
+    for (unsigned i = 0; i < o->threads; i++) {
+        double rx = (double)(b[i].rx - a[i].rx), cpu = b[i].cpu - a[i].cpu;
+        double dr = (double)(b[i].drops - a[i].drops);
+        total += rx;
+        drops += dr;
+        printf("member %u cpu %d: %.0f datagrams/s, thread cpu %.2f s (%.0f ns/datagram), "
+               "kernel drops %.0f/s\n",
+               i, dg_group_cpu(g, i), rx / secs, cpu, rx > 0 ? cpu * 1e9 / rx : 0.0,
+               dr / secs);
+    }
+    double user = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6;
+    double sys = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                 (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    printf("total: %.0f datagrams/s over %.2f s, drops %.0f/s, process cpu user %.2f s "
+           "sys %.2f s (%.0f ns/datagram)\n",
+           total / secs, secs, drops / secs, user, sys,
+           total > 0 ? (user + sys) * 1e9 / total : 0.0);
+    dg_group_stop(g);
+    return dg_group_join(g, NULL) < 0;
+}
+
+/* ---- gen ------------------------------------------------------------------ */
+
+static int flow_socket(int port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        die("socket/connect", 0);
+    return fd;
+}
+
+static int run_gen(const struct opts *o)
+{
+    if (o->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(o->cpu, &set);
+        if (sched_setaffinity(0, sizeof(set), &set) < 0)
+            die("sched_setaffinity", 0);
+    }
+    static int fds[MAX_FLOWS];
+    static struct mmsghdr msgs[MAX_BATCH];
+    static struct iovec iov[MAX_BATCH];
+    static unsigned char payload[MAX_BATCH][2048];
+    for (int f = 0; f < o->flows; f++)
+        fds[f] = flow_socket(o->port);
+    for (int i = 0; i < o->batch; i++) {
+        iov[i] = (struct iovec){.iov_base = payload[i], .iov_len = (size_t)o->size};
+        msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+    }
+    uint64_t sent = 0, errors = 0, seq = 0;
+    double cpu0 = now_s(CLOCK_PROCESS_CPUTIME_ID), t0 = now_s(CLOCK_MONOTONIC), t = t0;
+    for (int f = 0; t - t0 < o->seconds; f = (f + 1) % o->flows) {
+        for (int i = 0; i < o->batch; i++, seq++)
+            if (o->size >= 8)
+                memcpy(payload[i], &seq, 8);
+        int n = sendmmsg(fds[f], msgs, (unsigned)o->batch, 0);
+        if (n < 0)
+            errors++;
+        else
+            sent += (uint64_t)n;
+        if ((sent & 0xfff) < (uint64_t)o->batch)
+            t = now_s(CLOCK_MONOTONIC);
+    }
+    double secs = now_s(CLOCK_MONOTONIC) - t0, cpu = now_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    printf("gen: %.0f datagrams/s over %.2f s from %d flows, %llu failed calls, cpu %.2f s "
+           "(%.0f ns/datagram, receive-side kernel work included)\n",
+           (double)sent / secs, secs, o->flows, (unsigned long long)errors, cpu,
+           sent ? cpu * 1e9 / (double)sent : 0.0);
+    return 0;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+static void parse(struct opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"threads", required_argument, NULL, 't'}, {"pin", no_argument, NULL, 'P'},
+        {"steer-cpu", no_argument, NULL, 'S'},     {"port", required_argument, NULL, 'p'},
+        {"warmup", required_argument, NULL, 'w'},  {"seconds", required_argument, NULL, 's'},
+        {"rcvbuf", required_argument, NULL, 'r'},  {"flows", required_argument, NULL, 'f'},
+        {"size", required_argument, NULL, 'z'},    {"batch", required_argument, NULL, 'b'},
+        {"cpu", required_argument, NULL, 'c'},     {"drain", no_argument, NULL, 'D'},
+        {"rcvbuf-force", required_argument, NULL, 'F'}, {NULL, 0, NULL, 0},
+    };
+    *o = (struct opts){.threads = 1, .warmup = 1, .seconds = 5, .flows = 64, .size = 64,
+                       .batch = 64, .cpu = -1, .rcvbuf_force = 256 << 20};
+    if (argc < 2)
+        goto usage;
+    o->mode = argv[1];
+    optind = 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't': o->threads = (unsigned)atoi(optarg); break;
+        case 'P': o->pin = true; break;
+        case 'S': o->steer_cpu = true; break;
+        case 'p': o->port = atoi(optarg); break;
+        case 'w': o->warmup = atof(optarg); break;
+        case 's': o->seconds = atof(optarg); break;
+        case 'r': o->rcvbuf = atoi(optarg); break;
+        case 'f': o->flows = atoi(optarg); break;
+        case 'z': o->size = atoi(optarg); break;
+        case 'b': o->batch = atoi(optarg); break;
+        case 'c': o->cpu = atoi(optarg); break;
+        case 'D': o->drain = true; break;
+        case 'F': o->rcvbuf_force = atoi(optarg); break;
+        default: goto usage;
+        }
+    }
+    if (o->threads < 1 || o->threads > MAX_THREADS || o->flows < 1 || o->flows > MAX_FLOWS ||
+        o->batch < 1 || o->batch > MAX_BATCH || o->size < 0 || o->size > 2048)
+        goto usage;
+    return;
+usage:
+    fprintf(stderr, "usage: %s recv|gen [options]; see the comment at the top of the source\n",
+            argv[0]);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    parse(&o, argc, argv);
+    if (strcmp(o.mode, "recv") == 0)
+        return run_recv(&o);
+    if (strcmp(o.mode, "gen") == 0)
+        return run_gen(&o);
+    fprintf(stderr, "unknown mode %s\n", o.mode);
+    return 2;
+}

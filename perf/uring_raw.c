@@ -1,0 +1,266 @@
+/* perf/uring_raw.c: raw liburing loops, the ceiling for dgring's own
+ * overhead. They ask the kernel for exactly the work dgring asks for, with
+ * nothing around it: the same ring setup (SINGLE_ISSUER | DEFER_TASKRUN |
+ * SUBMIT_ALL, a registered ring fd, the CQ sized for the buffers), the same
+ * provided buffer ring (4096 buffers of header + 2048 bytes unless
+ * --size says otherwise), the same multishot recvmsg with MSG_TRUNC, the
+ * same name and control space with SO_RXQ_OVFL on.
+ *
+ *   uring_raw recv   multishot recvmsg over a provided buffer ring; buffers
+ *                    go back with one tail store per batch of completions;
+ *                    --wait-nr N: see the experiment in do_recv
+ *   uring_raw send   --batch sendmsg SQEs per io_uring_enter (64)
+ */
+#include "common.h"
+
+#include <liburing.h>
+#include <sys/mman.h>
+
+#define BUF_GROUP 7
+#ifndef BUSY_WAIT_NS
+#define BUSY_WAIT_NS 200000 /* 200 us */
+#endif
+#define NAME_LEN ((unsigned)((sizeof(struct sockaddr_in6) + 7u) & ~7u))
+#define CONTROL_LEN ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))))
+#define HEADER_LEN ((unsigned)sizeof(struct io_uring_recvmsg_out) + NAME_LEN + CONTROL_LEN)
+
+static void ring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
+{
+    static const unsigned attempts[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int ret = -EINVAL;
+    for (size_t i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof(p));
+        p.flags = attempts[i] | IORING_SETUP_CQSIZE;
+        p.cq_entries = cq;
+        ret = io_uring_queue_init_params(sq, ring, &p);
+        if (ret != -EINVAL)
+            break;
+    }
+    if (ret < 0) {
+        errno = -ret;
+        perf_die("io_uring_queue_init_params");
+    }
+    (void)io_uring_register_ring_fd(ring);
+}
+
+static int do_recv(const perf_opts *o)
+{
+    const unsigned nbufs = 4096;
+    unsigned payload = o->size > 64 ? (unsigned)o->size : 2048;
+    unsigned bufsize = HEADER_LEN + payload;
+    unsigned stride = (bufsize + 63u) & ~63u;
+    struct io_uring ring;
+    ring_setup(&ring, 256, 2 * nbufs + 4096);
+
+    struct io_uring_buf_ring *br =
+        mmap(NULL, nbufs * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *mem = mmap(NULL, (size_t)nbufs * stride, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED || mem == MAP_FAILED)
+        perf_die("mmap");
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = nbufs, .bgid = BUF_GROUP};
+    int ret = io_uring_register_buf_ring(&ring, &reg, 0);
+    if (ret < 0) {
+        errno = -ret;
+        perf_die("io_uring_register_buf_ring");
+    }
+    io_uring_buf_ring_init(br);
+    const int mask = io_uring_buf_ring_mask(nbufs);
+    for (unsigned i = 0; i < nbufs; i++)
+        io_uring_buf_ring_add(br, mem + (size_t)i * stride, bufsize, (unsigned short)i, mask,
+                              (int)i);
+    io_uring_buf_ring_advance(br, (int)nbufs);
+
+    int fd = perf_udp_bound(o->port, o->rcvbuf);
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_namelen = NAME_LEN;
+    mh.msg_controllen = CONTROL_LEN;
+
+    perf_rx rx = {0};
+    uint32_t drops = 0;
+    uint64_t enters = 0, rearms = 0, nobufs = 0;
+    unsigned last_seen = 0;
+    bool armed = false;
+    perf_ready(perf_bound_port(fd));
+    CALLGRIND_TOGGLE_COLLECT;
+    for (;;) {
+        if (!armed) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+            io_uring_prep_recvmsg_multishot(sqe, fd, &mh, MSG_TRUNC);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = BUF_GROUP;
+            io_uring_sqe_set_data64(sqe, 1);
+            armed = true;
+            rearms++;
+        }
+        /* --wait-nr N (an experiment for dgring): after a busy turn (32 or
+         * more completions), ask the kernel for N completions with a short
+         * timeout (BUSY_WAIT_NS). Under DEFER_TASKRUN the kernel then keeps
+         * running the multishot receive, which otherwise yields after 32
+         * datagrams per io_uring_enter, until N completions are there; it
+         * sleeps at most BUSY_WAIT_NS when traffic stops. A zero timeout
+         * does not work: the kernel returns after one pass. */
+        bool busy = o->wait_nr > 1 && last_seen >= 32;
+        struct __kernel_timespec ts = {.tv_sec = 0,
+                                       .tv_nsec = busy ? BUSY_WAIT_NS : 50 * 1000000};
+        struct io_uring_cqe *cqe;
+        ret = io_uring_submit_and_wait_timeout(&ring, &cqe, busy ? (unsigned)o->wait_nr : 1, &ts,
+                                               NULL);
+        enters++;
+        if (ret == -ETIME || ret == -EINTR) {
+            if (io_uring_cq_ready(&ring) == 0) {
+                if (rx.packets > 0 &&
+                    perf_now_ns() - rx.stamp_ns >= (uint64_t)o->idle_ms * 1000000u)
+                    break;
+                continue;
+            }
+        } else if (ret < 0) {
+            errno = -ret;
+            perf_die("io_uring_submit_and_wait_timeout");
+        }
+        unsigned head, seen = 0, recycled = 0;
+        uint64_t before = rx.packets;
+        io_uring_for_each_cqe(&ring, head, cqe)
+        {
+            seen++;
+            if (cqe->flags & IORING_CQE_F_BUFFER) {
+                unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+                unsigned char *buf = mem + (size_t)bid * stride;
+                if (cqe->res >= 0) {
+                    struct io_uring_recvmsg_out *out =
+                        io_uring_recvmsg_validate(buf, cqe->res, &mh);
+                    if (out) {
+                        if (out->controllen > 0) {
+                            struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, &mh);
+                            if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
+                                memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+                        }
+                        perf_rx_count(&rx, io_uring_recvmsg_payload(out, &mh),
+                                      io_uring_recvmsg_payload_length(out, cqe->res, &mh));
+                    }
+                }
+                io_uring_buf_ring_add(br, buf, bufsize, (unsigned short)bid, mask,
+                                      (int)recycled++);
+            } else if (cqe->res == -ENOBUFS) {
+                nobufs++;
+            } else if (cqe->res < 0) {
+                errno = -cqe->res;
+                perf_die("recvmsg multishot");
+            }
+            if (!(cqe->flags & IORING_CQE_F_MORE))
+                armed = false;
+        }
+        io_uring_cq_advance(&ring, seen);
+        io_uring_buf_ring_advance(br, (int)recycled);
+        last_seen = seen;
+        perf_rx_batch_done(&rx, before);
+        if (o->count && rx.packets >= o->count)
+            break;
+    }
+    CALLGRIND_TOGGLE_COLLECT;
+    long long proc = perf_proc_drops(perf_bound_port(fd));
+    char extra[160];
+    snprintf(extra, sizeof(extra),
+             ",\"rxq_ovfl\":%u,\"enters\":%llu,\"rearms\":%llu,\"no_buffers\":%llu", drops,
+             (unsigned long long)enters, (unsigned long long)rearms, (unsigned long long)nobufs);
+    perf_rx_report(o->wait_nr > 1 ? "liburing-waitnr" : "liburing", &rx, proc, "/proc/net/udp",
+                   extra);
+    return 0;
+}
+
+static int do_send(const perf_opts *o)
+{
+    unsigned n = (unsigned)o->batch;
+    struct io_uring ring;
+    ring_setup(&ring, n < 256 ? 256 : n, 2 * (n < 256 ? 256 : n));
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        perf_die("socket");
+    struct sockaddr_in to = perf_loopback(o->port);
+    size_t sz = o->size ? (size_t)o->size : 1;
+    unsigned char *bufs = calloc(n, sz);
+    struct msghdr *msgs = calloc(n, sizeof(*msgs));
+    struct iovec *iovs = calloc(n, sizeof(*iovs));
+    if (!bufs || !msgs || !iovs)
+        perf_die("malloc");
+    for (unsigned i = 0; i < n; i++) {
+        iovs[i].iov_base = bufs + (size_t)i * sz;
+        iovs[i].iov_len = (size_t)o->size;
+        msgs[i].msg_name = &to;
+        msgs[i].msg_namelen = sizeof(to);
+        msgs[i].msg_iov = &iovs[i];
+        msgs[i].msg_iovlen = 1;
+    }
+    uint64_t sent = 0, errors = 0, seq = 0;
+    uint64_t start = perf_now_ns();
+    double cpu0 = perf_cpu_seconds();
+    uint64_t end = start + (uint64_t)(o->duration * 1e9);
+    CALLGRIND_TOGGLE_COLLECT;
+    for (;;) {
+        unsigned want = n;
+        if (o->count) {
+            if (sent + errors >= o->count)
+                break;
+            if (o->count - sent - errors < want)
+                want = (unsigned)(o->count - sent - errors);
+        }
+        for (unsigned i = 0; i < want; i++) {
+            perf_stamp_seq(iovs[i].iov_base, (size_t)o->size, seq++);
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+            io_uring_prep_sendmsg(sqe, fd, &msgs[i], 0);
+            io_uring_sqe_set_data64(sqe, i);
+        }
+        int ret = io_uring_submit_and_wait(&ring, want);
+        if (ret < 0 && ret != -EINTR) {
+            errno = -ret;
+            perf_die("io_uring_submit_and_wait");
+        }
+        unsigned head, seen = 0;
+        struct io_uring_cqe *cqe;
+        for (;;) {
+            unsigned now_seen = 0;
+            io_uring_for_each_cqe(&ring, head, cqe)
+            {
+                now_seen++;
+                if (cqe->res >= 0)
+                    sent++;
+                else
+                    errors++;
+            }
+            io_uring_cq_advance(&ring, now_seen);
+            seen += now_seen;
+            if (seen >= want)
+                break;
+            io_uring_submit_and_wait(&ring, 1);
+        }
+        if (!o->count && perf_now_ns() >= end)
+            break;
+    }
+    CALLGRIND_TOGGLE_COLLECT;
+    char extra[64];
+    snprintf(extra, sizeof(extra), ",\"batch\":%u,\"size\":%d", n, o->size);
+    perf_tx_report("liburing", sent, errors, start, perf_now_ns(), cpu0, extra);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    perf_opts o;
+    perf_parse(&o, argc, argv);
+    if (strcmp(o.mode, "recv") == 0)
+        return do_recv(&o);
+    if (strcmp(o.mode, "send") == 0)
+        return do_send(&o);
+    perf_usage(argv[0]);
+    return 2;
+}
