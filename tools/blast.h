@@ -41,11 +41,15 @@ typedef struct blast_config {
     bool sockperf;         /* pingpong, underload: sockperf's message header */
     bool json;
     bool udp6;
+    unsigned threads;      /* send, recv: > 1 runs that many loops in threads */
 } blast_config;
 
 /* Each mode runs to completion and returns the exit status. */
 int blast_send_run(const blast_config *config);
 int blast_recv_run(const blast_config *config);
+/* --threads N for recv (blast_recv.c) and send (blast_send.c). */
+int blast_recv_threads_run(const blast_config *config);
+int blast_send_threads_run(const blast_config *config);
 int blast_pingpong_run(const blast_config *config);
 int blast_underload_run(const blast_config *config);
 

@@ -11,6 +11,10 @@
 #include "blast.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #define IDLE_CHECK_MAX_MS 100
 
@@ -29,6 +33,8 @@ typedef struct recv_state {
     uint64_t max_seq;     /* highest sequence number seen, if sequenced > 0 */
     uint64_t reordered;
     uint64_t corrupt;     /* --pattern seq: payloads that break it */
+    uint64_t lost_total;  /* --threads: the members' losses added up */
+    bool lost_summed;
     bool closing;
     int exit_code;
     char backend[32];
@@ -48,6 +54,8 @@ static void recv_finish(void *ctx)
 
 static uint64_t lost_estimate(const recv_state *state)
 {
+    if (state->lost_summed)
+        return state->lost_total;
     if (state->sequenced == 0 || state->max_seq + 1 <= state->sequenced)
         return 0;
     return state->max_seq + 1 - state->sequenced;
@@ -225,4 +233,125 @@ int blast_recv_run(const blast_config *config)
     if (state.exit_code == TOOL_EXIT_OK)
         recv_summary(&state);
     return state.exit_code;
+}
+
+/* ---- --threads N: a reuse-port group ---------------------------------
+ * Each member counts into its own recv_state from its own thread; the main
+ * thread only watches the published totals to apply --count and --idle-ms
+ * and waits for SIGINT/SIGTERM. Per-flow sequence tracking stays right
+ * because the kernel keeps a flow on one member. */
+
+typedef struct recv_member {
+    recv_state state;
+    _Atomic uint64_t packets; /* published copies for the main thread */
+    _Atomic uint64_t last_ns;
+} recv_member;
+
+typedef struct recv_group {
+    blast_config member_config; /* count 0: members never stop by themselves */
+    recv_member members[64];
+} recv_group;
+
+static void on_group_recv(dg_socket *sock, const dg_message *msg, void *data)
+{
+    recv_group *g = data;
+    recv_member *m = &g->members[dg_group_index(dg_socket_loop(sock))];
+
+    on_recv_message(sock, msg, &m->state);
+    atomic_store_explicit(&m->packets, m->state.packets, memory_order_relaxed);
+    atomic_store_explicit(&m->last_ns, m->state.last_ns, memory_order_relaxed);
+}
+
+/* Whether --count or --idle-ms says the run is over. */
+static bool group_done(const blast_config *config, recv_group *g)
+{
+    uint64_t total = 0, last = 0;
+
+    for (unsigned i = 0; i < config->threads; i++) {
+        uint64_t t = atomic_load_explicit(&g->members[i].last_ns, memory_order_relaxed);
+        total += atomic_load_explicit(&g->members[i].packets, memory_order_relaxed);
+        if (t > last)
+            last = t;
+    }
+    if (config->count > 0 && total >= config->count)
+        return true;
+    return total > 0 && tool_now_ns() - last >= config->idle_ms * 1000000u;
+}
+
+/* Adds member counts into *sum; first/last span all members. */
+static void group_sum(const blast_config *config, recv_group *g, recv_state *sum)
+{
+    for (unsigned i = 0; i < config->threads; i++) {
+        const recv_state *m = &g->members[i].state;
+        sum->packets += m->packets;
+        sum->bytes += m->bytes;
+        sum->truncated += m->truncated;
+        sum->reordered += m->reordered;
+        sum->corrupt += m->corrupt;
+        if (m->packets > 0 && (sum->first_ns == 0 || m->first_ns < sum->first_ns))
+            sum->first_ns = m->first_ns;
+        if (m->last_ns > sum->last_ns)
+            sum->last_ns = m->last_ns;
+        sum->lost_total += lost_estimate(m);
+        if (!config->json)
+            printf("thread %u: %llu packets, %llu bytes, lost %llu\n", i,
+                   (unsigned long long)m->packets, (unsigned long long)m->bytes,
+                   (unsigned long long)lost_estimate(m));
+    }
+}
+
+static int wait_group_end(const blast_config *config, recv_group *g, const sigset_t *stops)
+{
+    struct timespec tick = {0, 20 * 1000000};
+
+    for (;;) {
+        if (sigtimedwait(stops, NULL, &tick) > 0 || group_done(config, g))
+            return 0;
+    }
+}
+
+int blast_recv_threads_run(const blast_config *config)
+{
+    static recv_group g; /* 64 members: too big for the stack */
+    sigset_t stops;
+    dg_group_options o;
+    dg_group *group;
+
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL); /* the members inherit it */
+    g.member_config = *config;
+    g.member_config.count = 0;
+    for (unsigned i = 0; i < config->threads; i++)
+        g.members[i].state.config = &g.member_config;
+    dg_group_options_init(&o);
+    o.threads = config->threads;
+    o.address = config->address;
+    o.port = config->port;
+    o.socket.type = config->udp6 ? DG_UDP6 : DG_UDP4;
+    o.handlers.on_message = on_group_recv;
+    o.handlers.on_error = on_recv_error;
+    o.data = &g;
+    int rc = dg_group_start(&group, &o);
+    if (rc < 0) {
+        tool_error_bind(BLAST_PROG, rc, config->address, config->port, config->udp6);
+        return TOOL_EXIT_FAILURE;
+    }
+    printf("listening %s:%d\n", config->address ? config->address : config->udp6 ? "::" : "0.0.0.0",
+           dg_group_port(group));
+    fflush(stdout);
+    wait_group_end(config, &g, &stops);
+    dg_group_stop(group);
+    rc = dg_group_join(group, NULL);
+    if (rc < 0) {
+        tool_error_code(BLAST_PROG, "group", rc);
+        return TOOL_EXIT_FAILURE;
+    }
+    recv_state sum = {.config = config};
+    snprintf(sum.backend, sizeof(sum.backend), "io_uring");
+    sum.lost_summed = true;
+    group_sum(config, &g, &sum);
+    recv_summary(&sum);
+    return TOOL_EXIT_OK;
 }

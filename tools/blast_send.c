@@ -9,7 +9,10 @@
 #include "blast.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #define PACE_MS 1
@@ -254,4 +257,144 @@ int blast_send_run(const blast_config *config)
         send_summary(&state);
     free(state.payload);
     return state.exit_code;
+}
+
+/* ---- --threads N ---------------------------------------------------------
+ * N senders, each with its own loop and socket (so its own source port and
+ * sequence) in its own thread. Signals are blocked in the workers; the main
+ * thread waits for them and hands each worker its stop with dg_loop_post,
+ * under a lock that keeps the worker's loop open meanwhile. */
+
+typedef struct send_worker {
+    send_state state;
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards loop_open against the loop's close */
+    bool loop_open;
+    bool done;
+} send_worker;
+
+static void post_finish(dg_loop *loop, void *arg)
+{
+    (void)loop;
+    send_finish(arg);
+}
+
+static void *send_worker_main(void *arg)
+{
+    send_worker *w = arg;
+    send_state *state = &w->state;
+    dg_loop_options options;
+
+    dg_loop_options_init(&options);
+    options.max_pending_sends = SEND_QUEUE;
+    options.sq_entries = SEND_QUEUE;
+    if (dg_loop_new(&state->loop, &options) < 0) {
+        state->exit_code = TOOL_EXIT_FAILURE;
+        return NULL;
+    }
+    snprintf(state->backend, sizeof(state->backend), "%s", dg_loop_backend(state->loop));
+    pthread_mutex_lock(&w->lock);
+    w->loop_open = true;
+    pthread_mutex_unlock(&w->lock);
+    if (send_start(state) < 0) {
+        state->exit_code = TOOL_EXIT_FAILURE;
+        send_finish(state);
+    }
+    if (tool_run_loop(state->loop, send_finish, state) < 0)
+        state->exit_code = TOOL_EXIT_FAILURE;
+    pthread_mutex_lock(&w->lock);
+    w->loop_open = false;
+    pthread_mutex_unlock(&w->lock);
+    while (dg_loop_close(state->loop) == DG_ERR_LOOP_BUSY) /* a stop posted late */
+        dg_loop_run(state->loop, DG_RUN_DEFAULT);
+    __atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void stop_workers(send_worker *workers, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        pthread_mutex_lock(&workers[i].lock);
+        if (workers[i].loop_open)
+            dg_loop_post(workers[i].state.loop, post_finish, &workers[i].state);
+        pthread_mutex_unlock(&workers[i].lock);
+    }
+}
+
+static bool workers_done(send_worker *workers, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!__atomic_load_n(&workers[i].done, __ATOMIC_ACQUIRE))
+            return false;
+    return true;
+}
+
+/* Per-thread lines, then the total as the summary. */
+static int send_threads_summary(const blast_config *config, send_worker *workers, unsigned n)
+{
+    send_state sum = {.config = config};
+    int status = TOOL_EXIT_OK;
+
+    for (unsigned i = 0; i < n; i++) {
+        const send_state *s = &workers[i].state;
+        if (s->exit_code != TOOL_EXIT_OK)
+            status = s->exit_code;
+        if (!config->json)
+            printf("thread %u: %llu packets, %.0f pps, errors %llu\n", i,
+                   (unsigned long long)s->packets,
+                   tool_rate(s->packets, (double)(s->end_ns - s->start_ns) / 1e9),
+                   (unsigned long long)s->errors);
+        sum.packets += s->packets;
+        sum.bytes += s->bytes;
+        sum.errors += s->errors;
+        if (sum.start_ns == 0 || s->start_ns < sum.start_ns)
+            sum.start_ns = s->start_ns;
+        if (s->end_ns > sum.end_ns)
+            sum.end_ns = s->end_ns;
+    }
+    snprintf(sum.backend, sizeof(sum.backend), "%s", workers[0].state.backend);
+    if (status == TOOL_EXIT_OK)
+        send_summary(&sum);
+    return status;
+}
+
+int blast_send_threads_run(const blast_config *config)
+{
+    static send_worker workers[64];
+    unsigned n = config->threads, started = 0;
+    struct timespec tick = {0, 20 * 1000000};
+    sigset_t stops;
+
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL); /* the workers inherit it */
+    for (; started < n; started++) {
+        send_worker *w = &workers[started];
+        w->state.config = config;
+        w->state.payload = calloc(1, config->size > 0 ? config->size : 1);
+        pthread_mutex_init(&w->lock, NULL);
+        if (w->state.payload != NULL)
+            blast_fill_pattern(w->state.payload, config->size, config->size >= 8 ? 8 : 0,
+                               config->pattern);
+        if (w->state.payload == NULL || pthread_create(&w->thread, NULL, send_worker_main, w)) {
+            tool_error(BLAST_PROG, "cannot start sender thread %u", started);
+            free(w->state.payload);
+            pthread_mutex_destroy(&w->lock);
+            break;
+        }
+    }
+    if (started < n)
+        stop_workers(workers, started);
+    while (!workers_done(workers, started))
+        if (sigtimedwait(&stops, NULL, &tick) > 0)
+            stop_workers(workers, started);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(workers[i].thread, NULL);
+        pthread_mutex_destroy(&workers[i].lock);
+        free(workers[i].state.payload);
+    }
+    if (started < n)
+        return TOOL_EXIT_FAILURE;
+    return send_threads_summary(config, workers, n);
 }

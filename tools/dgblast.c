@@ -47,7 +47,7 @@ static const char general_usage[] =
 
 static const char send_usage[] =
     "usage: dgblast send --host H --port P --size B --duration S [--rate R]\n"
-    "                    [--pattern P] [--udp6] [--json]\n"
+    "                    [--pattern P] [--threads N] [--udp6] [--json]\n"
     "\n"
     "  --host H       destination IP address or host name\n"
     "  --port P       destination port, 1..65535\n"
@@ -56,17 +56,22 @@ static const char send_usage[] =
     "  --duration S   seconds to send for (fractions allowed)\n"
     "  --rate R       at most R datagrams per second (default: unlimited)\n"
     "  --pattern P    payload after the sequence number: zero (default),\n"
-    "                 random or seq (byte i is i mod 256)\n";
+    "                 random or seq (byte i is i mod 256)\n"
+    "  --threads N    N senders, each its own loop, socket (source port) and\n"
+    "                 sequence, in N threads, 1..64; the summary adds a line\n"
+    "                 per thread\n";
 
 static const char recv_usage[] =
     "usage: dgblast recv --port P [--address A] [--idle-ms N] [--count C]\n"
-    "                    [--pattern seq] [--udp6] [--json]\n"
+    "                    [--pattern seq] [--threads N] [--udp6] [--json]\n"
     "\n"
     "  --port P       port to bind, 0..65535 (0 picks a free port)\n"
     "  --address A    IP address or host name to bind (default: all addresses)\n"
     "  --idle-ms N    stop N ms after the last datagram (default 2000)\n"
     "  --count C      stop after C datagrams\n"
     "  --pattern seq  count datagrams whose payload breaks the seq pattern\n"
+    "  --threads N    N loops in N threads on the same port (SO_REUSEPORT),\n"
+    "                 1..64; the summary adds a line per thread\n"
     "\n"
     "Prints \"listening ADDRESS:PORT\" once bound.\n";
 
@@ -124,6 +129,7 @@ static const struct option blast_options[] = {
     {"sockperf", no_argument, NULL, 'S'},
     {"reply-every", required_argument, NULL, 'e'},
     {"timeout-ms", required_argument, NULL, 't'},
+    {"threads", required_argument, NULL, 'T'},
     {"udp6", no_argument, NULL, '6'},
     {"json", no_argument, NULL, 'j'},
     {"help", no_argument, NULL, 'h'},
@@ -152,6 +158,8 @@ static unsigned option_modes(int option)
         return ROUND_TRIP_MODES;
     case 'e':
         return BLAST_UNDERLOAD;
+    case 'T':
+        return BLAST_SEND | BLAST_RECV;
     default:
         return REMOTE_MODES | BLAST_RECV;
     }
@@ -229,6 +237,13 @@ static int apply_number(blast_config *config, int option, const char *text)
         if (tool_parse_uint64(text, 1, UINT32_MAX, &config->timeout_ms))
             return PARSE_OK;
         tool_error(BLAST_PROG, "bad timeout '%s': expected milliseconds > 0", text);
+        return TOOL_EXIT_USAGE;
+    case 'T':
+        if (tool_parse_uint64(text, 1, 64, &value)) {
+            config->threads = (unsigned)value;
+            return PARSE_OK;
+        }
+        tool_error(BLAST_PROG, "bad thread count '%s': expected 1..64", text);
         return TOOL_EXIT_USAGE;
     default: /* 'c' */
         if (tool_parse_uint64(text, 1, UINT64_MAX, &config->count))
@@ -405,9 +420,9 @@ int main(int argc, char *argv[])
     if (status != PARSE_OK)
         return status;
     if (config.mode == BLAST_SEND)
-        return blast_send_run(&config);
+        return config.threads > 1 ? blast_send_threads_run(&config) : blast_send_run(&config);
     if (config.mode == BLAST_RECV)
-        return blast_recv_run(&config);
+        return config.threads > 1 ? blast_recv_threads_run(&config) : blast_recv_run(&config);
     if (config.mode == BLAST_UNDERLOAD)
         return blast_underload_run(&config);
     return blast_pingpong_run(&config);

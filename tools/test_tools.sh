@@ -313,9 +313,38 @@ check_echo_threads() {
     fi
 }
 
+# --threads: 4 paced senders into a 2-thread receiver; both print a line
+# per thread and a total, and the receiver gets what was sent (paced far
+# below what loopback carries, so nothing is lost).
+check_blast_threads() {
+    start recv_threads "$BLAST_TOOL" recv --address 127.0.0.1 --port 0 --threads 2 --idle-ms 500
+    recv_pid=$LAST_PID
+    if ! port=$(wait_for_port recv_threads "$recv_pid"); then
+        fail "recv --threads: no listening line"
+        show "$WORK/recv_threads.out" "$WORK/recv_threads.err"
+        return 1
+    fi
+    run send_threads "$BLAST_TOOL" send --host 127.0.0.1 --port "$port" --size 64 \
+        --duration 0.5 --rate 1000 --threads 4
+    wait_bounded "$recv_pid" 30
+    sent=$(sed -n 's/^send: \([0-9]*\) packets.*/\1/p' "$WORK/send_threads.out")
+    got=$(sed -n 's/^recv: \([0-9]*\) packets.*/\1/p' "$WORK/recv_threads.out")
+    slines=$(grep -c '^thread [0-3]: ' "$WORK/send_threads.out")
+    rlines=$(grep -c '^thread [01]: ' "$WORK/recv_threads.out")
+    if [ "$STATUS" -eq 0 ] && [ "$slines" -eq 4 ] && [ "$rlines" -eq 2 ] &&
+        [ -n "$sent" ] && [ "$sent" -gt 0 ] && [ "$got" = "$sent" ]; then
+        pass "send --threads 4 -> recv --threads 2: $got of $sent datagrams"
+    else
+        fail "send/recv --threads: sent $sent ($slines lines), received $got ($rlines lines)"
+        show "$WORK/send_threads.out" "$WORK/send_threads.err" "$WORK/recv_threads.out" \
+            "$WORK/recv_threads.err"
+    fi
+}
+
 check_usage
 check_unknown_host
 check_echo_threads
+check_blast_threads
 check_echo_ipv4
 check_echo_json_stats
 check_echo_ipv6
