@@ -371,6 +371,7 @@ struct destination {
     const char *text;
     int port;
     bool connected;
+    struct sockaddr_storage parsed; /* text, when it is a literal: sa points here */
 };
 
 static void req_fill(struct dg__send_req *req, const struct iovec *iov, int iovcnt,
@@ -403,11 +404,7 @@ static int req_destination(struct dg__send_req *req, const struct destination *d
         req->msg.msg_namelen = d->salen;
         return 0;
     }
-    int family = s->type == DG_UDP4 ? AF_INET : AF_INET6;
-    if (!s->options.lookup &&
-        dg__parse_address(family, d->text, d->port, false, &req->addr, &req->msg.msg_namelen) == 0)
-        return 0;
-    req->resolving = true;
+    req->resolving = true; /* literals were parsed by send_checked */
     int ret = dg__lookup_start(&req->lookup, s, d->text, d->port, false, send_lookup_done);
     if (ret < 0)
         req->resolving = false;
@@ -486,8 +483,13 @@ static int send_checked(dg_socket *s, const struct iovec *iov, int iovcnt,
     } else if (!d->sa) {
         if (d->port <= 0 || d->port > 65535)
             return DG_ERR_SOCKET_BAD_PORT;
-        ret = dg__check_address_text(s, d->text);
-        if (ret < 0)
+        int family = s->type == DG_UDP4 ? AF_INET : AF_INET6;
+        /* A literal is parsed once, here, and travels as a sockaddr; only
+         * names (and every address with a lookup option) go on to resolve. */
+        if (!s->options.lookup &&
+            dg__parse_address(family, d->text, d->port, false, &d->parsed, &d->salen) == 0)
+            d->sa = (const struct sockaddr *)&d->parsed;
+        else if ((ret = dg__check_address_text(s, d->text)) < 0)
             return ret;
     }
     if (s->state >= DG__CLOSING)
