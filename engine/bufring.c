@@ -42,10 +42,12 @@ int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned cou
         .ring_entries = count,
         .bgid = group,
     };
-    ret = io_uring_register_buf_ring(ring, &reg, 0);
-    if (ret < 0)
-        goto fail;
-    br->registered = true;
+    if (ring) {
+        ret = io_uring_register_buf_ring(ring, &reg, 0);
+        if (ret < 0)
+            goto fail;
+        br->registered = true;
+    }
 
     io_uring_buf_ring_init(br->ring);
     for (unsigned bid = 0; bid < count; bid++)
@@ -60,7 +62,7 @@ fail:
 
 void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br)
 {
-    if (br->registered)
+    if (br->registered && ring)
         io_uring_unregister_buf_ring(ring, br->group);
     if (br->mem)
         munmap(br->mem, br->mem_bytes);

@@ -74,6 +74,8 @@ struct dg__bufring {
 };
 
 /* count buffers of buf_size bytes, each starting on a 64-byte boundary. */
+/* ring NULL: not registered with a kernel ring (the epoll backend reads
+ * the descriptors itself). */
 int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned count,
                      unsigned buf_size, uint16_t group);
 void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br);
@@ -130,9 +132,31 @@ struct dg__loop_ext {
     void (*destroy)(dg_loop *loop);
 };
 
+/* ---- The epoll backend (engine/emu.c) ------------------------------------
+ * Carries out the ring operations the engine submits with epoll, recvmmsg
+ * and sendmmsg; completions come back in the ring's own CQE format. */
+struct dg__emu;
+int dg__emu_new(struct dg__emu **out, struct dg__bufring *br, struct dg_loop_stats *stats,
+                unsigned sq_entries, unsigned cq_entries);
+void dg__emu_free(struct dg__emu *e);
+struct io_uring_sqe *dg__emu_get_sqe(struct dg__emu *e);
+unsigned dg__emu_sq_ready(const struct dg__emu *e);
+/* Carries out every queued SQE; returns how many. */
+int dg__emu_submit(struct dg__emu *e);
+/* Turns readiness into completions; with block, waits for at least one. */
+int dg__emu_wait(struct dg__emu *e, bool block);
+unsigned dg__emu_cq_ready(const struct dg__emu *e);
+unsigned dg__emu_peek_batch(struct dg__emu *e, struct io_uring_cqe **out, unsigned max);
+void dg__emu_cq_advance(struct dg__emu *e, unsigned n);
+/* The fd an embedding loop polls, and the eventfd that pokes it. */
+int dg__emu_fd(const struct dg__emu *e);
+int dg__emu_attach_notify(struct dg__emu *e, int fd);
+
 /* ---- The loop (engine/loop.c, engine/ring.c) --------------------------- */
 struct dg_loop {
-    struct io_uring ring;
+    struct io_uring ring;          /* unused when emu is set */
+    struct dg__emu *emu;           /* the epoll backend, NULL on io_uring */
+    dg_loop_stats stats;
     dg_loop_caps caps;
     dg_loop_options options;
     struct dg__bufring bufring;
@@ -179,6 +203,8 @@ struct dg_loop {
 
 int dg__ring_init(dg_loop *loop);
 void dg__ring_exit(dg_loop *loop);
+/* Submits queued SQEs (io_uring or emulated); returns count or -errno. */
+int dg__submit(dg_loop *loop);
 /* An SQE, flushing the submission queue to the kernel if it is full.
  * NULL only if the kernel refuses the flush (the error is returned in *err). */
 struct io_uring_sqe *dg__get_sqe(dg_loop *loop, int *err);

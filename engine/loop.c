@@ -1,6 +1,7 @@
 /* The loop: creation, run modes, completion dispatch, deferred callbacks,
  * keep-alive, wake-ups and the embedding fd. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -35,7 +36,10 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
             out->recv_buffer_size = in->recv_buffer_size;
         if (in->max_pending_sends)
             out->max_pending_sends = in->max_pending_sends;
+        out->backend = in->backend;
     }
+    if (out->backend > DG_BACKEND_EPOLL)
+        return DG_ERR_INVALID_ARG_VALUE;
     unsigned rb = out->recv_buffers;
     if (rb > 32768 || (rb & (rb - 1)) != 0)
         return DG_ERR_INVALID_ARG_VALUE;
@@ -56,34 +60,95 @@ static void wake_arm(dg_loop *loop)
     loop->wake_armed = true;
 }
 
-static int loop_open_resources(dg_loop *loop)
+/* The kernel ring and its registered buffer ring. */
+static int open_uring(dg_loop *loop, unsigned buf_size)
 {
     int ret = dg__ring_init(loop);
     if (ret < 0)
         return ret;
-    /* The kernel fills at most header + recv_buffer_size bytes, so a
-     * longer datagram is truncated exactly at recv_buffer_size. */
-    unsigned size = DG__RECV_HEADER_LEN + loop->options.recv_buffer_size;
-    ret = dg__bufring_init(&loop->ring, &loop->bufring, loop->options.recv_buffers, size,
+    ret = dg__bufring_init(&loop->ring, &loop->bufring, loop->options.recv_buffers, buf_size,
                            DG__BUF_GROUP);
     if (ret < 0) {
         dg__ring_exit(loop);
         /* Provided buffer rings arrived in 5.19; older kernels say EINVAL. */
         return ret == -EINVAL ? DG_ERR_KERNEL_UNSUPPORTED : ret;
     }
+    return 0;
+}
+
+/* The epoll backend, with the same buffer ring read in user space. */
+static int open_epoll(dg_loop *loop, unsigned buf_size)
+{
+    memset(&loop->caps, 0, sizeof(loop->caps));
+    int ret = dg__bufring_init(NULL, &loop->bufring, loop->options.recv_buffers, buf_size,
+                               DG__BUF_GROUP);
+    if (ret < 0)
+        return ret;
+    unsigned cq = loop->options.recv_buffers + loop->options.max_pending_sends + 64;
+    loop->caps.sq_entries = loop->options.sq_entries;
+    loop->caps.cq_entries = cq;
+    ret = dg__emu_new(&loop->emu, &loop->bufring, &loop->stats, loop->options.sq_entries, cq);
+    if (ret < 0)
+        dg__bufring_destroy(NULL, &loop->bufring);
+    return ret;
+}
+
+/* Errors after which an automatic choice tries epoll: io_uring denied
+ * (seccomp, kernel.io_uring_disabled), absent, or too old. */
+static bool uring_unavailable(int err)
+{
+    return err == -EPERM || err == -EACCES || err == -ENOSYS || err == DG_ERR_KERNEL_UNSUPPORTED;
+}
+
+/* DG_BACKEND_AUTO resolved through DGRING_BACKEND; -1 for an unknown name. */
+static int backend_from_env(void)
+{
+    const char *v = getenv("DGRING_BACKEND");
+    if (!v || !*v || strcmp(v, "auto") == 0)
+        return DG_BACKEND_AUTO;
+    if (strcmp(v, "uring") == 0 || strcmp(v, "io_uring") == 0)
+        return DG_BACKEND_URING;
+    if (strcmp(v, "epoll") == 0)
+        return DG_BACKEND_EPOLL;
+    return -1;
+}
+
+static int loop_open_resources(dg_loop *loop)
+{
+    int backend = (int)loop->options.backend;
+    if (backend == DG_BACKEND_AUTO)
+        backend = backend_from_env();
+    if (backend < 0)
+        return DG_ERR_INVALID_ARG_VALUE;
+    /* The kernel fills at most header + recv_buffer_size bytes, so a
+     * longer datagram is truncated exactly at recv_buffer_size. */
+    unsigned size = DG__RECV_HEADER_LEN + loop->options.recv_buffer_size;
+    int ret;
+    if (backend == DG_BACKEND_EPOLL) {
+        ret = open_epoll(loop, size);
+    } else {
+        ret = open_uring(loop, size);
+        if (ret < 0 && backend == DG_BACKEND_AUTO && uring_unavailable(ret))
+            ret = open_epoll(loop, size);
+    }
+    if (ret < 0)
+        return ret;
     /* Blocking on purpose: a ring read of an O_NONBLOCK eventfd may fail
      * with EAGAIN instead of waiting for a write. */
     loop->wake_fd = eventfd(0, EFD_CLOEXEC);
     if (loop->wake_fd < 0) {
         ret = -errno;
-        dg__bufring_destroy(&loop->ring, &loop->bufring);
-        dg__ring_exit(loop);
+        dg__bufring_destroy(loop->emu ? NULL : &loop->ring, &loop->bufring);
+        if (loop->emu)
+            dg__emu_free(loop->emu);
+        else
+            dg__ring_exit(loop);
         return ret;
     }
     wake_arm(loop);
     /* Hand the wake-up read to the kernel now, so a new loop has nothing
      * queued (dg_loop_timeout() says -1, not "work ready"). */
-    (void)io_uring_submit(&loop->ring);
+    (void)dg__submit(loop);
     return 0;
 }
 
@@ -95,6 +160,7 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     dg_loop *loop = calloc(1, sizeof(*loop));
     if (!loop)
         return -ENOMEM;
+    loop->notify_fd = -1; /* before anything can poke it */
     int ret = options_resolve(options, &loop->options);
     if (ret == 0)
         ret = loop_open_resources(loop);
@@ -102,7 +168,6 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
         free(loop);
         return ret;
     }
-    loop->notify_fd = -1;
     atomic_init(&loop->stop, false);
     dg__post_init(loop);
     dg__loop_update_time(loop);
@@ -186,8 +251,36 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
  * Completions posted meanwhile (a callback's sends flushed early complete
  * at once) wait for the next turn, so timers, deferred callbacks and stop
  * requests always get their turn. Returns how many ran. */
+static unsigned process_completions_emu(dg_loop *loop)
+{
+    struct dg__emu *e = loop->emu;
+    unsigned budget = dg__emu_cq_ready(e);
+    unsigned total = 0;
+    while (total < budget) {
+        struct io_uring_cqe *cqes[DG__CQE_BATCH];
+        unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
+        unsigned n = dg__emu_peek_batch(e, cqes, want);
+        if (n == 0)
+            break;
+        for (unsigned i = 0; i < n; i++) {
+            completion_fn fn = completion_table[DG__UD_KIND(cqes[i]->user_data)];
+            if (fn)
+                fn(loop, cqes[i]);
+        }
+        dg__emu_cq_advance(e, n);
+        dg__bufring_commit(&loop->bufring);
+        total += n;
+    }
+    loop->stats.completions += total;
+    return total;
+}
+
 static unsigned process_completions(dg_loop *loop)
 {
+    if (loop->emu)
+        return process_completions_emu(loop);
+    if (io_uring_cq_has_overflow(&loop->ring))
+        loop->stats.cq_overflows++;
     unsigned budget = io_uring_cq_ready(&loop->ring);
     unsigned total = 0;
     while (total < budget) {
@@ -205,6 +298,7 @@ static unsigned process_completions(dg_loop *loop)
         dg__bufring_commit(&loop->bufring);
         total += n;
     }
+    loop->stats.completions += total;
     return total;
 }
 
@@ -236,15 +330,29 @@ static void drain_notify(dg_loop *loop)
     loop->poked = false;
 }
 
+static unsigned sq_ready(const dg_loop *loop)
+{
+    return loop->emu ? dg__emu_sq_ready(loop->emu) : io_uring_sq_ready(&loop->ring);
+}
+
 /* Submits this turn's SQEs and, if asked, waits for one completion, in a
  * single io_uring_enter. */
 static int submit_and_wait(dg_loop *loop, bool block)
 {
     int ret;
+    if (loop->emu) {
+        ret = dg__emu_submit(loop->emu);
+        if (ret >= 0)
+            ret = dg__emu_wait(loop->emu, block);
+        return ret == -EINTR ? 0 : ret;
+    }
+    loop->stats.enters++;
     if (block)
         ret = io_uring_submit_and_wait(&loop->ring, 1);
     else
         ret = io_uring_submit_and_get_events(&loop->ring);
+    if (ret > 0)
+        loop->stats.submissions += (unsigned)ret;
     /* EINTR: a signal; the caller checks the stop flag. EBUSY/EAGAIN: the
      * CQ has overflowed entries or no memory for now; processing
      * completions makes room. EXIT on the others. */
@@ -266,6 +374,7 @@ static void prepare_turn(dg_loop *loop)
 
 static int turn(dg_loop *loop, bool may_block)
 {
+    loop->stats.turns++;
     drain_notify(loop);
     dg__loop_update_time(loop);
     bool ran = dg__timers_run_due(loop);
@@ -305,11 +414,15 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
     /* Queue this turn's re-arms and sends so an embedding loop's next poll
      * sees their completions; the SQEs go in with the next enter. */
     prepare_turn(loop);
-    if (ret == 0 && io_uring_sq_ready(&loop->ring) > 0)
+    if (ret == 0 && sq_ready(loop) > 0)
         ret = submit_and_wait(loop, false);
     atomic_store_explicit(&loop->stop, false, memory_order_release);
     dg__current_loop_swap(outer);
     loop->in_run = false;
+    /* The epoll backend may hold completions made by that last submit
+     * (sends that left at once): an embedding loop must come back. */
+    if (loop->emu && dg__emu_cq_ready(loop->emu) > 0)
+        dg__loop_poke(loop);
     if (ret < 0)
         return ret;
     return dg_loop_alive(loop) ? 1 : 0;
@@ -340,20 +453,23 @@ DG_EXPORT int dg_loop_fd(dg_loop *loop)
     if (!loop)
         return DG_ERR_INVALID_ARG_VALUE;
     if (loop->notify_fd >= 0)
-        return loop->notify_fd;
+        return loop->emu ? dg__emu_fd(loop->emu) : loop->notify_fd;
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
         return -errno;
-    /* The kernel signals a registered eventfd on every posted completion,
-     * including deferred task work under DEFER_TASKRUN (6.1+). */
-    int ret = io_uring_register_eventfd(&loop->ring, fd);
+    /* io_uring: the kernel signals a registered eventfd on every posted
+     * completion, including deferred task work under DEFER_TASKRUN (6.1+).
+     * epoll: the epoll fd itself is readable when a watched fd is ready,
+     * and the eventfd joins its set for the loop's own pokes. */
+    int ret = loop->emu ? dg__emu_attach_notify(loop->emu, fd)
+                        : io_uring_register_eventfd(&loop->ring, fd);
     if (ret < 0) {
         close(fd);
         return ret;
     }
     loop->notify_fd = fd;
     dg__loop_poke(loop);
-    return fd;
+    return loop->emu ? dg__emu_fd(loop->emu) : fd;
 }
 
 void dg__loop_poke(dg_loop *loop)
@@ -369,7 +485,8 @@ DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
 {
     if (!loop)
         return -1;
-    if (loop->deferred_head || io_uring_sq_ready(&loop->ring) > 0)
+    if (loop->deferred_head || sq_ready(loop) > 0 ||
+        (loop->emu && dg__emu_cq_ready(loop->emu) > 0))
         return 0;
     return dg__timers_next_ms(loop);
 }
@@ -392,8 +509,19 @@ DG_EXPORT const dg_loop_caps *dg_loop_capabilities(const dg_loop *loop)
 
 DG_EXPORT const char *dg_loop_backend(const dg_loop *loop)
 {
-    (void)loop;
-    return "io_uring";
+    if (!loop)
+        return NULL;
+    return loop->emu ? "epoll" : "io_uring";
+}
+
+DG_EXPORT int dg_loop_get_stats(const dg_loop *loop, dg_loop_stats *out)
+{
+    if (!loop || !out)
+        return DG_ERR_INVALID_ARG_VALUE;
+    *out = loop->stats;
+    if (!loop->emu && loop->ring.cq.koverflow)
+        out->cq_dropped = *loop->ring.cq.koverflow;
+    return 0;
 }
 
 DG_EXPORT void dg_loop_set_data(dg_loop *loop, void *data)
@@ -438,10 +566,15 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     if (loop->resolver_ext)
         loop->resolver_ext->destroy(loop);
     cancel_own_ops(loop);
-    dg__bufring_destroy(&loop->ring, &loop->bufring);
-    if (loop->notify_fd >= 0)
-        io_uring_unregister_eventfd(&loop->ring);
-    dg__ring_exit(loop);
+    if (loop->emu) {
+        dg__bufring_destroy(NULL, &loop->bufring);
+        dg__emu_free(loop->emu);
+    } else {
+        dg__bufring_destroy(&loop->ring, &loop->bufring);
+        if (loop->notify_fd >= 0)
+            io_uring_unregister_eventfd(&loop->ring);
+        dg__ring_exit(loop);
+    }
     close(loop->wake_fd);
     if (loop->notify_fd >= 0)
         close(loop->notify_fd);

@@ -106,7 +106,7 @@ DG_EXPORT int dg_loop_post(dg_loop *target, dg_post_cb cb, void *arg)
     dg_loop *self = current_loop;
     int err = 0;
     struct io_uring_sqe *sqe = NULL;
-    if (self && self != target && self->caps.msg_ring)
+    if (self && self != target && self->caps.msg_ring && !target->emu)
         sqe = dg__get_sqe(self, &err);
     if (!sqe) {
         queue_locked(target, p);

@@ -97,14 +97,33 @@ void dg__ring_exit(dg_loop *loop)
     io_uring_queue_exit(&loop->ring);
 }
 
+int dg__submit(dg_loop *loop)
+{
+    if (loop->emu)
+        return dg__emu_submit(loop->emu);
+    loop->stats.enters++;
+    int ret = io_uring_submit(&loop->ring);
+    if (ret > 0)
+        loop->stats.submissions += (unsigned)ret;
+    return ret;
+}
+
 struct io_uring_sqe *dg__get_sqe(dg_loop *loop, int *err)
 {
     dg__loop_poke(loop); /* an embedding loop must come back to submit it */
+    if (loop->emu) {
+        /* The emulated SQ grows instead of flushing early, so completions
+         * never appear while the loop walks the CQ. */
+        struct io_uring_sqe *sqe = dg__emu_get_sqe(loop->emu);
+        if (!sqe)
+            *err = -ENOMEM;
+        return sqe;
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
     if (sqe)
         return sqe;
     /* SQ full: hand this turn's SQEs to the kernel early, never drop. */
-    int ret = io_uring_submit(&loop->ring);
+    int ret = dg__submit(loop);
     if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
         *err = ret;
         return NULL;

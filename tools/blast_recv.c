@@ -341,6 +341,8 @@ int blast_recv_threads_run(const blast_config *config)
     printf("listening %s:%d\n", config->address ? config->address : config->udp6 ? "::" : "0.0.0.0",
            dg_group_port(group));
     fflush(stdout);
+    recv_state sum = {.config = config};
+    snprintf(sum.backend, sizeof(sum.backend), "%s", dg_loop_backend(dg_group_loop(group, 0)));
     wait_group_end(config, &g, &stops);
     dg_group_stop(group);
     rc = dg_group_join(group, NULL);
@@ -348,8 +350,6 @@ int blast_recv_threads_run(const blast_config *config)
         tool_error_code(BLAST_PROG, "group", rc);
         return TOOL_EXIT_FAILURE;
     }
-    recv_state sum = {.config = config};
-    snprintf(sum.backend, sizeof(sum.backend), "io_uring");
     sum.lost_summed = true;
     group_sum(config, &g, &sum);
     recv_summary(&sum);

@@ -514,6 +514,8 @@ static void on_group_error(dg_socket *sock, const dg_error *err, void *data)
     atomic_fetch_add(&group_errors, 1);
 }
 
+static char group_backend[16]; /* copied while the member loops exist */
+
 static void print_group_summary(const echo_config *config, unsigned n, const dg_socket_stats *st)
 {
     uint64_t rx = 0, bytes = 0, tx = 0;
@@ -528,9 +530,9 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
     }
     if (!config->json) {
         printf("received %llu datagrams (%llu bytes), sent %llu datagrams, dropped %lu, "
-               "errors %lu [io_uring, %u threads]\n",
+               "errors %lu [%s, %u threads]\n",
                (unsigned long long)rx, (unsigned long long)bytes, (unsigned long long)tx,
-               atomic_load(&group_dropped), atomic_load(&group_errors), n);
+               atomic_load(&group_dropped), atomic_load(&group_errors), group_backend, n);
         fflush(stdout);
         return;
     }
@@ -572,6 +574,8 @@ static int echo_run_group(const echo_config *config)
     }
     /* The sockets belong to their threads; the port is the group's. */
     const char *shown = config->address ? config->address : config->udp6 ? "::" : "0.0.0.0";
+    snprintf(group_backend, sizeof(group_backend), "%s",
+             dg_loop_backend(dg_group_loop(group, 0)));
     printf("listening %s:%d\n", shown, dg_group_port(group));
     fflush(stdout);
     int sig = 0;

@@ -43,10 +43,30 @@ typedef struct dg_loop_options {
     /* Sends in flight (submitted, callback not yet run) per loop before
      * dg_socket_send() answers DG_ERR_SEND_QUEUE_FULL. Default 4096. */
     unsigned max_pending_sends;
-    unsigned reserved[12];
+    /* Which backend runs the loop (dg_loop_backend_kind). Default
+     * DG_BACKEND_AUTO: the environment variable DGRING_BACKEND if set
+     * ("uring"/"io_uring" or "epoll"), otherwise io_uring, falling back to
+     * epoll when the ring cannot be created (-EPERM: seccomp or
+     * kernel.io_uring_disabled; -ENOSYS; a kernel without multishot
+     * recvmsg or buffer rings). */
+    unsigned backend;
+    unsigned reserved[11];
 } dg_loop_options;
 
-/* What the running kernel gave this loop, probed once in dg_loop_new(). */
+
+/* Values of dg_loop_options.backend. */
+typedef enum dg_loop_backend_kind {
+    DG_BACKEND_AUTO = 0,
+    /* io_uring only: dg_loop_new() fails rather than fall back. */
+    DG_BACKEND_URING = 1,
+    /* epoll with recvmmsg/sendmmsg batches: runs wherever io_uring is
+     * denied, with the same API, callbacks and ordering. */
+    DG_BACKEND_EPOLL = 2,
+} dg_loop_backend_kind;
+
+/* What the running kernel gave this loop, probed once in dg_loop_new().
+ * On the epoll backend sq_entries and cq_entries are the emulated queues'
+ * initial sizes (both grow on demand) and every other field is 0/false. */
 typedef struct dg_loop_caps {
     unsigned sq_entries;          /* as granted by the kernel */
     unsigned cq_entries;          /* sized so receives cannot overflow it */
@@ -82,10 +102,14 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options);
 /* Creates a loop and its ring in the calling thread, which becomes the
  * loop's thread. options may be NULL for the defaults (copied).
  * Returns 0 and sets *out, or:
- *   DG_ERR_INVALID_ARG_VALUE  out is NULL, or an option is out of range
- *   DG_ERR_KERNEL_UNSUPPORTED the kernel lacks multishot recvmsg or
- *                             provided buffer rings (Linux < 6.0)
- *   -ENOMEM, -EPERM (io_uring disabled or denied by seccomp), -EMFILE ... */
+ *   DG_ERR_INVALID_ARG_VALUE  out is NULL, an option is out of range, or
+ *                             DGRING_BACKEND names no backend
+ *   DG_ERR_KERNEL_UNSUPPORTED DG_BACKEND_URING was asked for and the kernel
+ *                             lacks multishot recvmsg or provided buffer
+ *                             rings (Linux < 6.0)
+ *   -EPERM                    DG_BACKEND_URING and io_uring is disabled or
+ *                             denied by seccomp
+ *   -ENOMEM, -EMFILE ... */
 DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options);
 
 /* Destroys a loop that has no live handles and frees it. Lookups still
@@ -141,8 +165,31 @@ DG_EXPORT void dg_loop_update_time(dg_loop *loop);
 /* The capabilities probed at creation. Valid for the loop's lifetime. */
 DG_EXPORT const dg_loop_caps *dg_loop_capabilities(const dg_loop *loop);
 
-/* The backend in use: "io_uring". */
+/* The backend in use: "io_uring" or "epoll" (NULL for a NULL loop). */
 DG_EXPORT const char *dg_loop_backend(const dg_loop *loop);
+
+/* Loop counters, for statistics and tests. */
+typedef struct dg_loop_stats {
+    uint64_t turns;         /* loop iterations */
+    uint64_t submissions;   /* operations handed to the kernel (SQEs; on
+                               epoll, the emulated operations) */
+    uint64_t enters;        /* system calls made to submit and wait
+                               (io_uring_enter; on epoll, epoll_wait,
+                               recvmmsg and sendmmsg) */
+    uint64_t completions;   /* completions handled */
+    uint64_t cq_overflows;  /* turns that found the completion queue
+                               overflowed (the kernel keeps the extra
+                               completions and dgring drains them: none is
+                               lost unless the kernel ran out of memory,
+                               counted in cq_dropped) */
+    uint64_t cq_dropped;    /* completions the kernel dropped (its overflow
+                               counter) */
+    uint64_t reserved[6];
+} dg_loop_stats;
+
+/* Copies the loop's counters into *out. Returns 0 or
+ * DG_ERR_INVALID_ARG_VALUE (NULL argument). */
+DG_EXPORT int dg_loop_get_stats(const dg_loop *loop, dg_loop_stats *out);
 
 /* ---- Cross-loop work ---------------------------------------------------
  * dg_loop_post(target, cb, arg) runs cb(target, arg) on target's thread,

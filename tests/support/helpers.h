@@ -39,6 +39,10 @@
  * success. */
 dg_loop *dgt_loop_new(const dg_loop_options *options);
 
+/* Whether loops made with default options run on the epoll backend
+ * (DGRING_BACKEND=epoll, or io_uring unavailable). */
+bool dgt_backend_is_epoll(void);
+
 /* A loop whose options are the defaults changed by recv_buffers and
  * recv_buffer_size (0 keeps the default). */
 dg_loop *dgt_loop_new_sized(unsigned recv_buffers, unsigned recv_buffer_size);
