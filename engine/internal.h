@@ -189,6 +189,7 @@ struct dg_loop {
     int notify_fd;                 /* eventfd registered with the ring: dg_loop_fd */
     bool poked;                    /* notify_fd written for work queued outside run */
     bool in_run;
+    unsigned last_completions;     /* completions handled in the last turn */
     bool closing;                  /* inside dg_loop_close: no new handles */
     atomic_bool stop;
     /* dg_loop_post (engine/post.c) */

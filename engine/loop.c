@@ -12,6 +12,10 @@
 
 #define DG__BUF_GROUP 1
 #define DG__CQE_BATCH 256
+/* Batched waits (dg_loop_options.batch_wait_us). */
+#define DG__BATCH_WAIT_DEFAULT_US 200
+#define DG__BUSY_TURN 32     /* completions that make a turn "busy" */
+#define DG__BATCH_WAIT_NR 128
 
 DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
 {
@@ -37,7 +41,13 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
         if (in->max_pending_sends)
             out->max_pending_sends = in->max_pending_sends;
         out->backend = in->backend;
+        if (in->batch_wait_us)
+            out->batch_wait_us = in->batch_wait_us;
     }
+    if (out->batch_wait_us == 0)
+        out->batch_wait_us = DG__BATCH_WAIT_DEFAULT_US;
+    else if (out->batch_wait_us != DG_BATCH_WAIT_NONE && out->batch_wait_us > 1000000)
+        return DG_ERR_INVALID_ARG_VALUE;
     if (out->backend > DG_BACKEND_EPOLL)
         return DG_ERR_INVALID_ARG_VALUE;
     unsigned rb = out->recv_buffers;
@@ -347,7 +357,26 @@ static int submit_and_wait(dg_loop *loop, bool block)
         return ret == -EINTR ? 0 : ret;
     }
     loop->stats.enters++;
-    if (block)
+    unsigned wait_us = loop->options.batch_wait_us;
+    int next_timer;
+    /* IORING_FEAT_EXT_ARG (5.11): without it liburing would queue its own
+     * timeout SQE, whose completion the dispatcher does not know. */
+    if (block && loop->last_completions >= DG__BUSY_TURN && wait_us != DG_BATCH_WAIT_NONE &&
+        (loop->caps.features & IORING_FEAT_EXT_ARG) &&
+        (next_timer = dg__timers_next_ms(loop)) != 0) {
+        /* A flood: let the kernel gather a batch before waking us. */
+        if (next_timer > 0 && (unsigned)next_timer * 1000u < wait_us)
+            wait_us = (unsigned)next_timer * 1000u;
+        struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
+                                       .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
+        struct io_uring_cqe *cqe;
+        unsigned queued = io_uring_sq_ready(&loop->ring);
+        ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, DG__BATCH_WAIT_NR, &ts, NULL);
+        if (ret >= 0 || ret == -ETIME) {
+            loop->stats.submissions += queued;
+            ret = 0;
+        }
+    } else if (block)
         ret = io_uring_submit_and_wait(&loop->ring, 1);
     else
         ret = io_uring_submit_and_get_events(&loop->ring);
@@ -388,7 +417,7 @@ static int turn(dg_loop *loop, bool may_block)
     int ret = submit_and_wait(loop, block);
     if (ret < 0)
         return ret;
-    process_completions(loop);
+    loop->last_completions = process_completions(loop);
     dg__loop_update_time(loop);
     dg__timers_run_due(loop);
     run_deferred(loop);

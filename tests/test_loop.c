@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -51,6 +52,11 @@ Test(loop, new_rejects_bad_arguments)
 
     options.recv_buffers = 32768 + 1;
     dgt_assert_code(dg_loop_new(&loop, &options), DG_ERR_INVALID_ARG_VALUE);
+
+    dg_loop_options_init(&options);
+    options.batch_wait_us = 1000001; /* more than a second: a mistake */
+    dgt_assert_code(dg_loop_new(&loop, &options), DG_ERR_INVALID_ARG_VALUE);
+    cr_assert_null(loop);
 
     dgt_assert_code(dg_loop_close(NULL), DG_ERR_INVALID_ARG_VALUE);
 }
@@ -474,4 +480,84 @@ Test(loop, once_returns_after_running_a_close_callback)
     cr_assert_eq(c.closed, 1);
     dgt_close_timer(loop, keep);
     dgt_loop_finish(loop);
+}
+
+/* Batched waits after busy turns: a flood of datagrams with a repeating
+ * timer running. Every datagram arrives and the timer keeps firing while
+ * the loop waits for batches (the wait never runs past the next timer),
+ * with the default, a long and no batch wait. Counts only, no timing. */
+struct flood {
+    int received;
+    int ticks;
+    int ticks_during_flood;
+    int total;
+};
+
+static void flood_message(dg_socket *sock, const dg_message *msg, void *data)
+{
+    struct flood *f = data;
+
+    (void)sock;
+    (void)msg;
+    f->received++;
+}
+
+static void flood_tick(dg_timer *timer, void *data)
+{
+    struct flood *f = data;
+
+    (void)timer;
+    f->ticks++;
+    if (f->received > 0 && f->received < f->total)
+        f->ticks_during_flood++;
+}
+
+static void flood_with_timer(unsigned batch_wait_us)
+{
+    enum { TOTAL = 10000, BURST = 100 }; /* a burst fits the default rmem_max */
+    dg_loop_options o;
+    struct flood f = {.total = TOTAL};
+    dg_socket_handlers h = {.on_message = flood_message};
+    dg_timer *timer;
+    char payload[32] = {0};
+
+    dg_loop_options_init(&o);
+    o.batch_wait_us = batch_wait_us;
+    o.recv_buffers = 4096;
+    o.recv_buffer_size = 64;
+    dg_loop *loop = dgt_loop_new(&o);
+    dg_socket_options so = {.type = DG_UDP4, .recv_buffer_size = 4 << 20};
+    dg_socket *sock = NULL;
+    cr_assert_eq(dg_socket_create(loop, &so, &h, &f, &sock), 0);
+    int port = dgt_bind(loop, sock, "127.0.0.1", 0);
+    cr_assert_eq(dg_timer_new(loop, &timer), 0);
+    cr_assert_eq(dg_timer_start(timer, 1, 1, flood_tick, &f), 0);
+    int fd = dgt_plain_socket(AF_INET, 0);
+    for (int sent = 0; sent < TOTAL; sent += BURST) {
+        for (int i = 0; i < BURST; i++)
+            dgt_plain_send(fd, AF_INET, port, payload, sizeof(payload));
+        dgt_run_until(loop, &f.received, sent + BURST, 10000);
+    }
+    int before = f.ticks;
+    dgt_run_until(loop, &f.ticks, before + 3, 10000); /* still firing after */
+    cr_assert_eq(f.received, TOTAL);
+    close(fd);
+    dgt_close_timer(loop, timer);
+    dgt_close_socket(loop, sock);
+    dgt_loop_finish(loop);
+}
+
+Test(loop, flood_with_timer_default_batch_wait)
+{
+    flood_with_timer(0);
+}
+
+Test(loop, flood_with_timer_long_batch_wait)
+{
+    flood_with_timer(1000000);
+}
+
+Test(loop, flood_with_timer_no_batch_wait)
+{
+    flood_with_timer(DG_BATCH_WAIT_NONE);
 }
