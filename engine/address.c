@@ -93,6 +93,10 @@ DG_EXPORT int dg_address_from_sockaddr(const struct sockaddr *sa, socklen_t len,
     if (!sa || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     memset(out, 0, sizeof(*out));
+    /* len first: sa may hold fewer bytes than sa_family (found by
+     * tests/fuzz/fuzz_address.c). */
+    if (len < (socklen_t)sizeof(sa->sa_family))
+        return DG_ERR_INVALID_ADDRESS;
     if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &sin->sin_addr, out->address, sizeof(out->address));

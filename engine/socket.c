@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "recvmsg.h"
 
 #define CONTAINER(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
 
@@ -226,27 +227,6 @@ static void recv_arm(dg_socket *s)
     s->inflight++;
 }
 
-struct recv_control {
-    uint32_t drops; /* SO_RXQ_OVFL, 0 if absent */
-    int gro_size;   /* UDP_GRO segment size, 0 if absent */
-};
-
-static void read_control(struct io_uring_recvmsg_out *out, struct msghdr *mh,
-                         struct recv_control *rc)
-{
-    rc->drops = 0;
-    rc->gro_size = 0;
-    for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, mh); c;
-         c = io_uring_recvmsg_cmsg_nexthdr(out, mh, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
-            c->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
-            memcpy(&rc->drops, CMSG_DATA(c), sizeof(rc->drops));
-        else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
-                 c->cmsg_len >= CMSG_LEN(sizeof(int)))
-            memcpy(&rc->gro_size, CMSG_DATA(c), sizeof(rc->gro_size));
-    }
-}
-
 static void deliver_one(dg_socket *s, dg_message *m)
 {
     s->stats.rx_datagrams++;
@@ -262,33 +242,30 @@ static void deliver_one(dg_socket *s, dg_message *m)
  * all of gro_size bytes but the last. */
 static void deliver(dg_socket *s, void *buf, int res)
 {
-    struct io_uring_recvmsg_out *out = io_uring_recvmsg_validate(buf, res, &s->rmsg);
-    if (!out)
+    struct dg__recv_view v;
+    if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0)
         return; /* shorter than the header the kernel always writes: cannot happen */
-    struct recv_control rc = {0};
-    if (out->controllen > 0)
-        read_control(out, &s->rmsg, &rc);
-    if (rc.drops)
-        s->stats.rx_kernel_drops = rc.drops;
+    if (v.drops)
+        s->stats.rx_kernel_drops = v.drops;
     dg_message m;
-    const unsigned char *p = io_uring_recvmsg_payload(out, &s->rmsg);
-    size_t left = io_uring_recvmsg_payload_length(out, res, &s->rmsg);
-    m.addr = io_uring_recvmsg_name(out);
-    m.addrlen = out->namelen < s->rmsg.msg_namelen ? out->namelen : s->rmsg.msg_namelen;
+    m.addr = v.name;
+    m.addrlen = v.namelen;
     m.reserved = 0;
-    if (rc.gro_size <= 0 || (size_t)rc.gro_size >= left) {
-        m.data = p;
-        m.length = left;
-        m.size = out->payloadlen;
-        m.flags = (out->flags & MSG_TRUNC) ? DG_MSG_TRUNC : 0;
+    if (v.gro_size == 0) {
+        m.data = v.payload;
+        m.length = v.length;
+        m.size = v.size;
+        m.flags = v.truncated ? DG_MSG_TRUNC : 0;
         deliver_one(s, &m);
         return;
     }
+    const unsigned char *p = v.payload;
+    size_t left = v.length;
     m.flags = 0;
     s->stats.rx_gro_buffers++;
     while (left > 0 && dg__socket_is_open(s)) { /* the callback may close it */
         m.data = p;
-        m.length = m.size = left < (size_t)rc.gro_size ? left : (size_t)rc.gro_size;
+        m.length = m.size = left < v.gro_size ? left : v.gro_size;
         deliver_one(s, &m);
         p += m.length;
         left -= m.length;
