@@ -57,7 +57,6 @@ struct seq_rx {
     int gaps;               /* a number skipped (allowed only for kernel drops) */
     int backwards;          /* a repeat or a step back: never allowed */
     int bad;                /* wrong length or damaged payload */
-    bool closed;
     /* datagrams that keep arriving: the callback sends more */
     int plain;
     int port;
@@ -798,7 +797,8 @@ static void w_error(dg_socket *sock, const dg_error *err, void *data)
     struct hrec *h = data;
 
     (void)sock;
-    cr_log_error("unexpected error: %s %s", err->syscall ? err->syscall : "", dg_err_name(err->code));
+    cr_log_error("unexpected error: %s %s", err->syscall ? err->syscall : "",
+                 dg_err_name(err->code));
     h_event(h);
     h->errors++;
 }
@@ -1029,7 +1029,7 @@ static void close_everything_from(enum trigger trigger)
         cr_assert(s->err_ok, "send %d", i);
         cr_assert_eq(s->on_close_seen, 0, "send %d completed after its socket's on_close", i);
         if (s->h != &w->socks[SB] || i >= 20)
-            dgt_assert_code(s->status, -ECANCELED, "send %d never had a destination", i);
+            dgt_assert_code_fmt(s->status, -ECANCELED, "send %d: no resolved destination", i);
     }
     cr_assert_eq(w->lk.npending, 0);
     cr_assert_eq(w->lk.answered, w->lk.calls, "every lookup answered once");

@@ -2,8 +2,9 @@
  *
  * Sends every datagram back to its sender until SIGINT or SIGTERM (or,
  * with --count N, until N datagrams were received and echoed), then prints
- * what it did and the socket's own counters (dg_socket_get_stats). Once bound it prints "listening ADDRESS:PORT" on
- * stdout (flushed), so scripts can bind port 0 and read the port back.
+ * what it did and the socket's own counters (dg_socket_get_stats). Once
+ * bound it prints "listening ADDRESS:PORT" on stdout (flushed), so scripts
+ * can bind port 0 and read the port back.
  * --stats adds a line of statistics a second on stderr; --sockperf answers
  * the way sockperf's own server does (see sockperf.h), so sockperf's
  * ping-pong and under-load clients can measure against dgring.
