@@ -1,13 +1,15 @@
 /* dgring-echo: a UDP echo server on dgring.
  *
- * Sends every datagram back to its sender until SIGINT or SIGTERM, then
- * prints what it did. Once bound it prints "listening ADDRESS:PORT" on
- * stdout (flushed), so scripts can bind port 0 and read the port back.
+ * Sends every datagram back to its sender until SIGINT or SIGTERM (or,
+ * with --count N, until N datagrams were received and echoed), then prints
+ * what it did and the socket's own counters (dg_socket_get_stats). Once
+ * bound it prints "listening ADDRESS:PORT" on stdout (flushed), so scripts
+ * can bind port 0 and read the port back.
  * --stats adds a line of statistics a second on stderr; --sockperf answers
  * the way sockperf's own server does (see sockperf.h), so sockperf's
  * ping-pong and under-load clients can measure against dgring.
  *
- * Exit status: 0 after a signal, 1 on a runtime failure (bind, loop),
+ * Exit status: 0 after a signal or --count, 1 on a runtime failure (bind, loop),
  * 2 on a bad command line.
  */
 #include "common.h"
@@ -33,6 +35,7 @@ typedef struct echo_config {
     bool stats;          /* a line of statistics a second on stderr */
     bool sockperf;       /* answer as sockperf's server instead of echoing */
     unsigned threads;    /* > 1: a reuse-port group of that many loops */
+    uint64_t count;      /* > 0: stop after this many datagrams, echoed */
 } echo_config;
 
 /* Counters of the sockperf protocol (--sockperf only). */
@@ -65,6 +68,10 @@ typedef struct echo_server {
     echo_counters last;      /* at the previous per-second line */
     sockperf_counts sockperf;
     uint64_t kernel_drops;   /* SO_RXQ_OVFL, as of the last statistics */
+    uint64_t answers;        /* sends dgring accepted */
+    uint64_t completed;      /* ... whose callback ran */
+    dg_socket_stats sock_stats; /* the socket's counters, taken in on_close */
+    bool have_sock_stats;
     unsigned seconds;        /* per-second lines printed */
     bool closing;
     int exit_code;
@@ -75,10 +82,10 @@ enum { PARSE_OK = -1 };
 static void print_usage(FILE *out)
 {
     fputs("usage: " PROG " --port P [--address A] [--udp6] [--stats] [--sockperf] [--json]\n"
-          "                   [--threads N]\n"
+          "                   [--threads N] [--count N]\n"
           "\n"
           "Echoes every UDP datagram back to its sender until SIGINT/SIGTERM,\n"
-          "then prints a summary.\n"
+          "then prints a summary and the socket's statistics.\n"
           "\n"
           "  --port P      port to bind, 0..65535 (0 picks a free port)\n"
           "  --address A   IP address or host name to bind (default: all addresses)\n"
@@ -90,10 +97,12 @@ static void print_usage(FILE *out)
           "  --threads N   N loops in N threads on the same port (SO_REUSEPORT),\n"
           "                1..64; the summary has a line per thread and the total\n"
           "                (not with --stats or --sockperf)\n"
+          "  --count N     stop once N datagrams were received and their echoes\n"
+          "                completed (not with --threads)\n"
           "  --help        show this help\n"
           "\n"
           "Prints \"listening ADDRESS:PORT\" once bound. Exit status: 0 after\n"
-          "SIGINT/SIGTERM, 1 on a runtime failure, 2 on a bad command line.\n",
+          "SIGINT/SIGTERM or --count, 1 on a runtime failure, 2 on a bad command line.\n",
           out);
 }
 
@@ -105,6 +114,7 @@ static const struct option echo_options[] = {
     {"stats", no_argument, NULL, 's'},
     {"sockperf", no_argument, NULL, 'S'},
     {"threads", required_argument, NULL, 't'},
+    {"count", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -142,6 +152,11 @@ static int apply_option(echo_config *config, int option, char *const argv[])
         tool_error(PROG, "bad thread count '%s': expected 1..64", optarg);
         return TOOL_EXIT_USAGE;
     }
+    case 'c':
+        if (tool_parse_uint64(optarg, 1, UINT64_MAX, &config->count))
+            return PARSE_OK;
+        tool_error(PROG, "bad count '%s': expected a positive number", optarg);
+        return TOOL_EXIT_USAGE;
     case 'h':
         print_usage(stdout);
         return TOOL_EXIT_OK;
@@ -176,6 +191,10 @@ static int parse_args(int argc, char *argv[], echo_config *config)
         tool_error(PROG, "--threads cannot be combined with --stats or --sockperf");
         return TOOL_EXIT_USAGE;
     }
+    if (config->threads > 1 && config->count > 0) {
+        tool_error(PROG, "--threads cannot be combined with --count");
+        return TOOL_EXIT_USAGE;
+    }
     return PARSE_OK;
 }
 
@@ -195,11 +214,21 @@ static void echo_finish(void *ctx)
     dg_socket_close(server->sock, NULL, NULL);
 }
 
+/* --count: the last datagram arrived and every echo completed. */
+static bool count_done(const echo_server *server)
+{
+    return server->config->count > 0 && server->now.received >= server->config->count &&
+           server->completed == server->answers;
+}
+
 static void on_echo_sent(dg_socket *sock, int status, const dg_error *err, void *data)
 {
     echo_server *server = data;
 
     (void)sock;
+    server->completed++;
+    if (count_done(server))
+        echo_finish(server);
     if (status >= 0) {
         server->now.sent++;
         server->now.sent_bytes += (uint64_t)status;
@@ -217,9 +246,11 @@ static void answer(echo_server *server, const dg_message *msg, const void *buf, 
     int rc = dg_socket_send_to(server->sock, buf, len, msg->addr, msg->addrlen, on_echo_sent,
                                server);
 
-    if (rc == DG_ERR_SEND_QUEUE_FULL)
+    if (rc == 0)
+        server->answers++;
+    else if (rc == DG_ERR_SEND_QUEUE_FULL)
         server->now.dropped++;
-    else if (rc < 0 && server->now.errors++ == 0)
+    else if (server->now.errors++ == 0)
         tool_error_code(PROG, "send", rc);
 }
 
@@ -276,14 +307,24 @@ static void on_echo_message(dg_socket *sock, const dg_message *msg, void *data)
     echo_server *server = data;
 
     (void)sock;
+    if (server->closing)
+        return; /* --count reached: the rest of this batch is not ours */
     server->now.received++;
     server->now.received_bytes += msg->length;
-    if (server->closing)
-        return;
     if (server->config->sockperf)
         sockperf_datagram(server, msg);
     else
         answer(server, msg, msg->data, msg->length);
+    if (count_done(server))
+        echo_finish(server);
+}
+
+/* The socket is still valid in on_close: keep its final counters. */
+static void on_echo_close(dg_socket *sock, void *data)
+{
+    echo_server *server = data;
+
+    server->have_sock_stats = dg_socket_get_stats(sock, &server->sock_stats) == 0;
 }
 
 /* Receive errors: the socket keeps running, so report and go on. */
@@ -397,6 +438,7 @@ static void echo_start(echo_server *server)
     dg_socket_handlers handlers = {
         .on_message = on_echo_message,
         .on_error = on_echo_error,
+        .on_close = on_echo_close,
     };
     int rc = dg_socket_create(server->loop, &options, &handlers, server, &server->sock);
 
@@ -419,6 +461,36 @@ static void echo_start(echo_server *server)
         echo_finish(server);
 }
 
+/* The socket's counters (dg_socket_stats), one line. */
+static void print_socket_stats_text(const dg_socket_stats *st)
+{
+    printf("socket: rx_datagrams %llu rx_bytes %llu rx_truncated %llu rx_rearms %llu "
+           "rx_no_buffers %llu rx_kernel_drops %llu rx_gro_buffers %llu tx_datagrams %llu "
+           "tx_bytes %llu tx_errors %llu tx_gso_sends %llu\n",
+           (unsigned long long)st->rx_datagrams, (unsigned long long)st->rx_bytes,
+           (unsigned long long)st->rx_truncated, (unsigned long long)st->rx_rearms,
+           (unsigned long long)st->rx_no_buffers, (unsigned long long)st->rx_kernel_drops,
+           (unsigned long long)st->rx_gro_buffers, (unsigned long long)st->tx_datagrams,
+           (unsigned long long)st->tx_bytes, (unsigned long long)st->tx_errors,
+           (unsigned long long)st->tx_gso_sends);
+}
+
+/* The same counters as keys of a JSON summary. */
+static void json_socket_stats(tool_json *json, const dg_socket_stats *st)
+{
+    tool_json_uint(json, "rx_datagrams", st->rx_datagrams);
+    tool_json_uint(json, "rx_bytes", st->rx_bytes);
+    tool_json_uint(json, "rx_truncated", st->rx_truncated);
+    tool_json_uint(json, "rx_rearms", st->rx_rearms);
+    tool_json_uint(json, "rx_no_buffers", st->rx_no_buffers);
+    tool_json_uint(json, "rx_kernel_drops", st->rx_kernel_drops);
+    tool_json_uint(json, "rx_gro_buffers", st->rx_gro_buffers);
+    tool_json_uint(json, "tx_datagrams", st->tx_datagrams);
+    tool_json_uint(json, "tx_bytes", st->tx_bytes);
+    tool_json_uint(json, "tx_errors", st->tx_errors);
+    tool_json_uint(json, "tx_gso_sends", st->tx_gso_sends);
+}
+
 static void print_summary_text(const echo_server *server)
 {
     const echo_counters *c = &server->now;
@@ -435,6 +507,8 @@ static void print_summary_text(const echo_server *server)
                (unsigned long long)sp->messages, (unsigned long long)sp->replies,
                (unsigned long long)sp->warmup, (unsigned long long)sp->ignored,
                (unsigned long long)sp->malformed);
+    if (server->have_sock_stats)
+        print_socket_stats_text(&server->sock_stats);
     fflush(stdout);
 }
 
@@ -463,6 +537,8 @@ static void print_summary(const echo_server *server)
         tool_json_uint(&json, "ignored", sp->ignored);
         tool_json_uint(&json, "malformed", sp->malformed);
     }
+    if (server->have_sock_stats)
+        json_socket_stats(&json, &server->sock_stats);
     tool_json_end(&json);
 }
 
@@ -519,7 +595,19 @@ static char group_backend[16]; /* copied while the member loops exist */
 static void print_group_summary(const echo_config *config, unsigned n, const dg_socket_stats *st)
 {
     uint64_t rx = 0, bytes = 0, tx = 0;
+    dg_socket_stats sum = {0};
     for (unsigned i = 0; i < n; i++) {
+        sum.rx_datagrams += st[i].rx_datagrams;
+        sum.rx_bytes += st[i].rx_bytes;
+        sum.rx_truncated += st[i].rx_truncated;
+        sum.rx_rearms += st[i].rx_rearms;
+        sum.rx_no_buffers += st[i].rx_no_buffers;
+        sum.rx_kernel_drops += st[i].rx_kernel_drops;
+        sum.rx_gro_buffers += st[i].rx_gro_buffers;
+        sum.tx_datagrams += st[i].tx_datagrams;
+        sum.tx_bytes += st[i].tx_bytes;
+        sum.tx_errors += st[i].tx_errors;
+        sum.tx_gso_sends += st[i].tx_gso_sends;
         rx += st[i].rx_datagrams;
         bytes += st[i].rx_bytes;
         tx += st[i].tx_datagrams;
@@ -533,6 +621,7 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
                "errors %lu [%s, %u threads]\n",
                (unsigned long long)rx, (unsigned long long)bytes, (unsigned long long)tx,
                atomic_load(&group_dropped), atomic_load(&group_errors), group_backend, n);
+        print_socket_stats_text(&sum); /* the sockets of all threads together */
         fflush(stdout);
         return;
     }
@@ -545,6 +634,7 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
     tool_json_uint(&json, "sent", tx);
     tool_json_uint(&json, "dropped", atomic_load(&group_dropped));
     tool_json_uint(&json, "errors", atomic_load(&group_errors));
+    json_socket_stats(&json, &sum);
     tool_json_end(&json);
 }
 

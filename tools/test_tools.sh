@@ -68,6 +68,8 @@ check_usage() {
     expect_usage "echo missing port" "$ECHO_TOOL"
     expect_usage "echo missing value" "$ECHO_TOOL" --port
     expect_usage "echo IPv6 address on udp4" "$ECHO_TOOL" --port 0 --address ::1
+    expect_usage "echo count 0" "$ECHO_TOOL" --port 0 --count 0
+    expect_usage "echo count with threads" "$ECHO_TOOL" --port 0 --count 1 --threads 2
     expect_usage "dgblast no mode" "$BLAST_TOOL"
     expect_usage "dgblast unknown mode" "$BLAST_TOOL" flood
     expect_usage "send port 70000" "$BLAST_TOOL" send --host 127.0.0.1 --port 70000 \
@@ -178,8 +180,33 @@ stop_echo() {
         "$WORK/$1.out" && ! grep -q '^{"mode":"echo' "$WORK/$1.out"; then
         fail "$1: no summary after SIGINT"
         show "$WORK/$1.out"
+    elif ! grep -q '^socket: rx_datagrams [0-9]* rx_bytes [0-9]* .* tx_gso_sends [0-9]*$' \
+        "$WORK/$1.out" && ! grep -q '^{"mode":"echo.*"rx_datagrams":' "$WORK/$1.out"; then
+        fail "$1: no socket statistics after SIGINT"
+        show "$WORK/$1.out"
     else
-        pass "$1 after SIGINT: $(tail -n 1 "$WORK/$1.out")"
+        pass "$1 after SIGINT: $(grep -v '^socket:' "$WORK/$1.out" | tail -n 1)"
+        pass "$1 socket statistics: $(tail -n 1 "$WORK/$1.out")"
+    fi
+}
+
+# --count 3: three datagrams from dgcat are echoed, then dgring-echo ends
+# by itself with status 0, its summary and socket statistics that count
+# exactly those three.
+check_echo_count() {
+    start_echo echo_count 127.0.0.1 --count 3 || return 1
+    printf 'one\ntwo\nthree\n' >"$WORK/count.in"
+    run_input count_send "$WORK/count.in" "$CAT_TOOL" --wait 5 --count 3 127.0.0.1 "$ECHO_PORT"
+    [ "$STATUS" -eq 0 ] || fail "echo --count: dgcat exit $STATUS"
+    wait_bounded "$ECHO_PID" 30
+    if [ "$STATUS" -eq 0 ] &&
+        grep -q '^received 3 datagrams (11 bytes), sent 3 datagrams' "$WORK/echo_count.out" &&
+        grep -q '^socket: rx_datagrams 3 rx_bytes 11 .* tx_datagrams 3 tx_bytes 11 tx_errors 0 ' \
+            "$WORK/echo_count.out"; then
+        pass "echo --count 3: $(tail -n 1 "$WORK/echo_count.out")"
+    else
+        fail "echo --count 3: exit $STATUS"
+        show "$WORK/echo_count.out" "$WORK/echo_count.err" "$WORK/count_send.out"
     fi
 }
 
@@ -347,6 +374,7 @@ check_echo_threads
 check_blast_threads
 check_echo_ipv4
 check_echo_json_stats
+check_echo_count
 check_echo_ipv6
 check_send_recv paced "--count 1000" "--size 64 --duration 0.5 --rate 5000"
 check_send_recv flood "--idle-ms 500" "--size 32 --duration 0.3"
