@@ -92,14 +92,14 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     if (!out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
-    dg_loop *loop = calloc(1, sizeof(*loop));
+    dg_loop *loop = dg__calloc(1, sizeof(*loop));
     if (!loop)
         return -ENOMEM;
     int ret = options_resolve(options, &loop->options);
     if (ret == 0)
         ret = loop_open_resources(loop);
     if (ret < 0) {
-        free(loop);
+        dg__free(loop);
         return ret;
     }
     loop->notify_fd = -1;
@@ -446,8 +446,8 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     if (loop->notify_fd >= 0)
         close(loop->notify_fd);
     dg__send_reqs_free(loop);
-    free(loop->timers.items);
+    dg__free(loop->timers.items);
     dg__post_destroy(loop);
-    free(loop);
+    dg__free(loop);
     return 0;
 }
