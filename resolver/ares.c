@@ -108,8 +108,10 @@ static ares_socket_t on_socket_open(int domain, int type, int protocol, void *da
     if (!s) {
         close(fd);
         errno = ENOMEM;
+        ch->socket_nomem = true;
         return ARES_SOCKET_BAD;
     }
+    ch->socket_nomem = false;
     s->tag = DG__RES_TAG_POLL;
     s->fd = fd;
     s->type = type;
@@ -570,6 +572,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         status = parse_answer(q, abuf, alen);
     else if (status == ARES_ECONNREFUSED && q->server_status)
         status = q->server_status;
+    else if (status == ARES_ECONNREFUSED && q->channel->socket_nomem)
+        status = ARES_ENOMEM; /* c-ares calls any failed socket open "refused" */
     q->answer.status = dg__ares_status(status);
     q->done = true;
     q->channel->queries--;
