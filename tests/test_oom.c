@@ -257,6 +257,21 @@ static void sc_on_send(dg_socket *s, int status, const dg_error *err, void *data
     c->sends_done = true;
 }
 
+struct outcome_ctx {
+    int status;
+    bool done;
+};
+
+static void on_connected(dg_socket *s, int status, void *data)
+{
+    struct outcome_ctx *o = data;
+    (void)s;
+    STEP_OK(status);
+    cr_assert(!o->done, "connect callback twice");
+    o->status = status;
+    o->done = true;
+}
+
 /* Closes every socket in socks that exists, runs the loop until their
  * close callbacks ran, closes the loop. */
 static void finish(dg_loop *loop, dg_socket **socks, int n, struct sock_ctx *c)
@@ -346,6 +361,27 @@ static int path_socket(void *arg)
         goto out;
     run_until(loop, &c.message_done);
     cr_assert_eq(c.messages, 2);
+
+    /* connect, then a send to the connected peer */
+    struct outcome_ctx co = {0};
+    rc = dg_socket_connect(s[2], a.port, address, on_connected, &co);
+    STEP_OK(rc);
+    if (rc < 0)
+        goto out;
+    run_until(loop, &co.done);
+    if ((rc = co.status) < 0)
+        goto out;
+    c.sends_done = false;
+    c.message_done = false;
+    rc = dg_socket_send(s[2], "hello", 5, 0, NULL, sc_on_send, &c);
+    STEP_OK(rc);
+    if (rc < 0)
+        goto out;
+    run_until(loop, &c.sends_done);
+    if ((rc = c.send_status) < 0)
+        goto out;
+    run_until(loop, &c.message_done);
+    cr_assert_eq(c.messages, 3);
     rc = c.errors ? c.error_code : 0;
 out:
     finish(loop, s, 3, &c);
@@ -553,11 +589,20 @@ static int path_lookup(void *arg)
     if ((rc = l.status) < 0)
         goto out;
 
-    /* a send to a host name (implicit bind, then the lookup) */
+    /* a bind to "localhost" (the resolver's own answer), then a send to a
+     * host name */
     dg_socket_options o = {.type = DG_UDP4};
     rc = dg_socket_create(loop, &o, &sc_handlers, &c, &s[0]);
     STEP_OK(rc);
     if (rc < 0)
+        goto out;
+    struct outcome_ctx bo = {0};
+    rc = dg_socket_bind(s[0], "localhost", 0, on_connected, &bo);
+    STEP_OK(rc);
+    if (rc < 0)
+        goto out;
+    run_until(loop, &bo.done);
+    if ((rc = bo.status) < 0)
         goto out;
     rc = dg_socket_send(s[0], "hello", 5, port, "c.test", sc_on_send, &c);
     STEP_OK(rc);
