@@ -285,7 +285,7 @@ Test(bad_input, out_of_range_values)
     dg_socket *s = NULL;
     const int types[] = {0, 1, 5, 7, 46, -4};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        dgt_assert_code(dg_socket_create(loop, &(dg_socket_options){.type = types[i]}, NULL, NULL,
+        dgt_assert_code_fmt(dg_socket_create(loop, &(dg_socket_options){.type = types[i]}, NULL, NULL,
                                          &s),
                         DG_ERR_SOCKET_BAD_TYPE, "type %d", types[i]);
     dgt_assert_code(dg_socket_create(loop, &(dg_socket_options){.type = DG_UDP4, .flags = 0x100},

@@ -178,7 +178,7 @@ Test(limits, loop_new_with_each_fd_count_short)
     for (int free_now = 0; free_now < per_loop; free_now++) {
         free_fds(f, free_now);
         loop = NULL;
-        dgt_assert_code(dg_loop_new(&loop, NULL), -EMFILE, "with %d fds free", free_now);
+        dgt_assert_code_fmt(dg_loop_new(&loop, NULL), -EMFILE, "with %d fds free", free_now);
         cr_assert_null(loop);
         cr_assert_eq(atomic_load(&live), 0);
         /* take them back */
