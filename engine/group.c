@@ -452,18 +452,18 @@ static void group_free(dg_group *g)
     }
     pthread_cond_destroy(&g->cond);
     pthread_mutex_destroy(&g->lock);
-    free(g->address_copy);
-    free(g);
+    dg__free(g->address_copy);
+    dg__free(g);
 }
 
 static dg_group *group_new(const dg_group_options *o)
 {
-    dg_group *g = calloc(1, sizeof(*g) + (size_t)o->threads * sizeof(struct member));
+    dg_group *g = dg__calloc(1, sizeof(*g) + (size_t)o->threads * sizeof(struct member));
     if (!g)
         return NULL;
     g->options = *o;
-    if (o->address && !(g->address_copy = strdup(o->address))) {
-        free(g);
+    if (o->address && !(g->address_copy = dg__strdup(o->address))) {
+        dg__free(g);
         return NULL;
     }
     g->options.address = g->address_copy;

@@ -16,6 +16,16 @@
 
 #include "dgring.h"
 
+/* ---- Memory (engine/alloc.c) --------------------------------------------
+ * Every allocation of engine/ and resolver/ goes through these, so
+ * dg_replace_allocator() sees them all. dg__realloc(p, 0) frees p and
+ * returns NULL. */
+void *dg__malloc(size_t size);
+void *dg__calloc(size_t count, size_t size);
+void *dg__realloc(void *ptr, size_t size);
+void dg__free(void *ptr);
+char *dg__strdup(const char *s);
+
 /* ---- Completion dispatch ----------------------------------------------
  * user_data of every SQE is a pointer to the object the completion belongs
  * to, with the completion kind in the low three bits (objects come from

@@ -167,7 +167,7 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     if (!out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
-    dg_loop *loop = calloc(1, sizeof(*loop));
+    dg_loop *loop = dg__calloc(1, sizeof(*loop));
     if (!loop)
         return -ENOMEM;
     loop->notify_fd = -1; /* before anything can poke it */
@@ -175,7 +175,7 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     if (ret == 0)
         ret = loop_open_resources(loop);
     if (ret < 0) {
-        free(loop);
+        dg__free(loop);
         return ret;
     }
     atomic_init(&loop->stop, false);
@@ -608,8 +608,8 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     if (loop->notify_fd >= 0)
         close(loop->notify_fd);
     dg__send_reqs_free(loop);
-    free(loop->timers.items);
+    dg__free(loop->timers.items);
     dg__post_destroy(loop);
-    free(loop);
+    dg__free(loop);
     return 0;
 }

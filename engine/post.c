@@ -68,7 +68,7 @@ bool dg__posts_run_queued(dg_loop *loop)
     while (p) {
         struct dg__post *next = p->next;
         run_post(loop, p);
-        free(p);
+        dg__free(p);
         p = next;
     }
     return true;
@@ -89,14 +89,14 @@ void dg__post_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe)
     if (loop == p->target && cqe->res == 1)
         run_post(loop, p);
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
-        free(p);
+        dg__free(p);
 }
 
 DG_EXPORT int dg_loop_post(dg_loop *target, dg_post_cb cb, void *arg)
 {
     if (!target || !cb)
         return DG_ERR_INVALID_ARG_VALUE;
-    struct dg__post *p = calloc(1, sizeof(*p));
+    struct dg__post *p = dg__calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
     p->target = target;

@@ -21,7 +21,7 @@ static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
     struct dg__send_req *req = loop->free_reqs;
     if (req)
         loop->free_reqs = req->next;
-    else if (!(req = malloc(sizeof(*req))))
+    else if (!(req = dg__malloc(sizeof(*req))))
         return NULL;
     /* Clear only what every send reads: the header fields and the msghdr.
      * The lookup (about 450 bytes) is initialised by dg__lookup_start when
@@ -30,7 +30,7 @@ static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
     memset(req, 0, offsetof(struct dg__send_req, lookup));
     memset(&req->msg, 0, sizeof(req->msg));
     if (len > sizeof(req->inline_buf)) {
-        req->heap = malloc(len);
+        req->heap = dg__malloc(len);
         if (!req->heap) {
             req->next = loop->free_reqs;
             loop->free_reqs = req;
@@ -42,7 +42,7 @@ static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
 
 static void req_release(dg_loop *loop, struct dg__send_req *req)
 {
-    free(req->heap);
+    dg__free(req->heap);
     req->heap = NULL;
     req->next = loop->free_reqs;
     loop->free_reqs = req;
@@ -52,12 +52,12 @@ void dg__send_reqs_free(dg_loop *loop)
 {
     while (loop->free_reqs) {
         struct dg__send_req *next = loop->free_reqs->next;
-        free(loop->free_reqs);
+        dg__free(loop->free_reqs);
         loop->free_reqs = next;
     }
     while (loop->free_gso) {
         struct dg__gso_req *next = loop->free_gso->next;
-        free(loop->free_gso);
+        dg__free(loop->free_gso);
         loop->free_gso = next;
     }
 }
@@ -153,7 +153,7 @@ static struct dg__gso_req *gso_alloc(dg_loop *loop)
     struct dg__gso_req *g = loop->free_gso;
     if (g)
         loop->free_gso = g->next;
-    else if (!(g = malloc(sizeof(*g))))
+    else if (!(g = dg__malloc(sizeof(*g))))
         return NULL;
     memset(g, 0, offsetof(struct dg__gso_req, iov));
     return g;

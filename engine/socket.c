@@ -169,12 +169,12 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     unsigned gro_need = options->type == DG_UDP4 ? 65507 : 65527;
     if ((options->flags & DG_SOCKET_GRO) && loop->options.recv_buffer_size < gro_need)
         return DG_ERR_INVALID_ARG_VALUE; /* coalesced datagrams would be cut */
-    dg_socket *s = calloc(1, sizeof(*s));
+    dg_socket *s = dg__calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     int fd = open_fd(options);
     if (fd < 0) {
-        free(s);
+        dg__free(s);
         return fd;
     }
     s->loop = loop;
@@ -666,7 +666,7 @@ static void close_finish(struct dg__deferred *node)
         s->close_cb(s, s->close_data);
     loop->closing_handles--;
     loop_unlink(s);
-    free(s);
+    dg__free(s);
 }
 
 void dg__socket_op_done(dg_socket *s)
@@ -733,7 +733,7 @@ DG_EXPORT int dg_abort_new(dg_abort **out)
 {
     if (!out)
         return DG_ERR_INVALID_ARG_VALUE;
-    *out = calloc(1, sizeof(**out));
+    *out = dg__calloc(1, sizeof(**out));
     return *out ? 0 : -ENOMEM;
 }
 
@@ -757,7 +757,7 @@ DG_EXPORT void dg_abort_free(dg_abort *abort)
         return;
     while (abort->sockets)
         abort_unlink(abort->sockets);
-    free(abort);
+    dg__free(abort);
 }
 
 /* ---- Small accessors ----------------------------------------------------- */

@@ -191,18 +191,21 @@ static int interface_index(const char *iface, unsigned *index)
     return *index ? 0 : -EINVAL;
 }
 
+/* With apply false only parses: 0 or -EINVAL, nothing changes. */
 static int membership_v4(dg_socket *s, const char *source, const char *group, const char *iface,
-                         bool add)
+                         bool add, bool apply)
 {
     struct in_addr g, i = {.s_addr = htonl(INADDR_ANY)}, src;
     if (inet_pton(AF_INET, group, &g) != 1)
         return -EINVAL;
     if (iface && inet_pton(AF_INET, iface, &i) != 1)
         return -EINVAL;
+    if (source && inet_pton(AF_INET, source, &src) != 1)
+        return -EINVAL;
+    if (!apply)
+        return 0;
     int ret;
     if (source) {
-        if (inet_pton(AF_INET, source, &src) != 1)
-            return -EINVAL;
         struct ip_mreq_source m = {.imr_multiaddr = g, .imr_interface = i, .imr_sourceaddr = src};
         ret = setsockopt(s->fd, IPPROTO_IP, add ? IP_ADD_SOURCE_MEMBERSHIP : IP_DROP_SOURCE_MEMBERSHIP,
                          &m, sizeof(m));
@@ -215,16 +218,18 @@ static int membership_v4(dg_socket *s, const char *source, const char *group, co
 }
 
 static int membership_v6(dg_socket *s, const char *source, const char *group, const char *iface,
-                         bool add)
+                         bool add, bool apply)
 {
     struct sockaddr_in6 g = {.sin6_family = AF_INET6}, src = {.sin6_family = AF_INET6};
     unsigned index;
     if (inet_pton(AF_INET6, group, &g.sin6_addr) != 1 || interface_index(iface, &index) < 0)
         return -EINVAL;
+    if (source && inet_pton(AF_INET6, source, &src.sin6_addr) != 1)
+        return -EINVAL;
+    if (!apply)
+        return 0;
     int ret;
     if (source) {
-        if (inet_pton(AF_INET6, source, &src.sin6_addr) != 1)
-            return -EINVAL;
         struct group_source_req r = {.gsr_interface = index};
         memcpy(&r.gsr_group, &g, sizeof(g));
         memcpy(&r.gsr_source, &src, sizeof(src));
@@ -239,7 +244,9 @@ static int membership_v6(dg_socket *s, const char *source, const char *group, co
 }
 
 /* Like libuv, a membership call on an unbound socket binds it first
- * (any address, random port), so it can receive the group at all. */
+ * (any address, random port), so it can receive the group at all; but
+ * only once its arguments parse, so a call refused with -EINVAL changes
+ * nothing. */
 static int membership(dg_socket *s, const char *source, const char *group, const char *iface,
                       bool add)
 {
@@ -247,10 +254,14 @@ static int membership(dg_socket *s, const char *source, const char *group, const
         return DG_ERR_INVALID_ARG_VALUE;
     if (s->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    int (*apply)(dg_socket *, const char *, const char *, const char *, bool, bool) =
+        is_v4(s) ? membership_v4 : membership_v6;
+    int ret = apply(s, source, group, iface, add, false);
+    if (ret < 0)
+        return ret;
     if (s->state == DG__UNBOUND)
         dg__socket_implicit_bind(s);
-    return is_v4(s) ? membership_v4(s, source, group, iface, add)
-                    : membership_v6(s, source, group, iface, add);
+    return apply(s, source, group, iface, add, true);
 }
 
 DG_EXPORT int dg_socket_add_membership(dg_socket *sock, const char *group, const char *iface)

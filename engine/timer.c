@@ -81,7 +81,7 @@ static int heap_reserve(struct dg__timer_heap *h, unsigned want)
     unsigned cap = h->cap ? h->cap * 2 : 16;
     while (cap < want)
         cap *= 2;
-    dg_timer **items = realloc(h->items, (size_t)cap * sizeof(*items));
+    dg_timer **items = dg__realloc(h->items, (size_t)cap * sizeof(*items));
     if (!items)
         return -ENOMEM;
     h->items = items;
@@ -134,7 +134,7 @@ DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out)
         return -ECANCELED;
     if (heap_reserve(&loop->timers, loop->timers.count + loop->handle_count + 1) < 0)
         return -ENOMEM;
-    dg_timer *t = calloc(1, sizeof(*t));
+    dg_timer *t = dg__calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
     t->loop = loop;
@@ -198,7 +198,7 @@ static void timer_finish_close(struct dg__deferred *node)
         t->close_cb(t, t->close_data);
     loop->closing_handles--;
     loop->handle_count--;
-    free(t);
+    dg__free(t);
 }
 
 DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)

@@ -12,5 +12,6 @@
 #include "dgring/socket.h"
 #include "dgring/resolver.h"
 #include "dgring/group.h"
+#include "dgring/alloc.h"
 
 #endif

@@ -93,7 +93,7 @@ static void sock_free(struct dg__resolver *res, struct dg__rsock *s)
         link = &(*link)->next;
     *link = s->next;
     close(s->fd);
-    free(s);
+    dg__free(s);
 }
 
 /* Non-blocking and close-on-exec ourselves: c-ares 1.18 leaves sockets it
@@ -104,12 +104,14 @@ static ares_socket_t on_socket_open(int domain, int type, int protocol, void *da
     int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd < 0)
         return ARES_SOCKET_BAD;
-    struct dg__rsock *s = calloc(1, sizeof(*s));
+    struct dg__rsock *s = dg__calloc(1, sizeof(*s));
     if (!s) {
         close(fd);
         errno = ENOMEM;
+        ch->socket_nomem = true;
         return ARES_SOCKET_BAD;
     }
+    ch->socket_nomem = false;
     s->tag = DG__RES_TAG_POLL;
     s->fd = fd;
     s->type = type;
@@ -394,14 +396,14 @@ static int channel_init(struct dg__resolver *res, struct dg__channel *ch)
 
 static int channel_new(struct dg__resolver *res, struct dg__channel **out)
 {
-    struct dg__channel *ch = calloc(1, sizeof(*ch));
+    struct dg__channel *ch = dg__calloc(1, sizeof(*ch));
     if (!ch)
         return -ENOMEM;
     ch->res = res;
     ch->generation = ++res->generation;
     int ret = channel_init(res, ch);
     if (ret < 0) {
-        free(ch);
+        dg__free(ch);
         return ret;
     }
     ch->next = res->channels;
@@ -458,7 +460,7 @@ static void channel_destroy(struct dg__resolver *res, struct dg__channel *ch)
     }
     res->dirty = true;
     dg__queries_finish(res);
-    free(ch);
+    dg__free(ch);
 }
 
 static void channels_reap(struct dg__resolver *res)
@@ -570,6 +572,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         status = parse_answer(q, abuf, alen);
     else if (status == ARES_ECONNREFUSED && q->server_status)
         status = q->server_status;
+    else if (status == ARES_ECONNREFUSED && q->channel->socket_nomem)
+        status = ARES_ENOMEM; /* c-ares calls any failed socket open "refused" */
     q->answer.status = dg__ares_status(status);
     q->done = true;
     q->channel->queries--;
@@ -610,7 +614,7 @@ int dg__query_submit(struct dg__resolver *res, struct dg__resolve_req *req, cons
     if (query_join(res, ch, req, name, family, hash))
         return 0;
     size_t len = strlen(name);
-    struct dg__query *q = calloc(1, sizeof(*q) + len + 1);
+    struct dg__query *q = dg__calloc(1, sizeof(*q) + len + 1);
     if (!q)
         return -ENOMEM;
     memcpy(q->name, name, len + 1);
@@ -667,7 +671,7 @@ void dg__queries_finish(struct dg__resolver *res)
             else
                 dg__req_complete(w, q->answer.status, &q->answer);
         }
-        free(q);
+        dg__free(q);
     }
 }
 
@@ -685,7 +689,7 @@ static void inflight_cancel_all(struct dg__resolver *res)
                 w->query = NULL;
                 dg__req_finish_now(w, -ECANCELED);
             }
-            free(q);
+            dg__free(q);
         }
     }
 }
@@ -734,11 +738,11 @@ static void resolver_destroy(dg_loop *loop)
         sock_free(res, res->socks);
     dg__cache_clear(&res->cache);
     dg__hosts_free(&res->hosts);
-    free(res->resolv_conf);
-    free(res->hosts_file);
+    dg__free(res->resolv_conf);
+    dg__free(res->hosts_file);
     loop->resolver = NULL;
     loop->resolver_ext = NULL;
-    free(res);
+    dg__free(res);
 }
 
 static const struct dg__loop_ext resolver_ext = {
@@ -751,7 +755,7 @@ struct dg__resolver *dg__resolver_get(dg_loop *loop, int *err)
 {
     if (loop->resolver)
         return loop->resolver;
-    struct dg__resolver *res = calloc(1, sizeof(*res));
+    struct dg__resolver *res = dg__calloc(1, sizeof(*res));
     if (!res) {
         *err = -ENOMEM;
         return NULL;

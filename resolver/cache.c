@@ -40,10 +40,10 @@ void dg__cache_clear(struct dg__cache *cache)
     struct dg__cache_entry *e = cache->lru_head;
     while (e) {
         struct dg__cache_entry *next = e->lru_next;
-        free(e);
+        dg__free(e);
         e = next;
     }
-    free(cache->buckets);
+    dg__free(cache->buckets);
     dg__cache_init(cache, cache->max);
 }
 
@@ -99,7 +99,7 @@ static void entry_remove(struct dg__cache *cache, struct dg__cache_entry *e)
     *link = e->hnext;
     lru_unlink(cache, e);
     cache->count--;
-    free(e);
+    dg__free(e);
 }
 
 bool dg__cache_find(struct dg__cache *cache, const char *name, int family, uint64_t now_ms,
@@ -127,7 +127,7 @@ static int buckets_alloc(struct dg__cache *cache)
     unsigned n = 16;
     while (n < cache->max && n < (1u << 20))
         n *= 2;
-    cache->buckets = calloc(n, sizeof(*cache->buckets));
+    cache->buckets = dg__calloc(n, sizeof(*cache->buckets));
     if (!cache->buckets)
         return -ENOMEM;
     cache->nbuckets = n;
@@ -146,7 +146,7 @@ int dg__cache_store(struct dg__cache *cache, const char *name, int family,
     if (old)
         entry_remove(cache, old);
     size_t len = strlen(name);
-    struct dg__cache_entry *e = malloc(sizeof(*e) + len + 1);
+    struct dg__cache_entry *e = dg__malloc(sizeof(*e) + len + 1);
     if (!e)
         return -ENOMEM;
     if (cache->count >= cache->max)

@@ -55,8 +55,8 @@ static const char *hosts_path(const struct dg__hosts *hosts)
 
 void dg__hosts_free(struct dg__hosts *hosts)
 {
-    free(hosts->entries);
-    free(hosts->names);
+    dg__free(hosts->entries);
+    dg__free(hosts->names);
     hosts->entries = NULL;
     hosts->names = NULL;
     hosts->count = 0;
@@ -77,15 +77,15 @@ static char *file_read(const char *path)
     if (!f)
         return NULL;
     size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
+    char *buf = dg__malloc(cap);
     while (buf) {
         size_t n = fread(buf + len, 1, cap - len - 1, f);
         len += n;
         if (n == 0 || len + 1 < cap)
             break;
-        char *bigger = cap < HOSTS_MAX_BYTES ? realloc(buf, cap * 2) : NULL;
+        char *bigger = cap < HOSTS_MAX_BYTES ? dg__realloc(buf, cap * 2) : NULL;
         if (!bigger) {
-            free(buf);
+            dg__free(buf);
             buf = NULL;
             break;
         }
@@ -120,7 +120,7 @@ static int entries_grow(struct dg__hosts *hosts, unsigned *cap)
     if (hosts->count < *cap)
         return 0;
     unsigned want = *cap ? *cap * 2 : 32;
-    struct dg__hosts_entry *e = realloc(hosts->entries, (size_t)want * sizeof(*e));
+    struct dg__hosts_entry *e = dg__realloc(hosts->entries, (size_t)want * sizeof(*e));
     if (!e)
         return -ENOMEM;
     hosts->entries = e;

@@ -151,6 +151,8 @@ struct dg__channel {
     unsigned queries;             /* queries whose c-ares callback is due */
     struct dg__file_id resolv_id; /* resolv.conf as it was read */
     bool retired;
+    bool socket_nomem;            /* the last socket c-ares asked for failed
+                                     for lack of memory */
 };
 
 /* A DNS lookup in flight, shared by every request for the same (name,

@@ -41,7 +41,7 @@ static void req_run(struct dg__resolve_req *req, int status)
         req->cb(req->ctx, 0, (const struct sockaddr *)&req->addr, req->addrlen);
     else
         req->cb(req->ctx, status, NULL, 0);
-    free(req);
+    dg__free(req);
 }
 
 static void req_deferred(struct dg__deferred *node)
@@ -179,7 +179,7 @@ int dg__resolve(dg_loop *loop, const char *name, int family, dg__resolve_cb cb, 
         return ret;
     if (res->closing)
         return -ECANCELED;
-    struct dg__resolve_req *req = calloc(1, sizeof(*req));
+    struct dg__resolve_req *req = dg__calloc(1, sizeof(*req));
     if (!req)
         return -ENOMEM;
     req->loop = loop;
@@ -187,7 +187,7 @@ int dg__resolve(dg_loop *loop, const char *name, int family, dg__resolve_cb cb, 
     req->ctx = ctx;
     ret = resolve_dispatch(res, req, name, family);
     if (ret < 0) {
-        free(req);
+        dg__free(req);
         return ret;
     }
     res->stats.lookups++;
@@ -258,7 +258,7 @@ static int lookup_error(const struct lookup *l)
 static void lookup_maybe_free(struct lookup *l)
 {
     if (!l->req4 && !l->req6 && l->status4 != LOOKUP_PENDING && l->status6 != LOOKUP_PENDING)
-        free(l);
+        dg__free(l);
 }
 
 static void lookup_on4(void *ctx, int status, const struct sockaddr *sa, socklen_t len)
@@ -338,7 +338,7 @@ DG_EXPORT int dg_lookup(dg_loop *loop, const char *name, int family, dg_lookup_c
     if ((family != 0 && family != 4 && family != 6) || name[0] == '\0' ||
         strlen(name) > DG__NAME_MAX)
         return DG_ERR_INVALID_ARG_VALUE;
-    struct lookup *l = calloc(1, sizeof(*l));
+    struct lookup *l = dg__calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
     l->loop = loop;
@@ -347,7 +347,7 @@ DG_EXPORT int dg_lookup(dg_loop *loop, const char *name, int family, dg_lookup_c
     int lit = literal_family(name);
     int ret = lookup_start(l, name, lit ? lit : family);
     if (ret < 0 && !l->req4)
-        free(l); /* nothing pending refers to it */
+        dg__free(l); /* nothing pending refers to it */
     return ret < 0 ? ret : 0;
 }
 
@@ -382,14 +382,14 @@ static int path_copy(const char *in, const char *current, char **out)
         *out = (char *)current;
         return 0;
     }
-    *out = strdup(in);
+    *out = dg__strdup(in);
     return *out ? 0 : -ENOMEM;
 }
 
 static void path_replace(char **slot, char *value)
 {
     if (*slot != value)
-        free(*slot);
+        dg__free(*slot);
     *slot = value;
 }
 
@@ -416,7 +416,7 @@ DG_EXPORT int dg_loop_set_resolver_options(dg_loop *loop, const dg_resolver_opti
     if (path_copy(options->resolv_conf, res->resolv_conf, &resolv) < 0 ||
         path_copy(options->hosts_file, res->hosts_file, &hosts) < 0) {
         if (resolv != res->resolv_conf)
-            free(resolv);
+            dg__free(resolv);
         return -ENOMEM;
     }
     path_replace(&res->resolv_conf, resolv);

@@ -6,6 +6,11 @@
  *   "valid during callback"   the pointer dies when the callback returns
  *
  * Threading: a socket is used only from its loop's thread.
+ *
+ * NULL: every call below given a NULL socket (or a NULL required pointer
+ * not listed otherwise) returns DG_ERR_INVALID_ARG_VALUE and does nothing;
+ * calls returning a count, bool or pointer return 0, false or NULL, and
+ * calls returning nothing do nothing.
  */
 #ifndef DGRING_SOCKET_H
 #define DGRING_SOCKET_H
@@ -341,7 +346,8 @@ DG_EXPORT int dg_socket_set_send_buffer_size(dg_socket *sock, long long size, dg
  * interface address; IPv6: an interface name or index). An unbound socket
  * is first bound as send() would (any address, random port).
  * Errors: DG_ERR_MISSING_ARGS (group NULL or ""), DG_ERR_SOCKET_DGRAM_NOT_RUNNING,
- * -EINVAL (group or iface does not parse, or is of the other family),
+ * -EINVAL (group, source or iface does not parse, or is of the other
+ * family; checked before the implicit bind, so the socket stays unbound),
  * -EADDRNOTAVAIL (drop of a group never joined; -EINVAL for a
  * source-specific drop never joined, as Linux answers), other -errno from
  * setsockopt. Syscalls "addMembership"/"dropMembership". */
