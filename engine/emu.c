@@ -116,10 +116,11 @@ static int post_cqe(struct dg__emu *e, uint64_t ud, int res, uint32_t flags)
             e->cq_head = 0;
         } else {
             unsigned cap = e->cq_cap * 2;
-            struct io_uring_cqe *cq = realloc(e->cq, (size_t)cap * sizeof(*cq));
+            struct io_uring_cqe *cq = dg__realloc(e->cq, (size_t)cap * sizeof(*cq));
             if (!cq) {
-                /* Like the kernel's overflow accounting: counted, not hidden. */
-                e->stats->cq_overflows++;
+                /* Out of memory with the CQ full: like the kernel's
+                 * dropped-CQE counter, counted, not hidden. */
+                e->stats->cq_dropped++;
                 return -ENOMEM;
             }
             e->cq = cq;
@@ -164,7 +165,7 @@ struct io_uring_sqe *dg__emu_get_sqe(struct dg__emu *e)
 {
     if (e->sq_len == e->sq_cap) {
         unsigned cap = e->sq_cap * 2;
-        struct io_uring_sqe *sq = realloc(e->sq, (size_t)cap * sizeof(*sq));
+        struct io_uring_sqe *sq = dg__realloc(e->sq, (size_t)cap * sizeof(*sq));
         if (!sq)
             return NULL;
         e->sq = sq;
@@ -187,7 +188,7 @@ static struct emu_fd *fd_get(struct dg__emu *e, int fd, bool create)
         unsigned n = e->nfds ? e->nfds : 64;
         while (n <= (unsigned)fd)
             n *= 2;
-        struct emu_fd **fds = realloc(e->fds, (size_t)n * sizeof(*fds));
+        struct emu_fd **fds = dg__realloc(e->fds, (size_t)n * sizeof(*fds));
         if (!fds)
             return NULL;
         memset(fds + e->nfds, 0, (size_t)(n - e->nfds) * sizeof(*fds));
@@ -196,7 +197,7 @@ static struct emu_fd *fd_get(struct dg__emu *e, int fd, bool create)
     }
     struct emu_fd *f = e->fds[fd];
     if (!f && create) {
-        f = calloc(1, sizeof(*f));
+        f = dg__calloc(1, sizeof(*f));
         if (!f)
             return NULL;
         f->fd = fd;
@@ -236,8 +237,8 @@ static void fd_sync(struct dg__emu *e, struct emu_fd *f)
     }
     if (want == 0 && fd_idle(f)) {
         e->fds[f->fd] = NULL;
-        free(f->sends);
-        free(f);
+        dg__free(f->sends);
+        dg__free(f);
     }
 }
 
@@ -247,12 +248,12 @@ static int send_park(struct emu_fd *f, uint64_t ud, const struct msghdr *msg, in
 {
     if (f->send_count == f->send_cap) {
         unsigned cap = f->send_cap ? f->send_cap * 2 : 16;
-        struct emu_send *s = malloc((size_t)cap * sizeof(*s));
+        struct emu_send *s = dg__malloc((size_t)cap * sizeof(*s));
         if (!s)
             return -ENOMEM;
         for (unsigned i = 0; i < f->send_count; i++)
             s[i] = f->sends[(f->send_head + i) % f->send_cap];
-        free(f->sends);
+        dg__free(f->sends);
         f->sends = s;
         f->send_cap = cap;
         f->send_head = 0;
@@ -441,7 +442,7 @@ static void op_timeout(struct dg__emu *e, const struct io_uring_sqe *sqe)
     const struct __kernel_timespec *ts = (const void *)(uintptr_t)sqe->addr;
     if (e->ntimeouts == e->timeouts_cap) {
         unsigned cap = e->timeouts_cap ? e->timeouts_cap * 2 : 4;
-        struct emu_timeout *t = realloc(e->timeouts, (size_t)cap * sizeof(*t));
+        struct emu_timeout *t = dg__realloc(e->timeouts, (size_t)cap * sizeof(*t));
         if (!t) {
             post_cqe(e, sqe->user_data, -ENOMEM, 0);
             return;
@@ -725,7 +726,7 @@ int dg__emu_wait(struct dg__emu *e, bool block)
 int dg__emu_new(struct dg__emu **out, struct dg__bufring *br, struct dg_loop_stats *stats,
                 unsigned sq_entries, unsigned cq_entries)
 {
-    struct dg__emu *e = calloc(1, sizeof(*e));
+    struct dg__emu *e = dg__calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
     e->br = br;
@@ -733,8 +734,8 @@ int dg__emu_new(struct dg__emu **out, struct dg__bufring *br, struct dg_loop_sta
     e->notify_fd = -1;
     e->sq_cap = sq_entries ? sq_entries : 64;
     e->cq_cap = cq_entries ? cq_entries : 256;
-    e->sq = malloc((size_t)e->sq_cap * sizeof(*e->sq));
-    e->cq = malloc((size_t)e->cq_cap * sizeof(*e->cq));
+    e->sq = dg__malloc((size_t)e->sq_cap * sizeof(*e->sq));
+    e->cq = dg__malloc((size_t)e->cq_cap * sizeof(*e->cq));
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
     int saved = errno;
     e->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -778,17 +779,17 @@ void dg__emu_free(struct dg__emu *e)
         return;
     for (unsigned fd = 0; fd < e->nfds; fd++) {
         if (e->fds[fd]) {
-            free(e->fds[fd]->sends);
-            free(e->fds[fd]);
+            dg__free(e->fds[fd]->sends);
+            dg__free(e->fds[fd]);
         }
     }
-    free(e->fds);
-    free(e->timeouts);
-    free(e->sq);
-    free(e->cq);
+    dg__free(e->fds);
+    dg__free(e->timeouts);
+    dg__free(e->sq);
+    dg__free(e->cq);
     if (e->epfd >= 0)
         close(e->epfd);
     if (e->timerfd >= 0)
         close(e->timerfd);
-    free(e);
+    dg__free(e);
 }

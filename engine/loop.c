@@ -236,8 +236,11 @@ static void on_ignore(dg_loop *loop, const struct io_uring_cqe *cqe)
 static void on_wake(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
     loop->wake_armed = false;
-    if (cqe->res == -ECANCELED)
-        return; /* loop closing */
+    /* Cancelled: the loop is closing. A failed read (-ENOMEM on the epoll
+     * backend) is armed again, except while closing, whose wait for the
+     * loop's own operations would otherwise never end. */
+    if (cqe->res == -ECANCELED || loop->closing)
+        return;
     wake_arm(loop);
 }
 
