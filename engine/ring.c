@@ -27,10 +27,14 @@ static unsigned round_up_pow2(unsigned v)
     return p;
 }
 
-/* CQ large enough that it cannot overflow in normal operation: one CQE per
- * provided buffer (a multishot receive posts at most one per buffer before
- * we return them), one per send in flight, and headroom for timers,
- * cancels and wake-ups. */
+/* CQ large enough for one turn's usual completions: one CQE per provided
+ * buffer (a multishot receive posts at most one per buffer before we
+ * return them), one per send in flight, and headroom for timers, cancels
+ * and wake-ups. It can still overflow (hundreds of sockets each ending a
+ * receive with ENOBUFS, floods of cross-loop posts): the kernel keeps the
+ * extra completions on its overflow list, the loop drains them next turn
+ * (counted in dg_loop_stats.cq_overflows) and tests/test_faults.c shows
+ * nothing is lost. */
 static unsigned cq_size(const dg_loop_options *o)
 {
     unsigned want = o->recv_buffers + o->max_pending_sends + 64;

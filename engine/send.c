@@ -371,7 +371,6 @@ struct destination {
     const char *text;
     int port;
     bool connected;
-    struct sockaddr_storage parsed; /* text, when it is a literal: sa points here */
 };
 
 static void req_fill(struct dg__send_req *req, const struct iovec *iov, int iovcnt,
@@ -475,6 +474,9 @@ static int send_checked(dg_socket *s, const struct iovec *iov, int iovcnt,
     int ret = check_payload(iov, iovcnt, &total);
     if (ret < 0)
         return ret;
+    /* A literal destination, parsed: d->sa points here. Not part of
+     * struct destination, whose zeroing every send would pay for. */
+    struct sockaddr_storage parsed;
     bool has_dest = d->sa || d->port != 0 || d->text != NULL;
     if (s->connect_state == DG__CONNECTED) {
         if (has_dest)
@@ -487,8 +489,8 @@ static int send_checked(dg_socket *s, const struct iovec *iov, int iovcnt,
         /* A literal is parsed once, here, and travels as a sockaddr; only
          * names (and every address with a lookup option) go on to resolve. */
         if (!s->options.lookup &&
-            dg__parse_address(family, d->text, d->port, false, &d->parsed, &d->salen) == 0)
-            d->sa = (const struct sockaddr *)&d->parsed;
+            dg__parse_address(family, d->text, d->port, false, &parsed, &d->salen) == 0)
+            d->sa = (const struct sockaddr *)&parsed;
         else if ((ret = dg__check_address_text(s, d->text)) < 0)
             return ret;
     }
