@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "vg.h"
 
 #define DG__MAX_IOV 1024 /* IOV_MAX on Linux */
 
@@ -122,6 +123,7 @@ static int req_submit(struct dg__send_req *req)
     struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
     if (!sqe)
         return err;
+    dg__vg_check_send(&req->msg);
     io_uring_prep_sendmsg(sqe, s->fd, &req->msg, 0);
     io_uring_sqe_set_data64(sqe, DG__UD(req, DG__OP_SEND));
     return 0;
@@ -195,6 +197,7 @@ static int gso_submit(dg_socket *s, struct dg__send_req *head, unsigned count)
         gso_release(s->loop, g);
         return err;
     }
+    dg__vg_check_send(&g->msg);
     io_uring_prep_sendmsg(sqe, s->fd, &g->msg, 0);
     io_uring_sqe_set_data64(sqe, DG__UD(g, DG__OP_SEND_GSO));
     return 0;
