@@ -185,6 +185,9 @@ static int gso_submit(dg_socket *s, struct dg__send_req *head, unsigned count)
     g->msg.msg_iovlen = count;
     g->msg.msg_control = g->control.buf;
     g->msg.msg_controllen = sizeof(g->control.buf);
+    /* The kernel reads msg_controllen bytes, the padding after the
+     * 2-byte segment size too (memcheck flags it: docs/valgrind.md). */
+    memset(&g->control, 0, sizeof(g->control));
     struct cmsghdr *c = CMSG_FIRSTHDR(&g->msg);
     c->cmsg_level = SOL_UDP;
     c->cmsg_type = UDP_SEGMENT;
