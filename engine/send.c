@@ -74,7 +74,7 @@ static void send_error(const struct dg__send_req *req, int res, dg_error *err)
     memset(err, 0, sizeof(*err));
     err->code = res;
     err->syscall = "send";
-    if (!req->connected &&
+    if (!req->connected && req->msg.msg_namelen > 0 &&
         dg_address_from_sockaddr((const struct sockaddr *)&req->addr, req->msg.msg_namelen,
                                  &a) == 0) {
         snprintf(err->address, sizeof(err->address), "%s", a.address);
@@ -410,7 +410,8 @@ static int req_destination(struct dg__send_req *req, const struct destination *d
         req->msg.msg_namelen = d->salen;
         return 0;
     }
-    req->resolving = true; /* literals were parsed by send_checked */
+    req->msg.msg_namelen = 0; /* no address until the lookup gives one */
+    req->resolving = true;    /* literals were parsed by send_checked */
     int ret = dg__lookup_start(&req->lookup, s, d->text, d->port, false, send_lookup_done);
     if (ret < 0)
         req->resolving = false;

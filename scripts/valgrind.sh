@@ -14,7 +14,7 @@ if [ "${1:-}" = "--backend" ]; then
     export DGRING_BACKEND
     shift 2
 fi
-suites=${*:-"loop socket_io socket_close dgram_receive resolver_dns"}
+suites=${*:-"loop socket_io socket_close dgram_receive"}
 
 scripts/deps.sh ci
 
