@@ -16,6 +16,7 @@
 
 #include "internal.h"
 #include "recvmsg.h"
+#include "vg.h"
 
 #define CONTAINER(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
 
@@ -278,9 +279,14 @@ void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = dg__bufring_addr(&loop->bufring, bid);
+        if (DG__VG_RING_FILLS(loop))
+            dg__vg_buffer_filled(buf, loop->bufring.buf_size, cqe->res, &s->rmsg);
         if (cqe->res >= 0 && dg__socket_is_open(s))
-            deliver(s, dg__bufring_addr(&loop->bufring, bid), cqe->res);
+            deliver(s, buf, cqe->res);
         dg__bufring_recycle(&loop->bufring, bid);
+        if (DG__VG_RING_FILLS(loop))
+            dg__vg_buffer_to_kernel(buf, loop->bufring.buf_size);
     } else if (cqe->res == -ENOBUFS) {
         s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
     } else if (cqe->res < 0 && cqe->res != -ECANCELED && dg__socket_is_open(s)) {
