@@ -72,6 +72,8 @@ typedef struct echo_server {
     uint64_t completed;      /* ... whose callback ran */
     dg_socket_stats sock_stats; /* the socket's counters, taken in on_close */
     bool have_sock_stats;
+    dg_loop_stats loop_stats;   /* the loop's counters, taken before it closes */
+    bool have_loop_stats;
     unsigned seconds;        /* per-second lines printed */
     bool closing;
     int exit_code;
@@ -475,6 +477,26 @@ static void print_socket_stats_text(const dg_socket_stats *st)
            (unsigned long long)st->tx_gso_sends);
 }
 
+/* The loop's counters (dg_loop_stats), one line. */
+static void print_loop_stats_text(const dg_loop_stats *st)
+{
+    printf("loop: turns %llu submissions %llu enters %llu completions %llu cq_overflows %llu "
+           "cq_dropped %llu\n",
+           (unsigned long long)st->turns, (unsigned long long)st->submissions,
+           (unsigned long long)st->enters, (unsigned long long)st->completions,
+           (unsigned long long)st->cq_overflows, (unsigned long long)st->cq_dropped);
+}
+
+static void json_loop_stats(tool_json *json, const dg_loop_stats *st)
+{
+    tool_json_uint(json, "loop_turns", st->turns);
+    tool_json_uint(json, "loop_submissions", st->submissions);
+    tool_json_uint(json, "loop_enters", st->enters);
+    tool_json_uint(json, "loop_completions", st->completions);
+    tool_json_uint(json, "loop_cq_overflows", st->cq_overflows);
+    tool_json_uint(json, "loop_cq_dropped", st->cq_dropped);
+}
+
 /* The same counters as keys of a JSON summary. */
 static void json_socket_stats(tool_json *json, const dg_socket_stats *st)
 {
@@ -509,6 +531,8 @@ static void print_summary_text(const echo_server *server)
                (unsigned long long)sp->malformed);
     if (server->have_sock_stats)
         print_socket_stats_text(&server->sock_stats);
+    if (server->have_loop_stats)
+        print_loop_stats_text(&server->loop_stats);
     fflush(stdout);
 }
 
@@ -539,6 +563,8 @@ static void print_summary(const echo_server *server)
     }
     if (server->have_sock_stats)
         json_socket_stats(&json, &server->sock_stats);
+    if (server->have_loop_stats)
+        json_loop_stats(&json, &server->loop_stats);
     tool_json_end(&json);
 }
 
@@ -557,6 +583,7 @@ static int echo_run(echo_server *server)
         tool_error_code(PROG, "loop", rc);
         return TOOL_EXIT_FAILURE;
     }
+    server->have_loop_stats = dg_loop_get_stats(server->loop, &server->loop_stats) == 0;
     if (!tool_loop_close(PROG, server->loop))
         return TOOL_EXIT_FAILURE;
     if (server->exit_code == TOOL_EXIT_OK)

@@ -186,7 +186,7 @@ stop_echo() {
         show "$WORK/$1.out"
     else
         pass "$1 after SIGINT: $(grep -v '^socket:' "$WORK/$1.out" | tail -n 1)"
-        pass "$1 socket statistics: $(tail -n 1 "$WORK/$1.out")"
+        pass "$1 socket statistics: $(grep '^socket:' "$WORK/$1.out" | tail -n 1)"
     fi
 }
 
@@ -239,6 +239,14 @@ check_echo_ipv4() {
         show "$WORK/echo4.err"
     fi
     stop_echo echo4
+    # and the loop's counters (dg_loop_get_stats) after the socket's
+    if grep -q '^loop: turns [0-9]* submissions [0-9]* enters [0-9]* completions [1-9][0-9]* ' \
+        "$WORK/echo4.out"; then
+        pass "echo4 loop statistics: $(grep '^loop:' "$WORK/echo4.out")"
+    else
+        fail "echo4: no loop statistics after SIGINT"
+        show "$WORK/echo4.out"
+    fi
 }
 
 # --stats --json: the per-second lines are JSON too, and so is the summary.
