@@ -242,11 +242,14 @@ static void on_echo_sent(dg_socket *sock, int status, const dg_error *err, void 
 }
 
 /* Sends len bytes at buf back to the sender of msg; they are copied by
- * the send, so buf may be reused at once. */
+ * the send, so buf may be reused at once. Only --count needs to know when
+ * each echo completed; otherwise the echo goes without a callback (the
+ * loop then needs one wake-up per request instead of two), failures come
+ * to on_echo_error and the sent counts from the socket's statistics. */
 static void answer(echo_server *server, const dg_message *msg, const void *buf, size_t len)
 {
-    int rc = dg_socket_send_to(server->sock, buf, len, msg->addr, msg->addrlen, on_echo_sent,
-                               server);
+    dg_send_cb cb = server->config->count > 0 ? on_echo_sent : NULL;
+    int rc = dg_socket_send_to(server->sock, buf, len, msg->addr, msg->addrlen, cb, server);
 
     if (rc == 0)
         server->answers++;
@@ -321,28 +324,50 @@ static void on_echo_message(dg_socket *sock, const dg_message *msg, void *data)
         echo_finish(server);
 }
 
+/* Echoes sent without a callback are counted by the socket. */
+static void sync_sent(echo_server *server, const dg_socket_stats *st)
+{
+    if (server->config->count > 0)
+        return; /* counted by on_echo_sent */
+    server->now.sent = st->tx_datagrams;
+    server->now.sent_bytes = st->tx_bytes;
+}
+
 /* The socket is still valid in on_close: keep its final counters. */
 static void on_echo_close(dg_socket *sock, void *data)
 {
     echo_server *server = data;
 
     server->have_sock_stats = dg_socket_get_stats(sock, &server->sock_stats) == 0;
+    if (server->have_sock_stats)
+        sync_sent(server, &server->sock_stats);
 }
 
-/* Receive errors: the socket keeps running, so report and go on. */
+/* Receive errors, and failed echoes sent without a callback: the socket
+ * keeps running, so report and go on (only the first failed echo: a flood
+ * must not flood stderr; cancelled ones at close are not failures). */
 static void on_echo_error(dg_socket *sock, const dg_error *err, void *data)
 {
+    echo_server *server = data;
+
     (void)sock;
-    (void)data;
+    if (err->syscall && strcmp(err->syscall, "send") == 0) {
+        if (err->code != -ECANCELED && server->now.errors++ == 0)
+            tool_error_dg(PROG, err);
+        return;
+    }
     tool_error_dg(PROG, err);
 }
+
 
 static void refresh_kernel_drops(echo_server *server)
 {
     dg_socket_stats stats;
 
-    if (!server->closing && dg_socket_get_stats(server->sock, &stats) == 0)
+    if (!server->closing && dg_socket_get_stats(server->sock, &stats) == 0) {
         server->kernel_drops = stats.rx_kernel_drops;
+        sync_sent(server, &stats);
+    }
 }
 
 static void print_stats_json(const echo_server *server, const echo_counters *delta)
@@ -366,6 +391,7 @@ static void print_stats_json(const echo_server *server, const echo_counters *del
 static void on_stats(dg_timer *timer, void *data)
 {
     echo_server *server = data;
+    refresh_kernel_drops(server); /* and the sent counts */
     echo_counters delta = {
         .received = server->now.received - server->last.received,
         .received_bytes = server->now.received_bytes - server->last.received_bytes,
@@ -378,7 +404,6 @@ static void on_stats(dg_timer *timer, void *data)
     (void)timer;
     server->last = server->now;
     server->seconds++;
-    refresh_kernel_drops(server);
     if (server->config->json) {
         print_stats_json(server, &delta);
         return;

@@ -185,7 +185,7 @@ stop_echo() {
         fail "$1: no socket statistics after SIGINT"
         show "$WORK/$1.out"
     else
-        pass "$1 after SIGINT: $(grep -v '^socket:' "$WORK/$1.out" | tail -n 1)"
+        pass "$1 after SIGINT: $(grep -v '^socket:\|^loop:' "$WORK/$1.out" | tail -n 1)"
         pass "$1 socket statistics: $(grep '^socket:' "$WORK/$1.out" | tail -n 1)"
     fi
 }
