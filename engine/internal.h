@@ -199,7 +199,8 @@ struct dg_loop {
     int notify_fd;                 /* eventfd registered with the ring: dg_loop_fd */
     bool poked;                    /* notify_fd written for work queued outside run */
     bool in_run;
-    unsigned last_completions;     /* completions handled in the last turn */
+    unsigned last_recv_completions; /* receive completions in the last turn:
+                                       32+ make the next wait a batched one */
     bool closing;                  /* inside dg_loop_close: no new handles */
     atomic_bool stop;
     /* dg_loop_post (engine/post.c) */

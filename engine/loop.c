@@ -295,7 +295,7 @@ static unsigned process_completions(dg_loop *loop)
     if (io_uring_cq_has_overflow(&loop->ring))
         loop->stats.cq_overflows++;
     unsigned budget = io_uring_cq_ready(&loop->ring);
-    unsigned total = 0;
+    unsigned total = 0, recvs = 0;
     while (total < budget) {
         struct io_uring_cqe *cqes[DG__CQE_BATCH];
         unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
@@ -303,7 +303,9 @@ static unsigned process_completions(dg_loop *loop)
         if (n == 0)
             break;
         for (unsigned i = 0; i < n; i++) {
-            completion_fn fn = completion_table[DG__UD_KIND(cqes[i]->user_data)];
+            unsigned kind = DG__UD_KIND(cqes[i]->user_data);
+            recvs += kind == DG__OP_RECV;
+            completion_fn fn = completion_table[kind];
             if (fn)
                 fn(loop, cqes[i]);
         }
@@ -312,6 +314,7 @@ static unsigned process_completions(dg_loop *loop)
         total += n;
     }
     loop->stats.completions += total;
+    loop->last_recv_completions = recvs;
     return total;
 }
 
@@ -364,7 +367,7 @@ static int submit_and_wait(dg_loop *loop, bool block)
     int next_timer;
     /* IORING_FEAT_EXT_ARG (5.11): without it liburing would queue its own
      * timeout SQE, whose completion the dispatcher does not know. */
-    if (block && loop->last_completions >= DG__BUSY_TURN && wait_us != DG_BATCH_WAIT_NONE &&
+    if (block && loop->last_recv_completions >= DG__BUSY_TURN && wait_us != DG_BATCH_WAIT_NONE &&
         (loop->caps.features & IORING_FEAT_EXT_ARG) &&
         (next_timer = dg__timers_next_ms(loop)) != 0) {
         /* A flood: let the kernel gather a batch before waking us. */
@@ -420,7 +423,7 @@ static int turn(dg_loop *loop, bool may_block)
     int ret = submit_and_wait(loop, block);
     if (ret < 0)
         return ret;
-    loop->last_completions = process_completions(loop);
+    process_completions(loop);
     dg__loop_update_time(loop);
     dg__timers_run_due(loop);
     run_deferred(loop);

@@ -50,7 +50,9 @@ typedef struct dg_loop_options {
      * kernel.io_uring_disabled; -ENOSYS; a kernel without multishot
      * recvmsg or buffer rings). */
     unsigned backend;
-    /* io_uring: after a turn that handled at least 32 completions, the
+    /* io_uring: after a turn that handled at least 32 receive
+     * completions (a flood of datagrams; send completions never count, as
+     * a sender's window may hold fewer than 128 sends), the
      * next wait asks the kernel for up to 128 completions or this many
      * microseconds (never past the next timer), whichever comes first, so
      * a flood is drained with few system calls (the kernel hands a
