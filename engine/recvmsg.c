@@ -19,7 +19,8 @@
 /* Reads the control messages in ctl[0, len): SO_RXQ_OVFL and UDP_GRO. A
  * cmsg_len shorter than a header or longer than what is left ends the walk
  * (the kernel never writes either). */
-static void read_control(const unsigned char *ctl, size_t len, uint32_t *drops, int *gro_size)
+void dg__recv_read_control(const unsigned char *ctl, size_t len, uint32_t *drops,
+                           int *gro_size)
 {
     size_t off = 0;
     while (len - off >= sizeof(struct cmsghdr)) {
@@ -39,36 +40,4 @@ static void read_control(const unsigned char *ctl, size_t len, uint32_t *drops, 
             break; /* the last one, without its padding */
         off += step;
     }
-}
-
-int dg__recv_decode(const void *buf, int res, const struct msghdr *tmpl,
-                    struct dg__recv_view *view)
-{
-    const unsigned char *b = buf;
-    struct io_uring_recvmsg_out out;
-    size_t name_space = tmpl->msg_namelen, ctl_space = tmpl->msg_controllen;
-    if (res < 0 || (size_t)res < sizeof(out) || (size_t)res - sizeof(out) < name_space ||
-        (size_t)res - sizeof(out) - name_space < ctl_space)
-        return -EBADMSG;
-    memcpy(&out, b, sizeof(out));
-    size_t header = sizeof(out) + name_space + ctl_space;
-
-    view->drops = 0;
-    int gro_size = 0;
-    /* The kernel reports how much of the control space it filled. */
-    size_t ctl_len = out.controllen < ctl_space ? out.controllen : ctl_space;
-    if (ctl_len > 0)
-        read_control(b + sizeof(out) + name_space, ctl_len, &view->drops, &gro_size);
-
-    view->name = (const struct sockaddr *)(const void *)(b + sizeof(out));
-    view->namelen = out.namelen < tmpl->msg_namelen ? out.namelen : tmpl->msg_namelen;
-    view->payload = b + header;
-    view->length = (size_t)res - header;
-    /* payloadlen is the datagram's real size (the receive is armed with
-     * MSG_TRUNC); never less than what the buffer holds. */
-    view->size = out.payloadlen > view->length ? out.payloadlen : view->length;
-    view->truncated = out.flags & MSG_TRUNC;
-    view->gro_size =
-        gro_size > 0 && (size_t)gro_size < view->length ? (size_t)gro_size : 0;
-    return 0;
 }
