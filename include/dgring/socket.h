@@ -112,10 +112,10 @@ typedef struct dg_socket_handlers {
  * buffer; dgring splits them again, so on_message still sees one datagram
  * at a time. Needs receive buffers that hold the largest coalesced
  * payload: dg_loop_options.recv_buffer_size >= 65507 for udp4, 65527 for
- * udp6 (else dg_socket_create returns DG_ERR_INVALID_ARG_VALUE). Use few
- * such buffers: each holds up to 64 KiB of datagrams, so recv_buffers = 64
- * is plenty, and perf/run's gro scenario measured 64 buffers clearly
- * faster than 1024 (the larger set no longer fits the CPU caches). */
+ * udp6 (else dg_socket_create returns DG_ERR_INVALID_ARG_VALUE). Each
+ * such buffer holds up to 64 KiB of datagrams, so far fewer buffers are
+ * needed than without GRO: perf/run's gro scenario compares 64 and 1024
+ * (perf/results/; which wins has varied from run to run). */
 #define DG_SOCKET_GRO 0x10u
 
 /* Node's lookup option: a user function that resolves host names for one
