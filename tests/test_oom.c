@@ -295,6 +295,25 @@ static void finish(dg_loop *loop, dg_socket **socks, int n, struct sock_ctx *c)
 
 /* Two sockets: create, bind both, send a datagram from one to the other,
  * receive it, close. Then an unbound third socket sends (implicit bind). */
+/* Sends "hello" from sock to port/address (0/NULL: the connected peer)
+ * and runs until its callback ran and, if it succeeded, the datagram
+ * arrived. Returns the call's or the callback's error, else 0. */
+static int send_hello(dg_loop *loop, dg_socket *sock, int port, const char *address,
+                      struct sock_ctx *c)
+{
+    c->sends_done = false;
+    c->message_done = false;
+    int rc = dg_socket_send(sock, "hello", 5, port, address, sc_on_send, c);
+    STEP_OK(rc);
+    if (rc < 0)
+        return rc;
+    run_until(loop, &c->sends_done);
+    if (c->send_status < 0)
+        return c->send_status;
+    run_until(loop, &c->message_done);
+    return 0;
+}
+
 static int path_socket(void *arg)
 {
     const char *address = arg;
@@ -337,29 +356,15 @@ static int path_socket(void *arg)
     dg_address a;
     dgt_assert_code(dg_socket_address(s[1], &a), 0);
 
-    rc = dg_socket_send(s[0], "hello", 5, a.port, address, sc_on_send, &c);
-    STEP_OK(rc);
-    if (rc < 0)
+    if ((rc = send_hello(loop, s[0], a.port, address, &c)) < 0)
         goto out;
-    run_until(loop, &c.sends_done);
     cr_assert_eq(c.sends, 1);
-    if ((rc = c.send_status) < 0)
-        goto out;
-    run_until(loop, &c.message_done);
     cr_assert_eq(c.messages, 1);
 
     /* implicit bind, then the same datagram */
-    c.sends_done = false;
-    c.message_done = false;
-    rc = dg_socket_send(s[2], "hello", 5, a.port, address, sc_on_send, &c);
-    STEP_OK(rc);
-    if (rc < 0)
+    if ((rc = send_hello(loop, s[2], a.port, address, &c)) < 0)
         goto out;
-    run_until(loop, &c.sends_done);
     cr_assert_eq(c.sends, 2);
-    if ((rc = c.send_status) < 0)
-        goto out;
-    run_until(loop, &c.message_done);
     cr_assert_eq(c.messages, 2);
 
     /* connect, then a send to the connected peer */
@@ -371,16 +376,8 @@ static int path_socket(void *arg)
     run_until(loop, &co.done);
     if ((rc = co.status) < 0)
         goto out;
-    c.sends_done = false;
-    c.message_done = false;
-    rc = dg_socket_send(s[2], "hello", 5, 0, NULL, sc_on_send, &c);
-    STEP_OK(rc);
-    if (rc < 0)
+    if ((rc = send_hello(loop, s[2], 0, NULL, &c)) < 0) /* the connected peer */
         goto out;
-    run_until(loop, &c.sends_done);
-    if ((rc = c.send_status) < 0)
-        goto out;
-    run_until(loop, &c.message_done);
     cr_assert_eq(c.messages, 3);
     rc = c.errors ? c.error_code : 0;
 out:
