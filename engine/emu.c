@@ -211,6 +211,8 @@ static bool fd_idle(const struct emu_fd *f)
     return !f->recv && !f->read && f->npolls == 0 && f->send_count == 0;
 }
 
+static unsigned fd_end_all(struct dg__emu *e, struct emu_fd *f, int res);
+
 /* Makes epoll watch what the fd's operations need; frees idle entries.
  * An fd closed and reused behind our back (the engine never does, but a
  * closed fd leaves epoll by itself) is handled by retrying ADD/MOD. */
@@ -225,13 +227,26 @@ static void fd_sync(struct dg__emu *e, struct emu_fd *f)
         want |= f->polls[i].mask & (EPOLLIN | EPOLLOUT | EPOLLPRI);
     if (want != f->registered) {
         struct epoll_event ev = {.events = want, .data.u64 = (uint64_t)(unsigned)f->fd};
+        int rc = 0;
         if (want == 0) {
             (void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, f->fd, NULL);
         } else if (f->registered == 0) {
-            if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, f->fd, &ev) < 0 && errno == EEXIST)
-                (void)epoll_ctl(e->epfd, EPOLL_CTL_MOD, f->fd, &ev);
-        } else if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, f->fd, &ev) < 0 && errno == ENOENT) {
-            (void)epoll_ctl(e->epfd, EPOLL_CTL_ADD, f->fd, &ev);
+            rc = epoll_ctl(e->epfd, EPOLL_CTL_ADD, f->fd, &ev);
+            if (rc < 0 && errno == EEXIST)
+                rc = epoll_ctl(e->epfd, EPOLL_CTL_MOD, f->fd, &ev);
+        } else {
+            rc = epoll_ctl(e->epfd, EPOLL_CTL_MOD, f->fd, &ev);
+            if (rc < 0 && errno == ENOENT)
+                rc = epoll_ctl(e->epfd, EPOLL_CTL_ADD, f->fd, &ev);
+        }
+        if (rc < 0) {
+            /* ENOSPC (max_user_watches), ENOMEM, EBADF...: the fd's
+             * operations could never complete; end them with the error,
+             * as the kernel ends a request it cannot carry out. */
+            int err = errno;
+            fd_end_all(e, f, -err);
+            (void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, f->fd, NULL);
+            want = 0;
         }
         f->registered = want;
     }
@@ -423,10 +438,21 @@ static void timeouts_expire(struct dg__emu *e)
     }
 }
 
+/* Nanoseconds on CLOCK_MONOTONIC, saturating: a timer set "for ever"
+ * (dg_timer_start accepts up to UINT64_MAX / 2 ms) must not wrap into the
+ * past and fire at once, again and again. */
 static uint64_t ts_deadline(const struct __kernel_timespec *ts, unsigned flags)
 {
-    uint64_t v = (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
-    return (flags & IORING_TIMEOUT_ABS) ? v : now_ns() + v;
+    if (ts->tv_sec < 0 || ts->tv_nsec < 0)
+        return (flags & IORING_TIMEOUT_ABS) ? 0 : now_ns();
+    uint64_t sec = (uint64_t)ts->tv_sec, nsec = (uint64_t)ts->tv_nsec;
+    if (sec > (UINT64_MAX - nsec) / 1000000000u)
+        return UINT64_MAX;
+    uint64_t v = sec * 1000000000u + nsec;
+    if (flags & IORING_TIMEOUT_ABS)
+        return v;
+    uint64_t now = now_ns();
+    return v > UINT64_MAX - now ? UINT64_MAX : now + v;
 }
 
 static int timeout_find(const struct dg__emu *e, uint64_t ud)
@@ -475,28 +501,35 @@ static void op_timeout_remove(struct dg__emu *e, const struct io_uring_sqe *sqe)
 
 /* ---- Cancellation ----------------------------------------------------------- */
 
-static unsigned fd_cancel_all(struct dg__emu *e, struct emu_fd *f)
+/* Ends every operation on the fd with res (no epoll change, f stays). */
+static unsigned fd_end_all(struct dg__emu *e, struct emu_fd *f, int res)
 {
     unsigned n = 0;
     if (f->recv) {
-        recv_end(e, f, -ECANCELED);
+        recv_end(e, f, res);
         n++;
     }
     if (f->read) {
-        post_cqe(e, f->read_ud, -ECANCELED, 0);
+        post_cqe(e, f->read_ud, res, 0);
         f->read = false;
         n++;
     }
     for (unsigned i = 0; i < f->npolls; i++, n++)
-        post_cqe(e, f->polls[i].ud, -ECANCELED, 0);
+        post_cqe(e, f->polls[i].ud, res, 0);
     f->npolls = 0;
     while (f->send_count > 0) {
-        post_cqe(e, f->sends[f->send_head].ud, -ECANCELED, 0);
+        post_cqe(e, f->sends[f->send_head].ud, res, 0);
         f->send_head = (f->send_head + 1) % f->send_cap;
         f->send_count--;
         n++;
     }
-    fd_sync(e, f);
+    return n;
+}
+
+static unsigned fd_cancel_all(struct dg__emu *e, struct emu_fd *f)
+{
+    unsigned n = fd_end_all(e, f, -ECANCELED);
+    fd_sync(e, f); /* may free f */
     return n;
 }
 

@@ -107,7 +107,10 @@ static int open_epoll(dg_loop *loop, unsigned buf_size)
  * (seccomp, kernel.io_uring_disabled), absent, or too old. */
 static bool uring_unavailable(int err)
 {
-    return err == -EPERM || err == -EACCES || err == -ENOSYS || err == DG_ERR_KERNEL_UNSUPPORTED;
+    /* -ENOMEM: before 5.12 a ring is charged to RLIMIT_MEMLOCK, often too
+     * small; epoll needs no locked memory. */
+    return err == -EPERM || err == -EACCES || err == -ENOSYS || err == -ENOMEM ||
+           err == DG_ERR_KERNEL_UNSUPPORTED;
 }
 
 /* DG_BACKEND_AUTO resolved through DGRING_BACKEND; -1 for an unknown name. */
@@ -371,8 +374,8 @@ static int submit_and_wait(dg_loop *loop, bool block)
         (loop->caps.features & IORING_FEAT_EXT_ARG) &&
         (next_timer = dg__timers_next_ms(loop)) != 0) {
         /* A flood: let the kernel gather a batch before waking us. */
-        if (next_timer > 0 && (unsigned)next_timer * 1000u < wait_us)
-            wait_us = (unsigned)next_timer * 1000u;
+        if (next_timer > 0 && (uint64_t)next_timer * 1000u < wait_us)
+            wait_us = (unsigned)((uint64_t)next_timer * 1000u);
         struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
                                        .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
         struct io_uring_cqe *cqe;

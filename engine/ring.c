@@ -79,6 +79,8 @@ int dg__ring_init(dg_loop *loop)
         loop->caps.features = p.features;
         break;
     }
+    if (ret == -EINVAL)
+        return DG_ERR_KERNEL_UNSUPPORTED; /* every flag set refused: < 5.5 */
     if (ret < 0)
         return ret;
     unsigned f = loop->caps.setup_flags;

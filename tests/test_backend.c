@@ -221,3 +221,44 @@ Test(backend, null_loop_names_no_backend)
 {
     cr_assert_null(dg_loop_backend(NULL));
 }
+
+/* A timer set "for ever" (dg_timer_start accepts up to UINT64_MAX / 2 ms)
+ * must neither fire nor make the loop spin on a deadline that wrapped into
+ * the past, on either backend; a short timer beside it fires normally. */
+static void count_fire(dg_timer *timer, void *data)
+{
+    (void)timer;
+    (*(int *)data)++;
+}
+
+static void forever_timer(unsigned backend)
+{
+    dg_loop *loop = loop_with_backend(backend);
+    dg_timer *forever, *soon;
+    int forever_fired = 0, soon_fired = 0;
+    dg_loop_stats st;
+
+    cr_assert_eq(dg_timer_new(loop, &forever), 0);
+    cr_assert_eq(dg_timer_new(loop, &soon), 0);
+    cr_assert_eq(dg_timer_start(forever, UINT64_MAX / 2, 0, count_fire, &forever_fired), 0);
+    cr_assert_eq(dg_timer_start(soon, 20, 0, count_fire, &soon_fired), 0);
+    dgt_run_until(loop, &soon_fired, 1, 5000);
+    cr_assert_eq(forever_fired, 0);
+    cr_assert_eq(dg_loop_get_stats(loop, &st), 0);
+    /* A handful of turns; a wrapped deadline would fire and re-arm in a
+     * loop, thousands of turns in those 20 ms. */
+    cr_assert_lt(st.turns, 100, "%lu turns: the loop spun", (unsigned long)st.turns);
+    dgt_close_timer(loop, forever);
+    dgt_close_timer(loop, soon);
+    dgt_loop_finish(loop);
+}
+
+Test(backend, forever_timer_neither_fires_nor_spins_uring)
+{
+    forever_timer(DG_BACKEND_URING);
+}
+
+Test(backend, forever_timer_neither_fires_nor_spins_epoll)
+{
+    forever_timer(DG_BACKEND_EPOLL);
+}

@@ -133,3 +133,23 @@ Test(emu, cancel_by_fd_ends_parked_sends, .init = setup_sends, .fini = teardown_
     cr_assert(cancel_seen);
     cr_assert_eq(completed + cancelled, N);
 }
+
+/* A deadline too far away to count in nanoseconds saturates instead of
+ * wrapping: 2^62 s * 1e9 is 0 modulo 2^64, which without saturation is a
+ * deadline in the past that fires at once. */
+Test(emu, far_deadline_does_not_wrap_into_the_past)
+{
+    struct dg__bufring br = {0};
+    dg_loop_stats stats = {0};
+    struct dg__emu *e;
+    struct __kernel_timespec far = {.tv_sec = (long long)1 << 62, .tv_nsec = 0};
+
+    cr_assert_eq(dg__emu_new(&e, &br, &stats, 8, 8), 0);
+    struct io_uring_sqe *sqe = dg__emu_get_sqe(e);
+    io_uring_prep_timeout(sqe, &far, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, 8);
+    cr_assert_eq(dg__emu_submit(e), 1);
+    cr_assert_eq(dg__emu_wait(e, false), 0);
+    cr_assert_eq(dg__emu_cq_ready(e), 0, "the far timeout fired");
+    dg__emu_free(e);
+}

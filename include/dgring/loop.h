@@ -47,8 +47,8 @@ typedef struct dg_loop_options {
      * DG_BACKEND_AUTO: the environment variable DGRING_BACKEND if set
      * ("uring"/"io_uring" or "epoll"), otherwise io_uring, falling back to
      * epoll when the ring cannot be created (-EPERM: seccomp or
-     * kernel.io_uring_disabled; -ENOSYS; a kernel without multishot
-     * recvmsg or buffer rings). */
+     * kernel.io_uring_disabled; -ENOSYS; -ENOMEM, as RLIMIT_MEMLOCK gives
+     * before 5.12; a kernel without multishot recvmsg or buffer rings). */
     unsigned backend;
     /* io_uring: after a turn that handled at least 32 receive
      * completions (a flood of datagrams; send completions never count, as
@@ -58,7 +58,9 @@ typedef struct dg_loop_options {
      * a flood is drained with few system calls (the kernel hands a
      * multishot receive at most 32 datagrams per pass otherwise). Light
      * traffic never waits: a turn with fewer completions returns on the
-     * first one. 0 = the default, 200; DG_BATCH_WAIT_NONE turns it off
+     * first one. While such a wait lasts, dg_loop_stop(), dg_loop_wake()
+     * and posts from other threads take effect at its end (at most this
+     * long). 0 = the default, 200; DG_BATCH_WAIT_NONE turns it off
      * (lowest latency under load, more system calls). The epoll backend
      * ignores it. */
     unsigned batch_wait_us;
