@@ -397,12 +397,16 @@ Test(timer, restarting_longer_does_not_fire_at_the_old_deadline)
     dg_loop *loop = dgt_loop_new(NULL);
     struct tick *t = tick_new(loop);
 
-    tick_start(t, 5, 0, tick_count);
+    /* The first deadline only has to outlive one NOWAIT turn; 200 ms
+     * leaves a slow sanitized build on a loaded machine room (5 ms did
+     * not: that turn ran the timer and the loop was no longer alive). */
+    tick_start(t, 200, 0, tick_count);
     cr_assert_eq(dg_loop_run(loop, DG_RUN_NOWAIT), 1);
-    tick_start(t, 60, 0, tick_count);
+    cr_assert_eq(t->fired, 0);
+    tick_start(t, 400, 0, tick_count);
     cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
     cr_assert_eq(t->fired, 1);
-    cr_assert_geq(t->first - t->started, 60, "fired after %llu ms of the new 60 ms timeout",
+    cr_assert_geq(t->first - t->started, 400, "fired after %llu ms of the new 400 ms timeout",
                   (unsigned long long)(t->first - t->started));
     dgt_close_timer(loop, t->timer);
     dgt_loop_finish(loop);
