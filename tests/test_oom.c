@@ -141,13 +141,20 @@ static void run_until(dg_loop *loop, const bool *done)
     }
 }
 
-static dg_loop_options small_loop(void)
+/* A loop with few, small buffers, as every path starts: 0, or -ENOMEM
+ * (a failed dg_loop_new leaves *out NULL). */
+static int new_small_loop(dg_loop **out)
 {
     dg_loop_options o;
     dg_loop_options_init(&o);
     o.recv_buffers = 16;
     o.recv_buffer_size = 2048;
-    return o;
+    *out = NULL;
+    int rc = dg_loop_new(out, &o);
+    STEP_OK(rc);
+    if (rc < 0)
+        cr_assert_null(*out);
+    return rc;
 }
 
 /* ---- Loop -------------------------------------------------------------- */
@@ -155,14 +162,10 @@ static dg_loop_options small_loop(void)
 static int path_loop(void *arg)
 {
     (void)arg;
-    dg_loop_options o = small_loop();
-    dg_loop *loop = NULL;
-    int rc = dg_loop_new(&loop, &o);
-    STEP_OK(rc);
-    if (rc < 0) {
-        cr_assert_null(loop);
+    dg_loop *loop;
+    int rc = new_small_loop(&loop);
+    if (rc < 0)
         return rc;
-    }
     dgt_assert_code(dg_loop_close(loop), 0);
     return 0;
 }
@@ -318,10 +321,8 @@ static int path_socket(void *arg)
 {
     const char *address = arg;
     dg_socket_type type = strchr(address, ':') ? DG_UDP6 : DG_UDP4;
-    dg_loop_options lo = small_loop();
-    dg_loop *loop = NULL;
-    int rc = dg_loop_new(&loop, &lo);
-    STEP_OK(rc);
+    dg_loop *loop;
+    int rc = new_small_loop(&loop);
     if (rc < 0)
         return rc;
     struct sock_ctx c = {0};
@@ -401,10 +402,8 @@ Test(oom, socket_ipv6)
 static int path_burst(void *arg)
 {
     (void)arg;
-    dg_loop_options lo = small_loop();
-    dg_loop *loop = NULL;
-    int rc = dg_loop_new(&loop, &lo);
-    STEP_OK(rc);
+    dg_loop *loop;
+    int rc = new_small_loop(&loop);
     if (rc < 0)
         return rc;
     struct sock_ctx c = {0};
@@ -464,10 +463,8 @@ static void on_timer_close(dg_timer *t, void *data)
 static int path_timer(void *arg)
 {
     (void)arg;
-    dg_loop_options lo = small_loop();
-    dg_loop *loop = NULL;
-    int rc = dg_loop_new(&loop, &lo);
-    STEP_OK(rc);
+    dg_loop *loop;
+    int rc = new_small_loop(&loop);
     if (rc < 0)
         return rc;
     dg_timer *t[3] = {NULL, NULL, NULL};
@@ -533,10 +530,8 @@ static void on_lookup(dg_loop *loop, int status, const dg_address *address, void
 static int path_lookup(void *arg)
 {
     dgt_dns_server *server = arg;
-    dg_loop_options lo = small_loop();
-    dg_loop *loop = NULL;
-    int rc = dg_loop_new(&loop, &lo);
-    STEP_OK(rc);
+    dg_loop *loop;
+    int rc = new_small_loop(&loop);
     if (rc < 0)
         return rc;
     struct sock_ctx c = {0};
