@@ -262,47 +262,42 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
 };
 
+/* The completion queue of either backend: the kernel's, or the epoll
+ * backend's user-space one in the same CQE format. */
+static unsigned cq_peek(dg_loop *loop, struct io_uring_cqe **cqes, unsigned want)
+{
+    return loop->emu ? dg__emu_peek_batch(loop->emu, cqes, want)
+                     : io_uring_peek_batch_cqe(&loop->ring, cqes, want);
+}
+
+static void cq_advance(dg_loop *loop, unsigned n)
+{
+    if (loop->emu)
+        dg__emu_cq_advance(loop->emu, n);
+    else
+        io_uring_cq_advance(&loop->ring, n);
+}
+
 /* Handles the completions that are in the CQ on entry, in batches; the
  * buffers a batch used go back to the kernel with one commit per batch.
  * Completions posted meanwhile (a callback's sends flushed early complete
  * at once) wait for the next turn, so timers, deferred callbacks and stop
  * requests always get their turn. Returns how many ran. */
-static unsigned process_completions_emu(dg_loop *loop)
-{
-    struct dg__emu *e = loop->emu;
-    unsigned budget = dg__emu_cq_ready(e);
-    unsigned total = 0;
-    while (total < budget) {
-        struct io_uring_cqe *cqes[DG__CQE_BATCH];
-        unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
-        unsigned n = dg__emu_peek_batch(e, cqes, want);
-        if (n == 0)
-            break;
-        for (unsigned i = 0; i < n; i++) {
-            completion_fn fn = completion_table[DG__UD_KIND(cqes[i]->user_data)];
-            if (fn)
-                fn(loop, cqes[i]);
-        }
-        dg__emu_cq_advance(e, n);
-        dg__bufring_commit(&loop->bufring);
-        total += n;
-    }
-    loop->stats.completions += total;
-    return total;
-}
-
 static unsigned process_completions(dg_loop *loop)
 {
-    if (loop->emu)
-        return process_completions_emu(loop);
-    if (io_uring_cq_has_overflow(&loop->ring))
-        loop->stats.cq_overflows++;
-    unsigned budget = io_uring_cq_ready(&loop->ring);
+    unsigned budget;
+    if (loop->emu) {
+        budget = dg__emu_cq_ready(loop->emu);
+    } else {
+        if (io_uring_cq_has_overflow(&loop->ring))
+            loop->stats.cq_overflows++;
+        budget = io_uring_cq_ready(&loop->ring);
+    }
     unsigned total = 0, recvs = 0;
     while (total < budget) {
         struct io_uring_cqe *cqes[DG__CQE_BATCH];
         unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
-        unsigned n = io_uring_peek_batch_cqe(&loop->ring, cqes, want);
+        unsigned n = cq_peek(loop, cqes, want);
         if (n == 0)
             break;
         for (unsigned i = 0; i < n; i++) {
@@ -312,7 +307,7 @@ static unsigned process_completions(dg_loop *loop)
             if (fn)
                 fn(loop, cqes[i]);
         }
-        io_uring_cq_advance(&loop->ring, n);
+        cq_advance(loop, n);
         dg__bufring_commit(&loop->bufring);
         total += n;
     }
