@@ -162,6 +162,27 @@ void dg__emu_cq_advance(struct dg__emu *e, unsigned n);
 int dg__emu_fd(const struct dg__emu *e);
 int dg__emu_attach_notify(struct dg__emu *e, int fd);
 
+/* Engine send buffers (dg_send_buffer_get): a pool per loop, mapped and,
+ * on io_uring, registered with the ring at the first take. A buffer is the
+ * user's between take and send (or put), then the engine's until the send
+ * completes (zero-copy: until the kernel's notification). */
+enum dg__sbuf_state { DG__SBUF_FREE, DG__SBUF_USER, DG__SBUF_ENGINE };
+struct dg__sbuf {
+    dg_send_buffer pub;            /* data, capacity: what the user sees */
+    struct dg__sbuf *next_free;
+    dg_loop *loop;
+    enum dg__sbuf_state state;
+};
+struct dg__sbuf_pool {
+    struct dg__sbuf *bufs;         /* count entries, NULL until the first take */
+    unsigned char *mem;            /* count * size bytes, page aligned */
+    size_t mem_bytes;
+    struct dg__sbuf *free;
+    unsigned count, size, taken;
+    bool registered;               /* io_uring_register_buffers succeeded */
+};
+void dg__sbuf_pool_destroy(dg_loop *loop);
+
 /* ---- The loop (engine/loop.c, engine/ring.c) --------------------------- */
 struct dg_loop {
     struct io_uring ring;          /* unused when emu is set */
@@ -185,6 +206,10 @@ struct dg_loop {
     struct dg_socket *run_head;    /* sockets with a GSO run to hand to the ring */
     struct dg__gso_req *free_gso;
     struct dg__send_req *free_reqs;
+    struct dg__sbuf_pool sbufs;
+    unsigned zc_notifs;            /* zero-copy sends waiting for the kernel's
+                                      notification: they keep the loop alive
+                                      and dg_loop_close() busy */
 
     struct dg__timer_heap timers;
     uint64_t timer_order;
@@ -302,6 +327,9 @@ struct dg__send_req {
     void *cb_data;
     size_t len;
     unsigned char *heap;           /* payload when larger than inline */
+    struct dg__sbuf *sbuf;         /* payload in an engine send buffer (no copy) */
+    bool zerocopy;                 /* sent with IORING_OP_SEND_ZC */
+    bool zc_notif_pending;         /* result seen, buffer still the kernel's */
     struct dg__lookup lookup;      /* host-name destinations (and all, with a
                                       user lookup function) */
     struct msghdr msg;

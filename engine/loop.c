@@ -26,6 +26,8 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
     options->recv_buffers = 512;
     options->recv_buffer_size = 65507;
     options->max_pending_sends = 4096;
+    options->send_buffers = 256;
+    options->send_buffer_size = 2048;
 }
 
 static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
@@ -41,6 +43,11 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
         if (in->max_pending_sends)
             out->max_pending_sends = in->max_pending_sends;
         out->backend = in->backend;
+        if (in->send_buffers)
+            out->send_buffers = in->send_buffers;
+        if (in->send_buffer_size)
+            out->send_buffer_size = in->send_buffer_size;
+        out->send_zerocopy_min = in->send_zerocopy_min;
         if (in->batch_wait_us)
             out->batch_wait_us = in->batch_wait_us;
     }
@@ -54,7 +61,8 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
     if (rb > 32768 || (rb & (rb - 1)) != 0)
         return DG_ERR_INVALID_ARG_VALUE;
     if (out->sq_entries > 32768 || out->recv_buffer_size > 65535 ||
-        out->max_pending_sends > 32768)
+        out->max_pending_sends > 32768 || out->send_buffers > 65536 ||
+        out->send_buffer_size > 65535 || out->send_zerocopy_min > 65535)
         return DG_ERR_INVALID_ARG_VALUE;
     return 0;
 }
@@ -323,6 +331,7 @@ DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
     if (!loop)
         return false;
     return loop->alive_handles > 0 || loop->pending_sends > 0 || loop->pending_requests > 0 ||
+           loop->zc_notifs > 0 ||
            loop->closing_handles > 0 || loop->deferred_head != NULL ||
            atomic_load_explicit(&((dg_loop *)loop)->posts_pending, memory_order_relaxed) > 0;
 }
@@ -591,6 +600,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     if (!loop)
         return DG_ERR_INVALID_ARG_VALUE;
     if (loop->in_run || loop->closing || loop->handle_count > 0 || loop->deferred_head ||
+        loop->zc_notifs > 0 ||
         atomic_load(&loop->posts_pending) > 0)
         return DG_ERR_LOOP_BUSY;
     /* The resolver's teardown runs lookup callbacks; from here on they can
@@ -612,6 +622,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     if (loop->notify_fd >= 0)
         close(loop->notify_fd);
     dg__send_reqs_free(loop);
+    dg__sbuf_pool_destroy(loop); /* after the ring, which held it registered */
     dg__free(loop->timers.items);
     dg__post_destroy(loop);
     dg__free(loop);

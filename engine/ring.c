@@ -5,6 +5,8 @@
  * run (more slowly) on a kernel that has multishot recvmsg but not the
  * newest task-running modes. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -59,6 +61,28 @@ static void probe_opcodes(dg_loop *loop)
     io_uring_free_probe(probe);
 }
 
+/* IORING_OP_SEND takes a destination address (sqe->addr2) since 6.1; a
+ * 6.0 kernel rejects addr2 with -EINVAL when it prepares the request.
+ * The probe sends nothing: on fd -1 a kernel that accepts the address
+ * fails the request later, at the file lookup, with -EBADF. */
+static bool probe_send_to(dg_loop *loop)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+    if (!sqe)
+        return false;
+    io_uring_prep_send(sqe, -1, NULL, 0, 0);
+    sqe->addr2 = (uint64_t)(uintptr_t)&sin;
+    sqe->addr_len = (uint16_t)sizeof(sin);
+    io_uring_sqe_set_data64(sqe, 0);
+    struct io_uring_cqe *cqe = NULL;
+    if (io_uring_submit_and_wait(&loop->ring, 1) < 0 || io_uring_peek_cqe(&loop->ring, &cqe) < 0)
+        return false;
+    bool ok = cqe->res != -EINVAL;
+    io_uring_cqe_seen(&loop->ring, cqe);
+    return ok;
+}
+
 int dg__ring_init(dg_loop *loop)
 {
     int ret = -EINVAL;
@@ -93,6 +117,7 @@ int dg__ring_init(dg_loop *loop)
         io_uring_queue_exit(&loop->ring);
         return DG_ERR_KERNEL_UNSUPPORTED;
     }
+    loop->caps.send_to = probe_send_to(loop) && !getenv("DGRING_NO_SEND_TO");
     /* Saves the fd lookup on every io_uring_enter (5.18+); optional. */
     (void)io_uring_register_ring_fd(&loop->ring);
     return 0;

@@ -64,7 +64,22 @@ typedef struct dg_loop_options {
      * (lowest latency under load, more system calls). The epoll backend
      * ignores it. */
     unsigned batch_wait_us;
-    unsigned reserved[10];
+    /* Engine send buffers (dg_send_buffer_get): how many, and the bytes
+     * each holds. Defaults 256 and 2048; at most 65536 buffers of at most
+     * 65535 bytes. The pool costs nothing until the first
+     * dg_send_buffer_get(), which maps it (and on io_uring registers it
+     * with the ring as fixed buffers, so its pages stay resident). */
+    unsigned send_buffers;
+    unsigned send_buffer_size;
+    /* io_uring: sends from engine send buffers of at least this many
+     * bytes go out with IORING_OP_SEND_ZC from the registered buffer (no
+     * copy into the kernel; the buffer returns to the pool when the
+     * kernel's notification arrives). Pays for large datagrams and GSO
+     * on real NICs; over loopback the kernel copies anyway and it costs
+     * more (perf/results). 0 = never (the default). Ignored on the epoll
+     * backend and where the ring cannot register the pool. */
+    unsigned send_zerocopy_min;
+    unsigned reserved[7];
 } dg_loop_options;
 
 #define DG_BATCH_WAIT_NONE 0xffffffffu
@@ -96,7 +111,9 @@ typedef struct dg_loop_caps {
     bool timeout_update;          /* IORING_TIMEOUT_UPDATE (5.11) */
     bool sendmsg_zc;              /* IORING_OP_SENDMSG_ZC (6.1) */
     bool msg_ring;                /* IORING_OP_MSG_RING (5.18) */
-    bool reserved_flags[8];
+    bool send_to;                 /* IORING_OP_SEND with a destination
+                                     (6.1): sends skip the msghdr copy */
+    bool reserved_flags[7];
     unsigned reserved[8];
 } dg_loop_caps;
 

@@ -174,7 +174,9 @@ typedef struct dg_socket_stats {
     uint64_t tx_gso_sends;   /* GSO sends that carried a run of datagrams */
     uint64_t rx_gro_buffers; /* received buffers that held several
                                 datagrams (UDP_GRO) */
-    uint64_t reserved[5];
+    uint64_t tx_zerocopy_sends; /* sends that left with IORING_OP_SEND_ZC
+                                   (dg_loop_options.send_zerocopy_min) */
+    uint64_t reserved[4];
 } dg_socket_stats;
 
 typedef void (*dg_bind_cb)(dg_socket *sock, int status, void *data);
@@ -289,6 +291,48 @@ DG_EXPORT int dg_socket_sendv(dg_socket *sock, const struct iovec *iov, int iovc
 DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
                                 const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
                                 void *cb_data);
+
+/* ---- Engine send buffers (no copy) -------------------------------------
+ * The calls above copy the payload, so the caller's buffer is free at
+ * once. A sender that builds datagrams anyway can instead take a buffer
+ * from the loop's pool, write the datagram into it and hand it to
+ * dg_socket_send_buffer(): nothing is copied in user space. On io_uring
+ * the pool is registered with the ring (fixed buffers), and with
+ * dg_loop_options.send_zerocopy_min set, large sends from it go out with
+ * IORING_OP_SEND_ZC, which skips the kernel's copy too. Loop thread only. */
+typedef struct dg_send_buffer {
+    void *data;      /* write the datagram here */
+    size_t capacity; /* bytes at data: dg_loop_options.send_buffer_size */
+} dg_send_buffer;
+
+/* Takes a buffer from loop's pool (mapping, and registering, the pool on
+ * the first call). The buffer is the caller's until it is sent or put
+ * back. Returns 0 and sets *out, or DG_ERR_INVALID_ARG_VALUE (NULL
+ * argument), -ENOBUFS (every buffer is taken or in flight: send or put
+ * some back, or raise dg_loop_options.send_buffers), -ENOMEM. */
+DG_EXPORT int dg_send_buffer_get(dg_loop *loop, dg_send_buffer **out);
+
+/* Gives back to loop a buffer taken with dg_send_buffer_get() and not sent.
+ * DG_ERR_INVALID_ARG_VALUE for NULL, a pointer that is not one of the
+ * loop's buffers, or a buffer that is not the caller's (already put back,
+ * or given to a send). */
+DG_EXPORT int dg_send_buffer_put(dg_loop *loop, dg_send_buffer *buf);
+
+/* Sends the first len bytes of buf as one datagram, as dg_socket_send()
+ * (same destinations, checks, order and callbacks). On 0 the buffer is
+ * the engine's: do not touch it; it returns to the pool by itself after
+ * cb has run (zero-copy: once the kernel lets go of it, which may be
+ * shortly after cb). On an error return nothing happened and the buffer
+ * is still the caller's. Extra errors: DG_ERR_INVALID_ARG_VALUE when buf
+ * is not a buffer the caller took from sock's loop, DG_ERR_BUFFER_OUT_OF_BOUNDS
+ * when len > buf->capacity. */
+DG_EXPORT int dg_socket_send_buffer(dg_socket *sock, dg_send_buffer *buf, size_t len, int port,
+                                    const char *address, dg_send_cb cb, void *cb_data);
+
+/* The same to a socket address, as dg_socket_send_to(). */
+DG_EXPORT int dg_socket_send_buffer_to(dg_socket *sock, dg_send_buffer *buf, size_t len,
+                                       const struct sockaddr *to, socklen_t tolen,
+                                       dg_send_cb cb, void *cb_data);
 
 /* Node's connect(port, address, cb): associates the socket with
  * address:port (host name, IP literal, or NULL/"" for loopback), binding it
