@@ -86,6 +86,7 @@ typedef struct perf_opts {
     bool warmup;       /* gen: mark every datagram as warm-up */
     uint64_t max;      /* gen: stop after this many even before --duration */
     int wait_nr;       /* uring_raw recv: completions to wait for when busy (1) */
+    bool zerocopy;     /* dgring_bench send-ebuf: zero-copy sends */
 } perf_opts;
 
 static inline void perf_usage(const char *prog)
@@ -108,7 +109,8 @@ static inline void perf_parse(perf_opts *o, int argc, char **argv)
         {"gro", no_argument, NULL, 'G'},          {"rate", required_argument, NULL, 'r'},
         {"rcvbuf", required_argument, NULL, 'R'}, {"buffers", required_argument, NULL, 'B'},
         {"warmup", no_argument, NULL, 'W'},       {"max", required_argument, NULL, 'M'},
-        {"wait-nr", required_argument, NULL, 'N'}, {NULL, 0, NULL, 0},
+        {"wait-nr", required_argument, NULL, 'N'}, {"zerocopy", no_argument, NULL, 'Z'},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
     o->size = 64;
@@ -138,6 +140,7 @@ static inline void perf_parse(perf_opts *o, int argc, char **argv)
         case 'W': o->warmup = true; break;
         case 'M': o->max = strtoull(optarg, NULL, 10); break;
         case 'N': o->wait_nr = atoi(optarg); break;
+        case 'Z': o->zerocopy = true; break;
         default: perf_usage(argv[0]);
         }
     }

@@ -8,8 +8,13 @@
  *   dgring_bench send        --window sends in flight (64), each refilled
  *                            from its send callback; dgring's defaults, so
  *                            runs of equal datagrams may leave as GSO
- *   dgring_bench send-nogso  the same with DG_SOCKET_NO_GSO: one sendmsg
+ *   dgring_bench send-nogso  the same with DG_SOCKET_NO_GSO: one send SQE
  *                            per datagram, batched per io_uring_enter
+ *   dgring_bench send-ebuf, send-ebuf-nogso
+ *                            the same two, each datagram written into an
+ *                            engine send buffer (dg_send_buffer_get) and
+ *                            sent without a copy (dg_socket_send_buffer_to);
+ *                            --zerocopy also sets send_zerocopy_min to 1
  *
  * --window 1 is the "single" API: one datagram, then its callback, then
  * the next.
@@ -36,6 +41,9 @@ typedef struct bench {
     uint64_t start_ns, end_ns, deadline_ns;
     double cpu0;
     unsigned inflight;
+    bool ebuf;        /* engine send buffers */
+    unsigned starved; /* sends waiting for a buffer (zero-copy) */
+    bool retry_posted;
 } bench;
 
 static void die_dg(const char *what, int code)
@@ -163,6 +171,19 @@ static int do_recv(const perf_opts *o)
 
 static void send_next(bench *b);
 
+/* After the last callback: the sender's clock stops and its socket closes. */
+static void maybe_end(bench *b)
+{
+    if (b->inflight == 0 && b->end_ns == 0 && !b->retry_posted) {
+        b->end_ns = perf_now_ns();
+        CALLGRIND_TOGGLE_COLLECT;
+        if (b->timer)
+            dg_timer_close(b->timer, NULL, NULL);
+        b->timer = NULL;
+        dg_socket_close(b->sock, NULL, NULL);
+    }
+}
+
 static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data)
 {
     (void)sock;
@@ -183,21 +204,50 @@ static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data
     }
     if (!b->done)
         send_next(b);
-    else if (b->inflight == 0 && b->end_ns == 0) {
-        b->end_ns = perf_now_ns();
-        CALLGRIND_TOGGLE_COLLECT;
-        if (b->timer)
-            dg_timer_close(b->timer, NULL, NULL);
-        b->timer = NULL;
-        dg_socket_close(b->sock, NULL, NULL);
-    }
+    else
+        maybe_end(b);
+}
+
+/* Zero-copy buffers return with the kernel's notifications, which can
+ * lag the send callbacks by thousands; a send that finds the pool empty
+ * waits for the next loop turn instead of shrinking the window. */
+static void retry_starved(dg_loop *loop, void *arg)
+{
+    (void)loop;
+    bench *b = arg;
+    b->retry_posted = false;
+    unsigned n = b->starved;
+    b->starved = 0;
+    while (n-- > 0 && !b->done)
+        send_next(b);
+    if (b->done)
+        maybe_end(b);
 }
 
 static void send_next(bench *b)
 {
-    perf_stamp_seq(b->payload, (size_t)b->o->size, b->issued);
-    int ret = dg_socket_send_to(b->sock, b->payload, (size_t)b->o->size,
+    int ret;
+    if (b->ebuf) {
+        dg_send_buffer *buf;
+        if ((ret = dg_send_buffer_get(b->loop, &buf)) == -ENOBUFS) {
+            b->starved++;
+            if (!b->retry_posted && dg_loop_post(b->loop, retry_starved, b) == 0)
+                b->retry_posted = true;
+            return;
+        }
+        if (ret < 0)
+            die_dg("dg_send_buffer_get", ret);
+        perf_stamp_seq(buf->data, (size_t)b->o->size, b->issued);
+        ret = dg_socket_send_buffer_to(b->sock, buf, (size_t)b->o->size,
+                                       (const struct sockaddr *)&b->to, sizeof(b->to), on_sent,
+                                       b);
+        if (ret < 0)
+            dg_send_buffer_put(b->loop, buf);
+    } else {
+        perf_stamp_seq(b->payload, (size_t)b->o->size, b->issued);
+        ret = dg_socket_send_to(b->sock, b->payload, (size_t)b->o->size,
                                 (const struct sockaddr *)&b->to, sizeof(b->to), on_sent, b);
+    }
     if (ret < 0) {
         if (ret == DG_ERR_SEND_QUEUE_FULL) {
             b->refused++;
@@ -224,15 +274,22 @@ static void on_send_listening(dg_socket *sock, void *data)
     }
 }
 
-static int do_send(const perf_opts *o, bool nogso)
+static int do_send(const perf_opts *o, bool nogso, bool ebuf, bool zerocopy)
 {
-    bench b = {.o = o};
+    bench b = {.o = o, .ebuf = ebuf};
     b.to = perf_loopback(o->port);
     b.payload = calloc(1, o->size ? (size_t)o->size : 1);
     dg_loop_options lo;
     dg_loop_options_init(&lo);
     lo.recv_buffers = 64; /* it receives nothing */
     lo.recv_buffer_size = RECV_BUFFER_SIZE;
+    if (ebuf) {
+        /* Zero-copy buffers come back with the kernel's notifications,
+         * a little after the send callbacks: room for those in flight. */
+        lo.send_buffers = (unsigned)o->window * (zerocopy ? 64 : 1) + 64;
+        lo.send_buffer_size = o->size > 0 ? (unsigned)o->size : 1;
+        lo.send_zerocopy_min = zerocopy ? 1 : 0;
+    }
     int ret = dg_loop_new(&b.loop, &lo);
     if (ret < 0)
         die_dg("dg_loop_new", ret);
@@ -250,8 +307,11 @@ static int do_send(const perf_opts *o, bool nogso)
     if ((ret = dg_loop_run(b.loop, DG_RUN_DEFAULT)) < 0)
         die_dg("dg_loop_run", ret);
     char extra[160];
-    snprintf(extra, sizeof(extra), ",\"window\":%d,\"size\":%d,\"gso\":%s,\"refused\":%llu",
-             o->window, o->size, nogso ? "false" : "true", (unsigned long long)b.refused);
+    snprintf(extra, sizeof(extra),
+             ",\"window\":%d,\"size\":%d,\"gso\":%s,\"engine_buffers\":%s,\"zerocopy\":%s,"
+             "\"refused\":%llu",
+             o->window, o->size, nogso ? "false" : "true", ebuf ? "true" : "false",
+             zerocopy ? "true" : "false", (unsigned long long)b.refused);
     const char *peer = o->window == 1 ? "dgring" : nogso ? "dgring-nogso" : "dgring";
     perf_tx_report(peer, b.completed, b.errors, b.start_ns, b.end_ns, b.cpu0, extra);
     dg_loop_close(b.loop);
@@ -264,10 +324,15 @@ int main(int argc, char **argv)
     perf_parse(&o, argc, argv);
     if (strcmp(o.mode, "recv") == 0)
         return do_recv(&o);
+    bool zc = o.zerocopy;
     if (strcmp(o.mode, "send") == 0)
-        return do_send(&o, false);
+        return do_send(&o, false, false, false);
     if (strcmp(o.mode, "send-nogso") == 0)
-        return do_send(&o, true);
+        return do_send(&o, true, false, false);
+    if (strcmp(o.mode, "send-ebuf") == 0)
+        return do_send(&o, false, true, zc);
+    if (strcmp(o.mode, "send-ebuf-nogso") == 0)
+        return do_send(&o, true, true, zc);
     perf_usage(argv[0]);
     return 2;
 }
