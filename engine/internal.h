@@ -422,10 +422,22 @@ void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* Re-arms every socket whose multishot receive ended. */
 void dg__sockets_rearm(dg_loop *loop);
 /* One operation naming the socket ended; the last one of a closing socket
- * closes its fd and queues the close callback. */
-void dg__socket_op_done(dg_socket *s);
-/* Starts Node's implicit bind of an unbound socket (any address, port 0). */
-void dg__socket_implicit_bind(dg_socket *s);
+ * closes its fd and queues the close callback. Inline: every send
+ * completion passes here (the slow path is dg__socket_last_op_done). */
+void dg__socket_last_op_done(dg_socket *s);
+static inline void dg__socket_op_done(dg_socket *s)
+{
+    if (--s->inflight == 0 && s->state == DG__CLOSING)
+        dg__socket_last_op_done(s);
+}
+/* Starts Node's implicit bind of an unbound socket (any address, port 0);
+ * inline for the check every send makes. */
+void dg__socket_bind_default(dg_socket *s);
+static inline void dg__socket_implicit_bind(dg_socket *s)
+{
+    if (s->state == DG__UNBOUND)
+        dg__socket_bind_default(s);
+}
 bool dg__socket_is_open(const dg_socket *s);
 void dg__socket_emit_error(dg_socket *s, const dg_error *err);
 

