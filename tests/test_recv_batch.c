@@ -518,3 +518,50 @@ Test(recv_batch, kept_buffers_outlive_the_socket_and_die_with_the_loop)
     /* Two still kept: the loop closes anyway and frees them (ASan: no leak). */
     dgt_loop_finish(loop);
 }
+
+/* ---- Embedding ----------------------------------------------------------- */
+
+#include <poll.h>
+
+/* Polls dg_loop_fd (100 ms at a time, never dg_loop_timeout) and runs
+ * NOWAIT turns only when it is readable, until *counter >= target; fails
+ * after DGT_WAIT_MS of polls. */
+static void pump_fd(dg_loop *loop, int fd, const int *counter, int target)
+{
+    for (unsigned waited = 0; *counter < target; ) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, 100);
+        cr_assert_geq(n, 0);
+        if (n == 0) {
+            waited += 100;
+            cr_assert_lt(waited, DGT_WAIT_MS, "dg_loop_fd never became readable (count %d of %d)",
+                         *counter, target);
+            continue;
+        }
+        cr_assert_geq(dg_loop_run(loop, DG_RUN_NOWAIT), 0);
+    }
+}
+
+/* All 8 buffers kept: the receive stops; a release made between runs
+ * makes dg_loop_fd readable, so an embedding loop comes back and re-arms. */
+Test(recv_batch, release_between_runs_wakes_an_embedding_loop)
+{
+    dg_loop *loop = dgt_loop_new_sized(8, 2048);
+    struct rxb r = {.keep_all = true};
+    dg_socket *s = rx_socket(loop, 0, false, true, &r);
+    int port = dgt_bind(loop, s, "127.0.0.1", 0);
+    int lfd = dg_loop_fd(loop);
+    cr_assert_geq(lfd, 0);
+    int fd = dgt_plain_socket(AF_INET, 0);
+    send_numbered(fd, port, 0, 40, 64);
+    for (int target = 8; target <= 40; target += 8) {
+        pump_fd(loop, lfd, &r.messages, target);
+        cr_assert_eq(r.messages, target, "no more than the ring's 8 buffers before a release");
+        cr_assert_eq(kept_gauge(loop), 8);
+        verify_and_release(&r);
+    }
+    cr_assert_eq(r.bad, 0);
+    close(fd);
+    dgt_close_socket(loop, s);
+    dgt_loop_finish(loop);
+}
