@@ -230,6 +230,9 @@ static void recv_arm(dg_socket *s)
 
 /* ---- Kept buffers ------------------------------------------------------ */
 
+_Static_assert(DG__BATCH_MAX == DG_MESSAGE_BATCH_MAX, "one batch size");
+_Static_assert(DG__BATCH_MAX <= 64, "kept_mask has a bit per batched message");
+
 /* Buffer bid goes back to the ring (visible at the next commit). */
 static void rx_recycle(dg_loop *loop, unsigned bid)
 {
