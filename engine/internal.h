@@ -98,6 +98,47 @@ static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsi
     return br->mem + (size_t)bid * br->stride;
 }
 
+/* ---- Kept buffers and batch delivery (engine/socket.c) ------------------
+ * One dg_rx_buf per provided buffer (indexed by bid, allocated with the
+ * loop): the handle dg_message_keep() returns. A buffer goes back to the
+ * ring when its delivery ended and every keep of it was released. */
+struct dg_rx_buf {
+    dg_loop *loop;
+    uint32_t refs;                 /* keeps not yet released */
+    bool out;                      /* delivery ended with keeps left: the
+                                      last release recycles it */
+};
+
+#define DG__BATCH_MAX 64           /* == DG_MESSAGE_BATCH_MAX */
+
+struct dg__rx {
+    struct dg_rx_buf *bufs;        /* bufring.count entries */
+    unsigned out;                  /* buffers waiting for releases */
+    /* The delivery in progress (on_message or on_message_batch): the
+     * messages dg_message_keep() accepts. sock is NULL outside one. */
+    dg_socket *sock;
+    const dg_message *msgs;
+    unsigned count;
+    bool kept_any;                 /* a message of this delivery was kept */
+    uint64_t kept_mask;            /* which ones (bit = index in msgs) */
+    /* The batch being gathered for one socket's on_message_batch. */
+    dg_socket *batch_sock;         /* NULL: no batch pending */
+    unsigned batch_count;
+    unsigned batch_nbids;          /* buffers all of whose datagrams are in */
+    uint16_t batch_bids[DG__BATCH_MAX];
+    dg_message batch_msgs[DG__BATCH_MAX];
+};
+
+/* Delivers the pending batch (if any) and returns its buffers; the loop
+ * calls it before each commit of the buffer ring. */
+void dg__rx_batch_flush(dg_loop *loop);
+/* Whether the sockets waiting for a re-arm must wait for a release: every
+ * buffer of the ring is kept by the user. */
+static inline bool dg__rx_dry(const struct dg__rx *rx, const struct dg__bufring *br)
+{
+    return rx->out >= br->count;
+}
+
 /* ---- Timers (engine/timer.c) ------------------------------------------- */
 struct dg_timer {
     dg_loop *loop;
@@ -191,6 +232,7 @@ struct dg_loop {
     dg_loop_caps caps;
     dg_loop_options options;
     struct dg__bufring bufring;
+    struct dg__rx rx;              /* kept buffers, batch delivery */
 
     /* keep-alive accounting */
     unsigned alive_handles;        /* referenced active sockets and timers */

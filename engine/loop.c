@@ -183,12 +183,18 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
         return -ENOMEM;
     loop->notify_fd = -1; /* before anything can poke it */
     int ret = options_resolve(options, &loop->options);
-    if (ret == 0)
-        ret = loop_open_resources(loop);
+    if (ret == 0) {
+        /* One keep handle per receive buffer: keeping never allocates. */
+        loop->rx.bufs = dg__calloc(loop->options.recv_buffers, sizeof(*loop->rx.bufs));
+        ret = loop->rx.bufs ? loop_open_resources(loop) : -ENOMEM;
+    }
     if (ret < 0) {
+        dg__free(loop->rx.bufs);
         dg__free(loop);
         return ret;
     }
+    for (unsigned i = 0; i < loop->options.recv_buffers; i++)
+        loop->rx.bufs[i].loop = loop;
     atomic_init(&loop->stop, false);
     dg__post_init(loop);
     dg__loop_update_time(loop);
@@ -316,6 +322,11 @@ static unsigned process_completions(dg_loop *loop)
                 fn(loop, cqes[i]);
         }
         cq_advance(loop, n);
+        /* A batch for on_message_batch ends with the walk of these
+         * completions: delivered, and its buffers returned, before the
+         * commit (and so before the loop can block). */
+        if (loop->rx.batch_sock)
+            dg__rx_batch_flush(loop);
         dg__bufring_commit(&loop->bufring);
         total += n;
     }
@@ -405,6 +416,7 @@ static int submit_and_wait(dg_loop *loop, bool block)
 
 static void prepare_turn(dg_loop *loop)
 {
+    dg__bufring_commit(&loop->bufring); /* buffers released outside a walk */
     dg__send_runs_flush(loop);
     dg__sockets_rearm(loop);
     dg__timers_arm(loop);
@@ -624,6 +636,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     dg__send_reqs_free(loop);
     dg__sbuf_pool_destroy(loop); /* after the ring, which held it registered */
     dg__free(loop->timers.items);
+    dg__free(loop->rx.bufs); /* buffers still kept die with the loop */
     dg__post_destroy(loop);
     dg__free(loop);
     return 0;

@@ -5,6 +5,8 @@
  *                            4096, recv_buffer_size 2048 (with --gro:
  *                            1024 buffers of 65507 bytes and DG_SOCKET_GRO);
  *                            --buffers N changes recv_buffers
+ *   dgring_bench recv-batch  the same receiver with on_message_batch: the
+ *                            datagrams of one loop turn in one call
  *   dgring_bench send        --window sends in flight (64), each refilled
  *                            from its send callback; dgring's defaults, so
  *                            runs of equal datagrams may leave as GSO
@@ -84,6 +86,18 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
         recv_finish(b);
 }
 
+#ifdef DG_MESSAGE_BATCH_MAX
+static void on_message_batch(dg_socket *sock, const dg_message *msgs, size_t count, void *data)
+{
+    (void)sock;
+    bench *b = data;
+    for (size_t i = 0; i < count; i++)
+        perf_rx_one(&b->rx, msgs[i].data, msgs[i].length);
+    if (b->o->count && b->rx.packets >= b->o->count && !b->done)
+        recv_finish(b);
+}
+#endif
+
 static void on_idle_tick(dg_timer *t, void *data)
 {
     (void)t;
@@ -116,7 +130,7 @@ static void on_error(dg_socket *sock, const dg_error *err, void *data)
     fprintf(stderr, "dgring error: %s\n", text);
 }
 
-static int do_recv(const perf_opts *o)
+static int do_recv(const perf_opts *o, bool batch)
 {
     bench b = {.o = o};
     dg_loop_options lo;
@@ -137,6 +151,14 @@ static int do_recv(const perf_opts *o)
     }
     dg_socket_handlers h = {
         .on_message = on_message, .on_listening = on_recv_listening, .on_error = on_error};
+    if (batch) {
+#ifdef DG_MESSAGE_BATCH_MAX
+        h.on_message_batch = on_message_batch;
+#else
+        fprintf(stderr, "this dgring has no on_message_batch\n");
+        return 3;
+#endif
+    }
     if ((ret = dg_socket_create(b.loop, &so, &h, &b, &b.sock)) < 0)
         die_dg("dg_socket_create", ret);
     if ((ret = dg_socket_bind(b.sock, "127.0.0.1", o->port, NULL, NULL)) < 0)
@@ -161,7 +183,9 @@ static int do_recv(const perf_opts *o)
              , (unsigned long long)g_stats.rx_gro_buffers
 #endif
     );
-    perf_rx_report(o->gro ? "dgring+gro" : "dgring", &b.rx, g_proc_drops, "/proc/net/udp",
+    perf_rx_report(o->gro ? (batch ? "dgring+gro-rxbatch" : "dgring+gro")
+                          : (batch ? "dgring-rxbatch" : "dgring"),
+                   &b.rx, g_proc_drops, "/proc/net/udp",
                    extra);
     dg_loop_close(b.loop);
     return 0;
@@ -323,7 +347,9 @@ int main(int argc, char **argv)
     perf_opts o;
     perf_parse(&o, argc, argv);
     if (strcmp(o.mode, "recv") == 0)
-        return do_recv(&o);
+        return do_recv(&o, false);
+    if (strcmp(o.mode, "recv-batch") == 0)
+        return do_recv(&o, true);
     bool zc = o.zerocopy;
     if (strcmp(o.mode, "send") == 0)
         return do_send(&o, false, false, false);

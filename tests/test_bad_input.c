@@ -153,6 +153,8 @@ Test(bad_input, null_handles_give_the_documented_error)
     dgt_assert_code(dg_socket_close(NULL, NULL, NULL), V);
     dgt_assert_code(dg_socket_dispose(NULL), V);
     dgt_assert_code(dg_socket_get_stats(NULL, &st), V);
+    dgt_assert_code(dg_message_keep(NULL, NULL, NULL), V);
+    dgt_assert_code(dg_rx_buf_release(NULL), V);
     dgt_assert_code(dg_socket_fd(NULL), V);
     cr_assert(!dg_socket_has_ref(NULL));
     cr_assert_eq(dg_socket_send_queue_size(NULL), 0);
@@ -206,6 +208,13 @@ Test(bad_input, null_arguments_next_to_a_live_socket_change_nothing)
     dgt_assert_code(dg_socket_remote_address(s, NULL), V);
     dgt_assert_code(dg_socket_address(s, NULL), V);
     dgt_assert_code(dg_socket_get_stats(s, NULL), V);
+    dg_rx_buf *kept = (dg_rx_buf *)&o;
+    dgt_assert_code(dg_message_keep(s, NULL, &kept), V);
+    cr_assert_null(kept);
+    /* outside any callback: nothing is being delivered */
+    dg_message fake = {.data = "x", .length = 1, .size = 1};
+    dgt_assert_code(dg_message_keep(s, &fake, &kept), DG_ERR_MESSAGE_NOT_CURRENT);
+    dgt_assert_code(dg_message_keep(s, &fake, NULL), V);
     dgt_assert_code(dg_socket_set_multicast_interface(s, NULL), T);
     dgt_assert_code(dg_socket_add_membership(s, NULL, NULL), DG_ERR_MISSING_ARGS);
     dgt_assert_code(dg_socket_add_source_specific_membership(s, NULL, "232.1.1.1", NULL), T);

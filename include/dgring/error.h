@@ -56,6 +56,12 @@ extern "C" {
       "The running kernel lacks an io_uring feature dgring requires")                \
     X(INVALID_FD_TYPE, -10018, "ERR_INVALID_FD_TYPE",                                \
       "Unsupported fd type: the fd is not a UDP socket of this family")              \
+    X(MESSAGE_NOT_CURRENT, -10030, "ERR_MESSAGE_NOT_CURRENT",                        \
+      "The message is not the one being delivered to this socket's callback")       \
+    X(MESSAGE_ALREADY_KEPT, -10031, "ERR_MESSAGE_ALREADY_KEPT",                      \
+      "The message's buffer was already kept for this message")                     \
+    X(BUFFER_NOT_KEPT, -10032, "ERR_BUFFER_NOT_KEPT",                                \
+      "The receive buffer has no keep left to release")                             \
     /* DNS errors: the names are Node's dns error codes */                           \
     X(DNS_NODATA, -11001, "ENODATA", "DNS server returned an answer with no data")   \
     X(DNS_FORMERR, -11002, "EFORMERR", "DNS server claims query was misformatted")   \

@@ -216,7 +216,10 @@ typedef struct dg_loop_stats {
                                counted in cq_dropped) */
     uint64_t cq_dropped;    /* completions the kernel dropped (its overflow
                                counter) */
-    uint64_t reserved[6];
+    uint64_t rx_kept_buffers; /* receive buffers kept past their callback
+                                 (dg_message_keep) and not yet released:
+                                 a gauge, not a running total */
+    uint64_t reserved[5];
 } dg_loop_stats;
 
 /* Copies the loop's counters into *out. Returns 0 or

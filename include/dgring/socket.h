@@ -73,7 +73,7 @@ DG_EXPORT int dg_error_format(const dg_error *err, char *buf, size_t len);
                              holds what was kept, size the real size */
 
 /* A received datagram. Everything it points to is valid during the
- * message callback only. */
+ * message callback only, unless the buffer is kept (dg_message_keep()). */
 typedef struct dg_message {
     const void *data;            /* payload */
     size_t length;               /* bytes at data */
@@ -96,8 +96,51 @@ typedef struct dg_socket_handlers {
     void (*on_error)(dg_socket *sock, const dg_error *err, void *data);
     /* 'connect': dg_socket_connect() succeeded. */
     void (*on_connect)(dg_socket *sock, void *data);
-    void (*reserved[5])(void);
+    /* Optional batch delivery: when set, the datagrams this socket received
+     * in one completion walk of the loop (one turn) arrive here, in arrival
+     * order, at most DG_MESSAGE_BATCH_MAX per call (a turn may make several
+     * calls; count >= 1), and on_message is not called for them. Each
+     * msgs[i] is exactly what on_message would have got (length, size,
+     * DG_MSG_TRUNC, sender); msgs and everything it points to are valid
+     * during the call, or past it for the buffers kept with
+     * dg_message_keep(). If the callback closes the socket, the datagrams
+     * not yet handed over are dropped (their buffers still go back). */
+    void (*on_message_batch)(dg_socket *sock, const dg_message *msgs, size_t count, void *data);
+    void (*reserved[4])(void);
 } dg_socket_handlers;
+
+/* Most datagrams one on_message_batch call carries. */
+#define DG_MESSAGE_BATCH_MAX 64
+
+/* A received buffer kept past its callback (dg_message_keep()). */
+typedef struct dg_rx_buf dg_rx_buf;
+
+/* Keeps the receive buffer that holds msg, so msg->data (and msg->addr)
+ * stay valid after the callback returns, until dg_rx_buf_release(*out).
+ * Call it from on_message (msg as given) or on_message_batch (a pointer
+ * into the msgs array given) of sock, during that call. Zero allocation:
+ * the handle belongs to the loop. With DG_SOCKET_GRO one buffer may carry
+ * several datagrams; keeping several of them gives the same handle, each
+ * keep to be released once, and the buffer returns to the ring after the
+ * last release. While buffers are kept the ring has fewer to receive into;
+ * when every buffer is kept the multishot receive ends and datagrams wait
+ * in the socket's kernel queue (none lost by dgring) until a release, after
+ * which the socket is re-armed from the loop.
+ * Returns 0 and sets *out, or (with *out set to NULL when out is not NULL)
+ * DG_ERR_INVALID_ARG_VALUE (NULL argument), DG_ERR_MESSAGE_NOT_CURRENT
+ * (called outside that callback, for another socket, or with a message
+ * that is not the one being delivered) or DG_ERR_MESSAGE_ALREADY_KEPT
+ * (this message was kept already). Loop thread only. */
+DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf **out);
+
+/* Releases one keep of buf: after the last one the buffer goes back to the
+ * ring (published before the loop next waits) and any socket that stopped
+ * receiving for want of buffers is re-armed. Valid after the socket that
+ * received it closed; not after dg_loop_close(), which frees every kept
+ * buffer with the loop. Loop thread only, from a callback or between runs.
+ * Returns 0, DG_ERR_INVALID_ARG_VALUE (NULL) or DG_ERR_BUFFER_NOT_KEPT (no
+ * keep of it is outstanding, for instance a second release). */
+DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf);
 
 #define DG_SOCKET_REUSE_ADDR 0x1u /* SO_REUSEADDR before bind (reuseAddr) */
 #define DG_SOCKET_IPV6_ONLY 0x2u  /* IPV6_V6ONLY (ipv6Only), udp6 only */
