@@ -167,12 +167,14 @@ Test(timer, stopped_before_due_never_fires)
     struct tick *stopped = tick_new(loop);
     struct tick *later = tick_new(loop);
 
-    tick_start(stopped, 10, 0, tick_count);
+    /* 300 ms: the NOWAIT turn must come before the deadline even on a
+     * loaded machine or under valgrind (10 ms was a timing bet). */
+    tick_start(stopped, 300, 0, tick_count);
     cr_assert_eq(dg_loop_run(loop, DG_RUN_NOWAIT), 1);
     cr_assert_eq(dg_timer_stop(stopped->timer), 0);
     cr_assert(!dg_timer_active(stopped->timer));
     /* A later timer lets the loop run past the stopped one's deadline. */
-    tick_start(later, 40, 0, tick_count);
+    tick_start(later, 400, 0, tick_count);
     cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
     cr_assert_eq(stopped->fired, 0);
     cr_assert_eq(later->fired, 1);

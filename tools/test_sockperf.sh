@@ -127,7 +127,7 @@ check_sockperf_server() {
         return 1
     fi
     run pingpong "$BLAST_TOOL" pingpong --sockperf --host 127.0.0.1 --port "$port" \
-        --duration 1 --json
+        --duration 1 --timeout-ms 10000 --json
     if [ "$STATUS" -eq 0 ] && [ "$(json_value "$WORK/pingpong.out" packets)" -gt 0 ] &&
         [ "$(json_value "$WORK/pingpong.out" loss)" = 0 ]; then
         pass "dgblast pingpong --sockperf: $(cat "$WORK/pingpong.out")"
@@ -136,7 +136,7 @@ check_sockperf_server() {
         show "$WORK/pingpong.out" "$WORK/pingpong.err"
     fi
     run underload "$BLAST_TOOL" underload --sockperf --host 127.0.0.1 --port "$port" \
-        --duration 1 --rate 5000 --reply-every 50 --json
+        --duration 1 --rate 5000 --reply-every 50 --timeout-ms 10000 --json
     if [ "$STATUS" -eq 0 ] && [ "$(json_value "$WORK/underload.out" replies)" -gt 0 ] &&
         [ "$(json_value "$WORK/underload.out" lost)" = 0 ]; then
         pass "dgblast underload --sockperf: $(cat "$WORK/underload.out")"

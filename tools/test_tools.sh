@@ -352,7 +352,7 @@ check_echo_threads() {
 # per thread and a total, and the receiver gets what was sent (paced far
 # below what loopback carries, so nothing is lost).
 check_blast_threads() {
-    start recv_threads "$BLAST_TOOL" recv --address 127.0.0.1 --port 0 --threads 2 --idle-ms 500
+    start recv_threads "$BLAST_TOOL" recv --address 127.0.0.1 --port 0 --threads 2 --idle-ms 3000
     recv_pid=$LAST_PID
     if ! port=$(wait_for_port recv_threads "$recv_pid"); then
         fail "recv --threads: no listening line"
