@@ -211,9 +211,10 @@ enum dg__sbuf_state { DG__SBUF_FREE, DG__SBUF_USER, DG__SBUF_ENGINE };
 struct dg__sbuf {
     dg_send_buffer pub;            /* data, capacity: what the user sees */
     struct dg__sbuf *next_free;
-    dg_loop *loop;
     enum dg__sbuf_state state;
 };
+/* A power of two, so finding an entry from a user's pointer is a shift. */
+_Static_assert(sizeof(struct dg__sbuf) == 32, "pool entries are 32 bytes");
 struct dg__sbuf_pool {
     struct dg__sbuf *bufs;         /* count entries, NULL until the first take */
     unsigned char *mem;            /* count * size bytes, page aligned */

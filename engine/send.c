@@ -162,7 +162,6 @@ static int sbuf_pool_init(dg_loop *loop)
     for (unsigned i = count; i-- > 0;) {
         bufs[i].pub.data = p->mem + (size_t)i * stride;
         bufs[i].pub.capacity = size;
-        bufs[i].loop = loop;
         bufs[i].state = DG__SBUF_FREE;
         bufs[i].next_free = p->free;
         p->free = &bufs[i];
