@@ -214,7 +214,8 @@ struct dg__sbuf {
     enum dg__sbuf_state state;
 };
 /* A power of two, so finding an entry from a user's pointer is a shift. */
-_Static_assert(sizeof(struct dg__sbuf) == 32, "pool entries are 32 bytes");
+_Static_assert((sizeof(struct dg__sbuf) & (sizeof(struct dg__sbuf) - 1)) == 0,
+               "pool entries have a power-of-two size");
 struct dg__sbuf_pool {
     struct dg__sbuf *bufs;         /* count entries, NULL until the first take */
     unsigned char *mem;            /* count * size bytes, page aligned */

@@ -316,6 +316,19 @@ static void deliver_one(dg_socket *s, dg_message *m)
         s->handlers.on_message(s, m, s->data);
 }
 
+/* The message a decoded buffer gives: the whole datagram, or (GRO) the
+ * sender, with each segment's data and length filled in by the caller. */
+static inline void message_from_view(dg_message *m, const struct dg__recv_view *v)
+{
+    m->addr = v->name;
+    m->addrlen = v->namelen;
+    m->reserved = 0;
+    m->data = v->payload;
+    m->length = v->length;
+    m->size = v->size;
+    m->flags = v->truncated ? DG_MSG_TRUNC : 0;
+}
+
 /* Decodes one buffer the kernel filled and hands its datagram(s) to the
  * user: with UDP_GRO a buffer may hold several datagrams of one sender,
  * all of gro_size bytes but the last. */
@@ -327,18 +340,12 @@ static void deliver(dg_socket *s, void *buf, int res)
     if (v.drops)
         s->stats.rx_kernel_drops = v.drops;
     dg_message m;
-    m.addr = v.name;
-    m.addrlen = v.namelen;
-    m.reserved = 0;
+    message_from_view(&m, &v);
     struct dg__rx *rx = &s->loop->rx;
     rx->sock = s; /* what dg_message_keep accepts */
     rx->msgs = &m;
     rx->count = 1;
     if (v.gro_size == 0) {
-        m.data = v.payload;
-        m.length = v.length;
-        m.size = v.size;
-        m.flags = v.truncated ? DG_MSG_TRUNC : 0;
         deliver_one(s, &m);
         rx->sock = NULL;
         return;
@@ -413,14 +420,8 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     if (v.drops)
         s->stats.rx_kernel_drops = v.drops;
     dg_message m;
-    m.addr = v.name;
-    m.addrlen = v.namelen;
-    m.reserved = 0;
+    message_from_view(&m, &v);
     if (v.gro_size == 0) {
-        m.data = v.payload;
-        m.length = v.length;
-        m.size = v.size;
-        m.flags = v.truncated ? DG_MSG_TRUNC : 0;
         batch_add(rx, &m);
         rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
         if (rx->batch_count == DG__BATCH_MAX)
@@ -429,6 +430,10 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     }
     const unsigned char *p = v.payload;
     size_t left = v.length;
+    if (left == 0) { /* no segment to deliver (the kernel never sends one) */
+        rx_recycle(loop, bid);
+        return;
+    }
     m.flags = 0;
     s->stats.rx_gro_buffers++;
     while (left > 0) {
@@ -463,6 +468,8 @@ void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
         if (s->handlers.on_message_batch) {
             batch_buffer(loop, s, bid, buf, cqe->res);
         } else {
+            if (loop->rx.batch_sock)
+                dg__rx_batch_flush(loop); /* another socket's datagrams came first */
             if (cqe->res >= 0 && dg__socket_is_open(s))
                 deliver(s, buf, cqe->res);
             if (loop->rx.kept_any) { /* the user kept it: rare */

@@ -8,8 +8,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 #include "support/helpers.h"
 
@@ -174,6 +176,24 @@ Test(send_buffers, sendmsg_path_without_send_to)
     send_numbered(loop, DG_UDP4, 1200, &st);
     cr_assert_eq(st.tx_datagrams, COUNT);
     assert_pool_whole(loop, 64);
+    dgt_loop_finish(loop);
+}
+
+/* The probe says what the kernel does: IORING_OP_SEND takes an address
+ * from Linux 6.1 on; the epoll backend never uses ring ops. A probe that
+ * always said no would leave every other test here green. */
+Test(send_buffers, send_to_probe_matches_the_kernel)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct utsname u;
+    int major = 0, minor = 0;
+    cr_assert_eq(uname(&u), 0);
+    cr_assert_eq(sscanf(u.release, "%d.%d", &major, &minor), 2, "release %s", u.release);
+    bool has = major > 6 || (major == 6 && minor >= 1);
+    if (strcmp(dg_loop_backend(loop), "epoll") == 0)
+        cr_assert(!dg_loop_capabilities(loop)->send_to);
+    else
+        cr_assert_eq(dg_loop_capabilities(loop)->send_to, has, "kernel %s", u.release);
     dgt_loop_finish(loop);
 }
 

@@ -77,7 +77,9 @@ typedef struct dg_loop_options {
      * kernel's notification arrives). Pays for large datagrams and GSO
      * on real NICs; over loopback the kernel copies anyway and it costs
      * more (perf/results). 0 = never (the default). Ignored on the epoll
-     * backend and where the ring cannot register the pool. */
+     * backend, where the ring cannot register the pool, and where sends
+     * cannot carry an address (dg_loop_caps.send_to false: Linux 6.0,
+     * or DGRING_NO_SEND_TO set). */
     unsigned send_zerocopy_min;
     unsigned reserved[7];
 } dg_loop_options;

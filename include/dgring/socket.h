@@ -363,9 +363,10 @@ DG_EXPORT int dg_send_buffer_put(dg_loop *loop, dg_send_buffer *buf);
 
 /* Sends the first len bytes of buf as one datagram, as dg_socket_send()
  * (same destinations, checks, order and callbacks). On 0 the buffer is
- * the engine's: do not touch it; it returns to the pool by itself after
- * cb has run (zero-copy: once the kernel lets go of it, which may be
- * shortly after cb). On an error return nothing happened and the buffer
+ * the engine's: do not touch it; it returns to the pool by itself just
+ * before cb runs, so cb may take it again for the next datagram
+ * (zero-copy: once the kernel lets go of it, which may be well after
+ * cb). On an error return nothing happened and the buffer
  * is still the caller's. Extra errors: DG_ERR_INVALID_ARG_VALUE when buf
  * is not a buffer the caller took from sock's loop, DG_ERR_BUFFER_OUT_OF_BOUNDS
  * when len > buf->capacity. */
