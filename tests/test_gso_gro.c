@@ -14,72 +14,44 @@
 #define COUNT 300
 
 struct rx {
-    int messages;
-    int bad;           /* wrong size, sequence or payload */
-    uint32_t next_seq;
+    dgt_numbered n; /* first: the handler's data is also a dgt_numbered */
     size_t sizes[COUNT];
-};
-
-struct tx {
-    int calls;
-    int errors;
-    int bytes_wrong;
 };
 
 static void on_message(dg_socket *sock, const dg_message *msg, void *data)
 {
     struct rx *rx = data;
-    uint32_t seq;
     (void)sock;
-    if (msg->length < sizeof(seq) || msg->length != msg->size || msg->flags != 0) {
-        rx->bad++;
-        return;
-    }
-    memcpy(&seq, msg->data, sizeof(seq));
-    if (seq != rx->next_seq || dgt_check((const char *)msg->data + 4, msg->length - 4, seq) !=
-                                   msg->length - 4)
-        rx->bad++;
-    if (rx->messages < COUNT)
-        rx->sizes[rx->messages] = msg->length;
-    rx->next_seq = seq + 1;
-    rx->messages++;
-}
-
-static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data)
-{
-    struct tx *tx = data;
-    (void)sock;
-    (void)err;
-    tx->calls++;
-    if (status < 0)
-        tx->errors++;
+    if (rx->n.messages < COUNT)
+        rx->sizes[rx->n.messages] = msg->length;
+    dgt_numbered_check(&rx->n, msg);
 }
 
 #define CHUNK 50 /* fits any receive queue, so the kernel drops nothing */
 
 /* Sends datagrams [from, from + CHUNK) numbered; size_of(i) gives each
  * one's size. */
-static void send_chunk(dg_socket *tx, int port, int from, size_t (*size_of)(int), struct tx *rec)
+static void send_chunk(dg_socket *tx, int port, int from, size_t (*size_of)(int),
+                       dgt_send_rec *rec)
 {
     static unsigned char buf[2048];
     for (int i = from; i < from + CHUNK; i++) {
         size_t len = size_of(i);
         uint32_t seq = (uint32_t)i;
-        memcpy(buf, &seq, sizeof(seq));
-        dgt_fill(buf + 4, len - 4, seq);
-        dgt_assert_code(dg_socket_send(tx, buf, len, port, "127.0.0.1", on_sent, rec), 0);
+        dgt_numbered_fill(buf, len, seq);
+        dgt_assert_code(dg_socket_send(tx, buf, len, port, "127.0.0.1", dgt_on_send, rec), 0);
     }
 }
 
 /* All COUNT datagrams, a chunk at a time, each chunk received before the
  * next is sent (all of a chunk is queued in one turn, so it forms runs). */
 static void send_numbered(dg_loop *loop, dg_socket *tx, int port, size_t (*size_of)(int),
-                          struct tx *rec, struct rx *rx)
+                          dgt_send_rec *rec, struct rx *rx)
 {
     for (int from = 0; from < COUNT; from += CHUNK) {
         send_chunk(tx, port, from, size_of, rec);
         dgt_run_until(loop, &rec->calls, from + CHUNK, DGT_WAIT_MS);
-        dgt_run_until(loop, &rx->messages, from + CHUNK, DGT_WAIT_MS);
+        dgt_run_until(loop, &rx->n.messages, from + CHUNK, DGT_WAIT_MS);
     }
 }
 
@@ -99,7 +71,7 @@ static void run_case(unsigned tx_flags, unsigned rx_flags, size_t (*size_of)(int
 {
     dg_loop *loop = dgt_loop_new(NULL);
     struct rx rx = {0};
-    struct tx rec = {0};
+    dgt_send_rec rec = {0};
     dg_socket_handlers h = {.on_message = on_message};
     dg_socket *rxs = dgt_socket_new(loop, DG_UDP4, rx_flags, &h, &rx);
     dg_socket *txs;
@@ -109,7 +81,7 @@ static void run_case(unsigned tx_flags, unsigned rx_flags, size_t (*size_of)(int
 
     send_numbered(loop, txs, port, size_of, &rec, &rx);
     cr_assert_eq(rec.errors, 0);
-    cr_assert_eq(rx.bad, 0, "%d datagrams arrived wrong or out of order", rx.bad);
+    cr_assert_eq(rx.n.bad, 0, "%d datagrams arrived wrong or out of order", rx.n.bad);
     for (int i = 0; i < COUNT; i++)
         cr_assert_eq(rx.sizes[i], size_of(i), "datagram %d has %zu bytes", i, rx.sizes[i]);
     cr_assert_eq(dg_socket_send_queue_count(txs), 0);
@@ -170,7 +142,7 @@ Test(gso_gro, einval_turns_gso_off_and_resends)
 {
     dg_loop *loop = dgt_loop_new(NULL);
     struct rx rx = {0};
-    struct tx rec = {0};
+    dgt_send_rec rec = {0};
     dg_socket_handlers h = {.on_message = on_message};
     dg_socket *rxs = dgt_socket_new(loop, DG_UDP4, 0, &h, &rx);
     dg_socket *txs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
@@ -181,7 +153,7 @@ Test(gso_gro, einval_turns_gso_off_and_resends)
 
     send_numbered(loop, txs, port, size_equal, &rec, &rx);
     cr_assert_eq(rec.errors, 0);
-    cr_assert_eq(rx.bad, 0);
+    cr_assert_eq(rx.n.bad, 0);
     dg_socket_stats st;
     dg_socket_get_stats(txs, &st);
     cr_assert_eq(st.tx_gso_sends, 0, "GSO stayed on after EINVAL");
@@ -196,14 +168,15 @@ Test(gso_gro, einval_turns_gso_off_and_resends)
 Test(gso_gro, close_with_a_pending_run)
 {
     dg_loop *loop = dgt_loop_new(NULL);
-    struct tx rec = {0};
+    dgt_send_rec rec = {0};
     dg_socket *txs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
     int sink = dgt_plain_socket(AF_INET, 0);
     int port = dgt_plain_port(sink);
     dgt_bind(loop, txs, "127.0.0.1", 0);
     static unsigned char buf[1000];
     for (int i = 0; i < 20; i++)
-        dgt_assert_code(dg_socket_send(txs, buf, sizeof(buf), port, "127.0.0.1", on_sent, &rec), 0);
+        dgt_assert_code(
+            dg_socket_send(txs, buf, sizeof(buf), port, "127.0.0.1", dgt_on_send, &rec), 0);
     dgt_close_socket(loop, txs);
     cr_assert_eq(rec.calls, 20);
     close(sink);

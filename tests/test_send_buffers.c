@@ -18,46 +18,6 @@
 #define COUNT 400
 #define CHUNK 50 /* fits any receive queue, so the kernel drops nothing */
 
-struct rx {
-    int messages;
-    int bad; /* wrong size, sequence or payload */
-    uint32_t next_seq;
-};
-
-struct tx {
-    int calls;
-    int errors;
-    int last_status;
-};
-
-static void on_message(dg_socket *sock, const dg_message *msg, void *data)
-{
-    struct rx *rx = data;
-    uint32_t seq;
-    (void)sock;
-    if (msg->length < sizeof(seq) || msg->length != msg->size || msg->flags != 0) {
-        rx->bad++;
-        return;
-    }
-    memcpy(&seq, msg->data, sizeof(seq));
-    if (seq != rx->next_seq ||
-        dgt_check((const char *)msg->data + 4, msg->length - 4, seq) != msg->length - 4)
-        rx->bad++;
-    rx->next_seq = seq + 1;
-    rx->messages++;
-}
-
-static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data)
-{
-    struct tx *tx = data;
-    (void)sock;
-    (void)err;
-    tx->calls++;
-    tx->last_status = status;
-    if (status < 0)
-        tx->errors++;
-}
-
 static void on_closed(dg_socket *sock, void *data)
 {
     (void)sock;
@@ -72,6 +32,24 @@ static dg_loop *loop_with_pool(unsigned buffers, unsigned size, unsigned zerocop
     o.send_buffer_size = size;
     o.send_zerocopy_min = zerocopy_min;
     return dgt_loop_new(&o);
+}
+
+/* A small pool, and a sender and a receiver bound on 127.0.0.1 (the
+ * receiver never reads: its queue holds the few datagrams sent here). */
+struct pair {
+    dg_loop *loop;
+    dg_socket *rxs, *txs;
+    int port;
+};
+
+static struct pair pair_open(unsigned buffers, unsigned size)
+{
+    struct pair p;
+    p.loop = loop_with_pool(buffers, size, 0);
+    p.rxs = dgt_socket_new(p.loop, DG_UDP4, 0, NULL, NULL);
+    p.txs = dgt_socket_new(p.loop, DG_UDP4, 0, NULL, NULL);
+    p.port = dgt_bind(p.loop, p.rxs, "127.0.0.1", 0);
+    return p;
 }
 
 /* Takes every buffer of the pool, checks the next take fails, and puts
@@ -99,9 +77,9 @@ static size_t size_of(int i, size_t base)
 static void send_numbered(dg_loop *loop, dg_socket_type type, size_t base,
                           dg_socket_stats *tx_stats)
 {
-    struct rx rx = {0};
-    struct tx tx = {0};
-    dg_socket_handlers h = {.on_message = on_message};
+    dgt_numbered rx = {0};
+    dgt_send_rec tx = {0};
+    dg_socket_handlers h = {.on_message = dgt_on_numbered};
     dg_socket *rxs = dgt_socket_new(loop, type, 0, &h, &rx);
     dg_socket *txs = dgt_socket_new(loop, type, 0, NULL, NULL);
     const char *host = dgt_loopback(dgt_family(type));
@@ -116,20 +94,19 @@ static void send_numbered(dg_loop *loop, dg_socket_type type, size_t base,
             dgt_assert_code(dg_send_buffer_get(loop, &b), 0);
             size_t len = size_of(i, base);
             cr_assert_geq(b->capacity, len);
-            uint32_t seq = (uint32_t)i;
-            memcpy(b->data, &seq, sizeof(seq));
-            dgt_fill((char *)b->data + 4, len - 4, seq);
+            dgt_numbered_fill(b->data, len, (uint32_t)i);
             if (i % 2)
-                dgt_assert_code(dg_socket_send_buffer(txs, b, len, port, host, on_sent, &tx), 0);
+                dgt_assert_code(
+                    dg_socket_send_buffer(txs, b, len, port, host, dgt_on_send, &tx), 0);
             else
                 dgt_assert_code(dg_socket_send_buffer_to(txs, b, len, (struct sockaddr *)&to,
-                                                         tolen, on_sent, &tx),
+                                                         tolen, dgt_on_send, &tx),
                                 0);
         }
         dgt_run_until(loop, &tx.calls, from + CHUNK, DGT_WAIT_MS);
         dgt_run_until(loop, &rx.messages, from + CHUNK, DGT_WAIT_MS);
     }
-    cr_assert_eq(tx.errors, 0, "last status %d", tx.last_status);
+    cr_assert_eq(tx.errors, 0, "last status %d", tx.status);
     cr_assert_eq(rx.bad, 0, "%d datagrams arrived wrong or out of order", rx.bad);
     cr_assert_eq(rx.messages, COUNT);
     dg_socket_get_stats(txs, tx_stats);
@@ -217,11 +194,9 @@ Test(send_buffers, zero_copy_sends_return_their_buffers)
 /* A pool of 4: a fifth take fails until a send's callback has run. */
 Test(send_buffers, exhausted_pool_says_enobufs_until_a_send_completes)
 {
-    dg_loop *loop = loop_with_pool(4, 256, 0);
-    struct tx tx = {0};
-    dg_socket *rxs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
-    dg_socket *txs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
-    int port = dgt_bind(loop, rxs, "127.0.0.1", 0);
+    struct pair p = pair_open(4, 256);
+    dg_loop *loop = p.loop;
+    dgt_send_rec tx = {0};
     dg_send_buffer *b[4], *extra = NULL;
     for (int i = 0; i < 4; i++) {
         dgt_assert_code(dg_send_buffer_get(loop, &b[i]), 0);
@@ -231,14 +206,15 @@ Test(send_buffers, exhausted_pool_says_enobufs_until_a_send_completes)
     }
     dgt_assert_code(dg_send_buffer_get(loop, &extra), -ENOBUFS);
     for (int i = 0; i < 4; i++)
-        dgt_assert_code(dg_socket_send_buffer(txs, b[i], 100, port, "127.0.0.1", on_sent, &tx), 0);
+        dgt_assert_code(
+            dg_socket_send_buffer(p.txs, b[i], 100, p.port, "127.0.0.1", dgt_on_send, &tx), 0);
     /* In flight: still the engine's. */
     dgt_assert_code(dg_send_buffer_get(loop, &extra), -ENOBUFS);
     dgt_run_until(loop, &tx.calls, 4, DGT_WAIT_MS);
     cr_assert_eq(tx.errors, 0);
     assert_pool_whole(loop, 4);
-    dgt_close_socket(loop, txs);
-    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, p.txs);
+    dgt_close_socket(loop, p.rxs);
     dgt_loop_finish(loop);
 }
 
@@ -247,7 +223,7 @@ Test(send_buffers, bad_input_codes)
     dg_loop *loop = loop_with_pool(8, 512, 0);
     dg_loop *other = loop_with_pool(8, 512, 0);
     dg_socket *txs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
-    struct tx tx = {0};
+    dgt_send_rec tx = {0};
     dg_send_buffer *b = NULL, *theirs = NULL, fake = {.data = NULL, .capacity = 512};
 
     dgt_assert_code(dg_send_buffer_get(NULL, &b), DG_ERR_INVALID_ARG_VALUE);
@@ -261,35 +237,35 @@ Test(send_buffers, bad_input_codes)
     dgt_assert_code(dg_send_buffer_put(loop, &fake), DG_ERR_INVALID_ARG_VALUE);
     dgt_assert_code(dg_send_buffer_put(loop, (dg_send_buffer *)((char *)b + 1)),
                     DG_ERR_INVALID_ARG_VALUE);
-    dgt_assert_code(dg_socket_send_buffer(txs, &fake, 10, 9, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, &fake, 10, 9, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_INVALID_ARG_VALUE);
-    dgt_assert_code(dg_socket_send_buffer(NULL, b, 10, 9, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(NULL, b, 10, 9, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_INVALID_ARG_VALUE);
     /* Another loop's buffer. */
     dgt_assert_code(dg_send_buffer_get(other, &theirs), 0);
-    dgt_assert_code(dg_socket_send_buffer(txs, theirs, 10, 9, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, theirs, 10, 9, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_INVALID_ARG_VALUE);
     dgt_assert_code(dg_send_buffer_put(loop, theirs), DG_ERR_INVALID_ARG_VALUE);
     dgt_assert_code(dg_send_buffer_put(other, theirs), 0);
     /* Longer than the buffer. */
-    dgt_assert_code(dg_socket_send_buffer(txs, b, 513, 9, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, b, 513, 9, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_BUFFER_OUT_OF_BOUNDS);
     /* Node's checks, in Node's order; the buffer stays the caller's. */
-    dgt_assert_code(dg_socket_send_buffer(txs, b, 10, 0, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, b, 10, 0, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_SOCKET_BAD_PORT);
-    dgt_assert_code(dg_socket_send_buffer(txs, b, 10, 70000, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, b, 10, 70000, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_SOCKET_BAD_PORT);
     struct sockaddr_storage v6;
     socklen_t v6len = dgt_sockaddr(AF_INET6, 9, &v6);
     dgt_assert_code(
-        dg_socket_send_buffer_to(txs, b, 10, (struct sockaddr *)&v6, v6len, on_sent, &tx),
+        dg_socket_send_buffer_to(txs, b, 10, (struct sockaddr *)&v6, v6len, dgt_on_send, &tx),
         DG_ERR_INVALID_ADDRESS);
-    dgt_assert_code(dg_socket_send_buffer_to(txs, b, 10, NULL, 0, on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer_to(txs, b, 10, NULL, 0, dgt_on_send, &tx),
                     DG_ERR_INVALID_ARG_VALUE);
     /* Put back once; twice is an error, and so is sending it then. */
     dgt_assert_code(dg_send_buffer_put(loop, b), 0);
     dgt_assert_code(dg_send_buffer_put(loop, b), DG_ERR_INVALID_ARG_VALUE);
-    dgt_assert_code(dg_socket_send_buffer(txs, b, 10, 9, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, b, 10, 9, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_INVALID_ARG_VALUE);
     cr_assert_eq(tx.calls, 0, "no callback for a call that returned an error");
     assert_pool_whole(loop, 8);
@@ -302,29 +278,29 @@ Test(send_buffers, bad_input_codes)
  * a closed socket; the failed calls leave it where it was. */
 Test(send_buffers, ownership_moves_only_on_success)
 {
-    dg_loop *loop = loop_with_pool(8, 512, 0);
-    struct tx tx = {0};
-    dg_socket *rxs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
-    dg_socket *txs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
-    int port = dgt_bind(loop, rxs, "127.0.0.1", 0);
+    struct pair p = pair_open(8, 512);
+    dg_loop *loop = p.loop;
+    dg_socket *txs = p.txs;
+    int port = p.port;
+    dgt_send_rec tx = {0};
     dg_send_buffer *b = NULL, *c = NULL;
     dgt_assert_code(dg_send_buffer_get(loop, &b), 0);
     dgt_assert_code(dg_send_buffer_get(loop, &c), 0);
     memset(b->data, 'b', 64);
-    dgt_assert_code(dg_socket_send_buffer(txs, b, 64, port, "127.0.0.1", on_sent, &tx), 0);
-    dgt_assert_code(dg_socket_send_buffer(txs, b, 64, port, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, b, 64, port, "127.0.0.1", dgt_on_send, &tx), 0);
+    dgt_assert_code(dg_socket_send_buffer(txs, b, 64, port, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_INVALID_ARG_VALUE);
     dgt_assert_code(dg_send_buffer_put(loop, b), DG_ERR_INVALID_ARG_VALUE);
     dgt_run_until(loop, &tx.calls, 1, DGT_WAIT_MS);
     int closed = 0;
     dgt_assert_code(dg_socket_close(txs, on_closed, &closed), 0);
-    dgt_assert_code(dg_socket_send_buffer(txs, c, 64, port, "127.0.0.1", on_sent, &tx),
+    dgt_assert_code(dg_socket_send_buffer(txs, c, 64, port, "127.0.0.1", dgt_on_send, &tx),
                     DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
     dgt_run_until(loop, &closed, 1, DGT_WAIT_MS);
     dgt_assert_code(dg_send_buffer_put(loop, c), 0);
     cr_assert_eq(tx.calls, 1);
     assert_pool_whole(loop, 8);
-    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, p.rxs);
     dgt_loop_finish(loop);
 }
 
@@ -335,19 +311,18 @@ Test(send_buffers, ownership_moves_only_on_success)
 Test(send_buffers, queued_sends_keep_order_and_fail_cleanly)
 {
     dg_loop *loop = loop_with_pool(16, 512, 0);
-    struct rx rx = {0};
-    struct tx tx = {0};
-    dg_socket_handlers h = {.on_message = on_message};
+    dgt_numbered rx = {0};
+    dgt_send_rec tx = {0};
+    dg_socket_handlers h = {.on_message = dgt_on_numbered};
     dg_socket *rxs = dgt_socket_new(loop, DG_UDP4, 0, &h, &rx);
     dg_socket *txs = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
     int port = dgt_bind(loop, rxs, "127.0.0.1", 0);
     for (uint32_t i = 0; i < 8; i++) {
         dg_send_buffer *b = NULL;
         dgt_assert_code(dg_send_buffer_get(loop, &b), 0);
-        memcpy(b->data, &i, sizeof(i));
-        dgt_fill((char *)b->data + 4, 60, i);
+        dgt_numbered_fill(b->data, 64, i);
         dgt_assert_code(dg_socket_send_buffer(txs, b, 64, port, i % 2 ? "localhost" : "127.0.0.1",
-                                              on_sent, &tx),
+                                              dgt_on_send, &tx),
                         0);
     }
     dgt_run_until(loop, &tx.calls, 8, DGT_WAIT_MS);
@@ -360,7 +335,7 @@ Test(send_buffers, queued_sends_keep_order_and_fail_cleanly)
     for (int i = 0; i < 4; i++) {
         dg_send_buffer *b = NULL;
         dgt_assert_code(dg_send_buffer_get(loop, &b), 0);
-        dgt_assert_code(dg_socket_send_buffer(late, b, 32, port, "localhost", on_sent, &tx), 0);
+        dgt_assert_code(dg_socket_send_buffer(late, b, 32, port, "localhost", dgt_on_send, &tx), 0);
     }
     dgt_close_socket(loop, late);
     dgt_run_until(loop, &tx.calls, 12, DGT_WAIT_MS);

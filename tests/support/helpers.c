@@ -568,12 +568,40 @@ int dgt_events_socket_opts(dg_loop *loop, const dg_socket_options *options, dgt_
     return rc;
 }
 
+void dgt_numbered_fill(void *buf, size_t len, uint32_t seq)
+{
+    memcpy(buf, &seq, sizeof(seq));
+    dgt_fill((char *)buf + sizeof(seq), len - sizeof(seq), seq);
+}
+
+void dgt_numbered_check(dgt_numbered *n, const dg_message *msg)
+{
+    uint32_t seq;
+    if (msg->length < sizeof(seq) || msg->length != msg->size || msg->flags != 0) {
+        n->bad++;
+        return;
+    }
+    memcpy(&seq, msg->data, sizeof(seq));
+    size_t rest = msg->length - sizeof(seq);
+    if (seq != n->next_seq || dgt_check((const char *)msg->data + sizeof(seq), rest, seq) != rest)
+        n->bad++;
+    n->next_seq = seq + 1;
+    n->messages++;
+}
+
+void dgt_on_numbered(dg_socket *sock, const dg_message *msg, void *data)
+{
+    (void)sock;
+    dgt_numbered_check(data, msg);
+}
+
 void dgt_on_send(dg_socket *sock, int status, const dg_error *err, void *data)
 {
     dgt_send_rec *r = data;
 
     (void)sock;
     r->calls++;
+    r->errors += status < 0;
     r->status = status;
     r->err_null = err == NULL;
     if (err) {

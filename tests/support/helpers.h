@@ -213,9 +213,25 @@ dg_socket *dgt_events_socket(dg_loop *loop, dg_socket_type type, unsigned flags,
 int dgt_events_socket_opts(dg_loop *loop, const dg_socket_options *options, dgt_events *ev,
                            dg_socket **out);
 
+/* ---- Numbered datagrams ------------------------------------------------
+ * A 4-byte sequence number, then dgt_fill() bytes seeded with it: the
+ * receiver checks that each datagram is whole, next in order and intact. */
+typedef struct dgt_numbered {
+    int messages;
+    int bad; /* wrong size, flags, sequence or payload */
+    uint32_t next_seq;
+} dgt_numbered;
+/* Writes datagram seq, len >= 4 bytes, into buf. */
+void dgt_numbered_fill(void *buf, size_t len, uint32_t seq);
+/* Checks that msg is n's next datagram and counts it. */
+void dgt_numbered_check(dgt_numbered *n, const dg_message *msg);
+/* An on_message handler whose data is a dgt_numbered. */
+void dgt_on_numbered(dg_socket *sock, const dg_message *msg, void *data);
+
 /* A send callback recorder (pass the record as the callback's data). */
 typedef struct dgt_send_rec {
     int calls;
+    int errors; /* callbacks with status < 0 */
     int status;
     bool err_null;
     dg_error err;
