@@ -112,8 +112,9 @@ struct dg_rx_buf {
 #define DG__BATCH_MAX 64           /* == DG_MESSAGE_BATCH_MAX */
 
 struct dg__rx {
-    struct dg_rx_buf *bufs;        /* bufring.count entries */
-    unsigned out;                  /* buffers waiting for releases */
+    struct dg_rx_buf *bufs;        /* bufring.count entries; how many wait
+                                      for releases is the loop's
+                                      stats.rx_kept_buffers */
     /* The delivery in progress (on_message or on_message_batch): the
      * messages dg_message_keep() accepts. sock is NULL outside one. */
     dg_socket *sock;
@@ -134,9 +135,9 @@ struct dg__rx {
 void dg__rx_batch_flush(dg_loop *loop);
 /* Whether the sockets waiting for a re-arm must wait for a release: every
  * buffer of the ring is kept by the user. */
-static inline bool dg__rx_dry(const struct dg__rx *rx, const struct dg__bufring *br)
+static inline bool dg__rx_dry(const dg_loop_stats *stats, const struct dg__bufring *br)
 {
-    return rx->out >= br->count;
+    return stats->rx_kept_buffers >= br->count;
 }
 
 /* ---- Timers (engine/timer.c) ------------------------------------------- */
@@ -221,7 +222,7 @@ struct dg__sbuf_pool {
     unsigned char *mem;            /* count * size bytes, page aligned */
     size_t mem_bytes;
     struct dg__sbuf *free;
-    unsigned count, size, taken;
+    unsigned count;
     bool registered;               /* io_uring_register_buffers succeeded */
 };
 void dg__sbuf_pool_destroy(dg_loop *loop);
@@ -372,7 +373,8 @@ struct dg__send_req {
     size_t len;
     unsigned char *heap;           /* payload when larger than inline */
     struct dg__sbuf *sbuf;         /* payload in an engine send buffer (no copy) */
-    bool zerocopy;                 /* sent with IORING_OP_SEND_ZC */
+    bool zerocopy;                 /* goes out with IORING_OP_SEND_ZC (never
+                                      in a GSO run) */
     bool zc_notif_pending;         /* result seen, buffer still the kernel's */
     struct dg__lookup lookup;      /* host-name destinations (and all, with a
                                       user lookup function) */

@@ -158,7 +158,6 @@ static int sbuf_pool_init(dg_loop *loop)
     p->mem_bytes = (size_t)count * stride;
     p->bufs = bufs;
     p->count = count;
-    p->size = size;
     for (unsigned i = count; i-- > 0;) {
         bufs[i].pub.data = p->mem + (size_t)i * stride;
         bufs[i].pub.capacity = size;
@@ -190,7 +189,6 @@ static void sbuf_free(dg_loop *loop, struct dg__sbuf *b)
     b->state = DG__SBUF_FREE;
     b->next_free = loop->sbufs.free;
     loop->sbufs.free = b;
-    loop->sbufs.taken--;
 }
 
 /* The pool entry behind a user's pointer, found without dereferencing a
@@ -220,7 +218,6 @@ DG_EXPORT int dg_send_buffer_get(dg_loop *loop, dg_send_buffer **out)
     if (!b)
         return -ENOBUFS;
     loop->sbufs.free = b->next_free;
-    loop->sbufs.taken++;
     b->state = DG__SBUF_USER;
     *out = &b->pub;
     return 0;
@@ -252,24 +249,21 @@ static int req_submit(struct dg__send_req *req)
     if (!sqe)
         return err;
     dg__vg_check_send(&req->msg);
-    if (wants_zerocopy(s->loop, req)) {
-        /* Buffer index 0: the pool is registered as one region. */
-        io_uring_prep_send_zc_fixed(sqe, s->fd, req->iov.iov_base, req->iov.iov_len, 0, 0, 0);
-        if (req->msg.msg_namelen) {
-            sqe->addr2 = (uint64_t)(uintptr_t)&req->addr;
-            sqe->addr_len = (uint16_t)req->msg.msg_namelen;
-        }
-        req->zerocopy = true;
-    } else if (s->loop->caps.send_to) {
-        /* sendto as a ring op: the kernel copies neither a msghdr nor an
-         * iovec (about 3% of a send's cost here, perf/results). */
-        io_uring_prep_send(sqe, s->fd, req->iov.iov_base, req->iov.iov_len, 0);
-        if (req->msg.msg_namelen) {
-            sqe->addr2 = (uint64_t)(uintptr_t)&req->addr;
-            sqe->addr_len = (uint16_t)req->msg.msg_namelen;
-        }
-    } else {
+    if (!s->loop->caps.send_to) {
         io_uring_prep_sendmsg(sqe, s->fd, &req->msg, 0);
+    } else {
+        /* sendto as a ring op: the kernel copies neither a msghdr nor an
+         * iovec (about 3% of a send's cost here, perf/results). Zero-copy
+         * reads the registered pool, index 0 (one region). */
+        if (req->zerocopy)
+            io_uring_prep_send_zc_fixed(sqe, s->fd, req->iov.iov_base, req->iov.iov_len, 0, 0,
+                                        0);
+        else
+            io_uring_prep_send(sqe, s->fd, req->iov.iov_base, req->iov.iov_len, 0);
+        if (req->msg.msg_namelen) {
+            sqe->addr2 = (uint64_t)(uintptr_t)&req->addr;
+            sqe->addr_len = (uint16_t)req->msg.msg_namelen;
+        }
     }
     io_uring_sqe_set_data64(sqe, DG__UD(req, DG__OP_SEND));
     return 0;
@@ -408,7 +402,7 @@ static int req_dispatch(struct dg__send_req *req)
     dg_socket *s = req->sock;
     if (s->run_head && !run_accepts(s, req))
         dg__send_run_flush(s);
-    if (s->gso_off || req->len == 0 || wants_zerocopy(s->loop, req)) {
+    if (s->gso_off || req->len == 0 || req->zerocopy) {
         dg__send_run_flush(s);
         return req_submit(req);
     }
@@ -572,8 +566,9 @@ static int req_destination(struct dg__send_req *req, const struct destination *d
     return ret;
 }
 
-/* The payload stays where it is: an engine buffer the request now owns. */
-static void req_adopt(struct dg__send_req *req, struct dg__sbuf *b, size_t len)
+/* The payload stays where it is: an engine buffer the request now owns.
+ * Whether it goes zero-copy is decided here, once. */
+static void req_adopt(dg_loop *loop, struct dg__send_req *req, struct dg__sbuf *b, size_t len)
 {
     req->sbuf = b;
     b->state = DG__SBUF_ENGINE;
@@ -582,6 +577,7 @@ static void req_adopt(struct dg__send_req *req, struct dg__sbuf *b, size_t len)
     req->iov.iov_len = len;
     req->msg.msg_iov = &req->iov;
     req->msg.msg_iovlen = 1;
+    req->zerocopy = wants_zerocopy(loop, req);
 }
 
 /* Undoes req_adopt on a synchronous failure: the buffer is the user's
@@ -609,7 +605,7 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
     req->cb = cb;
     req->cb_data = cb_data;
     if (sbuf)
-        req_adopt(req, sbuf, total);
+        req_adopt(loop, req, sbuf, total);
     else
         req_fill(req, iov, iovcnt, total);
     int ret = req_destination(req, d);

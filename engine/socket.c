@@ -251,7 +251,6 @@ static void rx_buffer_done(dg_loop *loop, unsigned bid)
         return;
     }
     b->out = true;
-    loop->rx.out++;
     loop->stats.rx_kept_buffers++;
 }
 
@@ -295,7 +294,6 @@ DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf)
         return 0; /* more keeps, or its delivery is still going on */
     dg_loop *loop = buf->loop;
     buf->out = false;
-    loop->rx.out--;
     loop->stats.rx_kept_buffers--;
     rx_recycle(loop, (unsigned)(buf - loop->rx.bufs));
     /* Published by the loop's next prepare step, which also re-arms the
@@ -505,7 +503,7 @@ static void issue_close_cancel(dg_socket *s);
 void dg__sockets_rearm(dg_loop *loop)
 {
     dg_socket *s = loop->rearm_head;
-    bool dry = dg__rx_dry(&loop->rx, &loop->bufring);
+    bool dry = dg__rx_dry(&loop->stats, &loop->bufring);
     loop->rearm_head = NULL;
     while (s) {
         dg_socket *next = s->rearm_next;
