@@ -27,9 +27,8 @@
  *       seconds (default 8); optionally pinned to CPU C. Prints the rate
  *       and its CPU time per datagram.
  *
- * Build (not part of the meson build):
- *   cc -O2 -D_GNU_SOURCE -Iinclude perf/group_scaling.c -o group_scaling \
- *      -Lbuild-group -ldgring -Wl,-rpath,$PWD/build-group
+ * Build: meson setup build -Dperf=true && ninja -C build perf/group_scaling
+ * (perf/meson.build), then run build/perf/group_scaling.
  */
 #include <dgring.h>
 

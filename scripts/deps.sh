@@ -6,7 +6,7 @@ set -eu
 
 build_pkgs="gcc libc6-dev pkg-config meson ninja-build liburing-dev libc-ares-dev"
 test_pkgs="$build_pkgs libcriterion-dev iproute2 dnsmasq-base sockperf"
-ci_pkgs="$test_pkgs clang libclang-rt-14-dev valgrind"
+ci_pkgs="$test_pkgs clang libclang-rt-14-dev valgrind libuv1-dev"
 
 case "${1:-build}" in
     build) want=$build_pkgs ;;
