@@ -11,8 +11,8 @@
  * it is a terminal, and stops early, summary included, on SIGINT/SIGTERM.
  * Exit status: 0 done, 1 runtime failure, 2 bad command line.
  *
- * This file parses the command line and holds what the modes share; each
- * mode lives in blast_<mode>.c.
+ * This file parses the command line and starts the mode; each mode lives
+ * in blast_<mode>.c, what they share in blast_common.c.
  */
 #include "blast.h"
 
@@ -136,9 +136,6 @@ static const struct option blast_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-#define ROUND_TRIP_MODES (BLAST_PINGPONG | BLAST_UNDERLOAD)
-#define REMOTE_MODES (BLAST_SEND | ROUND_TRIP_MODES)
-
 /* The modes an option belongs to. */
 static unsigned option_modes(int option)
 {
@@ -146,7 +143,7 @@ static unsigned option_modes(int option)
     case 'H':
     case 's':
     case 'd':
-        return REMOTE_MODES;
+        return BLAST_REMOTE_MODES;
     case 'r':
         return BLAST_SEND | BLAST_UNDERLOAD;
     case 'a':
@@ -155,13 +152,13 @@ static unsigned option_modes(int option)
         return BLAST_RECV;
     case 'S':
     case 't':
-        return ROUND_TRIP_MODES;
+        return BLAST_ROUND_TRIP_MODES;
     case 'e':
         return BLAST_UNDERLOAD;
     case 'T':
         return BLAST_SEND | BLAST_RECV;
     default:
-        return REMOTE_MODES | BLAST_RECV;
+        return BLAST_REMOTE_MODES | BLAST_RECV;
     }
 }
 
@@ -347,7 +344,7 @@ static int check_config(blast_config *config)
     }
     if (config->mode == BLAST_UNDERLOAD && config->rate == 0)
         config->rate = UNDERLOAD_DEFAULT_RATE;
-    if (config->mode & ROUND_TRIP_MODES)
+    if (config->mode & BLAST_ROUND_TRIP_MODES)
         return check_probe_size(config);
     return PARSE_OK;
 }
@@ -426,120 +423,4 @@ int main(int argc, char *argv[])
     if (config.mode == BLAST_UNDERLOAD)
         return blast_underload_run(&config);
     return blast_pingpong_run(&config);
-}
-
-/* ---- Shared by the modes ------------------------------------------------- */
-
-int blast_timer_open(dg_loop *loop, dg_timer **out, uint64_t timeout_ms, uint64_t repeat_ms,
-                     dg_timer_cb cb, void *data)
-{
-    dg_timer *timer = NULL;
-    int rc = dg_timer_new(loop, &timer);
-
-    if (rc < 0) {
-        tool_error_code(BLAST_PROG, "timer", rc);
-        *out = NULL;
-        return rc;
-    }
-    rc = dg_timer_start(timer, timeout_ms, repeat_ms, cb, data);
-    if (rc < 0) {
-        tool_error_code(BLAST_PROG, "timer start", rc);
-        dg_timer_close(timer, NULL, NULL);
-        *out = NULL;
-        return rc;
-    }
-    *out = timer;
-    return 0;
-}
-
-void blast_timer_close(dg_timer **timer)
-{
-    if (*timer != NULL) {
-        dg_timer_close(*timer, NULL, NULL);
-        *timer = NULL;
-    }
-}
-
-int blast_socket_open(dg_loop *loop, const blast_config *config,
-                      const dg_socket_handlers *handlers, void *data, dg_socket **out)
-{
-    dg_socket_options options = {.type = config->udp6 ? DG_UDP6 : DG_UDP4};
-    int rc = dg_socket_create(loop, &options, handlers, data, out);
-
-    if (rc < 0)
-        tool_error_code(BLAST_PROG, "socket", rc);
-    return rc;
-}
-
-int blast_progress_start(blast_progress *progress, dg_loop *loop, dg_timer_cb cb, void *data)
-{
-    progress->start_ns = tool_now_ns();
-    progress->last_packets = 0;
-    progress->seconds = 0;
-    progress->timer = NULL;
-    if (!tool_progress_wanted())
-        return 0;
-    return blast_timer_open(loop, &progress->timer, 1000, 1000, cb, data);
-}
-
-void blast_progress_print(blast_progress *progress, uint64_t packets, const char *extra)
-{
-    uint64_t delta = packets - progress->last_packets;
-
-    progress->last_packets = packets;
-    progress->seconds++;
-    fprintf(stderr, "[%3us] %llu pkt/s  %s\n", progress->seconds, (unsigned long long)delta,
-            extra);
-}
-
-void blast_summary_begin(tool_json *json, const blast_config *config, const char *backend,
-                         uint64_t packets, uint64_t bytes, double seconds)
-{
-    double pps = tool_rate(packets, seconds);
-
-    bool round_trip = (config->mode & ROUND_TRIP_MODES) != 0;
-
-    if (!config->json) {
-        printf("%s%s: %llu packets, %llu bytes in %.3f s, %.0f pps (backend %s)\n",
-               config->mode_name, config->sockperf ? " (sockperf)" : "",
-               (unsigned long long)packets, (unsigned long long)bytes, seconds, pps, backend);
-        return;
-    }
-    tool_json_begin(json, stdout);
-    tool_json_string(json, "mode", config->mode_name);
-    if (round_trip)
-        tool_json_string(json, "protocol", config->sockperf ? "sockperf" : "dgblast");
-    tool_json_string(json, "backend", backend);
-    tool_json_uint(json, "packets", packets);
-    tool_json_uint(json, "bytes", bytes);
-    tool_json_double(json, "seconds", seconds, 6);
-    tool_json_double(json, "pps", pps, 1);
-}
-
-static double percentile_us(const tool_samples *rtts, unsigned per_mille)
-{
-    return (double)tool_samples_percentile(rtts, per_mille) / 1e3;
-}
-
-void blast_latency_summary(tool_json *json, const blast_config *config, tool_samples *rtts)
-{
-    static const struct {
-        const char *key;
-        const char *label;
-        unsigned per_mille;
-    } points[] = {{"p50_us", "p50", 500},   {"p90_us", "p90", 900}, {"p99_us", "p99", 990},
-                  {"p999_us", "p99.9", 999}, {"max_us", "max", 1000}};
-    const size_t npoints = sizeof(points) / sizeof(points[0]);
-
-    tool_samples_sort(rtts);
-    if (config->json) {
-        for (size_t i = 0; i < npoints; i++)
-            tool_json_double(json, points[i].key, percentile_us(rtts, points[i].per_mille), 1);
-        return;
-    }
-    printf("  latency us (%zu samples):", rtts->count);
-    for (size_t i = 0; i < npoints; i++)
-        printf("  %s %.1f", points[i].label, percentile_us(rtts, points[i].per_mille));
-    printf("\n");
-    fflush(stdout);
 }
