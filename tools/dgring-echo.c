@@ -13,10 +13,10 @@
  * 2 on a bad command line.
  */
 #include "common.h"
+#include "options.h"
 #include "sockperf.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -81,111 +81,54 @@ typedef struct echo_server {
 
 enum { PARSE_OK = -1 };
 
-static void print_usage(FILE *out)
-{
-    fputs("usage: " PROG " --port P [--address A] [--udp6] [--stats] [--sockperf] [--json]\n"
-          "                   [--threads N] [--count N]\n"
-          "\n"
-          "Echoes every UDP datagram back to its sender until SIGINT/SIGTERM,\n"
-          "then prints a summary and the socket's statistics.\n"
-          "\n"
-          "  --port P      port to bind, 0..65535 (0 picks a free port)\n"
-          "  --address A   IP address or host name to bind (default: all addresses)\n"
-          "  --udp6        use IPv6 (default IPv4)\n"
-          "  --stats       print statistics every second on stderr\n"
-          "  --sockperf    answer like sockperf's server: reply only to client\n"
-          "                messages that ask for it, with the client flag cleared\n"
-          "  --json        print the summary (and --stats lines) as JSON objects\n"
-          "  --threads N   N loops in N threads on the same port (SO_REUSEPORT),\n"
-          "                1..64; the summary has a line per thread and the total\n"
-          "                (not with --stats or --sockperf)\n"
-          "  --count N     stop once N datagrams were received and their echoes\n"
-          "                completed (not with --threads)\n"
-          "  --help        show this help\n"
-          "\n"
-          "Prints \"listening ADDRESS:PORT\" once bound. Exit status: 0 after\n"
-          "SIGINT/SIGTERM or --count, 1 on a runtime failure, 2 on a bad command line.\n",
-          out);
-}
+static const char echo_intro[] =
+    "Echoes every UDP datagram back to its sender until SIGINT/SIGTERM,\n"
+    "then prints a summary and the socket's statistics.\n";
 
-static const struct option echo_options[] = {
-    {"port", required_argument, NULL, 'p'},
-    {"address", required_argument, NULL, 'a'},
-    {"udp6", no_argument, NULL, '6'},
-    {"json", no_argument, NULL, 'j'},
-    {"stats", no_argument, NULL, 's'},
-    {"sockperf", no_argument, NULL, 'S'},
-    {"threads", required_argument, NULL, 't'},
-    {"count", required_argument, NULL, 'c'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+static const char echo_outro[] =
+    "Prints \"listening ADDRESS:PORT\" once bound. Exit status: 0 after\n"
+    "SIGINT/SIGTERM or --count, 1 on a runtime failure, 2 on a bad command line.\n";
+
+#define FIELD(member) TOOL_FIELD(echo_config, member)
+
+static const tool_option echo_table[] = {
+    {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "port to bind, 0..65535 (0 picks a free port)",
+     .required = true, .max = 65535},
+    {"address", 0, TOOL_ARG_STRING, FIELD(address), "A",
+     "IP address or host name to bind (default: all addresses)"},
+    {"udp6", 0, TOOL_ARG_FLAG, FIELD(udp6), NULL, "use IPv6 (default IPv4)"},
+    {"stats", 0, TOOL_ARG_FLAG, FIELD(stats), NULL, "print statistics every second on stderr"},
+    {"sockperf", 0, TOOL_ARG_FLAG, FIELD(sockperf), NULL,
+     "answer like sockperf's server: reply only to client messages that ask for it, with the "
+     "client flag cleared"},
+    {"json", 0, TOOL_ARG_FLAG, FIELD(json), NULL,
+     "print the summary (and --stats lines) as JSON objects"},
+    {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
+     "N loops in N threads on the same port (SO_REUSEPORT), 1..64; the summary has a line per "
+     "thread and the total (not with --stats or --sockperf)",
+     .min = 1, .max = 64, .what = "thread count"},
+    {"count", 0, TOOL_ARG_NUMBER, FIELD(count), "N",
+     "stop once N datagrams were received and their echoes completed (not with --threads)",
+     .min = 1, .max = UINT64_MAX, .expected = "a positive number"},
+    {"help", 'h', TOOL_ARG_HELP, .help = "show this help"},
 };
-
-/* Applies one option. Returns PARSE_OK or the exit status to leave with. */
-static int apply_option(echo_config *config, int option, char *const argv[])
-{
-    switch (option) {
-    case 'p':
-        if (tool_parse_port(optarg, true, &config->port))
-            return PARSE_OK;
-        tool_error(PROG, "bad port '%s': expected 0..65535", optarg);
-        return TOOL_EXIT_USAGE;
-    case 'a':
-        config->address = optarg;
-        return PARSE_OK;
-    case '6':
-        config->udp6 = true;
-        return PARSE_OK;
-    case 'j':
-        config->json = true;
-        return PARSE_OK;
-    case 's':
-        config->stats = true;
-        return PARSE_OK;
-    case 'S':
-        config->sockperf = true;
-        return PARSE_OK;
-    case 't': {
-        uint64_t n;
-        if (tool_parse_uint64(optarg, 1, 64, &n)) {
-            config->threads = (unsigned)n;
-            return PARSE_OK;
-        }
-        tool_error(PROG, "bad thread count '%s': expected 1..64", optarg);
-        return TOOL_EXIT_USAGE;
-    }
-    case 'c':
-        if (tool_parse_uint64(optarg, 1, UINT64_MAX, &config->count))
-            return PARSE_OK;
-        tool_error(PROG, "bad count '%s': expected a positive number", optarg);
-        return TOOL_EXIT_USAGE;
-    case 'h':
-        print_usage(stdout);
-        return TOOL_EXIT_OK;
-    default:
-        tool_option_error(PROG, option, argv);
-        return TOOL_EXIT_USAGE;
-    }
-}
 
 /* Returns PARSE_OK or the exit status to leave with. */
 static int parse_args(int argc, char *argv[], echo_config *config)
 {
-    bool have_port = false;
-    int option;
+    tool_options options = {
+        .prog = PROG,
+        .usage = PROG,
+        .table = echo_table,
+        .count = sizeof(echo_table) / sizeof(echo_table[0]),
+        .intro = echo_intro,
+        .outro = echo_outro,
+    };
+    int status = tool_options_parse(&options, argc, argv, config);
 
-    opterr = 0;
-    while ((option = getopt_long(argc, argv, ":h", echo_options, NULL)) != -1) {
-        int status = apply_option(config, option, argv);
-        if (status != PARSE_OK)
-            return status;
-        have_port = have_port || option == 'p';
-    }
-    if (optind < argc) {
-        tool_error(PROG, "unexpected argument '%s'", argv[optind]);
-        return TOOL_EXIT_USAGE;
-    }
-    if (!have_port) {
+    if (status != PARSE_OK)
+        return status;
+    if (tool_options_missing(&options) != NULL) {
         tool_error(PROG, "missing --port (use --port 0 for a free port)");
         return TOOL_EXIT_USAGE;
     }
