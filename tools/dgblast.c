@@ -49,6 +49,9 @@ static const char general_usage[] =
 #define UNDERLOAD BLAST_UNDERLOAD
 #define ROUND_TRIP BLAST_ROUND_TRIP_MODES
 #define FIELD(member) TOOL_FIELD(blast_config, member)
+#define SECONDS .max = MAX_DURATION_S, .expected = "seconds > 0"
+#define RATE .max = MAX_RATE, .expected = "datagrams/s > 0"
+#define MILLISECONDS .min = 1, .max = UINT32_MAX, .expected = "milliseconds > 0"
 
 static const char *const pattern_names[] = {"zero", "random", "seq", NULL};
 
@@ -60,11 +63,11 @@ static const tool_option blast_table[] = {
     {"host", 0, TOOL_ARG_STRING, FIELD(host), "H", "echo server IP address or host name",
      .modes = ROUND_TRIP, .required = true},
     {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "destination port, 1..65535",
-     .modes = SEND, .required = true, .min = 1, .max = 65535},
+     .modes = SEND, .required = true, TOOL_PORT_RANGE(1)},
     {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "port to bind, 0..65535 (0 picks a free port)",
-     .modes = RECV, .required = true, .max = 65535},
+     .modes = RECV, .required = true, TOOL_PORT_RANGE(0)},
     {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "echo server port, 1..65535",
-     .modes = ROUND_TRIP, .required = true, .min = 1, .max = 65535},
+     .modes = ROUND_TRIP, .required = true, TOOL_PORT_RANGE(1)},
     {"address", 0, TOOL_ARG_STRING, FIELD(address), "A",
      "IP address or host name to bind (default: all addresses)", .modes = RECV},
     {"size", 0, TOOL_ARG_NUMBER, FIELD(size), "B",
@@ -76,16 +79,15 @@ static const tool_option blast_table[] = {
      .modes = ROUND_TRIP, .max = TOOL_MAX_PAYLOAD},
     {"duration", 0, TOOL_ARG_POSITIVE, FIELD(duration), "S",
      "seconds to send for (fractions allowed)",
-     .modes = SEND | UNDERLOAD, .required = true, .max = MAX_DURATION_S,
-     .expected = "seconds > 0"},
+     .modes = SEND | UNDERLOAD, .required = true, SECONDS},
     {"duration", 0, TOOL_ARG_POSITIVE, FIELD(duration), "S",
      "seconds to run for (fractions allowed)",
-     .modes = PINGPONG, .required = true, .max = MAX_DURATION_S, .expected = "seconds > 0"},
+     .modes = PINGPONG, .required = true, SECONDS},
     {"rate", 0, TOOL_ARG_POSITIVE, FIELD(rate), "R",
      "at most R datagrams per second (default: unlimited)",
-     .modes = SEND, .max = MAX_RATE, .expected = "datagrams/s > 0"},
+     .modes = SEND, RATE},
     {"rate", 0, TOOL_ARG_POSITIVE, FIELD(rate), "R", "datagrams per second (default 10000)",
-     .modes = UNDERLOAD, .max = MAX_RATE, .expected = "datagrams/s > 0"},
+     .modes = UNDERLOAD, RATE},
     {"reply-every", 0, TOOL_ARG_NUMBER, FIELD(reply_every), "N",
      "sample the round trip of every Nth datagram (default 100); with --sockperf only those "
      "ask the server for a reply",
@@ -93,8 +95,7 @@ static const tool_option blast_table[] = {
      .expected = "a number > 0"},
     {"idle-ms", 0, TOOL_ARG_NUMBER, FIELD(idle_ms), "N",
      "stop N ms after the last datagram (default 2000)",
-     .modes = RECV, .min = 1, .max = UINT32_MAX, .what = "idle time",
-     .expected = "milliseconds > 0"},
+     .modes = RECV, MILLISECONDS, .what = "idle time"},
     {"count", 0, TOOL_ARG_NUMBER, FIELD(count), "C", "stop after C datagrams",
      .modes = RECV, .min = 1, .max = UINT64_MAX, .expected = "a number > 0"},
     {"pattern", 0, TOOL_ARG_CHOICE, FIELD(pattern), "P",
@@ -114,20 +115,18 @@ static const tool_option blast_table[] = {
      "speak sockperf's protocol (see pingpong)", .modes = UNDERLOAD},
     {"timeout-ms", 0, TOOL_ARG_NUMBER, FIELD(timeout_ms), "N",
      "a reply later than N ms is a loss (default 1000)",
-     .modes = PINGPONG, .min = 1, .max = UINT32_MAX, .what = "timeout",
-     .expected = "milliseconds > 0"},
+     .modes = PINGPONG, MILLISECONDS, .what = "timeout"},
     {"timeout-ms", 0, TOOL_ARG_NUMBER, FIELD(timeout_ms), "N",
      "wait up to N ms for the last replies (default 1000)",
-     .modes = UNDERLOAD, .min = 1, .max = UINT32_MAX, .what = "timeout",
-     .expected = "milliseconds > 0"},
+     .modes = UNDERLOAD, MILLISECONDS, .what = "timeout"},
     {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
      "N senders, each its own loop, socket (source port) and sequence, in N threads, 1..64; "
      "the summary adds a line per thread",
-     .modes = SEND, .min = 1, .max = 64, .what = "thread count"},
+     .modes = SEND, TOOL_THREADS_RANGE},
     {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
      "N loops in N threads on the same port (SO_REUSEPORT), 1..64; the summary adds a line "
      "per thread",
-     .modes = RECV, .min = 1, .max = 64, .what = "thread count"},
+     .modes = RECV, TOOL_THREADS_RANGE},
     {"udp6", 0, TOOL_ARG_FLAG, FIELD(udp6), NULL, "use IPv6 (default IPv4)"},
     {"json", 0, TOOL_ARG_FLAG, FIELD(json), NULL,
      "print the summary as one JSON object on one line"},

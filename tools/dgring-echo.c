@@ -93,7 +93,7 @@ static const char echo_outro[] =
 
 static const tool_option echo_table[] = {
     {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "port to bind, 0..65535 (0 picks a free port)",
-     .required = true, .max = 65535},
+     .required = true, TOOL_PORT_RANGE(0)},
     {"address", 0, TOOL_ARG_STRING, FIELD(address), "A",
      "IP address or host name to bind (default: all addresses)"},
     {"udp6", 0, TOOL_ARG_FLAG, FIELD(udp6), NULL, "use IPv6 (default IPv4)"},
@@ -106,7 +106,7 @@ static const tool_option echo_table[] = {
     {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
      "N loops in N threads on the same port (SO_REUSEPORT), 1..64; the summary has a line per "
      "thread and the total (not with --stats or --sockperf)",
-     .min = 1, .max = 64, .what = "thread count"},
+     TOOL_THREADS_RANGE},
     {"count", 0, TOOL_ARG_NUMBER, FIELD(count), "N",
      "stop once N datagrams were received and their echoes completed (not with --threads)",
      .min = 1, .max = UINT64_MAX, .expected = "a positive number"},

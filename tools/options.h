@@ -42,6 +42,10 @@ typedef enum tool_arg {
 #define TOOL_FIELD(type, member) \
     .offset = offsetof(type, member), .width = sizeof(((type *)0)->member)
 
+/* Ranges the tools share, for a row's designated initialisers. */
+#define TOOL_PORT_RANGE(lowest) .min = (lowest), .max = 65535
+#define TOOL_THREADS_RANGE .min = 1, .max = 64, .what = "thread count"
+
 /* One option. Unused members stay zero (designated initialisers). */
 typedef struct tool_option {
     const char *name;    /* the long name, without "--" */
