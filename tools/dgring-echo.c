@@ -431,54 +431,60 @@ static void echo_start(echo_server *server)
         echo_finish(server);
 }
 
-/* The socket's counters (dg_socket_stats), one line. */
-static void print_socket_stats_text(const dg_socket_stats *st)
+/* The counters of dg_socket_stats and dg_loop_stats the summary shows, in
+ * its order. The names are the text's words and the JSON keys (the loop's
+ * with "loop_" in front). Every counter is a uint64_t. */
+typedef struct counter_field {
+    const char *name;
+    size_t offset;
+} counter_field;
+
+#define SOCKET_COUNTER(member) {#member, offsetof(dg_socket_stats, member)}
+#define LOOP_COUNTER(member) {#member, offsetof(dg_loop_stats, member)}
+#define COUNTERS(fields) fields, sizeof(fields) / sizeof(fields[0])
+
+static const counter_field socket_counters[] = {
+    SOCKET_COUNTER(rx_datagrams), SOCKET_COUNTER(rx_bytes),        SOCKET_COUNTER(rx_truncated),
+    SOCKET_COUNTER(rx_rearms),    SOCKET_COUNTER(rx_no_buffers),   SOCKET_COUNTER(rx_kernel_drops),
+    SOCKET_COUNTER(rx_gro_buffers), SOCKET_COUNTER(tx_datagrams), SOCKET_COUNTER(tx_bytes),
+    SOCKET_COUNTER(tx_errors),    SOCKET_COUNTER(tx_gso_sends),
+};
+
+static const counter_field loop_counters[] = {
+    LOOP_COUNTER(turns),       LOOP_COUNTER(submissions),  LOOP_COUNTER(enters),
+    LOOP_COUNTER(completions), LOOP_COUNTER(cq_overflows), LOOP_COUNTER(cq_dropped),
+};
+
+static uint64_t *counter_at(void *stats, const counter_field *field)
 {
-    printf("socket: rx_datagrams %llu rx_bytes %llu rx_truncated %llu rx_rearms %llu "
-           "rx_no_buffers %llu rx_kernel_drops %llu rx_gro_buffers %llu tx_datagrams %llu "
-           "tx_bytes %llu tx_errors %llu tx_gso_sends %llu\n",
-           (unsigned long long)st->rx_datagrams, (unsigned long long)st->rx_bytes,
-           (unsigned long long)st->rx_truncated, (unsigned long long)st->rx_rearms,
-           (unsigned long long)st->rx_no_buffers, (unsigned long long)st->rx_kernel_drops,
-           (unsigned long long)st->rx_gro_buffers, (unsigned long long)st->tx_datagrams,
-           (unsigned long long)st->tx_bytes, (unsigned long long)st->tx_errors,
-           (unsigned long long)st->tx_gso_sends);
+    return (uint64_t *)((char *)stats + field->offset);
 }
 
-/* The loop's counters (dg_loop_stats), one line. */
-static void print_loop_stats_text(const dg_loop_stats *st)
+static uint64_t counter_value(const void *stats, const counter_field *field)
 {
-    printf("loop: turns %llu submissions %llu enters %llu completions %llu cq_overflows %llu "
-           "cq_dropped %llu\n",
-           (unsigned long long)st->turns, (unsigned long long)st->submissions,
-           (unsigned long long)st->enters, (unsigned long long)st->completions,
-           (unsigned long long)st->cq_overflows, (unsigned long long)st->cq_dropped);
+    return *counter_at((void *)stats, field);
 }
 
-static void json_loop_stats(tool_json *json, const dg_loop_stats *st)
+/* "LABEL: name value name value ...", one line. */
+static void print_counters_text(const char *label, const void *stats,
+                                const counter_field *fields, size_t count)
 {
-    tool_json_uint(json, "loop_turns", st->turns);
-    tool_json_uint(json, "loop_submissions", st->submissions);
-    tool_json_uint(json, "loop_enters", st->enters);
-    tool_json_uint(json, "loop_completions", st->completions);
-    tool_json_uint(json, "loop_cq_overflows", st->cq_overflows);
-    tool_json_uint(json, "loop_cq_dropped", st->cq_dropped);
+    printf("%s:", label);
+    for (size_t i = 0; i < count; i++)
+        printf(" %s %llu", fields[i].name, (unsigned long long)counter_value(stats, &fields[i]));
+    printf("\n");
 }
 
-/* The same counters as keys of a JSON summary. */
-static void json_socket_stats(tool_json *json, const dg_socket_stats *st)
+/* The same counters as keys of a JSON summary, each name after prefix. */
+static void json_counters(tool_json *json, const char *prefix, const void *stats,
+                          const counter_field *fields, size_t count)
 {
-    tool_json_uint(json, "rx_datagrams", st->rx_datagrams);
-    tool_json_uint(json, "rx_bytes", st->rx_bytes);
-    tool_json_uint(json, "rx_truncated", st->rx_truncated);
-    tool_json_uint(json, "rx_rearms", st->rx_rearms);
-    tool_json_uint(json, "rx_no_buffers", st->rx_no_buffers);
-    tool_json_uint(json, "rx_kernel_drops", st->rx_kernel_drops);
-    tool_json_uint(json, "rx_gro_buffers", st->rx_gro_buffers);
-    tool_json_uint(json, "tx_datagrams", st->tx_datagrams);
-    tool_json_uint(json, "tx_bytes", st->tx_bytes);
-    tool_json_uint(json, "tx_errors", st->tx_errors);
-    tool_json_uint(json, "tx_gso_sends", st->tx_gso_sends);
+    char key[64];
+
+    for (size_t i = 0; i < count; i++) {
+        snprintf(key, sizeof(key), "%s%s", prefix, fields[i].name);
+        tool_json_uint(json, key, counter_value(stats, &fields[i]));
+    }
 }
 
 static void print_summary_text(const echo_server *server)
@@ -498,9 +504,9 @@ static void print_summary_text(const echo_server *server)
                (unsigned long long)sp->warmup, (unsigned long long)sp->ignored,
                (unsigned long long)sp->malformed);
     if (server->have_sock_stats)
-        print_socket_stats_text(&server->sock_stats);
+        print_counters_text("socket", &server->sock_stats, COUNTERS(socket_counters));
     if (server->have_loop_stats)
-        print_loop_stats_text(&server->loop_stats);
+        print_counters_text("loop", &server->loop_stats, COUNTERS(loop_counters));
     fflush(stdout);
 }
 
@@ -530,9 +536,9 @@ static void print_summary(const echo_server *server)
         tool_json_uint(&json, "malformed", sp->malformed);
     }
     if (server->have_sock_stats)
-        json_socket_stats(&json, &server->sock_stats);
+        json_counters(&json, "", &server->sock_stats, COUNTERS(socket_counters));
     if (server->have_loop_stats)
-        json_loop_stats(&json, &server->loop_stats);
+        json_counters(&json, "loop_", &server->loop_stats, COUNTERS(loop_counters));
     tool_json_end(&json);
 }
 
@@ -592,17 +598,8 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
     uint64_t rx = 0, bytes = 0, tx = 0;
     dg_socket_stats sum = {0};
     for (unsigned i = 0; i < n; i++) {
-        sum.rx_datagrams += st[i].rx_datagrams;
-        sum.rx_bytes += st[i].rx_bytes;
-        sum.rx_truncated += st[i].rx_truncated;
-        sum.rx_rearms += st[i].rx_rearms;
-        sum.rx_no_buffers += st[i].rx_no_buffers;
-        sum.rx_kernel_drops += st[i].rx_kernel_drops;
-        sum.rx_gro_buffers += st[i].rx_gro_buffers;
-        sum.tx_datagrams += st[i].tx_datagrams;
-        sum.tx_bytes += st[i].tx_bytes;
-        sum.tx_errors += st[i].tx_errors;
-        sum.tx_gso_sends += st[i].tx_gso_sends;
+        for (size_t k = 0; k < sizeof(socket_counters) / sizeof(socket_counters[0]); k++)
+            *counter_at(&sum, &socket_counters[k]) += counter_value(&st[i], &socket_counters[k]);
         rx += st[i].rx_datagrams;
         bytes += st[i].rx_bytes;
         tx += st[i].tx_datagrams;
@@ -616,7 +613,8 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
                "errors %lu [%s, %u threads]\n",
                (unsigned long long)rx, (unsigned long long)bytes, (unsigned long long)tx,
                atomic_load(&group_dropped), atomic_load(&group_errors), group_backend, n);
-        print_socket_stats_text(&sum); /* the sockets of all threads together */
+        /* the sockets of all threads together */
+        print_counters_text("socket", &sum, COUNTERS(socket_counters));
         fflush(stdout);
         return;
     }
@@ -629,7 +627,7 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
     tool_json_uint(&json, "sent", tx);
     tool_json_uint(&json, "dropped", atomic_load(&group_dropped));
     tool_json_uint(&json, "errors", atomic_load(&group_errors));
-    json_socket_stats(&json, &sum);
+    json_counters(&json, "", &sum, COUNTERS(socket_counters));
     tool_json_end(&json);
 }
 
