@@ -17,7 +17,6 @@
 #include "sockperf.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -360,33 +359,19 @@ static void on_stats(dg_timer *timer, void *data)
             (unsigned long long)delta.errors, (unsigned long long)server->kernel_drops);
 }
 
-static void report_bind_failure(const echo_server *server, int code)
-{
-    const echo_config *config = server->config;
-
-    tool_error_bind(PROG, code, config->address, config->port, config->udp6);
-}
-
 /* Bound: print the port for scripts, then start the statistics. */
 static void on_echo_bound(dg_socket *sock, int status, void *data)
 {
     echo_server *server = data;
-    int rc;
+    const echo_config *config = server->config;
+    int rc = tool_bind_done(PROG, sock, status, server->closing, config->address, config->port,
+                            config->udp6);
 
-    if (status < 0) {
-        if (!server->closing) { /* -ECANCELED after a signal is no failure */
-            report_bind_failure(server, status);
-            server->exit_code = TOOL_EXIT_FAILURE;
-            echo_finish(server);
-        }
-        return;
-    }
-    if (tool_print_listening(PROG, sock) < 0) {
-        server->exit_code = TOOL_EXIT_FAILURE;
+    if (rc != TOOL_EXIT_OK) {
+        server->exit_code = rc;
         echo_finish(server);
-        return;
     }
-    if (!server->config->stats)
+    if (status < 0 || rc != TOOL_EXIT_OK || !config->stats)
         return;
     rc = dg_timer_new(server->loop, &server->stats_timer);
     if (rc == 0)
@@ -418,16 +403,9 @@ static void echo_start(echo_server *server)
         server->closing = true; /* nothing to close */
         return;
     }
-    rc = dg_socket_bind(server->sock, config->address, config->port, on_echo_bound, server);
-    if (rc == DG_ERR_INVALID_ADDRESS) {
-        tool_error(PROG, "bad address '%s' for %s", config->address,
-                   config->udp6 ? "udp6" : "udp4");
-        server->exit_code = TOOL_EXIT_USAGE;
-    } else if (rc < 0) {
-        report_bind_failure(server, rc);
-        server->exit_code = TOOL_EXIT_FAILURE;
-    }
-    if (rc < 0)
+    server->exit_code = tool_bind_start(PROG, server->sock, config->address, config->port,
+                                        config->udp6, on_echo_bound, server);
+    if (server->exit_code != TOOL_EXIT_OK)
         echo_finish(server);
 }
 
@@ -636,31 +614,18 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
 static int echo_run_group(const echo_config *config)
 {
     sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stops, NULL);
+    tool_block_stop_signals(&stops);
 
     dg_group_options o;
-    dg_group_options_init(&o);
-    o.threads = config->threads;
-    o.address = config->address;
-    o.port = config->port;
-    o.socket.type = config->udp6 ? DG_UDP6 : DG_UDP4;
+    tool_group_options_init(&o, config->threads, config->address, config->port, config->udp6);
     o.handlers.on_message = on_group_message;
     o.handlers.on_error = on_group_error;
     dg_group *group;
-    int rc = dg_group_start(&group, &o);
-    if (rc < 0) {
-        report_bind_failure(&(echo_server){.config = config}, rc);
+    int rc = tool_group_start(PROG, &group, &o);
+    if (rc < 0)
         return TOOL_EXIT_FAILURE;
-    }
-    /* The sockets belong to their threads; the port is the group's. */
-    const char *shown = config->address ? config->address : config->udp6 ? "::" : "0.0.0.0";
     snprintf(group_backend, sizeof(group_backend), "%s",
              dg_loop_backend(dg_group_loop(group, 0)));
-    printf("listening %s:%d\n", shown, dg_group_port(group));
-    fflush(stdout);
     int sig = 0;
     sigwait(&stops, &sig);
     dg_group_stop(group);
