@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <string.h>
 
@@ -22,29 +23,46 @@ static bool takes_value(const tool_option *row)
     return row->arg != TOOL_ARG_FLAG && row->arg != TOOL_ARG_HELP;
 }
 
-/* The table's own consistency: rows of one name agree, letters are
- * unique, each field fits its kind. A broken table is a bug of the tool,
- * caught by any run of it. */
-static void check_row(const tool_options *options, size_t i)
+#ifndef NDEBUG
+/* Whether an integer of this field width can hold max. */
+static bool fits(size_t width, uint64_t max)
+{
+    return width == 8 || ((width == 1 || width == 2 || width == 4) && max >> (8 * width) == 0);
+}
+
+/* The table's own consistency, checked by assert() on every parse: rows
+ * of one name agree, letters are unique, each field suits its kind. A
+ * broken table is a bug of the tool, caught by any run of it. */
+static bool row_is_sound(const tool_options *options, size_t i)
 {
     const tool_option *row = &options->table[i];
 
     for (size_t j = 0; j < i; j++) {
         const tool_option *other = &options->table[j];
         bool same = strcmp(row->name, other->name) == 0;
-        assert(!same || (row->letter == other->letter && row->arg == other->arg));
-        assert(same || row->letter == 0 || row->letter != other->letter);
+        if (same ? row->letter != other->letter || row->arg != other->arg
+                 : row->letter != 0 && row->letter == other->letter)
+            return false;
     }
-    assert(row->arg != TOOL_ARG_FLAG || row->width == sizeof(bool));
-    assert(row->arg != TOOL_ARG_STRING || row->width == sizeof(const char *));
-    assert(row->arg != TOOL_ARG_POSITIVE || row->width == sizeof(double));
-    assert((row->arg != TOOL_ARG_NUMBER && row->arg != TOOL_ARG_CHOICE) ||
-           row->width == 1 || row->width == 2 || row->width == 4 || row->width == 8);
-    assert(row->arg != TOOL_ARG_NUMBER || row->width == 8 || row->max >> (8 * row->width) == 0);
-    assert(row->arg != TOOL_ARG_CHOICE || row->choices != NULL);
-    assert(row->help != NULL);
-    (void)row;
+    if (row->help == NULL || (row->letter != 0 && !isalnum((unsigned char)row->letter)))
+        return false;
+    switch (row->arg) {
+    case TOOL_ARG_FLAG:
+        return row->width == sizeof(bool);
+    case TOOL_ARG_STRING:
+        return row->width == sizeof(const char *);
+    case TOOL_ARG_POSITIVE:
+        return row->width == sizeof(double);
+    case TOOL_ARG_NUMBER:
+        return fits(row->width, row->max) && row->min <= row->max;
+    case TOOL_ARG_CHOICE:
+        return row->choices != NULL && fits(row->width, 0);
+    case TOOL_ARG_HELP:
+        return true;
+    }
+    return false;
 }
+#endif
 
 /* The first row of this name: the one getopt_long() knows. */
 static size_t first_row(const tool_options *options, const char *name)
@@ -65,7 +83,7 @@ static void build_getopt(const tool_options *options, struct option *longs, char
     letters[k++] = ':';
     for (size_t i = 0; i < options->count; i++) {
         const tool_option *row = &options->table[i];
-        check_row(options, i);
+        assert(row_is_sound(options, i));
         if (first_row(options, row->name) != i)
             continue;
         longs[n++] = (struct option){row->name, takes_value(row) ? required_argument : no_argument,
