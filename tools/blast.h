@@ -1,5 +1,7 @@
-/* dgblast internals: the parsed command line, the three modes and the
- * pieces they share (timers, progress lines, the summary's common part). */
+/* dgblast internals: the parsed command line, the four modes
+ * (blast_<mode>.c), their payloads (blast_payload.c) and what they share
+ * (blast_common.c: timers, progress lines, the summary's common part).
+ * dgblast.c only parses the command line and starts a mode. */
 #ifndef DGRING_TOOLS_BLAST_H
 #define DGRING_TOOLS_BLAST_H
 
@@ -13,6 +15,11 @@ typedef enum blast_mode {
     BLAST_PINGPONG = 4,
     BLAST_UNDERLOAD = 8,
 } blast_mode;
+
+/* The modes that measure round trips against an echo server, and those
+ * that send to a --host. */
+#define BLAST_ROUND_TRIP_MODES (BLAST_PINGPONG | BLAST_UNDERLOAD)
+#define BLAST_REMOTE_MODES (BLAST_SEND | BLAST_ROUND_TRIP_MODES)
 
 /* What fills a payload after its header (--pattern). */
 typedef enum blast_pattern {
@@ -84,6 +91,8 @@ void blast_probe_write(const blast_config *config, unsigned char *payload, uint6
 /* The sequence number of a reply to a probe. False if msg is none: too
  * short, or (sockperf) no valid header or a message sent by a client. */
 bool blast_probe_reply_seq(const blast_config *config, const dg_message *msg, uint64_t *seq);
+
+/* ---- Shared by the modes (blast_common.c) ------------------------------- */
 
 /* Reports a failed send (code, and err if the callback had one) once: the
  * first failure is printed, the rest only counted in *errors. Returns true

@@ -2,8 +2,6 @@
 #include "blast.h"
 #include "sockperf.h"
 
-#include <errno.h>
-
 /* xorshift64: a fixed seed, so "random" payloads are the same every run
  * and a capture of one run can be compared with another. */
 static uint64_t next_random(uint64_t *state)
@@ -81,18 +79,4 @@ bool blast_probe_reply_seq(const blast_config *config, const dg_message *msg, ui
         return false;
     *seq = header.seq;
     return true;
-}
-
-bool blast_send_failed(uint64_t *errors, int code, const dg_error *err)
-{
-    if (code == -ECANCELED)
-        return false;
-    /* Only the first failure is printed: a flood must not flood stderr. */
-    if ((*errors)++ == 0) {
-        if (err != NULL)
-            tool_error_dg(BLAST_PROG, err);
-        else
-            tool_error_code(BLAST_PROG, "send", code);
-    }
-    return tool_is_dns_error(code);
 }

@@ -11,7 +11,6 @@
 #include "blast.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -124,17 +123,11 @@ static void on_recv_bound(dg_socket *sock, int status, void *data)
 {
     recv_state *state = data;
     const blast_config *config = state->config;
+    int code = tool_bind_done(BLAST_PROG, sock, status, state->closing, config->address,
+                              config->port, config->udp6);
 
-    if (status < 0) {
-        if (!state->closing) { /* -ECANCELED after a signal is no failure */
-            tool_error_bind(BLAST_PROG, status, config->address, config->port, config->udp6);
-            state->exit_code = TOOL_EXIT_FAILURE;
-            recv_finish(state);
-        }
-        return;
-    }
-    if (tool_print_listening(BLAST_PROG, sock) < 0) {
-        state->exit_code = TOOL_EXIT_FAILURE;
+    if (code != TOOL_EXIT_OK) {
+        state->exit_code = code;
         recv_finish(state);
     }
 }
@@ -144,22 +137,6 @@ static void on_recv_error(dg_socket *sock, const dg_error *err, void *data)
     (void)sock;
     (void)data;
     tool_error_dg(BLAST_PROG, err);
-}
-
-static int recv_bind(recv_state *state)
-{
-    const blast_config *config = state->config;
-    int rc = dg_socket_bind(state->sock, config->address, config->port, on_recv_bound, state);
-
-    if (rc == DG_ERR_INVALID_ADDRESS) {
-        tool_error(BLAST_PROG, "bad address '%s' for %s", config->address,
-                   config->udp6 ? "udp6" : "udp4");
-        state->exit_code = TOOL_EXIT_USAGE;
-    } else if (rc < 0) {
-        tool_error_bind(BLAST_PROG, rc, config->address, config->port, config->udp6);
-        state->exit_code = TOOL_EXIT_FAILURE;
-    }
-    return rc;
 }
 
 /* Opens the socket and timers and binds. On failure sets exit_code; what
@@ -183,7 +160,9 @@ static void recv_start(recv_state *state)
     if (rc < 0)
         state->exit_code = TOOL_EXIT_FAILURE;
     else
-        recv_bind(state);
+        state->exit_code = tool_bind_start(BLAST_PROG, state->sock, state->config->address,
+                                           state->config->port, state->config->udp6,
+                                           on_recv_bound, state);
 }
 
 static void recv_summary(const recv_state *state)
@@ -317,30 +296,18 @@ int blast_recv_threads_run(const blast_config *config)
     dg_group_options o;
     dg_group *group;
 
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stops, NULL); /* the members inherit it */
+    tool_block_stop_signals(&stops); /* the members inherit the mask */
     g.member_config = *config;
     g.member_config.count = 0;
     for (unsigned i = 0; i < config->threads; i++)
         g.members[i].state.config = &g.member_config;
-    dg_group_options_init(&o);
-    o.threads = config->threads;
-    o.address = config->address;
-    o.port = config->port;
-    o.socket.type = config->udp6 ? DG_UDP6 : DG_UDP4;
+    tool_group_options_init(&o, config->threads, config->address, config->port, config->udp6);
     o.handlers.on_message = on_group_recv;
     o.handlers.on_error = on_recv_error;
     o.data = &g;
-    int rc = dg_group_start(&group, &o);
-    if (rc < 0) {
-        tool_error_bind(BLAST_PROG, rc, config->address, config->port, config->udp6);
+    int rc = tool_group_start(BLAST_PROG, &group, &o);
+    if (rc < 0)
         return TOOL_EXIT_FAILURE;
-    }
-    printf("listening %s:%d\n", config->address ? config->address : config->udp6 ? "::" : "0.0.0.0",
-           dg_group_port(group));
-    fflush(stdout);
     recv_state sum = {.config = config};
     snprintf(sum.backend, sizeof(sum.backend), "%s", dg_loop_backend(dg_group_loop(group, 0)));
     wait_group_end(config, &g, &stops);

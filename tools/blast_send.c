@@ -365,10 +365,7 @@ int blast_send_threads_run(const blast_config *config)
     struct timespec tick = {0, 20 * 1000000};
     sigset_t stops;
 
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stops, NULL); /* the workers inherit it */
+    tool_block_stop_signals(&stops); /* the workers inherit the mask */
     for (; started < n; started++) {
         send_worker *w = &workers[started];
         w->state.config = config;

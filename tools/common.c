@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -74,6 +75,34 @@ int tool_print_listening(const char *prog, const dg_socket *sock)
     printf("listening %s:%d\n", bound.address, bound.port);
     fflush(stdout);
     return 0;
+}
+
+int tool_bind_start(const char *prog, dg_socket *sock, const char *address, int port, bool udp6,
+                    dg_bind_cb cb, void *data)
+{
+    int rc = dg_socket_bind(sock, address, port, cb, data);
+
+    if (rc == DG_ERR_INVALID_ADDRESS) {
+        tool_error(prog, "bad address '%s' for %s", address, udp6 ? "udp6" : "udp4");
+        return TOOL_EXIT_USAGE;
+    }
+    if (rc < 0) {
+        tool_error_bind(prog, rc, address, port, udp6);
+        return TOOL_EXIT_FAILURE;
+    }
+    return TOOL_EXIT_OK;
+}
+
+int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing,
+                   const char *address, int port, bool udp6)
+{
+    if (status < 0 && closing)
+        return TOOL_EXIT_OK; /* -ECANCELED after a signal */
+    if (status < 0) {
+        tool_error_bind(prog, status, address, port, udp6);
+        return TOOL_EXIT_FAILURE;
+    }
+    return tool_print_listening(prog, sock) < 0 ? TOOL_EXIT_FAILURE : TOOL_EXIT_OK;
 }
 
 void tool_error_code(const char *prog, const char *what, int code)
@@ -256,15 +285,20 @@ int tool_signals_attach(dg_loop *loop)
     return 0;
 }
 
+static void stop_signal_set(sigset_t *stops)
+{
+    sigemptyset(stops);
+    sigaddset(stops, SIGINT);
+    sigaddset(stops, SIGTERM);
+}
+
 void tool_signals_detach(void)
 {
     sigset_t stops, saved;
 
     /* Blocked while the pointer changes, so no handler (in any thread the
      * library may run) still uses the loop once it is freed. */
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
+    stop_signal_set(&stops);
     sigprocmask(SIG_BLOCK, &stops, &saved);
     signal_loop = NULL;
     sigprocmask(SIG_SETMASK, &saved, NULL);
@@ -326,6 +360,41 @@ bool tool_loop_close(const char *prog, dg_loop *loop)
         return false;
     }
     return true;
+}
+
+/* ---- Threads: reuse-port groups and worker loops ---------------------------- */
+
+void tool_block_stop_signals(sigset_t *stops)
+{
+    stop_signal_set(stops);
+    pthread_sigmask(SIG_BLOCK, stops, NULL);
+}
+
+void tool_group_options_init(dg_group_options *options, unsigned threads, const char *address,
+                             int port, bool udp6)
+{
+    dg_group_options_init(options);
+    options->threads = threads;
+    options->address = address;
+    options->port = port;
+    options->socket.type = udp6 ? DG_UDP6 : DG_UDP4;
+}
+
+int tool_group_start(const char *prog, dg_group **group, const dg_group_options *options)
+{
+    bool udp6 = options->socket.type == DG_UDP6;
+    const char *shown = options->address;
+    int rc = dg_group_start(group, options);
+
+    if (rc < 0) {
+        tool_error_bind(prog, rc, options->address, options->port, udp6);
+        return rc;
+    }
+    if (shown == NULL)
+        shown = udp6 ? "::" : "0.0.0.0";
+    printf("listening %s:%d\n", shown, dg_group_port(*group));
+    fflush(stdout);
+    return 0;
 }
 
 /* ---- Live progress ------------------------------------------------------ */

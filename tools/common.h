@@ -7,6 +7,7 @@
 #ifndef DGRING_TOOLS_COMMON_H
 #define DGRING_TOOLS_COMMON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,20 @@ bool tool_is_dns_error(int code);
  * the line scripts wait for. Returns 0, or the code of dg_socket_address()
  * after printing why. */
 int tool_print_listening(const char *prog, const dg_socket *sock);
+
+/* Starts dg_socket_bind(sock, address, port, cb, data) for a tool that
+ * receives. Returns TOOL_EXIT_OK, or the exit status after printing why:
+ * TOOL_EXIT_USAGE for an address the socket's family (udp6 or not) cannot
+ * take, TOOL_EXIT_FAILURE for any other error. */
+int tool_bind_start(const char *prog, dg_socket *sock, const char *address, int port, bool udp6,
+                    dg_bind_cb cb, void *data);
+
+/* Handles a bind callback's status: on success prints the "listening"
+ * line (tool_print_listening), on failure the error as tool_error_bind()
+ * words it, unless the tool is closing (the bind was cancelled: no
+ * failure). Returns TOOL_EXIT_OK or TOOL_EXIT_FAILURE. */
+int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing,
+                   const char *address, int port, bool udp6);
 
 /* Prints "PROG: WHAT: NAME (SENTENCE)" for a dgring return code. */
 void tool_error_code(const char *prog, const char *what, int code);
@@ -124,6 +139,26 @@ dg_loop *tool_loop_open(const char *prog, const dg_loop_options *options);
  * Returns true on success; otherwise prints why (a library bug: the tools
  * close everything first). */
 bool tool_loop_close(const char *prog, dg_loop *loop);
+
+/* ---- Threads: reuse-port groups and worker loops ----------------------------
+ * The main thread waits for SIGINT/SIGTERM with sigwait() or
+ * sigtimedwait() while the threads run the loops. */
+
+/* Blocks SIGINT and SIGTERM in the calling thread, and so in the threads
+ * it starts afterwards, and sets *stops to them for sigwait(). */
+void tool_block_stop_signals(sigset_t *stops);
+
+/* Initialises options for a reuse-port group of `threads` loops bound to
+ * address (NULL: the unspecified address) and port, UDP over IPv6 if
+ * udp6; the caller adds handlers and data. */
+void tool_group_options_init(dg_group_options *options, unsigned threads, const char *address,
+                             int port, bool udp6);
+
+/* Starts the group. Prints "listening ADDRESS:PORT" with the address given
+ * or the unspecified one (the sockets belong to their threads; the port
+ * is the group's) and flushes. Returns 0, or the code of dg_group_start()
+ * after printing why. */
+int tool_group_start(const char *prog, dg_group **group, const dg_group_options *options);
 
 /* ---- Live progress ------------------------------------------------------ */
 

@@ -11,27 +11,24 @@
  * it is a terminal, and stops early, summary included, on SIGINT/SIGTERM.
  * Exit status: 0 done, 1 runtime failure, 2 bad command line.
  *
- * This file parses the command line and holds what the modes share; each
- * mode lives in blast_<mode>.c.
+ * This file parses the command line and starts the mode; each mode lives
+ * in blast_<mode>.c, what they share in blast_common.c.
  */
 #include "blast.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 enum { PARSE_OK = -1 };
 
-/* Sentinels for "not given" in a blast_config being parsed. */
-#define UNSET_PORT (-1)
-#define UNSET_SIZE ((size_t)-1)
 #define PROBE_DEFAULT_SIZE 64
 #define DEFAULT_IDLE_MS 2000
 #define DEFAULT_TIMEOUT_MS 1000
 #define UNDERLOAD_DEFAULT_RATE 10000  /* sockperf's under-load default */
 #define UNDERLOAD_DEFAULT_REPLY_EVERY 100
-#define MAX_DURATION_S 1e7
-#define MAX_RATE 1e9
+#define MAX_DURATION_S 10000000
+#define MAX_RATE 1000000000
 
 static const char general_usage[] =
     "usage: dgblast MODE [options]   (dgblast MODE --help for details)\n"
@@ -45,281 +42,117 @@ static const char general_usage[] =
     "\n"
     "Exit status: 0 done, 1 runtime failure, 2 bad command line.\n";
 
-static const char send_usage[] =
-    "usage: dgblast send --host H --port P --size B --duration S [--rate R]\n"
-    "                    [--pattern P] [--threads N] [--udp6] [--json]\n"
-    "\n"
-    "  --host H       destination IP address or host name\n"
-    "  --port P       destination port, 1..65535\n"
-    "  --size B       payload bytes, 0..65507; from 8 on, each payload starts\n"
-    "                 with a little-endian 64-bit sequence number\n"
-    "  --duration S   seconds to send for (fractions allowed)\n"
-    "  --rate R       at most R datagrams per second (default: unlimited)\n"
-    "  --pattern P    payload after the sequence number: zero (default),\n"
-    "                 random or seq (byte i is i mod 256)\n"
-    "  --threads N    N senders, each its own loop, socket (source port) and\n"
-    "                 sequence, in N threads, 1..64; the summary adds a line\n"
-    "                 per thread\n";
+/* Short names for the table below. */
+#define SEND BLAST_SEND
+#define RECV BLAST_RECV
+#define PINGPONG BLAST_PINGPONG
+#define UNDERLOAD BLAST_UNDERLOAD
+#define ROUND_TRIP BLAST_ROUND_TRIP_MODES
+#define FIELD(member) TOOL_FIELD(blast_config, member)
+#define SECONDS .max = MAX_DURATION_S, .expected = "seconds > 0"
+#define RATE .max = MAX_RATE, .expected = "datagrams/s > 0"
+#define MILLISECONDS .min = 1, .max = UINT32_MAX, .expected = "milliseconds > 0"
 
-static const char recv_usage[] =
-    "usage: dgblast recv --port P [--address A] [--idle-ms N] [--count C]\n"
-    "                    [--pattern seq] [--threads N] [--udp6] [--json]\n"
-    "\n"
-    "  --port P       port to bind, 0..65535 (0 picks a free port)\n"
-    "  --address A    IP address or host name to bind (default: all addresses)\n"
-    "  --idle-ms N    stop N ms after the last datagram (default 2000)\n"
-    "  --count C      stop after C datagrams\n"
-    "  --pattern seq  count datagrams whose payload breaks the seq pattern\n"
-    "  --threads N    N loops in N threads on the same port (SO_REUSEPORT),\n"
-    "                 1..64; the summary adds a line per thread\n"
-    "\n"
-    "Prints \"listening ADDRESS:PORT\" once bound.\n";
+static const char *const pattern_names[] = {"zero", "random", "seq", NULL};
 
-static const char pingpong_usage[] =
-    "usage: dgblast pingpong --host H --port P --duration S [--size B]\n"
-    "                        [--pattern P] [--sockperf] [--timeout-ms N]\n"
-    "                        [--udp6] [--json]\n"
-    "\n"
-    "  --host H       echo server IP address or host name\n"
-    "  --port P       echo server port, 1..65535\n"
-    "  --duration S   seconds to run for (fractions allowed)\n"
-    "  --size B       payload bytes, 16..65507 (14.. with --sockperf; default 64)\n"
-    "  --pattern P    payload after the header: zero, random or seq\n"
-    "  --sockperf     speak sockperf's protocol: the server may be\n"
-    "                 'sockperf server' or 'dgring-echo --sockperf'\n"
-    "  --timeout-ms N a reply later than N ms is a loss (default 1000)\n"
-    "\n"
-    "One datagram in flight at a time.\n";
-
-static const char underload_usage[] =
-    "usage: dgblast underload --host H --port P --duration S [--rate R]\n"
-    "                         [--reply-every N] [--size B] [--pattern P]\n"
-    "                         [--sockperf] [--timeout-ms N] [--udp6] [--json]\n"
-    "\n"
-    "  --host H          echo server IP address or host name\n"
-    "  --port P          echo server port, 1..65535\n"
-    "  --duration S      seconds to send for (fractions allowed)\n"
-    "  --rate R          datagrams per second (default 10000)\n"
-    "  --reply-every N   sample the round trip of every Nth datagram\n"
-    "                    (default 100); with --sockperf only those ask\n"
-    "                    the server for a reply\n"
-    "  --size B          payload bytes, 16..65507 (14.. with --sockperf; default 64)\n"
-    "  --pattern P       payload after the header: zero, random or seq\n"
-    "  --sockperf        speak sockperf's protocol (see pingpong)\n"
-    "  --timeout-ms N    wait up to N ms for the last replies (default 1000)\n"
-    "\n"
-    "Replies are counted for loss and reordering; the sampled ones give\n"
-    "the latency percentiles.\n";
-
-static const char common_usage[] =
-    "  --udp6         use IPv6 (default IPv4)\n"
-    "  --json         print the summary as one JSON object on one line\n"
-    "  --help         show this help\n";
-
-static const struct option blast_options[] = {
-    {"host", required_argument, NULL, 'H'},
-    {"port", required_argument, NULL, 'p'},
-    {"address", required_argument, NULL, 'a'},
-    {"size", required_argument, NULL, 's'},
-    {"duration", required_argument, NULL, 'd'},
-    {"rate", required_argument, NULL, 'r'},
-    {"idle-ms", required_argument, NULL, 'i'},
-    {"count", required_argument, NULL, 'c'},
-    {"pattern", required_argument, NULL, 'P'},
-    {"sockperf", no_argument, NULL, 'S'},
-    {"reply-every", required_argument, NULL, 'e'},
-    {"timeout-ms", required_argument, NULL, 't'},
-    {"threads", required_argument, NULL, 'T'},
-    {"udp6", no_argument, NULL, '6'},
-    {"json", no_argument, NULL, 'j'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+/* Every option of every mode; an option whose help or range differs
+ * between modes has a row per group of modes. */
+static const tool_option blast_table[] = {
+    {"host", 0, TOOL_ARG_STRING, FIELD(host), "H", "destination IP address or host name",
+     .modes = SEND, .required = true},
+    {"host", 0, TOOL_ARG_STRING, FIELD(host), "H", "echo server IP address or host name",
+     .modes = ROUND_TRIP, .required = true},
+    {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "destination port, 1..65535",
+     .modes = SEND, .required = true, TOOL_PORT_RANGE(1)},
+    {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "port to bind, 0..65535 (0 picks a free port)",
+     .modes = RECV, .required = true, TOOL_PORT_RANGE(0)},
+    {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "echo server port, 1..65535",
+     .modes = ROUND_TRIP, .required = true, TOOL_PORT_RANGE(1)},
+    {"address", 0, TOOL_ARG_STRING, FIELD(address), "A",
+     "IP address or host name to bind (default: all addresses)", .modes = RECV},
+    {"size", 0, TOOL_ARG_NUMBER, FIELD(size), "B",
+     "payload bytes, 0..65507; from 8 on, each payload starts with a little-endian 64-bit "
+     "sequence number",
+     .modes = SEND, .required = true, .max = TOOL_MAX_PAYLOAD},
+    {"size", 0, TOOL_ARG_NUMBER, FIELD(size), "B",
+     "payload bytes, 16..65507 (14.. with --sockperf; default 64)",
+     .modes = ROUND_TRIP, .max = TOOL_MAX_PAYLOAD},
+    {"duration", 0, TOOL_ARG_POSITIVE, FIELD(duration), "S",
+     "seconds to send for (fractions allowed)",
+     .modes = SEND | UNDERLOAD, .required = true, SECONDS},
+    {"duration", 0, TOOL_ARG_POSITIVE, FIELD(duration), "S",
+     "seconds to run for (fractions allowed)",
+     .modes = PINGPONG, .required = true, SECONDS},
+    {"rate", 0, TOOL_ARG_POSITIVE, FIELD(rate), "R",
+     "at most R datagrams per second (default: unlimited)",
+     .modes = SEND, RATE},
+    {"rate", 0, TOOL_ARG_POSITIVE, FIELD(rate), "R", "datagrams per second (default 10000)",
+     .modes = UNDERLOAD, RATE},
+    {"reply-every", 0, TOOL_ARG_NUMBER, FIELD(reply_every), "N",
+     "sample the round trip of every Nth datagram (default 100); with --sockperf only those "
+     "ask the server for a reply",
+     .modes = UNDERLOAD, .min = 1, .max = UINT32_MAX, .what = "reply interval",
+     .expected = "a number > 0"},
+    {"idle-ms", 0, TOOL_ARG_NUMBER, FIELD(idle_ms), "N",
+     "stop N ms after the last datagram (default 2000)",
+     .modes = RECV, MILLISECONDS, .what = "idle time"},
+    {"count", 0, TOOL_ARG_NUMBER, FIELD(count), "C", "stop after C datagrams",
+     .modes = RECV, .min = 1, .max = UINT64_MAX, .expected = "a number > 0"},
+    {"pattern", 0, TOOL_ARG_CHOICE, FIELD(pattern), "P",
+     "payload after the sequence number: zero (default), random or seq (byte i is i mod 256)",
+     .modes = SEND, .choices = pattern_names},
+    {"pattern", 0, TOOL_ARG_CHOICE, FIELD(pattern), "seq",
+     "count datagrams whose payload breaks the seq pattern",
+     .modes = RECV, .choices = pattern_names},
+    {"pattern", 0, TOOL_ARG_CHOICE, FIELD(pattern), "P",
+     "payload after the header: zero, random or seq",
+     .modes = ROUND_TRIP, .choices = pattern_names},
+    {"sockperf", 0, TOOL_ARG_FLAG, FIELD(sockperf), NULL,
+     "speak sockperf's protocol: the server may be 'sockperf server' or "
+     "'dgring-echo --sockperf'",
+     .modes = PINGPONG},
+    {"sockperf", 0, TOOL_ARG_FLAG, FIELD(sockperf), NULL,
+     "speak sockperf's protocol (see pingpong)", .modes = UNDERLOAD},
+    {"timeout-ms", 0, TOOL_ARG_NUMBER, FIELD(timeout_ms), "N",
+     "a reply later than N ms is a loss (default 1000)",
+     .modes = PINGPONG, MILLISECONDS, .what = "timeout"},
+    {"timeout-ms", 0, TOOL_ARG_NUMBER, FIELD(timeout_ms), "N",
+     "wait up to N ms for the last replies (default 1000)",
+     .modes = UNDERLOAD, MILLISECONDS, .what = "timeout"},
+    {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
+     "N senders, each its own loop, socket (source port) and sequence, in N threads, 1..64; "
+     "the summary adds a line per thread",
+     .modes = SEND, TOOL_THREADS_RANGE},
+    {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
+     "N loops in N threads on the same port (SO_REUSEPORT), 1..64; the summary adds a line "
+     "per thread",
+     .modes = RECV, TOOL_THREADS_RANGE},
+    {"udp6", 0, TOOL_ARG_FLAG, FIELD(udp6), NULL, "use IPv6 (default IPv4)"},
+    {"json", 0, TOOL_ARG_FLAG, FIELD(json), NULL,
+     "print the summary as one JSON object on one line"},
+    {"help", 'h', TOOL_ARG_HELP, .help = "show this help"},
 };
 
-#define ROUND_TRIP_MODES (BLAST_PINGPONG | BLAST_UNDERLOAD)
-#define REMOTE_MODES (BLAST_SEND | ROUND_TRIP_MODES)
+/* The modes, by name, with the text their --help ends with. */
+static const struct {
+    const char *name;
+    blast_mode mode;
+    const char *usage;
+    const char *outro;
+} blast_modes[] = {
+    {"send", BLAST_SEND, "dgblast send", NULL},
+    {"recv", BLAST_RECV, "dgblast recv", "Prints \"listening ADDRESS:PORT\" once bound.\n"},
+    {"pingpong", BLAST_PINGPONG, "dgblast pingpong", "One datagram in flight at a time.\n"},
+    {"underload", BLAST_UNDERLOAD, "dgblast underload",
+     "Replies are counted for loss and reordering; the sampled ones give\n"
+     "the latency percentiles.\n"},
+};
 
-/* The modes an option belongs to. */
-static unsigned option_modes(int option)
-{
-    switch (option) {
-    case 'H':
-    case 's':
-    case 'd':
-        return REMOTE_MODES;
-    case 'r':
-        return BLAST_SEND | BLAST_UNDERLOAD;
-    case 'a':
-    case 'i':
-    case 'c':
-        return BLAST_RECV;
-    case 'S':
-    case 't':
-        return ROUND_TRIP_MODES;
-    case 'e':
-        return BLAST_UNDERLOAD;
-    case 'T':
-        return BLAST_SEND | BLAST_RECV;
-    default:
-        return REMOTE_MODES | BLAST_RECV;
-    }
-}
-
-static void print_mode_usage(blast_mode mode)
-{
-    if (mode == BLAST_SEND)
-        fputs(send_usage, stdout);
-    else if (mode == BLAST_RECV)
-        fputs(recv_usage, stdout);
-    else if (mode == BLAST_PINGPONG)
-        fputs(pingpong_usage, stdout);
-    else
-        fputs(underload_usage, stdout);
-    fputs(common_usage, stdout);
-}
-
-/* --pattern NAME. Returns PARSE_OK or TOOL_EXIT_USAGE. */
-static int apply_pattern(blast_config *config, const char *text)
-{
-    static const char *const names[] = {"zero", "random", "seq"};
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(text, names[i]) == 0) {
-            config->pattern = (blast_pattern)i;
-            config->pattern_given = true;
-            return PARSE_OK;
-        }
-    }
-    tool_error(BLAST_PROG, "bad pattern '%s': expected zero, random or seq", text);
-    return TOOL_EXIT_USAGE;
-}
-
-/* Options taking a number. Returns PARSE_OK or TOOL_EXIT_USAGE. */
-static int apply_number(blast_config *config, int option, const char *text)
-{
-    uint64_t value;
-    bool zero_port = config->mode == BLAST_RECV;
-
-    switch (option) {
-    case 'p':
-        if (tool_parse_port(text, zero_port, &config->port))
-            return PARSE_OK;
-        tool_error(BLAST_PROG, "bad port '%s': expected %d..65535", text, zero_port ? 0 : 1);
-        return TOOL_EXIT_USAGE;
-    case 's':
-        if (tool_parse_uint64(text, 0, TOOL_MAX_PAYLOAD, &value)) {
-            config->size = (size_t)value;
-            return PARSE_OK;
-        }
-        tool_error(BLAST_PROG, "bad size '%s': expected 0..%d", text, TOOL_MAX_PAYLOAD);
-        return TOOL_EXIT_USAGE;
-    case 'd':
-        if (tool_parse_positive(text, MAX_DURATION_S, &config->duration))
-            return PARSE_OK;
-        tool_error(BLAST_PROG, "bad duration '%s': expected seconds > 0", text);
-        return TOOL_EXIT_USAGE;
-    case 'r':
-        if (tool_parse_positive(text, MAX_RATE, &config->rate))
-            return PARSE_OK;
-        tool_error(BLAST_PROG, "bad rate '%s': expected datagrams/s > 0", text);
-        return TOOL_EXIT_USAGE;
-    case 'i':
-        if (tool_parse_uint64(text, 1, UINT32_MAX, &config->idle_ms))
-            return PARSE_OK;
-        tool_error(BLAST_PROG, "bad idle time '%s': expected milliseconds > 0", text);
-        return TOOL_EXIT_USAGE;
-    case 'e':
-        if (tool_parse_uint64(text, 1, UINT32_MAX, &config->reply_every))
-            return PARSE_OK;
-        tool_error(BLAST_PROG, "bad reply interval '%s': expected a number > 0", text);
-        return TOOL_EXIT_USAGE;
-    case 't':
-        if (tool_parse_uint64(text, 1, UINT32_MAX, &config->timeout_ms))
-            return PARSE_OK;
-        tool_error(BLAST_PROG, "bad timeout '%s': expected milliseconds > 0", text);
-        return TOOL_EXIT_USAGE;
-    case 'T':
-        if (tool_parse_uint64(text, 1, 64, &value)) {
-            config->threads = (unsigned)value;
-            return PARSE_OK;
-        }
-        tool_error(BLAST_PROG, "bad thread count '%s': expected 1..64", text);
-        return TOOL_EXIT_USAGE;
-    default: /* 'c' */
-        if (tool_parse_uint64(text, 1, UINT64_MAX, &config->count))
-            return PARSE_OK;
-        tool_error(BLAST_PROG, "bad count '%s': expected a number > 0", text);
-        return TOOL_EXIT_USAGE;
-    }
-}
-
-/* Applies one getopt_long() result. Returns PARSE_OK or the exit status. */
-static int apply_option(blast_config *config, int option, int index, char *const argv[])
-{
-    if (option == '?' || option == ':') {
-        tool_option_error(BLAST_PROG, option, argv);
-        return TOOL_EXIT_USAGE;
-    }
-    /* Every option but -h is long only, so index names it. */
-    if ((option_modes(option) & config->mode) == 0) {
-        tool_error(BLAST_PROG, "option '--%s' does not apply to %s", blast_options[index].name,
-                   config->mode_name);
-        return TOOL_EXIT_USAGE;
-    }
-    switch (option) {
-    case 'H':
-        config->host = optarg;
-        return PARSE_OK;
-    case 'a':
-        config->address = optarg;
-        return PARSE_OK;
-    case '6':
-        config->udp6 = true;
-        return PARSE_OK;
-    case 'j':
-        config->json = true;
-        return PARSE_OK;
-    case 'S':
-        config->sockperf = true;
-        return PARSE_OK;
-    case 'P':
-        return apply_pattern(config, optarg);
-    case 'h':
-        print_mode_usage(config->mode);
-        return TOOL_EXIT_OK;
-    default:
-        return apply_number(config, option, optarg);
-    }
-}
-
-/* Reports the first required option the mode lacks. Returns PARSE_OK or
- * TOOL_EXIT_USAGE. */
-static int check_required(const blast_config *config)
-{
-    bool remote = config->mode != BLAST_RECV;
-    const char *missing = NULL;
-
-    if (remote && config->host == NULL)
-        missing = "--host";
-    else if (config->port == UNSET_PORT)
-        missing = "--port";
-    else if (config->mode == BLAST_SEND && config->size == UNSET_SIZE)
-        missing = "--size";
-    else if (remote && config->duration == 0)
-        missing = "--duration";
-    if (missing == NULL)
-        return PARSE_OK;
-    tool_error(BLAST_PROG, "%s needs %s", config->mode_name, missing);
-    return TOOL_EXIT_USAGE;
-}
-
-/* The round-trip modes' payload size: the default, or at least a header. */
-static int check_probe_size(blast_config *config)
+/* The round-trip modes' payload must hold at least a probe header. */
+static int check_probe_size(const blast_config *config)
 {
     size_t minimum = blast_probe_header_size(config);
 
-    if (config->size == UNSET_SIZE)
-        config->size = PROBE_DEFAULT_SIZE;
     if (config->size >= minimum)
         return PARSE_OK;
     tool_error(BLAST_PROG, "bad size %zu: %s%s needs at least %zu bytes", config->size,
@@ -329,17 +162,20 @@ static int check_probe_size(blast_config *config)
 
 /* Checks what only the whole command line can tell: required options,
  * the host against --udp6, the round-trip modes' minimum size. */
-static int check_config(blast_config *config)
+static int check_config(const tool_options *options, blast_config *config)
 {
-    int status = check_required(config);
+    const tool_option *missing = tool_options_missing(options);
 
-    if (status != PARSE_OK)
-        return status;
+    if (missing != NULL) {
+        tool_error(BLAST_PROG, "%s needs --%s", config->mode_name, missing->name);
+        return TOOL_EXIT_USAGE;
+    }
     if (config->mode != BLAST_RECV && !tool_host_usable(config->host, config->udp6)) {
         tool_error(BLAST_PROG, "bad host '%s': expected an %s address or a host name",
                    config->host, config->udp6 ? "IPv6" : "IPv4");
         return TOOL_EXIT_USAGE;
     }
+    config->pattern_given = tool_options_given(options, "pattern");
     if (config->mode == BLAST_RECV && config->pattern_given &&
         config->pattern != BLAST_PATTERN_SEQ) {
         tool_error(BLAST_PROG, "recv can only check --pattern seq");
@@ -347,56 +183,45 @@ static int check_config(blast_config *config)
     }
     if (config->mode == BLAST_UNDERLOAD && config->rate == 0)
         config->rate = UNDERLOAD_DEFAULT_RATE;
-    if (config->mode & ROUND_TRIP_MODES)
+    if (config->mode & BLAST_ROUND_TRIP_MODES)
         return check_probe_size(config);
     return PARSE_OK;
 }
 
-/* Parses the mode's options; argv[0] is the mode name. */
+/* Picks the mode named argv[0] and parses its options. Returns PARSE_OK
+ * or the exit status. */
 static int parse_mode_args(int argc, char *argv[], blast_config *config)
 {
-    int option, index = 0;
+    tool_options options = {
+        .prog = BLAST_PROG,
+        .table = blast_table,
+        .count = sizeof(blast_table) / sizeof(blast_table[0]),
+    };
+    size_t i = 0;
+    int status;
 
-    opterr = 0;
-    optind = 1;
-    while ((option = getopt_long(argc, argv, ":h", blast_options, &index)) != -1) {
-        int status = apply_option(config, option, index, argv);
-        if (status != PARSE_OK)
-            return status;
-    }
-    if (optind < argc) {
-        tool_error(BLAST_PROG, "unexpected argument '%s'", argv[optind]);
+    while (i < sizeof(blast_modes) / sizeof(blast_modes[0]) &&
+           strcmp(argv[0], blast_modes[i].name) != 0)
+        i++;
+    if (i == sizeof(blast_modes) / sizeof(blast_modes[0])) {
+        tool_error(BLAST_PROG, "unknown mode '%s': expected send, recv, pingpong or underload",
+                   argv[0]);
         return TOOL_EXIT_USAGE;
     }
-    return check_config(config);
-}
-
-/* Picks the mode from its name. Returns false if there is no such mode. */
-static bool select_mode(const char *name, blast_config *config)
-{
-    static const struct {
-        const char *name;
-        blast_mode mode;
-    } modes[] = {{"send", BLAST_SEND},
-                 {"recv", BLAST_RECV},
-                 {"pingpong", BLAST_PINGPONG},
-                 {"underload", BLAST_UNDERLOAD}};
-
-    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-        if (strcmp(name, modes[i].name) == 0) {
-            config->mode = modes[i].mode;
-            config->mode_name = modes[i].name;
-            return true;
-        }
-    }
-    return false;
+    config->mode = blast_modes[i].mode;
+    config->mode_name = blast_modes[i].name;
+    options.mode = config->mode;
+    options.mode_name = config->mode_name;
+    options.usage = blast_modes[i].usage;
+    options.outro = blast_modes[i].outro;
+    status = tool_options_parse(&options, argc, argv, config);
+    return status == PARSE_OK ? check_config(&options, config) : status;
 }
 
 int main(int argc, char *argv[])
 {
     blast_config config = {
-        .port = UNSET_PORT,
-        .size = UNSET_SIZE,
+        .size = PROBE_DEFAULT_SIZE, /* send requires --size */
         .idle_ms = DEFAULT_IDLE_MS,
         .reply_every = UNDERLOAD_DEFAULT_REPLY_EVERY,
         .timeout_ms = DEFAULT_TIMEOUT_MS,
@@ -411,11 +236,6 @@ int main(int argc, char *argv[])
         fputs(general_usage, stdout);
         return TOOL_EXIT_OK;
     }
-    if (!select_mode(argv[1], &config)) {
-        tool_error(BLAST_PROG, "unknown mode '%s': expected send, recv, pingpong or underload",
-                   argv[1]);
-        return TOOL_EXIT_USAGE;
-    }
     status = parse_mode_args(argc - 1, argv + 1, &config);
     if (status != PARSE_OK)
         return status;
@@ -426,120 +246,4 @@ int main(int argc, char *argv[])
     if (config.mode == BLAST_UNDERLOAD)
         return blast_underload_run(&config);
     return blast_pingpong_run(&config);
-}
-
-/* ---- Shared by the modes ------------------------------------------------- */
-
-int blast_timer_open(dg_loop *loop, dg_timer **out, uint64_t timeout_ms, uint64_t repeat_ms,
-                     dg_timer_cb cb, void *data)
-{
-    dg_timer *timer = NULL;
-    int rc = dg_timer_new(loop, &timer);
-
-    if (rc < 0) {
-        tool_error_code(BLAST_PROG, "timer", rc);
-        *out = NULL;
-        return rc;
-    }
-    rc = dg_timer_start(timer, timeout_ms, repeat_ms, cb, data);
-    if (rc < 0) {
-        tool_error_code(BLAST_PROG, "timer start", rc);
-        dg_timer_close(timer, NULL, NULL);
-        *out = NULL;
-        return rc;
-    }
-    *out = timer;
-    return 0;
-}
-
-void blast_timer_close(dg_timer **timer)
-{
-    if (*timer != NULL) {
-        dg_timer_close(*timer, NULL, NULL);
-        *timer = NULL;
-    }
-}
-
-int blast_socket_open(dg_loop *loop, const blast_config *config,
-                      const dg_socket_handlers *handlers, void *data, dg_socket **out)
-{
-    dg_socket_options options = {.type = config->udp6 ? DG_UDP6 : DG_UDP4};
-    int rc = dg_socket_create(loop, &options, handlers, data, out);
-
-    if (rc < 0)
-        tool_error_code(BLAST_PROG, "socket", rc);
-    return rc;
-}
-
-int blast_progress_start(blast_progress *progress, dg_loop *loop, dg_timer_cb cb, void *data)
-{
-    progress->start_ns = tool_now_ns();
-    progress->last_packets = 0;
-    progress->seconds = 0;
-    progress->timer = NULL;
-    if (!tool_progress_wanted())
-        return 0;
-    return blast_timer_open(loop, &progress->timer, 1000, 1000, cb, data);
-}
-
-void blast_progress_print(blast_progress *progress, uint64_t packets, const char *extra)
-{
-    uint64_t delta = packets - progress->last_packets;
-
-    progress->last_packets = packets;
-    progress->seconds++;
-    fprintf(stderr, "[%3us] %llu pkt/s  %s\n", progress->seconds, (unsigned long long)delta,
-            extra);
-}
-
-void blast_summary_begin(tool_json *json, const blast_config *config, const char *backend,
-                         uint64_t packets, uint64_t bytes, double seconds)
-{
-    double pps = tool_rate(packets, seconds);
-
-    bool round_trip = (config->mode & ROUND_TRIP_MODES) != 0;
-
-    if (!config->json) {
-        printf("%s%s: %llu packets, %llu bytes in %.3f s, %.0f pps (backend %s)\n",
-               config->mode_name, config->sockperf ? " (sockperf)" : "",
-               (unsigned long long)packets, (unsigned long long)bytes, seconds, pps, backend);
-        return;
-    }
-    tool_json_begin(json, stdout);
-    tool_json_string(json, "mode", config->mode_name);
-    if (round_trip)
-        tool_json_string(json, "protocol", config->sockperf ? "sockperf" : "dgblast");
-    tool_json_string(json, "backend", backend);
-    tool_json_uint(json, "packets", packets);
-    tool_json_uint(json, "bytes", bytes);
-    tool_json_double(json, "seconds", seconds, 6);
-    tool_json_double(json, "pps", pps, 1);
-}
-
-static double percentile_us(const tool_samples *rtts, unsigned per_mille)
-{
-    return (double)tool_samples_percentile(rtts, per_mille) / 1e3;
-}
-
-void blast_latency_summary(tool_json *json, const blast_config *config, tool_samples *rtts)
-{
-    static const struct {
-        const char *key;
-        const char *label;
-        unsigned per_mille;
-    } points[] = {{"p50_us", "p50", 500},   {"p90_us", "p90", 900}, {"p99_us", "p99", 990},
-                  {"p999_us", "p99.9", 999}, {"max_us", "max", 1000}};
-    const size_t npoints = sizeof(points) / sizeof(points[0]);
-
-    tool_samples_sort(rtts);
-    if (config->json) {
-        for (size_t i = 0; i < npoints; i++)
-            tool_json_double(json, points[i].key, percentile_us(rtts, points[i].per_mille), 1);
-        return;
-    }
-    printf("  latency us (%zu samples):", rtts->count);
-    for (size_t i = 0; i < npoints; i++)
-        printf("  %s %.1f", points[i].label, percentile_us(rtts, points[i].per_mille));
-    printf("\n");
-    fflush(stdout);
 }

@@ -13,11 +13,10 @@
  * 2 on a bad command line.
  */
 #include "common.h"
+#include "options.h"
 #include "sockperf.h"
 
 #include <errno.h>
-#include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -81,111 +80,54 @@ typedef struct echo_server {
 
 enum { PARSE_OK = -1 };
 
-static void print_usage(FILE *out)
-{
-    fputs("usage: " PROG " --port P [--address A] [--udp6] [--stats] [--sockperf] [--json]\n"
-          "                   [--threads N] [--count N]\n"
-          "\n"
-          "Echoes every UDP datagram back to its sender until SIGINT/SIGTERM,\n"
-          "then prints a summary and the socket's statistics.\n"
-          "\n"
-          "  --port P      port to bind, 0..65535 (0 picks a free port)\n"
-          "  --address A   IP address or host name to bind (default: all addresses)\n"
-          "  --udp6        use IPv6 (default IPv4)\n"
-          "  --stats       print statistics every second on stderr\n"
-          "  --sockperf    answer like sockperf's server: reply only to client\n"
-          "                messages that ask for it, with the client flag cleared\n"
-          "  --json        print the summary (and --stats lines) as JSON objects\n"
-          "  --threads N   N loops in N threads on the same port (SO_REUSEPORT),\n"
-          "                1..64; the summary has a line per thread and the total\n"
-          "                (not with --stats or --sockperf)\n"
-          "  --count N     stop once N datagrams were received and their echoes\n"
-          "                completed (not with --threads)\n"
-          "  --help        show this help\n"
-          "\n"
-          "Prints \"listening ADDRESS:PORT\" once bound. Exit status: 0 after\n"
-          "SIGINT/SIGTERM or --count, 1 on a runtime failure, 2 on a bad command line.\n",
-          out);
-}
+static const char echo_intro[] =
+    "Echoes every UDP datagram back to its sender until SIGINT/SIGTERM,\n"
+    "then prints a summary and the socket's statistics.\n";
 
-static const struct option echo_options[] = {
-    {"port", required_argument, NULL, 'p'},
-    {"address", required_argument, NULL, 'a'},
-    {"udp6", no_argument, NULL, '6'},
-    {"json", no_argument, NULL, 'j'},
-    {"stats", no_argument, NULL, 's'},
-    {"sockperf", no_argument, NULL, 'S'},
-    {"threads", required_argument, NULL, 't'},
-    {"count", required_argument, NULL, 'c'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+static const char echo_outro[] =
+    "Prints \"listening ADDRESS:PORT\" once bound. Exit status: 0 after\n"
+    "SIGINT/SIGTERM or --count, 1 on a runtime failure, 2 on a bad command line.\n";
+
+#define FIELD(member) TOOL_FIELD(echo_config, member)
+
+static const tool_option echo_table[] = {
+    {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "port to bind, 0..65535 (0 picks a free port)",
+     .required = true, TOOL_PORT_RANGE(0)},
+    {"address", 0, TOOL_ARG_STRING, FIELD(address), "A",
+     "IP address or host name to bind (default: all addresses)"},
+    {"udp6", 0, TOOL_ARG_FLAG, FIELD(udp6), NULL, "use IPv6 (default IPv4)"},
+    {"stats", 0, TOOL_ARG_FLAG, FIELD(stats), NULL, "print statistics every second on stderr"},
+    {"sockperf", 0, TOOL_ARG_FLAG, FIELD(sockperf), NULL,
+     "answer like sockperf's server: reply only to client messages that ask for it, with the "
+     "client flag cleared"},
+    {"json", 0, TOOL_ARG_FLAG, FIELD(json), NULL,
+     "print the summary (and --stats lines) as JSON objects"},
+    {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
+     "N loops in N threads on the same port (SO_REUSEPORT), 1..64; the summary has a line per "
+     "thread and the total (not with --stats or --sockperf)",
+     TOOL_THREADS_RANGE},
+    {"count", 0, TOOL_ARG_NUMBER, FIELD(count), "N",
+     "stop once N datagrams were received and their echoes completed (not with --threads)",
+     .min = 1, .max = UINT64_MAX, .expected = "a positive number"},
+    {"help", 'h', TOOL_ARG_HELP, .help = "show this help"},
 };
-
-/* Applies one option. Returns PARSE_OK or the exit status to leave with. */
-static int apply_option(echo_config *config, int option, char *const argv[])
-{
-    switch (option) {
-    case 'p':
-        if (tool_parse_port(optarg, true, &config->port))
-            return PARSE_OK;
-        tool_error(PROG, "bad port '%s': expected 0..65535", optarg);
-        return TOOL_EXIT_USAGE;
-    case 'a':
-        config->address = optarg;
-        return PARSE_OK;
-    case '6':
-        config->udp6 = true;
-        return PARSE_OK;
-    case 'j':
-        config->json = true;
-        return PARSE_OK;
-    case 's':
-        config->stats = true;
-        return PARSE_OK;
-    case 'S':
-        config->sockperf = true;
-        return PARSE_OK;
-    case 't': {
-        uint64_t n;
-        if (tool_parse_uint64(optarg, 1, 64, &n)) {
-            config->threads = (unsigned)n;
-            return PARSE_OK;
-        }
-        tool_error(PROG, "bad thread count '%s': expected 1..64", optarg);
-        return TOOL_EXIT_USAGE;
-    }
-    case 'c':
-        if (tool_parse_uint64(optarg, 1, UINT64_MAX, &config->count))
-            return PARSE_OK;
-        tool_error(PROG, "bad count '%s': expected a positive number", optarg);
-        return TOOL_EXIT_USAGE;
-    case 'h':
-        print_usage(stdout);
-        return TOOL_EXIT_OK;
-    default:
-        tool_option_error(PROG, option, argv);
-        return TOOL_EXIT_USAGE;
-    }
-}
 
 /* Returns PARSE_OK or the exit status to leave with. */
 static int parse_args(int argc, char *argv[], echo_config *config)
 {
-    bool have_port = false;
-    int option;
+    tool_options options = {
+        .prog = PROG,
+        .usage = PROG,
+        .table = echo_table,
+        .count = sizeof(echo_table) / sizeof(echo_table[0]),
+        .intro = echo_intro,
+        .outro = echo_outro,
+    };
+    int status = tool_options_parse(&options, argc, argv, config);
 
-    opterr = 0;
-    while ((option = getopt_long(argc, argv, ":h", echo_options, NULL)) != -1) {
-        int status = apply_option(config, option, argv);
-        if (status != PARSE_OK)
-            return status;
-        have_port = have_port || option == 'p';
-    }
-    if (optind < argc) {
-        tool_error(PROG, "unexpected argument '%s'", argv[optind]);
-        return TOOL_EXIT_USAGE;
-    }
-    if (!have_port) {
+    if (status != PARSE_OK)
+        return status;
+    if (tool_options_missing(&options) != NULL) {
         tool_error(PROG, "missing --port (use --port 0 for a free port)");
         return TOOL_EXIT_USAGE;
     }
@@ -417,33 +359,19 @@ static void on_stats(dg_timer *timer, void *data)
             (unsigned long long)delta.errors, (unsigned long long)server->kernel_drops);
 }
 
-static void report_bind_failure(const echo_server *server, int code)
-{
-    const echo_config *config = server->config;
-
-    tool_error_bind(PROG, code, config->address, config->port, config->udp6);
-}
-
 /* Bound: print the port for scripts, then start the statistics. */
 static void on_echo_bound(dg_socket *sock, int status, void *data)
 {
     echo_server *server = data;
-    int rc;
+    const echo_config *config = server->config;
+    int rc = tool_bind_done(PROG, sock, status, server->closing, config->address, config->port,
+                            config->udp6);
 
-    if (status < 0) {
-        if (!server->closing) { /* -ECANCELED after a signal is no failure */
-            report_bind_failure(server, status);
-            server->exit_code = TOOL_EXIT_FAILURE;
-            echo_finish(server);
-        }
-        return;
-    }
-    if (tool_print_listening(PROG, sock) < 0) {
-        server->exit_code = TOOL_EXIT_FAILURE;
+    if (rc != TOOL_EXIT_OK) {
+        server->exit_code = rc;
         echo_finish(server);
-        return;
     }
-    if (!server->config->stats)
+    if (status < 0 || rc != TOOL_EXIT_OK || !config->stats)
         return;
     rc = dg_timer_new(server->loop, &server->stats_timer);
     if (rc == 0)
@@ -475,67 +403,66 @@ static void echo_start(echo_server *server)
         server->closing = true; /* nothing to close */
         return;
     }
-    rc = dg_socket_bind(server->sock, config->address, config->port, on_echo_bound, server);
-    if (rc == DG_ERR_INVALID_ADDRESS) {
-        tool_error(PROG, "bad address '%s' for %s", config->address,
-                   config->udp6 ? "udp6" : "udp4");
-        server->exit_code = TOOL_EXIT_USAGE;
-    } else if (rc < 0) {
-        report_bind_failure(server, rc);
-        server->exit_code = TOOL_EXIT_FAILURE;
-    }
-    if (rc < 0)
+    server->exit_code = tool_bind_start(PROG, server->sock, config->address, config->port,
+                                        config->udp6, on_echo_bound, server);
+    if (server->exit_code != TOOL_EXIT_OK)
         echo_finish(server);
 }
 
-/* The socket's counters (dg_socket_stats), one line. */
-static void print_socket_stats_text(const dg_socket_stats *st)
+/* The counters of dg_socket_stats and dg_loop_stats the summary shows, in
+ * its order. The names are the text's words and the JSON keys (the loop's
+ * with "loop_" in front). Every counter is a uint64_t. */
+typedef struct counter_field {
+    const char *name;
+    size_t offset;
+} counter_field;
+
+#define SOCKET_COUNTER(member) {#member, offsetof(dg_socket_stats, member)}
+#define LOOP_COUNTER(member) {#member, offsetof(dg_loop_stats, member)}
+#define COUNTERS(fields) fields, sizeof(fields) / sizeof(fields[0])
+
+static const counter_field socket_counters[] = {
+    SOCKET_COUNTER(rx_datagrams), SOCKET_COUNTER(rx_bytes),        SOCKET_COUNTER(rx_truncated),
+    SOCKET_COUNTER(rx_rearms),    SOCKET_COUNTER(rx_no_buffers),   SOCKET_COUNTER(rx_kernel_drops),
+    SOCKET_COUNTER(rx_gro_buffers), SOCKET_COUNTER(tx_datagrams), SOCKET_COUNTER(tx_bytes),
+    SOCKET_COUNTER(tx_errors),    SOCKET_COUNTER(tx_gso_sends),
+};
+
+static const counter_field loop_counters[] = {
+    LOOP_COUNTER(turns),       LOOP_COUNTER(submissions),  LOOP_COUNTER(enters),
+    LOOP_COUNTER(completions), LOOP_COUNTER(cq_overflows), LOOP_COUNTER(cq_dropped),
+};
+
+static uint64_t *counter_at(void *stats, const counter_field *field)
 {
-    printf("socket: rx_datagrams %llu rx_bytes %llu rx_truncated %llu rx_rearms %llu "
-           "rx_no_buffers %llu rx_kernel_drops %llu rx_gro_buffers %llu tx_datagrams %llu "
-           "tx_bytes %llu tx_errors %llu tx_gso_sends %llu\n",
-           (unsigned long long)st->rx_datagrams, (unsigned long long)st->rx_bytes,
-           (unsigned long long)st->rx_truncated, (unsigned long long)st->rx_rearms,
-           (unsigned long long)st->rx_no_buffers, (unsigned long long)st->rx_kernel_drops,
-           (unsigned long long)st->rx_gro_buffers, (unsigned long long)st->tx_datagrams,
-           (unsigned long long)st->tx_bytes, (unsigned long long)st->tx_errors,
-           (unsigned long long)st->tx_gso_sends);
+    return (uint64_t *)((char *)stats + field->offset);
 }
 
-/* The loop's counters (dg_loop_stats), one line. */
-static void print_loop_stats_text(const dg_loop_stats *st)
+static uint64_t counter_value(const void *stats, const counter_field *field)
 {
-    printf("loop: turns %llu submissions %llu enters %llu completions %llu cq_overflows %llu "
-           "cq_dropped %llu\n",
-           (unsigned long long)st->turns, (unsigned long long)st->submissions,
-           (unsigned long long)st->enters, (unsigned long long)st->completions,
-           (unsigned long long)st->cq_overflows, (unsigned long long)st->cq_dropped);
+    return *counter_at((void *)stats, field);
 }
 
-static void json_loop_stats(tool_json *json, const dg_loop_stats *st)
+/* "LABEL: name value name value ...", one line. */
+static void print_counters_text(const char *label, const void *stats,
+                                const counter_field *fields, size_t count)
 {
-    tool_json_uint(json, "loop_turns", st->turns);
-    tool_json_uint(json, "loop_submissions", st->submissions);
-    tool_json_uint(json, "loop_enters", st->enters);
-    tool_json_uint(json, "loop_completions", st->completions);
-    tool_json_uint(json, "loop_cq_overflows", st->cq_overflows);
-    tool_json_uint(json, "loop_cq_dropped", st->cq_dropped);
+    printf("%s:", label);
+    for (size_t i = 0; i < count; i++)
+        printf(" %s %llu", fields[i].name, (unsigned long long)counter_value(stats, &fields[i]));
+    printf("\n");
 }
 
-/* The same counters as keys of a JSON summary. */
-static void json_socket_stats(tool_json *json, const dg_socket_stats *st)
+/* The same counters as keys of a JSON summary, each name after prefix. */
+static void json_counters(tool_json *json, const char *prefix, const void *stats,
+                          const counter_field *fields, size_t count)
 {
-    tool_json_uint(json, "rx_datagrams", st->rx_datagrams);
-    tool_json_uint(json, "rx_bytes", st->rx_bytes);
-    tool_json_uint(json, "rx_truncated", st->rx_truncated);
-    tool_json_uint(json, "rx_rearms", st->rx_rearms);
-    tool_json_uint(json, "rx_no_buffers", st->rx_no_buffers);
-    tool_json_uint(json, "rx_kernel_drops", st->rx_kernel_drops);
-    tool_json_uint(json, "rx_gro_buffers", st->rx_gro_buffers);
-    tool_json_uint(json, "tx_datagrams", st->tx_datagrams);
-    tool_json_uint(json, "tx_bytes", st->tx_bytes);
-    tool_json_uint(json, "tx_errors", st->tx_errors);
-    tool_json_uint(json, "tx_gso_sends", st->tx_gso_sends);
+    char key[64];
+
+    for (size_t i = 0; i < count; i++) {
+        snprintf(key, sizeof(key), "%s%s", prefix, fields[i].name);
+        tool_json_uint(json, key, counter_value(stats, &fields[i]));
+    }
 }
 
 static void print_summary_text(const echo_server *server)
@@ -555,9 +482,9 @@ static void print_summary_text(const echo_server *server)
                (unsigned long long)sp->warmup, (unsigned long long)sp->ignored,
                (unsigned long long)sp->malformed);
     if (server->have_sock_stats)
-        print_socket_stats_text(&server->sock_stats);
+        print_counters_text("socket", &server->sock_stats, COUNTERS(socket_counters));
     if (server->have_loop_stats)
-        print_loop_stats_text(&server->loop_stats);
+        print_counters_text("loop", &server->loop_stats, COUNTERS(loop_counters));
     fflush(stdout);
 }
 
@@ -587,9 +514,9 @@ static void print_summary(const echo_server *server)
         tool_json_uint(&json, "malformed", sp->malformed);
     }
     if (server->have_sock_stats)
-        json_socket_stats(&json, &server->sock_stats);
+        json_counters(&json, "", &server->sock_stats, COUNTERS(socket_counters));
     if (server->have_loop_stats)
-        json_loop_stats(&json, &server->loop_stats);
+        json_counters(&json, "loop_", &server->loop_stats, COUNTERS(loop_counters));
     tool_json_end(&json);
 }
 
@@ -649,17 +576,8 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
     uint64_t rx = 0, bytes = 0, tx = 0;
     dg_socket_stats sum = {0};
     for (unsigned i = 0; i < n; i++) {
-        sum.rx_datagrams += st[i].rx_datagrams;
-        sum.rx_bytes += st[i].rx_bytes;
-        sum.rx_truncated += st[i].rx_truncated;
-        sum.rx_rearms += st[i].rx_rearms;
-        sum.rx_no_buffers += st[i].rx_no_buffers;
-        sum.rx_kernel_drops += st[i].rx_kernel_drops;
-        sum.rx_gro_buffers += st[i].rx_gro_buffers;
-        sum.tx_datagrams += st[i].tx_datagrams;
-        sum.tx_bytes += st[i].tx_bytes;
-        sum.tx_errors += st[i].tx_errors;
-        sum.tx_gso_sends += st[i].tx_gso_sends;
+        for (size_t k = 0; k < sizeof(socket_counters) / sizeof(socket_counters[0]); k++)
+            *counter_at(&sum, &socket_counters[k]) += counter_value(&st[i], &socket_counters[k]);
         rx += st[i].rx_datagrams;
         bytes += st[i].rx_bytes;
         tx += st[i].tx_datagrams;
@@ -673,7 +591,8 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
                "errors %lu [%s, %u threads]\n",
                (unsigned long long)rx, (unsigned long long)bytes, (unsigned long long)tx,
                atomic_load(&group_dropped), atomic_load(&group_errors), group_backend, n);
-        print_socket_stats_text(&sum); /* the sockets of all threads together */
+        /* the sockets of all threads together */
+        print_counters_text("socket", &sum, COUNTERS(socket_counters));
         fflush(stdout);
         return;
     }
@@ -686,7 +605,7 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
     tool_json_uint(&json, "sent", tx);
     tool_json_uint(&json, "dropped", atomic_load(&group_dropped));
     tool_json_uint(&json, "errors", atomic_load(&group_errors));
-    json_socket_stats(&json, &sum);
+    json_counters(&json, "", &sum, COUNTERS(socket_counters));
     tool_json_end(&json);
 }
 
@@ -695,31 +614,18 @@ static void print_group_summary(const echo_config *config, unsigned n, const dg_
 static int echo_run_group(const echo_config *config)
 {
     sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stops, NULL);
+    tool_block_stop_signals(&stops);
 
     dg_group_options o;
-    dg_group_options_init(&o);
-    o.threads = config->threads;
-    o.address = config->address;
-    o.port = config->port;
-    o.socket.type = config->udp6 ? DG_UDP6 : DG_UDP4;
+    tool_group_options_init(&o, config->threads, config->address, config->port, config->udp6);
     o.handlers.on_message = on_group_message;
     o.handlers.on_error = on_group_error;
     dg_group *group;
-    int rc = dg_group_start(&group, &o);
-    if (rc < 0) {
-        report_bind_failure(&(echo_server){.config = config}, rc);
+    int rc = tool_group_start(PROG, &group, &o);
+    if (rc < 0)
         return TOOL_EXIT_FAILURE;
-    }
-    /* The sockets belong to their threads; the port is the group's. */
-    const char *shown = config->address ? config->address : config->udp6 ? "::" : "0.0.0.0";
     snprintf(group_backend, sizeof(group_backend), "%s",
              dg_loop_backend(dg_group_loop(group, 0)));
-    printf("listening %s:%d\n", shown, dg_group_port(group));
-    fflush(stdout);
     int sig = 0;
     sigwait(&stops, &sig);
     dg_group_stop(group);

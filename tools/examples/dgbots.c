@@ -19,7 +19,6 @@
 #include <dgring.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,12 +282,9 @@ static void on_bot_message(dg_socket *sock, const dg_message *msg, void *data)
 
 static void on_bot_error(dg_socket *sock, const dg_error *err, void *data)
 {
-    char text[256];
-
     (void)sock;
     (void)data;
-    dg_error_format(err, text, sizeof(text));
-    fprintf(stderr, PROG ": %s\n", text);
+    example_print_error(PROG, err);
 }
 
 /* Opens bot i: its socket, bound to --bind (port 0), and its timer, which
@@ -334,8 +330,10 @@ static void on_time_up(dg_timer *timer, void *data)
 
 /* Closes every bot and the fleet's timers: at the deadline, on a
  * signal, or after a failure. Idempotent. */
-static void fleet_stop(fleet *f)
+static void fleet_stop(void *ctx)
 {
+    fleet *f = ctx;
+
     for (unsigned long i = 0; i < f->opened; i++)
         bot_close(&f->bots[i]);
     fleet_close_timers(f);
@@ -510,96 +508,32 @@ static const char usage_text[] =
     "  --loss PERCENT    drop this share of received datagrams, 0..50 (default 0)\n"
     "  --json            print the report as one JSON object\n";
 
-static const struct option bots_options[] = {
-    {"host", required_argument, NULL, 'H'},
-    {"port", required_argument, NULL, 'p'},
-    {"bots", required_argument, NULL, 'n'},
-    {"duration", required_argument, NULL, 'd'},
-    {"bind", required_argument, NULL, 'b'},
-    {"udp6", no_argument, NULL, '6'},
-    {"input-hz", required_argument, NULL, 'i'},
-    {"chat-ms", required_argument, NULL, 'c'},
-    {"ping-ms", required_argument, NULL, 'P'},
-    {"rto-ms", required_argument, NULL, 'r'},
-    {"finish-ms", required_argument, NULL, 'f'},
-    {"loss", required_argument, NULL, 'l'},
-    {"json", no_argument, NULL, 'j'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-static bool apply_number(bots_config *config, int option, const char *text)
-{
-    switch (option) {
-    case 'p':
-        return example_parse_ulong(text, 1, 65535, &config->port);
-    case 'n':
-        return example_parse_ulong(text, 1, 100000, &config->bots);
-    case 'd':
-        return example_parse_ulong(text, 1, 86400000, &config->duration_ms);
-    case 'i':
-        return example_parse_ulong(text, 1, 1000, &config->input_hz);
-    case 'c':
-        return example_parse_ulong(text, 1, 3600000, &config->chat_ms);
-    case 'P':
-        return example_parse_ulong(text, 1, 3600000, &config->ping_ms);
-    case 'r':
-        return example_parse_ulong(text, 1, 60000, &config->rto_ms);
-    case 'f':
-        return example_parse_ulong(text, 1, 3600000, &config->finish_ms);
-    default: /* 'l' */
-        return example_parse_ulong(text, 0, 50, &config->loss_percent);
-    }
-}
-
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char *argv[], bots_config *config)
 {
-    int option, index = 0;
+    const example_option options[] = {
+        {"host", EXAMPLE_STRING, &config->host, 0, 0},
+        {"port", EXAMPLE_NUMBER, &config->port, 1, 65535},
+        {"bots", EXAMPLE_NUMBER, &config->bots, 1, 100000},
+        {"duration", EXAMPLE_NUMBER, &config->duration_ms, 1, 86400000},
+        {"bind", EXAMPLE_STRING, &config->bind_address, 0, 0},
+        {"udp6", EXAMPLE_FLAG, &config->udp6, 0, 0},
+        {"input-hz", EXAMPLE_NUMBER, &config->input_hz, 1, 1000},
+        {"chat-ms", EXAMPLE_NUMBER, &config->chat_ms, 1, 3600000},
+        {"ping-ms", EXAMPLE_NUMBER, &config->ping_ms, 1, 3600000},
+        {"rto-ms", EXAMPLE_NUMBER, &config->rto_ms, 1, 60000},
+        {"finish-ms", EXAMPLE_NUMBER, &config->finish_ms, 1, 3600000},
+        {"loss", EXAMPLE_NUMBER, &config->loss_percent, 0, 50},
+        {"json", EXAMPLE_FLAG, &config->json, 0, 0},
+    };
+    int status = example_parse_options(PROG, argc, argv, options,
+                                       sizeof(options) / sizeof(options[0]), usage_text);
 
-    opterr = 0;
-    while ((option = getopt_long(argc, argv, ":h", bots_options, &index)) != -1) {
-        if (option == 'h') {
-            fputs(usage_text, stdout);
-            return 0;
-        } else if (option == '?' || option == ':') {
-            fprintf(stderr, PROG ": bad option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
-        } else if (option == 'H') {
-            config->host = optarg;
-        } else if (option == 'b') {
-            config->bind_address = optarg;
-        } else if (option == '6') {
-            config->udp6 = true;
-        } else if (option == 'j') {
-            config->json = true;
-        } else if (!apply_number(config, option, optarg)) {
-            fprintf(stderr, PROG ": bad value '%s' for --%s\n", optarg, bots_options[index].name);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (config->host == NULL || config->port == 0) {
+    if (status < 0 && (config->host == NULL || config->port == 0)) {
         fprintf(stderr, PROG ": --host and --port are required\n");
         return 2;
     }
-    return -1;
-}
-
-/* Runs until every bot closed; a signal closes them early. */
-static int fleet_run(fleet *f)
-{
-    while (dg_loop_alive(f->loop)) {
-        int rc = dg_loop_run(f->loop, DG_RUN_DEFAULT);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-        if (example_stop_requested())
-            fleet_stop(f);
-    }
-    return 0;
+    return status;
 }
 
 int main(int argc, char *argv[])
@@ -627,7 +561,7 @@ int main(int argc, char *argv[])
     status = fleet_start(&f) < 0 ? 1 : 0;
     if (status != 0)
         fleet_stop(&f);
-    if (fleet_run(&f) < 0)
+    if (example_run(f.loop, fleet_stop, &f, NULL) < 0)
         status = 1;
     example_release_signals();
     dg_loop_close(f.loop);

@@ -23,7 +23,6 @@
 #include <dgring.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,12 +385,9 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
 
 static void on_socket_error(dg_socket *sock, const dg_error *err, void *data)
 {
-    char text[256];
-
     (void)sock;
     (void)data;
-    dg_error_format(err, text, sizeof(text));
-    fprintf(stderr, PROG ": %s\n", text);
+    example_print_error(PROG, err);
 }
 
 /* ---- Start, stop, report ------------------------------------------------- */
@@ -399,18 +395,11 @@ static void on_socket_error(dg_socket *sock, const dg_error *err, void *data)
 static void on_bound(dg_socket *sock, int status, void *data)
 {
     server *srv = data;
-    dg_address bound;
     uint64_t period_ms = 1000 / srv->config->tick_hz;
 
-    if (status < 0) {
-        if (status != -ECANCELED)
-            fprintf(stderr, PROG ": bind: %s (%s)\n", dg_err_name(status), dg_strerror(status));
+    if (!example_bound(PROG, sock, status, stdout)) {
         srv->exit_code = 1;
         return;
-    }
-    if (dg_socket_address(sock, &bound) == 0) {
-        printf("listening %s:%d\n", bound.address, bound.port);
-        fflush(stdout);
     }
     if (dg_timer_start(srv->tick_timer, period_ms, period_ms, on_tick, srv) < 0)
         srv->exit_code = 1;
@@ -441,8 +430,12 @@ static int server_start(server *srv)
     return rc;
 }
 
-static void server_stop(server *srv)
+/* Closes the timer and the socket; the loop ends once both closed.
+ * Idempotent: runs after every signal. */
+static void server_stop(void *ctx)
 {
+    server *srv = ctx;
+
     if (srv->closing)
         return;
     srv->closing = true;
@@ -507,85 +500,24 @@ static const char usage_text[] =
     "  --loss PERCENT     drop this share of received datagrams, 0..50 (default 0)\n"
     "  --json             print the totals as one JSON object\n";
 
-static const struct option server_options[] = {
-    {"address", required_argument, NULL, 'a'},
-    {"port", required_argument, NULL, 'p'},
-    {"udp6", no_argument, NULL, '6'},
-    {"tick-hz", required_argument, NULL, 't'},
-    {"event-every", required_argument, NULL, 'e'},
-    {"rto-ms", required_argument, NULL, 'r'},
-    {"timeout-ms", required_argument, NULL, 'T'},
-    {"max-players", required_argument, NULL, 'm'},
-    {"loss", required_argument, NULL, 'l'},
-    {"json", no_argument, NULL, 'j'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-/* Options with a number: where it goes and its range. */
-static bool apply_number(server_config *config, int option, const char *text)
-{
-    switch (option) {
-    case 'p':
-        return example_parse_ulong(text, 0, 65535, &config->port);
-    case 't':
-        return example_parse_ulong(text, 1, 1000, &config->tick_hz);
-    case 'e':
-        return example_parse_ulong(text, 1, 1000000, &config->event_every);
-    case 'r':
-        return example_parse_ulong(text, 1, 60000, &config->rto_ms);
-    case 'T':
-        return example_parse_ulong(text, 1, 3600000, &config->timeout_ms);
-    case 'm':
-        return example_parse_ulong(text, 1, 1000000, &config->max_players);
-    default: /* 'l' */
-        return example_parse_ulong(text, 0, 50, &config->loss_percent);
-    }
-}
-
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char *argv[], server_config *config)
 {
-    int option, index = 0;
+    const example_option options[] = {
+        {"address", EXAMPLE_STRING, &config->address, 0, 0},
+        {"port", EXAMPLE_NUMBER, &config->port, 0, 65535},
+        {"udp6", EXAMPLE_FLAG, &config->udp6, 0, 0},
+        {"tick-hz", EXAMPLE_NUMBER, &config->tick_hz, 1, 1000},
+        {"event-every", EXAMPLE_NUMBER, &config->event_every, 1, 1000000},
+        {"rto-ms", EXAMPLE_NUMBER, &config->rto_ms, 1, 60000},
+        {"timeout-ms", EXAMPLE_NUMBER, &config->timeout_ms, 1, 3600000},
+        {"max-players", EXAMPLE_NUMBER, &config->max_players, 1, 1000000},
+        {"loss", EXAMPLE_NUMBER, &config->loss_percent, 0, 50},
+        {"json", EXAMPLE_FLAG, &config->json, 0, 0},
+    };
 
-    opterr = 0;
-    while ((option = getopt_long(argc, argv, ":h", server_options, &index)) != -1) {
-        if (option == 'h') {
-            fputs(usage_text, stdout);
-            return 0;
-        } else if (option == '?' || option == ':') {
-            fprintf(stderr, PROG ": bad option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
-        } else if (option == 'a') {
-            config->address = optarg;
-        } else if (option == '6') {
-            config->udp6 = true;
-        } else if (option == 'j') {
-            config->json = true;
-        } else if (!apply_number(config, option, optarg)) {
-            fprintf(stderr, PROG ": bad value '%s' for --%s\n", optarg,
-                    server_options[index].name);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    return -1;
-}
-
-/* Runs until a signal or a failure, then until every handle closed. */
-static int server_run(server *srv)
-{
-    while (dg_loop_alive(srv->loop)) {
-        int rc = dg_loop_run(srv->loop, DG_RUN_DEFAULT);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-        if (example_stop_requested() || srv->exit_code != 0)
-            server_stop(srv);
-    }
-    return 0;
+    return example_parse_options(PROG, argc, argv, options, sizeof(options) / sizeof(options[0]),
+                                 usage_text);
 }
 
 int main(int argc, char *argv[])
@@ -612,7 +544,7 @@ int main(int argc, char *argv[])
         srv.exit_code = 1;
         server_stop(&srv);
     }
-    if (server_run(&srv) < 0)
+    if (example_run(srv.loop, server_stop, &srv, &srv.exit_code) < 0)
         srv.exit_code = 1;
     example_release_signals();
     dg_loop_close(srv.loop);

@@ -20,7 +20,6 @@
 #include <dgring.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +35,11 @@
 
 typedef struct statsd_config {
     const char *address;   /* NULL: every address */
-    int port;
+    unsigned long port;
     bool udp6;
     unsigned long interval_ms;
     const char *output;    /* NULL: stdout */
-    int rcvbuf;            /* SO_RCVBUF, 0: the system's default */
+    unsigned long rcvbuf;  /* SO_RCVBUF, 0: the system's default */
     unsigned long max_metrics;
 } statsd_config;
 
@@ -57,92 +56,38 @@ typedef struct statsd_server {
     int exit_code;
 } statsd_server;
 
-static void usage(FILE *out)
-{
-    fputs("usage: " PROG " [--address A] [--port P] [--udp6] [--interval MS]\n"
-          "                [--output FILE] [--rcvbuf BYTES] [--max-metrics N]\n"
-          "\n"
-          "Aggregates statsd counters (|c), gauges (|g) and timers (|ms, |h) received\n"
-          "on UDP and writes them as one JSON line every interval.\n"
-          "\n"
-          "  --address A       address to bind (default: all addresses)\n"
-          "  --port P          port to bind (default 8125; 0 picks a free port)\n"
-          "  --udp6            use IPv6\n"
-          "  --interval MS     flush interval in milliseconds (default 10000)\n"
-          "  --output FILE     append the JSON lines to FILE instead of stdout\n"
-          "  --rcvbuf BYTES    socket receive buffer (SO_RCVBUF)\n"
-          "  --max-metrics N   distinct metrics kept (default 100000)\n"
-          "\n"
-          "Prints \"listening ADDRESS:PORT\" on stderr once bound.\n",
-          out);
-}
-
-/* Applies one option with a value. Returns false if the value is bad. */
-static bool apply_option(statsd_config *config, int option, const char *value)
-{
-    unsigned long number;
-
-    switch (option) {
-    case 'a':
-        config->address = value;
-        return true;
-    case 'o':
-        config->output = value;
-        return true;
-    case 'p':
-        if (!example_parse_ulong(value, 0, 65535, &number))
-            return false;
-        config->port = (int)number;
-        return true;
-    case 'i':
-        return example_parse_ulong(value, 1, 86400000, &config->interval_ms);
-    case 'r':
-        if (!example_parse_ulong(value, 1, 1 << 30, &number))
-            return false;
-        config->rcvbuf = (int)number;
-        return true;
-    default: /* 'm' */
-        return example_parse_ulong(value, 1, 10000000, &config->max_metrics);
-    }
-}
+static const char usage_text[] =
+    "usage: " PROG " [--address A] [--port P] [--udp6] [--interval MS]\n"
+    "                [--output FILE] [--rcvbuf BYTES] [--max-metrics N]\n"
+    "\n"
+    "Aggregates statsd counters (|c), gauges (|g) and timers (|ms, |h) received\n"
+    "on UDP and writes them as one JSON line every interval.\n"
+    "\n"
+    "  --address A       address to bind (default: all addresses)\n"
+    "  --port P          port to bind (default 8125; 0 picks a free port)\n"
+    "  --udp6            use IPv6\n"
+    "  --interval MS     flush interval in milliseconds (default 10000)\n"
+    "  --output FILE     append the JSON lines to FILE instead of stdout\n"
+    "  --rcvbuf BYTES    socket receive buffer (SO_RCVBUF)\n"
+    "  --max-metrics N   distinct metrics kept (default 100000)\n"
+    "\n"
+    "Prints \"listening ADDRESS:PORT\" on stderr once bound.\n";
 
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char *argv[], statsd_config *config)
 {
-    static const struct option options[] = {
-        {"address", required_argument, NULL, 'a'},
-        {"port", required_argument, NULL, 'p'},
-        {"udp6", no_argument, NULL, '6'},
-        {"interval", required_argument, NULL, 'i'},
-        {"output", required_argument, NULL, 'o'},
-        {"rcvbuf", required_argument, NULL, 'r'},
-        {"max-metrics", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const example_option options[] = {
+        {"address", EXAMPLE_STRING, &config->address, 0, 0},
+        {"port", EXAMPLE_NUMBER, &config->port, 0, 65535},
+        {"udp6", EXAMPLE_FLAG, &config->udp6, 0, 0},
+        {"interval", EXAMPLE_NUMBER, &config->interval_ms, 1, 86400000},
+        {"output", EXAMPLE_STRING, &config->output, 0, 0},
+        {"rcvbuf", EXAMPLE_NUMBER, &config->rcvbuf, 1, 1 << 30},
+        {"max-metrics", EXAMPLE_NUMBER, &config->max_metrics, 1, 10000000},
     };
-    int option, index = 0;
 
-    opterr = 0;
-    while ((option = getopt_long(argc, argv, ":h", options, &index)) != -1) {
-        if (option == 'h') {
-            usage(stdout);
-            return 0;
-        }
-        if (option == '6') {
-            config->udp6 = true;
-        } else if (option == '?' || option == ':') {
-            fprintf(stderr, PROG ": bad option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
-        } else if (!apply_option(config, option, optarg)) {
-            fprintf(stderr, PROG ": bad value '%s' for --%s\n", optarg, options[index].name);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    return -1;
+    return example_parse_options(PROG, argc, argv, options, sizeof(options) / sizeof(options[0]),
+                                 usage_text);
 }
 
 static uint64_t wall_clock_ms(void)
@@ -188,27 +133,19 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
 
 static void on_error(dg_socket *sock, const dg_error *err, void *data)
 {
-    char text[256];
-
     (void)sock;
     (void)data;
-    dg_error_format(err, text, sizeof(text));
-    fprintf(stderr, PROG ": %s\n", text);
+    example_print_error(PROG, err);
 }
 
 static void on_bound(dg_socket *sock, int status, void *data)
 {
     statsd_server *server = data;
-    dg_address bound;
 
-    if (status < 0) {
-        if (status != -ECANCELED)
-            fprintf(stderr, PROG ": bind: %s (%s)\n", dg_err_name(status), dg_strerror(status));
+    if (!example_bound(PROG, sock, status, stderr)) {
         server->exit_code = 1;
         return;
     }
-    if (dg_socket_address(sock, &bound) == 0)
-        fprintf(stderr, "listening %s:%d\n", bound.address, bound.port);
     server->last_flush_ms = dg_loop_now(server->loop);
     if (dg_timer_start(server->flush_timer, server->config->interval_ms,
                        server->config->interval_ms, on_flush_timer, server) < 0)
@@ -221,7 +158,7 @@ static int server_start(statsd_server *server)
     const statsd_config *config = server->config;
     dg_socket_options options = {
         .type = config->udp6 ? DG_UDP6 : DG_UDP4,
-        .recv_buffer_size = config->rcvbuf,
+        .recv_buffer_size = (int)config->rcvbuf,
     };
     dg_socket_handlers handlers = {.on_message = on_message, .on_error = on_error};
     int rc = dg_timer_new(server->loop, &server->flush_timer);
@@ -229,15 +166,17 @@ static int server_start(statsd_server *server)
     if (rc == 0)
         rc = dg_socket_create(server->loop, &options, &handlers, server, &server->sock);
     if (rc == 0)
-        rc = dg_socket_bind(server->sock, config->address, config->port, on_bound, server);
+        rc = dg_socket_bind(server->sock, config->address, (int)config->port, on_bound, server);
     if (rc < 0)
         fprintf(stderr, PROG ": cannot start: %s (%s)\n", dg_err_name(rc), dg_strerror(rc));
     return rc;
 }
 
-/* The final flush, then closes everything so the loop ends. */
-static void server_stop(statsd_server *server)
+/* The final flush, then closes everything so the loop ends. Idempotent:
+ * runs after every signal. */
+static void server_stop(void *ctx)
 {
+    statsd_server *server = ctx;
     dg_socket_stats stats;
 
     if (server->closing)
@@ -253,19 +192,6 @@ static void server_stop(statsd_server *server)
         dg_timer_close(server->flush_timer, NULL, NULL);
     if (server->sock != NULL)
         dg_socket_close(server->sock, NULL, NULL);
-}
-
-/* Runs until a signal or a failure, then until every handle closed. */
-static int server_run(statsd_server *server)
-{
-    while (dg_loop_alive(server->loop)) {
-        int rc = dg_loop_run(server->loop, DG_RUN_DEFAULT);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-        if (example_stop_requested() || server->exit_code != 0)
-            server_stop(server);
-    }
-    return 0;
 }
 
 /* Creates the loop (small receive buffers: statsd datagrams are small)
@@ -311,7 +237,7 @@ int main(int argc, char *argv[])
     server.exit_code = 0;
     if (server_start(&server) < 0)
         server.exit_code = 1;
-    if (server_run(&server) < 0)
+    if (example_run(server.loop, server_stop, &server, &server.exit_code) < 0)
         server.exit_code = 1;
     example_release_signals();
     dg_loop_close(server.loop);
