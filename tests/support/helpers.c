@@ -457,7 +457,7 @@ void dgt_sleep_ms(unsigned ms)
         ;
 }
 
-/* ---- dgram conformance suites (tests/test_dgram_*.c) ------------------ */
+/* ---- dgram conformance suites (tests/dgram/) ---------------------------- */
 
 #include <dirent.h>
 #include <stdio.h>

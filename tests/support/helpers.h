@@ -152,7 +152,7 @@ size_t dgt_check(const void *buf, size_t len, unsigned seed);
  * for a result). */
 void dgt_sleep_ms(unsigned ms);
 
-/* ---- dgram conformance suites (tests/test_dgram_*.c) ------------------ */
+/* ---- dgram conformance suites (tests/dgram/) ---------------------------- */
 
 /* dgt_assert_code with a printf-style context: fmt and its arguments. */
 #define dgt_assert_code_fmt(expr, want, fmt, ...)                                                  \
