@@ -16,17 +16,21 @@
 
 TestSuite(dgram_creation, .timeout = 60);
 
-/* N1: udp4 and udp6 sockets are created, never bound, and closed: the
- * close callback and on_close run once each, from the loop. */
+/* N1: udp4 and udp6 sockets are created (referenced, not bound), never
+ * bound, and closed: the close callback and on_close run once each, from
+ * the loop. */
 static void create_and_close(dg_socket_type type)
 {
     dg_loop *loop = dgt_loop_new(NULL);
     dgt_events ev = {0};
     dgt_close_rec cr = {.ev = &ev};
     dg_socket *sock = dgt_events_socket(loop, type, 0, &ev);
+    dg_address addr;
 
     cr_assert_eq(dg_socket_get_type(sock), type);
     cr_assert_eq(dg_socket_loop(sock), loop);
+    cr_assert(dg_socket_has_ref(sock), "a new socket is referenced");
+    dgt_assert_code(dg_socket_address(sock, &addr), -EBADF, "a new socket is not bound");
     cr_assert(!dg_loop_alive(loop), "an unbound socket keeps the loop alive");
     cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
     cr_assert_eq(cr.calls + ev.closed, 0, "close callbacks ran inside dg_socket_close");
@@ -87,6 +91,9 @@ Test(dgram_creation, bad_arguments_are_rejected)
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, NULL), DG_ERR_INVALID_ARG_VALUE);
     options.flags = 0x80000000u;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE);
+    options.flags = 0x80;
+    dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE,
+                    "an unknown low flag");
     options.flags = DG_SOCKET_IPV6_ONLY;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE,
                     "ipv6Only on udp4");
@@ -94,6 +101,8 @@ Test(dgram_creation, bad_arguments_are_rejected)
     options.recv_buffer_size = -1;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_OUT_OF_RANGE);
     options.recv_buffer_size = 0;
+    options.send_buffer_size = -1;
+    dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_OUT_OF_RANGE);
     options.send_buffer_size = -10000;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_OUT_OF_RANGE);
     cr_assert_null(sock);
