@@ -652,7 +652,8 @@ static void adopt_bound_fd(dg_socket_type type, bool reuse)
     dgt_events ev = {0};
     dgt_status_rec bound = {.ev = &ev};
     dgt_send_rec sent = {0};
-    dg_socket_options options;
+    dg_socket_options options = {.type = type, .recv_buffer_size = 4096,
+                                 .send_buffer_size = 4096};
     dg_socket *sock;
     dg_address addr;
     int fd, plain, port;
@@ -661,10 +662,6 @@ static void adopt_bound_fd(dg_socket_type type, bool reuse)
     if (type == DG_UDP6)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    memset(&options, 0, sizeof(options));
-    options.type = type;
-    options.recv_buffer_size = 4096;
-    options.send_buffer_size = 4096;
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
     fd = bound_plain_fd(family, reuse);
     port = dgt_plain_port(fd);

@@ -164,8 +164,9 @@ void dgt_sleep_ms(unsigned ms);
                      __VA_ARGS__);                                                                 \
     } while (0)
 
-/* Bytes of each datagram dgt_events keeps. */
-#define DGT_KEEP_BYTES 2048
+/* Bytes of each datagram dgt_events keeps: more than a UDP datagram can
+ * carry, so every datagram is kept whole. */
+#define DGT_KEEP_BYTES 65536
 
 /* Everything a socket's handlers saw. Use with dgt_events_handlers and the
  * dgt_events itself as the socket's data. log holds one letter per event
