@@ -1,4 +1,4 @@
-/* dgram conformance, bind (CONFORMANCE.md C.2, libuv udp_bind, udp_open,
+/* dgram conformance, bind (docs/conformance.md; libuv udp_bind, udp_open,
  * getsockname_udp, udp_reuseport): asynchronous 'listening', the second
  * bind, default addresses, address() before and after (and what the kernel
  * says), synchronous argument errors, bind failures with Node's message and

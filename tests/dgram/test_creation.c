@@ -1,4 +1,4 @@
-/* dgram conformance, creation (CONFORMANCE.md C.1 and libuv's
+/* dgram conformance, creation (docs/conformance.md, and libuv's
  * udp_create_early): dgram.createSocket's types and options in C form —
  * udp4/udp6 and bad types, flags, buffer-size options applied before
  * 'listening', the lookup option, the abort handle (Node's signal), dispose

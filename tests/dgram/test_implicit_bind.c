@@ -1,4 +1,4 @@
-/* dgram conformance, implicit bind (CONFORMANCE.md C.3, libuv
+/* dgram conformance, implicit bind (docs/conformance.md; libuv
  * udp_send_immediate, udp_send_and_recv, getsockname_udp): the first send
  * (or connect) on an unbound socket binds it to the unspecified address
  * and a fresh port exactly once; operations queued behind that bind run in

@@ -1,4 +1,4 @@
-/* dgram conformance, lifetime (CONFORMANCE.md C.9, B.7, libuv udp_ref,
+/* dgram conformance, lifetime (docs/conformance.md; libuv udp_ref,
  * udp_ref2, udp_ref3, watcher_cross_stop, and uv__udp_finish_close): ref
  * and unref against the loop's keep-alive, closing idle sockets, every call
  * after close answering NOT_RUNNING, the close protocol (200 pending sends

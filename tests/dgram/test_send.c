@@ -1,4 +1,4 @@
-/* dgram conformance, send (CONFORMANCE.md C.5, libuv udp_dgram_too_big,
+/* dgram conformance, send (docs/conformance.md; libuv udp_dgram_too_big,
  * udp_send_fail_nbufs, udp_send_hang_loop, udp_send_unreachable,
  * udp_try_send): unconnected send forms and the default host, port and
  * bounds validation, callbacks (bytes, exactly once, never inside the
