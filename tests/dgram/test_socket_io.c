@@ -258,8 +258,8 @@ static void echo_roundtrip(dg_socket_type type)
     port = peer_bind(loop, server, type);
     peer_bind(loop, client, type);
     cr_assert_eq(dg_socket_address(server->sock, &server_addr), 0);
-    cr_assert_eq(dg_socket_send(client->sock, "ping", 4, port, dgt_loopback(family), dgt_on_send, &rec),
-                 0);
+    cr_assert_eq(
+        dg_socket_send(client->sock, "ping", 4, port, dgt_loopback(family), dgt_on_send, &rec), 0);
     dgt_run_until(loop, &client->messages, 1, DGT_WAIT_MS);
     cr_assert_eq(server->messages, 1);
     cr_assert_eq(echo_rc, 0, "dg_socket_send_to: %s", dg_err_name(echo_rc));
@@ -300,8 +300,9 @@ Test(socket_io, send_to_rejects_a_family_it_cannot_reach)
     tx = peer_new(loop, DG_UDP4);
     peer_bind(loop, tx, DG_UDP4);
     len = dgt_sockaddr(AF_INET6, 9, &ss);
-    dgt_assert_code(dg_socket_send_to(tx->sock, "x", 1, (struct sockaddr *)&ss, len, dgt_on_send, &rec),
-                    DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(
+        dg_socket_send_to(tx->sock, "x", 1, (struct sockaddr *)&ss, len, dgt_on_send, &rec),
+        DG_ERR_INVALID_ADDRESS);
     len = dgt_sockaddr(AF_INET, 9, &ss);
     rc = dg_socket_send_to(tx->sock, "x", 1, (struct sockaddr *)&ss, len - 1, dgt_on_send, &rec);
     cr_assert(rc == DG_ERR_INVALID_ADDRESS || rc == DG_ERR_INVALID_ARG_VALUE,
@@ -310,8 +311,9 @@ Test(socket_io, send_to_rejects_a_family_it_cannot_reach)
     cr_assert(rc == DG_ERR_INVALID_ADDRESS || rc == DG_ERR_INVALID_ARG_VALUE, "NULL address: %s",
               dg_err_name(rc));
     len = dgt_sockaddr(AF_INET, 0, &ss);
-    dgt_assert_code(dg_socket_send_to(tx->sock, "x", 1, (struct sockaddr *)&ss, len, dgt_on_send, &rec),
-                    DG_ERR_SOCKET_BAD_PORT);
+    dgt_assert_code(
+        dg_socket_send_to(tx->sock, "x", 1, (struct sockaddr *)&ss, len, dgt_on_send, &rec),
+        DG_ERR_SOCKET_BAD_PORT);
     peer_free(loop, tx);
     cr_assert_eq(rec.calls, 0);
     dgt_loop_finish(loop);
@@ -413,7 +415,8 @@ Test(socket_io, larger_than_65535_is_emsgsize_synchronously)
 
     cr_assert_not_null(big);
     peer_bind(loop, tx, DG_UDP4);
-    dgt_assert_code(dg_socket_send(tx->sock, big, 65536, 9, "127.0.0.1", dgt_on_send, &rec), -EMSGSIZE);
+    dgt_assert_code(dg_socket_send(tx->sock, big, 65536, 9, "127.0.0.1", dgt_on_send, &rec),
+                    -EMSGSIZE);
     cr_assert_eq(dg_socket_send_queue_count(tx->sock), 0);
     peer_free(loop, tx);
     cr_assert_eq(rec.calls, 0);
@@ -490,8 +493,10 @@ static void check_implicit_bind(dg_socket_type type)
     dgt_assert_code(dg_socket_address(tx->sock, &tx_addr), -EBADF);
     /* Two sends back to back before the loop runs (libuv's
      * udp_send_immediate): both go out behind the implicit bind. */
-    cr_assert_eq(dg_socket_send(tx->sock, "one", 3, port, dgt_loopback(family), dgt_on_send, &r1), 0);
-    cr_assert_eq(dg_socket_send(tx->sock, "two!", 4, port, dgt_loopback(family), dgt_on_send, &r2), 0);
+    cr_assert_eq(
+        dg_socket_send(tx->sock, "one", 3, port, dgt_loopback(family), dgt_on_send, &r1), 0);
+    cr_assert_eq(
+        dg_socket_send(tx->sock, "two!", 4, port, dgt_loopback(family), dgt_on_send, &r2), 0);
     cr_assert_eq(tx->listening, 0, "on_listening ran inside dg_socket_send");
     cr_assert_eq(r1.calls + r2.calls, 0);
     dgt_run_until(loop, &rx->messages, 2, DGT_WAIT_MS);
@@ -689,8 +694,9 @@ Test(socket_io, pending_sends_keep_an_unreferenced_socket_alive)
     peer_bind(loop, tx, DG_UDP4);
     dg_socket_unref(tx->sock);
     cr_assert(!dg_loop_alive(loop));
-    cr_assert_eq(
-        dg_socket_send(tx->sock, "abc", 3, dgt_plain_port(plain), "127.0.0.1", dgt_on_send, &rec), 0);
+    cr_assert_eq(dg_socket_send(tx->sock, "abc", 3, dgt_plain_port(plain), "127.0.0.1",
+                                dgt_on_send, &rec),
+                 0);
     cr_assert(dg_loop_alive(loop), "a pending send keeps the loop alive");
     cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
     cr_assert_eq(rec.calls, 1);
