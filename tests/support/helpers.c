@@ -778,6 +778,19 @@ dg_socket_options dgt_fake_lookup_options(dg_socket_type type, unsigned flags, d
     return options;
 }
 
+int dgt_lookup_pair(dg_loop *loop, dg_socket_type type, dgt_fake_lookup *lk, dgt_events *rx,
+                    dgt_events *tx)
+{
+    dg_socket_options options = dgt_fake_lookup_options(type, 0, lk);
+    dg_socket *sock = NULL;
+    int port;
+
+    dgt_events_socket(loop, type, 0, rx);
+    port = dgt_bind(loop, rx->sock, dgt_loopback(dgt_family(type)), 0);
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, tx, &sock), 0);
+    return port;
+}
+
 int dgt_open_fds(void)
 {
     DIR *dir = opendir("/proc/self/fd");

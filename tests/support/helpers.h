@@ -312,6 +312,13 @@ int dgt_fake_lookup_count(const dgt_fake_lookup *lk, const char *host);
 /* Socket options for type and flags with the scripted lookup lk. */
 dg_socket_options dgt_fake_lookup_options(dg_socket_type type, unsigned flags, dgt_fake_lookup *lk);
 
+/* The lookup tests' pair: a receiver with dgt_events rx bound to the
+ * loopback address of type's family, port 0, and an unbound sender with
+ * dgt_events tx whose lookup option is lk. Asserts success; returns the
+ * receiver's port (the sockets are rx->sock and tx->sock). */
+int dgt_lookup_pair(dg_loop *loop, dg_socket_type type, dgt_fake_lookup *lk, dgt_events *rx,
+                    dgt_events *tx);
+
 /* Open file descriptors of this process (entries of /proc/self/fd). */
 int dgt_open_fds(void);
 
