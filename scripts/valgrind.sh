@@ -14,7 +14,7 @@ if [ "${1:-}" = "--backend" ]; then
     export DGRING_BACKEND
     shift 2
 fi
-suites=${*:-"loop socket_io socket_close dgram_receive send_buffers recv_batch"}
+suites=${*:-"loop socket_io lifetime receive send_buffers recv_batch"}
 
 scripts/deps.sh ci
 

@@ -104,6 +104,16 @@ static bool is_nomem(int code)
                   atomic_load(&fail_at), step_rc_, dg_err_name(step_rc_));                        \
     } while (0)
 
+/* One step of a path: rc = expr, which must be 0 or out of memory; on
+ * out of memory the path goes to its cleanup at out:. */
+#define STEP(expr)                                                                                \
+    do {                                                                                          \
+        rc = (expr);                                                                              \
+        STEP_OK(rc);                                                                              \
+        if (rc < 0)                                                                               \
+            goto out;                                                                             \
+    } while (0)
+
 /* Runs path for n = 1.. until it completes without the injected failure.
  * path returns 0 when every step succeeded, or the out-of-memory code it
  * stopped at. Returns how many allocations the whole path makes. */
@@ -370,10 +380,7 @@ static int path_socket(void *arg)
 
     /* connect, then a send to the connected peer */
     struct outcome_ctx co = {0};
-    rc = dg_socket_connect(s[2], a.port, address, on_connected, &co);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
+    STEP(dg_socket_connect(s[2], a.port, address, on_connected, &co));
     run_until(loop, &co.done);
     if ((rc = co.status) < 0)
         goto out;
@@ -413,10 +420,7 @@ static int path_burst(void *arg)
     int port = dgt_plain_port(sink);
     static unsigned char big[4000];
 
-    rc = dg_socket_create(loop, &o, &sc_handlers, &c, &s[0]);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
+    STEP(dg_socket_create(loop, &o, &sc_handlers, &c, &s[0]));
     for (int i = 0; i < 12; i++) {
         size_t len = i % 3 == 2 ? sizeof(big) : 100;
         rc = dg_socket_send(s[0], big, len, port, "127.0.0.1", NULL, NULL);
@@ -527,6 +531,21 @@ static void on_lookup(dg_loop *loop, int status, const dg_address *address, void
     l->done = true;
 }
 
+/* dg_lookup of host (family 4, 6 or 0) run to its callback: returns the
+ * call's code, or else the callback's status. */
+static int lookup_once(dg_loop *loop, const char *host, int family)
+{
+    struct lk_ctx l = {0};
+    int rc = dg_lookup(loop, host, family, on_lookup, &l);
+
+    STEP_OK(rc);
+    if (rc < 0)
+        return rc;
+    run_until(loop, &l.done);
+    cr_assert_eq(l.calls, 1);
+    return l.status;
+}
+
 static int path_lookup(void *arg)
 {
     dgt_dns_server *server = arg;
@@ -546,54 +565,24 @@ static int path_lookup(void *arg)
      * after the timeout: the second try answers. */
     ro.timeout_ms = 1000;
     ro.tries = 3;
-    rc = dg_loop_set_resolver_options(loop, &ro);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
-    rc = dg_loop_set_dns_servers(loop, dgt_dns_address(server));
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
-
-    struct lk_ctx l = {0};
-    rc = dg_lookup(loop, "a.test", 4, on_lookup, &l);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
-    run_until(loop, &l.done);
-    cr_assert_eq(l.calls, 1);
-    if ((rc = l.status) < 0)
+    STEP(dg_loop_set_resolver_options(loop, &ro));
+    STEP(dg_loop_set_dns_servers(loop, dgt_dns_address(server)));
+    if ((rc = lookup_once(loop, "a.test", 4)) < 0)
         goto out;
     /* both families at once (the AAAA half answers NODATA) */
-    l = (struct lk_ctx){0};
-    rc = dg_lookup(loop, "b.test", 0, on_lookup, &l);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
-    run_until(loop, &l.done);
-    cr_assert_eq(l.calls, 1);
-    if ((rc = l.status) < 0)
+    if ((rc = lookup_once(loop, "b.test", 0)) < 0)
         goto out;
 
     /* a bind to "localhost" (the resolver's own answer), then a send to a
      * host name */
     dg_socket_options o = {.type = DG_UDP4};
-    rc = dg_socket_create(loop, &o, &sc_handlers, &c, &s[0]);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
+    STEP(dg_socket_create(loop, &o, &sc_handlers, &c, &s[0]));
     struct outcome_ctx bo = {0};
-    rc = dg_socket_bind(s[0], "localhost", 0, on_connected, &bo);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
+    STEP(dg_socket_bind(s[0], "localhost", 0, on_connected, &bo));
     run_until(loop, &bo.done);
     if ((rc = bo.status) < 0)
         goto out;
-    rc = dg_socket_send(s[0], "hello", 5, port, "c.test", sc_on_send, &c);
-    STEP_OK(rc);
-    if (rc < 0)
-        goto out;
+    STEP(dg_socket_send(s[0], "hello", 5, port, "c.test", sc_on_send, &c));
     run_until(loop, &c.sends_done);
     cr_assert_eq(c.sends, 1);
     if ((rc = c.send_status) < 0)

@@ -183,6 +183,7 @@ typedef struct dg_abort dg_abort;
 DG_EXPORT int dg_abort_new(dg_abort **out);
 /* Closes the sockets still registered. Idempotent. */
 DG_EXPORT void dg_abort_trigger(dg_abort *abort);
+/* Whether the handle has been aborted (dg_abort_trigger() ran). */
 DG_EXPORT bool dg_abort_aborted(const dg_abort *abort);
 /* Frees the handle; sockets still registered forget it. */
 DG_EXPORT void dg_abort_free(dg_abort *abort);
@@ -477,7 +478,7 @@ DG_EXPORT int dg_socket_dispose(dg_socket *sock);
 
 /* A bound, referenced socket keeps the loop alive; unref excludes it
  * (pending sends still do). Both are idempotent, and no-ops on a closing
- * socket. */
+ * socket; has_ref says whether the socket is referenced (a new one is). */
 DG_EXPORT void dg_socket_ref(dg_socket *sock);
 DG_EXPORT void dg_socket_unref(dg_socket *sock);
 DG_EXPORT bool dg_socket_has_ref(const dg_socket *sock);
@@ -495,6 +496,9 @@ DG_EXPORT int dg_socket_get_stats(const dg_socket *sock, dg_socket_stats *out);
  * DG_ERR_SOCKET_DGRAM_NOT_RUNNING. Do not close it or read from it. */
 DG_EXPORT int dg_socket_fd(const dg_socket *sock);
 
+/* The loop the socket was created on, and its type (DG_UDP4 or DG_UDP6);
+ * NULL and 0 for a NULL sock. Valid until the close callback has run, also
+ * while the socket closes. Loop thread only. */
 DG_EXPORT dg_loop *dg_socket_loop(const dg_socket *sock);
 DG_EXPORT dg_socket_type dg_socket_get_type(const dg_socket *sock);
 

@@ -235,13 +235,10 @@ void dgt_loop_finish(dg_loop *loop)
 dg_socket *dgt_socket_new(dg_loop *loop, dg_socket_type type, unsigned flags,
                           const dg_socket_handlers *handlers, void *data)
 {
-    dg_socket_options options;
+    dg_socket_options options = {.type = type, .flags = flags};
     dg_socket *sock = NULL;
     int rc;
 
-    memset(&options, 0, sizeof(options));
-    options.type = type;
-    options.flags = flags;
     rc = dg_socket_create(loop, &options, handlers, data, &sock);
     cr_assert_eq(rc, 0, "dg_socket_create: %s (%d)", dg_err_name(rc), rc);
     cr_assert_not_null(sock);
@@ -457,7 +454,7 @@ void dgt_sleep_ms(unsigned ms)
         ;
 }
 
-/* ---- dgram conformance suites (tests/test_dgram_*.c) ------------------ */
+/* ---- dgram conformance suites (tests/dgram/) ---------------------------- */
 
 #include <dirent.h>
 #include <stdio.h>
@@ -775,14 +772,23 @@ int dgt_fake_lookup_count(const dgt_fake_lookup *lk, const char *host)
 
 dg_socket_options dgt_fake_lookup_options(dg_socket_type type, unsigned flags, dgt_fake_lookup *lk)
 {
-    dg_socket_options options;
+    dg_socket_options options = {
+        .type = type, .flags = flags, .lookup = dgt_fake_lookup_fn, .lookup_data = lk};
 
-    memset(&options, 0, sizeof(options));
-    options.type = type;
-    options.flags = flags;
-    options.lookup = dgt_fake_lookup_fn;
-    options.lookup_data = lk;
     return options;
+}
+
+int dgt_lookup_pair(dg_loop *loop, dg_socket_type type, dgt_fake_lookup *lk, dgt_events *rx,
+                    dgt_events *tx)
+{
+    dg_socket_options options = dgt_fake_lookup_options(type, 0, lk);
+    dg_socket *sock = NULL;
+    int port;
+
+    dgt_events_socket(loop, type, 0, rx);
+    port = dgt_bind(loop, rx->sock, dgt_loopback(dgt_family(type)), 0);
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, tx, &sock), 0);
+    return port;
 }
 
 int dgt_open_fds(void)

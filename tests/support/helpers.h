@@ -152,7 +152,7 @@ size_t dgt_check(const void *buf, size_t len, unsigned seed);
  * for a result). */
 void dgt_sleep_ms(unsigned ms);
 
-/* ---- dgram conformance suites (tests/test_dgram_*.c) ------------------ */
+/* ---- dgram conformance suites (tests/dgram/) ---------------------------- */
 
 /* dgt_assert_code with a printf-style context: fmt and its arguments. */
 #define dgt_assert_code_fmt(expr, want, fmt, ...)                                                  \
@@ -164,8 +164,9 @@ void dgt_sleep_ms(unsigned ms);
                      __VA_ARGS__);                                                                 \
     } while (0)
 
-/* Bytes of each datagram dgt_events keeps. */
-#define DGT_KEEP_BYTES 2048
+/* Bytes of each datagram dgt_events keeps: more than a UDP datagram can
+ * carry, so every datagram is kept whole. */
+#define DGT_KEEP_BYTES 65536
 
 /* Everything a socket's handlers saw. Use with dgt_events_handlers and the
  * dgt_events itself as the socket's data. log holds one letter per event
@@ -310,6 +311,13 @@ int dgt_fake_lookup_count(const dgt_fake_lookup *lk, const char *host);
 
 /* Socket options for type and flags with the scripted lookup lk. */
 dg_socket_options dgt_fake_lookup_options(dg_socket_type type, unsigned flags, dgt_fake_lookup *lk);
+
+/* The lookup tests' pair: a receiver with dgt_events rx bound to the
+ * loopback address of type's family, port 0, and an unbound sender with
+ * dgt_events tx whose lookup option is lk. Asserts success; returns the
+ * receiver's port (the sockets are rx->sock and tx->sock). */
+int dgt_lookup_pair(dg_loop *loop, dg_socket_type type, dgt_fake_lookup *lk, dgt_events *rx,
+                    dgt_events *tx);
 
 /* Open file descriptors of this process (entries of /proc/self/fd). */
 int dgt_open_fds(void);

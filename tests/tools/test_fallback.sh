@@ -12,7 +12,7 @@ fi
 ECHO_TOOL=$1
 BLAST_TOOL=$2
 DENY=$3
-# shellcheck source=tools/test_lib.sh
+# shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/test_lib.sh"
 
 unset DGRING_BACKEND # the choice under test is the automatic one

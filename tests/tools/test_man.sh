@@ -10,7 +10,7 @@ if [ $# -ne 4 ]; then
     exit 2
 fi
 MAN_DIR=$1
-# shellcheck source=tools/test_lib.sh
+# shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/test_lib.sh"
 
 # check_page PAGE HELP_FILE: the checks above for one page.

@@ -20,7 +20,7 @@ NPM_DIR=$3
 NODE=${4:-}
 NPM=${5:-}
 HOT_SHOTS_VERSION=17
-# shellcheck source=tools/test_lib.sh
+# shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/../test_lib.sh"
 
 # start_statsd NAME ARGS...: dgstatsd on 127.0.0.1 port 0; sets

@@ -1,4 +1,4 @@
-/* dgram conformance, receive (CONFORMANCE.md C.6, libuv udp_dual_stack,
+/* dgram conformance, receive (docs/conformance.md; libuv udp_dual_stack,
  * udp_ipv6_only, udp_recv_in_a_row, udp_alloc_cb_fail, udp_mmsg,
  * udp_recv_cb_close_pollerr, and the truncation flag): round trips and
  * echo with rinfo (address, family, port, size), dual-stack senders as

@@ -16,7 +16,7 @@ if [ $# -ne 2 ]; then
 fi
 GAME=$1
 BOTS=$2
-# shellcheck source=tools/test_lib.sh
+# shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/../test_lib.sh"
 
 # json_true FILE KEY: KEY is true in FILE's JSON line.

@@ -15,7 +15,7 @@ if [ $# -ne 2 ]; then
 fi
 CAT_TOOL=$1
 ECHO_TOOL=$2
-# shellcheck source=tools/test_lib.sh
+# shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/test_lib.sh"
 
 # start_listener NAME ADDRESS ARGS...: dgcat -l ADDRESS 0 ARGS in the

@@ -1,9 +1,10 @@
-/* dgram conformance, bind (CONFORMANCE.md C.2, libuv udp_bind, udp_open,
+/* dgram conformance, bind (docs/conformance.md; libuv udp_bind, udp_open,
  * getsockname_udp, udp_reuseport): asynchronous 'listening', the second
- * bind, default addresses, address() before and after, bind failures
- * with Node's message and the retry that follows, close while a bind's
- * lookup is pending, ipv6Only, reuseAddr, reusePort, fd adoption and the
- * port range. Every item a test proves is named in a comment. */
+ * bind, default addresses, address() before and after (and what the kernel
+ * says), synchronous argument errors, bind failures with Node's message and
+ * the retry that follows, close while a bind or its lookup is pending,
+ * ipv6Only, reuseAddr, reusePort, fd adoption and the port range. Every item
+ * a test proves is named in a comment. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,8 @@ Test(dgram_bind, second_bind_is_already_bound)
     cr_assert_eq(dg_socket_address(sock, &before), 0);
     dgt_assert_code(dg_socket_bind(sock, NULL, 0, dgt_on_status, &other),
                     DG_ERR_SOCKET_ALREADY_BOUND, "when bound");
+    dgt_assert_code(dg_socket_bind(sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND,
+                    "when bound, without a callback");
     dg_bind_options bo = {.port = 0};
     dgt_assert_code(dg_socket_bind_ex(sock, &bo, dgt_on_status, &other),
                     DG_ERR_SOCKET_ALREADY_BOUND, "bind_ex when bound");
@@ -60,15 +63,20 @@ Test(dgram_bind, second_bind_is_already_bound)
     dgt_loop_finish(loop);
 }
 
-/* N7, L25: bind(0) and bind() listen on the unspecified address ("0.0.0.0"
- * or "::") and a port > 0, 'listening' only from the loop; NULL and ""
- * are the same default. */
-static void default_address(dg_socket_type type, const char *address)
+/* N7, N8, L25: bind to port 0 of an address (NULL and "" are the
+ * unspecified address, "0.0.0.0" or "::"): 'listening' and then the bind
+ * callback, only from the loop; address() is -EBADF before the bind (Node:
+ * getsockname EBADF), then the address, the family and a port > 0 that the
+ * kernel's getsockname agrees with; NOT_RUNNING once closing. */
+static void bind_port_zero(dg_socket_type type, const char *address, const char *expect)
 {
     int family = dgt_family(type);
     dg_loop *loop;
     dgt_events ev = {0};
     dgt_status_rec bound = {.ev = &ev};
+    dgt_close_rec cr = {.ev = &ev};
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
     dg_socket *sock;
     dg_address addr;
 
@@ -76,39 +84,50 @@ static void default_address(dg_socket_type type, const char *address)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
     sock = dgt_events_socket(loop, type, 0, &ev);
+    dgt_assert_code(dg_socket_address(sock, &addr), -EBADF, "address() before bind");
+    cr_assert_str_eq(dg_err_name(-EBADF), "EBADF");
     cr_assert_eq(dg_socket_bind(sock, address, 0, dgt_on_status, &bound), 0);
-    cr_assert_eq(ev.listening, 0, "'listening' ran inside dg_socket_bind");
+    cr_assert_eq(bound.calls + ev.listening, 0, "bind completed inside dg_socket_bind");
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
-    cr_assert_eq(bound.status, 0);
+    cr_assert_eq(bound.status, 0, "bind: %s", dg_err_name(bound.status));
     cr_assert_eq(bound.listening_seen, 1, "'listening' runs before the bind callback");
+    memset(&addr, 0x55, sizeof(addr));
     cr_assert_eq(dg_socket_address(sock, &addr), 0);
     cr_assert_eq(addr.family, family);
-    cr_assert_str_eq(addr.address, family == AF_INET ? "0.0.0.0" : "::");
+    cr_assert_str_eq(addr.address, expect);
     cr_assert_gt(addr.port, 0);
     cr_assert_leq(addr.port, 65535);
-    dgt_close_socket(loop, sock);
-    cr_assert_str_eq(ev.log, "LBC");
+    /* The kernel agrees. */
+    cr_assert_geq(dg_socket_fd(sock), 0);
+    cr_assert_eq(getsockname(dg_socket_fd(sock), (struct sockaddr *)&ss, &sslen), 0);
+    cr_assert_eq(ss.ss_family, family);
+    cr_assert_eq(dgt_sockaddr_port((struct sockaddr *)&ss), addr.port);
+    dgt_assert_code(dg_socket_address(sock, NULL), DG_ERR_INVALID_ARG_VALUE);
+    cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
+    dgt_assert_code(dg_socket_address(sock, &addr), DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
+    dgt_run_until(loop, &cr.calls, 1, DGT_WAIT_MS);
+    cr_assert_str_eq(ev.log, "LBCX");
     dgt_loop_finish(loop);
 }
 
 Test(dgram_bind, default_address_udp4_null)
 {
-    default_address(DG_UDP4, NULL); /* N7, L25 */
+    bind_port_zero(DG_UDP4, NULL, "0.0.0.0"); /* N7, L25 */
 }
 
 Test(dgram_bind, default_address_udp4_empty)
 {
-    default_address(DG_UDP4, ""); /* N7 */
+    bind_port_zero(DG_UDP4, "", "0.0.0.0"); /* N7 */
 }
 
 Test(dgram_bind, default_address_udp6_null)
 {
-    default_address(DG_UDP6, NULL); /* N7 */
+    bind_port_zero(DG_UDP6, NULL, "::"); /* N7 */
 }
 
 Test(dgram_bind, default_address_udp6_empty)
 {
-    default_address(DG_UDP6, ""); /* N7 */
+    bind_port_zero(DG_UDP6, "", "::"); /* N7 */
 }
 
 /* N7: 'listening' comes from the loop even with no bind callback, never
@@ -118,53 +137,29 @@ Test(dgram_bind, listening_without_a_callback)
     dg_loop *loop = dgt_loop_new(NULL);
     dgt_events ev = {0};
     dg_socket *sock = dgt_events_socket(loop, DG_UDP4, 0, &ev);
+    dg_address addr;
 
     cr_assert_eq(dg_socket_bind(sock, NULL, 0, NULL, NULL), 0);
     cr_assert_eq(ev.listening, 0);
     dgt_run_until(loop, &ev.listening, 1, DGT_WAIT_MS);
+    cr_assert_eq(dg_socket_address(sock, &addr), 0);
+    cr_assert_gt(addr.port, 0);
     dgt_close_socket(loop, sock);
     cr_assert_eq(ev.listening, 1);
     cr_assert_eq(ev.errors, 0);
+    cr_assert_eq(ev.closed, 1);
     dgt_loop_finish(loop);
 }
 
-/* N8: address() of a socket bound to loopback; -EBADF before bind
- * (Node: getsockname EBADF); NOT_RUNNING after close. */
-static void address_shape(dg_socket_type type)
-{
-    int family = dgt_family(type);
-    dg_loop *loop;
-    dg_socket *sock;
-    dg_address addr;
-    int port;
-
-    if (type == DG_UDP6)
-        dgt_require_ipv6();
-    loop = dgt_loop_new(NULL);
-    sock = dgt_socket_new(loop, type, 0, NULL, NULL);
-    dgt_assert_code(dg_socket_address(sock, &addr), -EBADF);
-    cr_assert_str_eq(dg_err_name(-EBADF), "EBADF");
-    port = dgt_bind(loop, sock, dgt_loopback(family), 0);
-    memset(&addr, 0x55, sizeof(addr));
-    cr_assert_eq(dg_socket_address(sock, &addr), 0);
-    cr_assert_str_eq(addr.address, dgt_loopback(family));
-    cr_assert_eq(addr.family, family);
-    cr_assert_eq(addr.port, port);
-    dgt_assert_code(dg_socket_address(sock, NULL), DG_ERR_INVALID_ARG_VALUE);
-    cr_assert_eq(dg_socket_close(sock, NULL, NULL), 0);
-    dgt_assert_code(dg_socket_address(sock, &addr), DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
-    dgt_run(loop, DGT_WAIT_MS);
-    dgt_loop_finish(loop);
-}
-
+/* N8: address() of a socket bound to loopback (bind_port_zero above). */
 Test(dgram_bind, address_shape_udp4)
 {
-    address_shape(DG_UDP4); /* N8 */
+    bind_port_zero(DG_UDP4, "127.0.0.1", "127.0.0.1"); /* N8 */
 }
 
 Test(dgram_bind, address_shape_udp6)
 {
-    address_shape(DG_UDP6); /* N8 */
+    bind_port_zero(DG_UDP6, "::1", "::1"); /* N8 */
 }
 
 /* N9: a bind failure is asynchronous: no 'listening', on_error (no
@@ -250,9 +245,73 @@ Test(dgram_bind, bind_error_udp6)
     dgt_loop_finish(loop);
 }
 
-/* N10, L1: binding a port in use fails with EADDRINUSE, and the socket can
- * retry 20 times (with and without a callback) without leaking fds; each
- * attempt reports exactly once; then a free port binds. */
+/* E1, L3: argument errors are synchronous and change nothing: a port out
+ * of range, text that is no address (a plain name would be resolved, and no
+ * test may depend on DNS), a literal of the other family, no socket; both
+ * sockets stay unbound, keep no loop alive, and bind afterwards. */
+Test(dgram_bind, synchronous_argument_errors_change_nothing)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events e4 = {0}, e6 = {0};
+    dgt_status_rec never = {0};
+    dg_socket *s4 = dgt_events_socket(loop, DG_UDP4, 0, &e4);
+    dg_socket *s6;
+    dg_address addr;
+
+    dgt_assert_code(dg_socket_bind(s4, "127.0.0.1", -1, dgt_on_status, &never),
+                    DG_ERR_SOCKET_BAD_PORT);
+    dgt_assert_code(dg_socket_bind(s4, "127.0.0.1", 65536, dgt_on_status, &never),
+                    DG_ERR_SOCKET_BAD_PORT);
+    dgt_assert_code(dg_socket_bind(s4, "not an ip!", 0, dgt_on_status, &never),
+                    DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(s4, "::1", 0, dgt_on_status, &never), DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(NULL, "127.0.0.1", 0, NULL, NULL), DG_ERR_INVALID_ARG_VALUE);
+    dgt_assert_code(dg_socket_address(s4, &addr), -EBADF, "a refused bind left an address");
+    cr_assert(!dg_loop_alive(loop), "a refused bind left the socket alive");
+
+    s6 = dgt_events_socket(loop, DG_UDP6, 0, &e6);
+    dgt_assert_code(dg_socket_bind(s6, "127.0.0.1", 0, dgt_on_status, &never),
+                    DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(s6, "not an ip!", 0, dgt_on_status, &never),
+                    DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(s6, "::1", 70000, dgt_on_status, &never),
+                    DG_ERR_SOCKET_BAD_PORT);
+
+    dgt_bind(loop, s4, "127.0.0.1", 0);
+    dgt_close_socket(loop, s4);
+    dgt_close_socket(loop, s6);
+    cr_assert_eq(never.calls, 0, "a refused bind called its callback");
+    cr_assert_str_eq(e4.log, "LC");
+    cr_assert_str_eq(e6.log, "C");
+    dgt_loop_finish(loop);
+}
+
+/* N10: two dgring sockets, neither with reuseAddr: the second bind to the
+ * first one's port fails EADDRINUSE through its callback, no 'listening'. */
+Test(dgram_bind, address_in_use_between_two_dgring_sockets)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events ea = {0}, eb = {0};
+    dgt_status_rec bound = {.ev = &eb};
+    dg_socket *a = dgt_events_socket(loop, DG_UDP4, 0, &ea);
+    dg_socket *b = dgt_events_socket(loop, DG_UDP4, 0, &eb);
+    int port = dgt_bind(loop, a, "127.0.0.1", 0);
+
+    cr_assert_eq(dg_socket_bind(b, "127.0.0.1", port, dgt_on_status, &bound), 0);
+    dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
+    dgt_assert_code(bound.status, -EADDRINUSE);
+    dgt_close_socket(loop, a);
+    dgt_close_socket(loop, b);
+    cr_assert_str_eq(ea.log, "LC");
+    cr_assert_str_eq(eb.log, "BC");
+    dgt_loop_finish(loop);
+}
+
+/* N10, L1: binding a port in use fails with EADDRINUSE, from the loop, to
+ * the bind callback or else to on_error (syscall "bind", the address and the
+ * port, as Node); the socket is unbound again and can retry 20 times
+ * without leaking fds, each attempt reporting exactly once; then it binds
+ * elsewhere. */
 static void retry_after_eaddrinuse(bool with_callback)
 {
     dg_loop *loop = dgt_loop_new(NULL);
@@ -266,25 +325,32 @@ static void retry_after_eaddrinuse(bool with_callback)
     snprintf(want, sizeof(want), "bind EADDRINUSE 127.0.0.1:%d", port);
     for (int i = 0; i < 20; i++) {
         dgt_status_rec bound = {0};
+        dg_address addr;
 
         cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", port, with_callback ? dgt_on_status : NULL,
                                     &bound),
                      0, "attempt %d", i);
+        cr_assert_eq(bound.calls + ev.errors, with_callback ? 0 : i,
+                     "attempt %d was reported inside dg_socket_bind", i);
         if (with_callback) {
             dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
             dgt_assert_code(bound.status, -EADDRINUSE);
-            cr_assert_eq(ev.errors, 0);
+            cr_assert_eq(ev.errors, 0, "with a bind callback the error goes there");
         } else {
             dgt_run_until(loop, &ev.errors, i + 1, DGT_WAIT_MS);
             cr_assert_eq(ev.errors, i + 1);
+            dgt_assert_code(ev.error.code, -EADDRINUSE);
+            cr_assert_str_eq(ev.error.syscall, "bind");
+            cr_assert_str_eq(ev.error.address, "127.0.0.1", "Node reports the failed address");
+            cr_assert_eq(ev.error.port, port, "Node reports the failed port");
             cr_assert_str_eq(ev.error_text, want);
-            cr_assert_eq(ev.error.port, port);
         }
+        dgt_assert_code_fmt(dg_socket_address(sock, &addr), -EBADF, "attempt %d left it bound", i);
         cr_assert_eq(dgt_open_fds(), fds, "attempt %d changed the number of fds", i);
     }
     cr_assert_eq(ev.listening, 0);
+    cr_assert_neq(dgt_bind(loop, sock, "127.0.0.1", 0), port, "it binds elsewhere");
     close(plain);
-    dgt_bind(loop, sock, "127.0.0.1", 0);
     dgt_close_socket(loop, sock);
     cr_assert_eq(ev.listening, 1);
     cr_assert_eq(ev.errors, with_callback ? 0 : 20);
@@ -353,6 +419,27 @@ Test(dgram_bind, close_during_bind_lookup_that_fails)
 Test(dgram_bind, close_during_bind_lookup_without_callback)
 {
     close_during_bind_lookup(DG_ERR_DNS_NOTFOUND, false); /* N11 */
+}
+
+/* N11: close right after binding to a literal, before the loop ran: the
+ * bind callback still runs exactly once, with -ECANCELED; no 'listening',
+ * no on_error; then on_close and the close callback. */
+Test(dgram_bind, close_while_binding_completes_the_bind_once)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events ev = {0};
+    dgt_status_rec bound = {.ev = &ev};
+    dgt_close_rec cr = {.ev = &ev};
+    dg_socket *sock = dgt_events_socket(loop, DG_UDP4, 0, &ev);
+
+    cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
+    cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
+    cr_assert_eq(cr.calls, 1);
+    cr_assert_eq(bound.calls, 1, "bind returned 0, so its callback runs exactly once");
+    dgt_assert_code(bound.status, -ECANCELED, "closed before 'listening'");
+    cr_assert_str_eq(ev.log, "BCX", "no 'listening' nor on_error after close");
+    dgt_loop_finish(loop);
 }
 
 /* N11/N3: a bind lookup that fails (socket open) reports the lookup's code
@@ -473,24 +560,32 @@ Test(dgram_bind, dual_stack_holds_the_ipv4_port_too)
     ipv6_only(false); /* N12 */
 }
 
-/* N13, L1: with reuseAddr on both, two sockets bind the same port;
- * without it on the second, that bind fails EADDRINUSE. */
+/* N13, L1: with reuseAddr on both, two sockets bind the same port (and
+ * say so in address()); without it on a third, that bind fails
+ * EADDRINUSE. */
 Test(dgram_bind, reuse_addr_shares_a_port)
 {
     dg_loop *loop = dgt_loop_new(NULL);
-    dg_socket *a = dgt_socket_new(loop, DG_UDP4, DG_SOCKET_REUSE_ADDR, NULL, NULL);
-    dg_socket *b = dgt_socket_new(loop, DG_UDP4, DG_SOCKET_REUSE_ADDR, NULL, NULL);
+    dgt_events ea = {0}, eb = {0};
+    dg_socket *a = dgt_events_socket(loop, DG_UDP4, DG_SOCKET_REUSE_ADDR, &ea);
+    dg_socket *b = dgt_events_socket(loop, DG_UDP4, DG_SOCKET_REUSE_ADDR, &eb);
     dg_socket *c = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
     dgt_status_rec bound = {0};
     int port = dgt_bind(loop, a, "0.0.0.0", 0);
+    dg_address addr;
 
     cr_assert_eq(dgt_bind(loop, b, "0.0.0.0", port), port);
+    cr_assert_eq(dg_socket_address(b, &addr), 0);
+    cr_assert_eq(addr.port, port);
+    cr_assert_str_eq(addr.address, "0.0.0.0");
     cr_assert_eq(dg_socket_bind(c, "0.0.0.0", port, dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     dgt_assert_code(bound.status, -EADDRINUSE);
     dgt_close_socket(loop, a);
     dgt_close_socket(loop, b);
     dgt_close_socket(loop, c);
+    cr_assert_str_eq(ea.log, "LC");
+    cr_assert_str_eq(eb.log, "LC");
     dgt_loop_finish(loop);
 }
 
@@ -557,7 +652,8 @@ static void adopt_bound_fd(dg_socket_type type, bool reuse)
     dgt_events ev = {0};
     dgt_status_rec bound = {.ev = &ev};
     dgt_send_rec sent = {0};
-    dg_socket_options options;
+    dg_socket_options options = {.type = type, .recv_buffer_size = 4096,
+                                 .send_buffer_size = 4096};
     dg_socket *sock;
     dg_address addr;
     int fd, plain, port;
@@ -566,10 +662,6 @@ static void adopt_bound_fd(dg_socket_type type, bool reuse)
     if (type == DG_UDP6)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    memset(&options, 0, sizeof(options));
-    options.type = type;
-    options.recv_buffer_size = 4096;
-    options.send_buffer_size = 4096;
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
     fd = bound_plain_fd(family, reuse);
     port = dgt_plain_port(fd);

@@ -1,4 +1,4 @@
-/* dgram conformance, creation (CONFORMANCE.md C.1 and libuv's
+/* dgram conformance, creation (docs/conformance.md, and libuv's
  * udp_create_early): dgram.createSocket's types and options in C form —
  * udp4/udp6 and bad types, flags, buffer-size options applied before
  * 'listening', the lookup option, the abort handle (Node's signal), dispose
@@ -16,17 +16,21 @@
 
 TestSuite(dgram_creation, .timeout = 60);
 
-/* N1: udp4 and udp6 sockets are created, never bound, and closed: the
- * close callback and on_close run once each, from the loop. */
+/* N1: udp4 and udp6 sockets are created (referenced, not bound), never
+ * bound, and closed: the close callback and on_close run once each, from
+ * the loop. */
 static void create_and_close(dg_socket_type type)
 {
     dg_loop *loop = dgt_loop_new(NULL);
     dgt_events ev = {0};
     dgt_close_rec cr = {.ev = &ev};
     dg_socket *sock = dgt_events_socket(loop, type, 0, &ev);
+    dg_address addr;
 
     cr_assert_eq(dg_socket_get_type(sock), type);
     cr_assert_eq(dg_socket_loop(sock), loop);
+    cr_assert(dg_socket_has_ref(sock), "a new socket is referenced");
+    dgt_assert_code(dg_socket_address(sock, &addr), -EBADF, "a new socket is not bound");
     cr_assert(!dg_loop_alive(loop), "an unbound socket keeps the loop alive");
     cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
     cr_assert_eq(cr.calls + ev.closed, 0, "close callbacks ran inside dg_socket_close");
@@ -57,11 +61,9 @@ Test(dgram_creation, bad_types_are_rejected)
     const int bad[] = {0, 1, 2, 3, 5, 7, 10, 46, 47, 1024, -1, -4, -6};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        dg_socket_options options;
+        dg_socket_options options = {.type = (dg_socket_type)bad[i]};
         dg_socket *sock = NULL;
 
-        memset(&options, 0, sizeof(options));
-        options.type = (dg_socket_type)bad[i];
         dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock),
                         DG_ERR_SOCKET_BAD_TYPE);
         cr_assert_null(sock, "type %d: *out points at something", bad[i]);
@@ -77,16 +79,17 @@ Test(dgram_creation, bad_types_are_rejected)
 Test(dgram_creation, bad_arguments_are_rejected)
 {
     dg_loop *loop = dgt_loop_new(NULL);
-    dg_socket_options options;
+    dg_socket_options options = {.type = DG_UDP4};
     dg_socket *sock = NULL;
 
-    memset(&options, 0, sizeof(options));
-    options.type = DG_UDP4;
     dgt_assert_code(dg_socket_create(NULL, &options, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE);
     dgt_assert_code(dg_socket_create(loop, NULL, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE);
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, NULL), DG_ERR_INVALID_ARG_VALUE);
     options.flags = 0x80000000u;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE);
+    options.flags = 0x80;
+    dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE,
+                    "an unknown low flag");
     options.flags = DG_SOCKET_IPV6_ONLY;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_INVALID_ARG_VALUE,
                     "ipv6Only on udp4");
@@ -94,6 +97,8 @@ Test(dgram_creation, bad_arguments_are_rejected)
     options.recv_buffer_size = -1;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_OUT_OF_RANGE);
     options.recv_buffer_size = 0;
+    options.send_buffer_size = -1;
+    dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_OUT_OF_RANGE);
     options.send_buffer_size = -10000;
     dgt_assert_code(dg_socket_create(loop, &options, NULL, NULL, &sock), DG_ERR_OUT_OF_RANGE);
     cr_assert_null(sock);
@@ -140,17 +145,14 @@ static void buffer_size_options(dg_socket_type type)
     dg_loop *loop;
     dgt_events ev = {0};
     struct sizes_seen seen = {0, 0};
-    dg_socket_options options;
+    dg_socket_options options = {.type = type, .recv_buffer_size = 10000,
+                                 .send_buffer_size = 15000};
     dg_socket *sock;
     dg_error err;
 
     if (type == DG_UDP6)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    memset(&options, 0, sizeof(options));
-    options.type = type;
-    options.recv_buffer_size = 10000;
-    options.send_buffer_size = 15000;
     ev.user = &seen;
     ev.listening_hook = read_sizes_in_listening;
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
@@ -274,6 +276,18 @@ Test(dgram_creation, lookup_answer_of_the_other_family_fails_the_bind)
     dgt_loop_finish(loop);
 }
 
+/* A socket of type with dgt_events handlers (ev) and the abort handle
+ * abort, which may be triggered already. */
+static dg_socket *abort_socket(dg_loop *loop, dg_socket_type type, dg_abort *abort, dgt_events *ev)
+{
+    dg_socket_options options = {.type = type, .signal = abort};
+    dg_socket *sock = NULL;
+
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, ev, &sock), 0);
+    cr_assert_not_null(sock);
+    return sock;
+}
+
 /* N4: aborting the handle closes the socket as dg_socket_close would:
  * on_close once, from the loop. Aborting again, or after the close, does
  * nothing. One handle closes every socket created with it. */
@@ -288,14 +302,8 @@ Test(dgram_creation, abort_closes_every_socket_once)
     cr_assert_not_null(abort);
     cr_assert(!dg_abort_aborted(abort));
     memset(ev, 0, sizeof(ev));
-    for (int i = 0; i < 3; i++) {
-        dg_socket_options options;
-
-        memset(&options, 0, sizeof(options));
-        options.type = i == 1 ? DG_UDP6 : DG_UDP4;
-        options.signal = abort;
-        cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev[i], &sock[i]), 0);
-    }
+    for (int i = 0; i < 3; i++)
+        sock[i] = abort_socket(loop, i == 1 ? DG_UDP6 : DG_UDP4, abort, &ev[i]);
     dgt_bind(loop, sock[0], "127.0.0.1", 0); /* bound, unbound udp6, unbound udp4 */
     cr_assert(dg_loop_alive(loop));
     dg_abort_trigger(abort);
@@ -320,16 +328,11 @@ Test(dgram_creation, already_aborted_signal_closes_at_once)
     dg_loop *loop = dgt_loop_new(NULL);
     dg_abort *abort = NULL;
     dgt_events ev = {0};
-    dg_socket_options options;
-    dg_socket *sock = NULL;
+    dg_socket *sock;
 
     cr_assert_eq(dg_abort_new(&abort), 0);
     dg_abort_trigger(abort);
-    memset(&options, 0, sizeof(options));
-    options.type = DG_UDP4;
-    options.signal = abort;
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
-    cr_assert_not_null(sock);
+    sock = abort_socket(loop, DG_UDP4, abort, &ev);
     cr_assert_eq(ev.closed, 0, "'close' ran inside dg_socket_create");
     dgt_assert_code(dg_socket_bind(sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
     dgt_assert_code(dg_socket_close(sock, NULL, NULL), DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
@@ -349,14 +352,10 @@ Test(dgram_creation, abort_after_close_does_nothing)
     dg_abort *abort = NULL;
     dgt_events ev = {0};
     dgt_close_rec cr = {0};
-    dg_socket_options options;
     dg_socket *sock;
 
     cr_assert_eq(dg_abort_new(&abort), 0);
-    memset(&options, 0, sizeof(options));
-    options.type = DG_UDP4;
-    options.signal = abort;
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
+    sock = abort_socket(loop, DG_UDP4, abort, &ev);
     dgt_bind(loop, sock, "127.0.0.1", 0);
     cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
     dg_abort_trigger(abort); /* the close is in progress */
@@ -376,14 +375,10 @@ Test(dgram_creation, abort_freed_before_its_sockets)
     dg_loop *loop = dgt_loop_new(NULL);
     dg_abort *abort = NULL;
     dgt_events ev = {0};
-    dg_socket_options options;
     dg_socket *sock;
 
     cr_assert_eq(dg_abort_new(&abort), 0);
-    memset(&options, 0, sizeof(options));
-    options.type = DG_UDP4;
-    options.signal = abort;
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
+    sock = abort_socket(loop, DG_UDP4, abort, &ev);
     dg_abort_free(abort);
     dgt_bind(loop, sock, "127.0.0.1", 0);
     dgt_close_socket(loop, sock);

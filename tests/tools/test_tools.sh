@@ -13,7 +13,7 @@ fi
 ECHO_TOOL=$1
 BLAST_TOOL=$2
 CAT_TOOL=$3
-# shellcheck source=tools/test_lib.sh
+# shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/test_lib.sh"
 
 # check_json NAME MODE KEY...: NAME.out has one JSON line of MODE with

@@ -1,4 +1,4 @@
-/* dgram conformance, send (CONFORMANCE.md C.5, libuv udp_dgram_too_big,
+/* dgram conformance, send (docs/conformance.md; libuv udp_dgram_too_big,
  * udp_send_fail_nbufs, udp_send_hang_loop, udp_send_unreachable,
  * udp_try_send): unconnected send forms and the default host, port and
  * bounds validation, callbacks (bytes, exactly once, never inside the
@@ -516,19 +516,16 @@ static void send_via_lookup(dg_socket_type type, int mode)
     dg_loop *loop;
     dgt_events rx = {0}, tx = {0};
     dgt_fake_lookup lk = {.mode = mode};
-    dg_socket_options options = dgt_fake_lookup_options(type, 0, &lk);
     dgt_send_rec a = {0}, b = {0};
-    dg_socket *rxs, *txs;
     int port;
 
     if (type == DG_UDP6)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    rxs = dgt_events_socket(loop, type, 0, &rx);
-    port = dgt_bind(loop, rxs, dgt_loopback(family), 0);
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &tx, &txs), 0);
-    cr_assert_eq(dg_socket_send(txs, "name", 4, port, "peer.test", dgt_on_send, &a), 0);
-    cr_assert_eq(dg_socket_send(txs, "literal", 7, port, dgt_loopback(family), dgt_on_send, &b), 0);
+    port = dgt_lookup_pair(loop, type, &lk, &rx, &tx);
+    cr_assert_eq(dg_socket_send(tx.sock, "name", 4, port, "peer.test", dgt_on_send, &a), 0);
+    cr_assert_eq(
+        dg_socket_send(tx.sock, "literal", 7, port, dgt_loopback(family), dgt_on_send, &b), 0);
     dgt_run_until(loop, &rx.messages, 2, DGT_WAIT_MS);
     dgt_run_until(loop, &b.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(a.status, 4);
@@ -537,8 +534,8 @@ static void send_via_lookup(dg_socket_type type, int mode)
     cr_assert_eq(dgt_fake_lookup_count(&lk, dgt_loopback(family)), 1, "E2: literals too");
     for (int i = 0; i < lk.calls; i++)
         cr_assert_eq(lk.families[i], family == AF_INET ? 4 : 6);
-    dgt_close_socket(loop, txs);
-    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, tx.sock);
+    dgt_close_socket(loop, rx.sock);
     cr_assert_eq(a.calls + b.calls, 2);
     dgt_loop_finish(loop);
 }
@@ -568,18 +565,14 @@ Test(dgram_send, call_order_kept_behind_a_slow_lookup)
     struct arrivals arr = {0};
     dgt_events rx = {.message_hook = log_arrival, .user = &arr}, tx = {0};
     dgt_fake_lookup lk = {.mode = DGT_FAKE_LOOKUP_MANUAL, .manual_host = "slow.test"};
-    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
-    dg_socket *rxs = dgt_events_socket(loop, DG_UDP4, 0, &rx);
-    dg_socket *txs;
     dgt_send_rec rec[3];
-    int port = dgt_bind(loop, rxs, "127.0.0.1", 0);
+    int port = dgt_lookup_pair(loop, DG_UDP4, &lk, &rx, &tx);
 
     memset(rec, 0, sizeof(rec));
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &tx, &txs), 0);
-    dgt_bind(loop, txs, "127.0.0.1", 0);
-    cr_assert_eq(dg_socket_send(txs, "1", 1, port, "slow.test", dgt_on_send, &rec[0]), 0);
-    cr_assert_eq(dg_socket_send(txs, "2", 1, port, "fast.test", dgt_on_send, &rec[1]), 0);
-    cr_assert_eq(dg_socket_send(txs, "3", 1, port, "127.0.0.1", dgt_on_send, &rec[2]), 0);
+    dgt_bind(loop, tx.sock, "127.0.0.1", 0);
+    cr_assert_eq(dg_socket_send(tx.sock, "1", 1, port, "slow.test", dgt_on_send, &rec[0]), 0);
+    cr_assert_eq(dg_socket_send(tx.sock, "2", 1, port, "fast.test", dgt_on_send, &rec[1]), 0);
+    cr_assert_eq(dg_socket_send(tx.sock, "3", 1, port, "127.0.0.1", dgt_on_send, &rec[2]), 0);
     for (int i = 0; i < 5; i++)
         cr_assert_geq(dg_loop_run(loop, DG_RUN_NOWAIT), 0);
     cr_assert_eq(rx.messages, 0, "a later datagram overtook the one waiting for its lookup");
@@ -591,8 +584,8 @@ Test(dgram_send, call_order_kept_behind_a_slow_lookup)
         cr_assert_eq(rec[i].status, 1);
         cr_assert_eq(arr.first[i], (unsigned char)('1' + i), "datagram %d out of order", i);
     }
-    dgt_close_socket(loop, txs);
-    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, tx.sock);
+    dgt_close_socket(loop, rx.sock);
     dgt_loop_finish(loop);
 }
 
@@ -829,26 +822,22 @@ static void default_host_via_lookup(dg_socket_type type)
     dg_loop *loop;
     dgt_events rx = {0}, tx = {0};
     dgt_fake_lookup lk = {0};
-    dg_socket_options options = dgt_fake_lookup_options(type, 0, &lk);
     dgt_send_rec rec = {0};
-    dg_socket *rxs, *txs;
     int port;
 
     if (type == DG_UDP6)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    rxs = dgt_events_socket(loop, type, 0, &rx);
-    port = dgt_bind(loop, rxs, dgt_loopback(family), 0);
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &tx, &txs), 0);
-    dgt_bind(loop, txs, dgt_loopback(family), 0);
-    cr_assert_eq(dg_socket_send(txs, "d", 1, port, NULL, dgt_on_send, &rec), 0);
+    port = dgt_lookup_pair(loop, type, &lk, &rx, &tx);
+    dgt_bind(loop, tx.sock, dgt_loopback(family), 0);
+    cr_assert_eq(dg_socket_send(tx.sock, "d", 1, port, NULL, dgt_on_send, &rec), 0);
     dgt_run_until(loop, &rec.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(rec.status, 1);
     cr_assert_eq(dgt_fake_lookup_count(&lk, dgt_loopback(family)), 2,
                  "the bind's literal and the send's default were looked up");
     dgt_run_until(loop, &rx.messages, 1, DGT_WAIT_MS);
-    dgt_close_socket(loop, txs);
-    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, tx.sock);
+    dgt_close_socket(loop, rx.sock);
     dgt_loop_finish(loop);
 }
 

@@ -15,7 +15,7 @@ if [ $# -ne 2 ]; then
 fi
 ECHO_TOOL=$1
 BLAST_TOOL=$2
-# shellcheck source=tools/test_lib.sh
+# shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/test_lib.sh"
 
 if ! command -v sockperf >/dev/null 2>&1; then

@@ -1,4 +1,4 @@
-/* dgram conformance, connect (CONFORMANCE.md C.4, libuv udp_connect,
+/* dgram conformance, connect (docs/conformance.md; libuv udp_connect,
  * udp_connect6, udp_sendmmsg_error): the DISCONNECTED/CONNECTING/CONNECTED
  * state machine and its errors, port validation before everything, the
  * default peer address, failures that reset the state, every send form on

@@ -1,4 +1,4 @@
-/* dgram conformance, implicit bind (CONFORMANCE.md C.3, libuv
+/* dgram conformance, implicit bind (docs/conformance.md; libuv
  * udp_send_immediate, udp_send_and_recv, getsockname_udp): the first send
  * (or connect) on an unbound socket binds it to the unspecified address
  * and a fresh port exactly once; operations queued behind that bind run in
@@ -31,23 +31,19 @@ static void two_sends_one_bind(dg_socket_type type, int mode)
     dgt_events rx = {0}, tx = {0};
     dgt_fake_lookup lk = {.mode = mode};
     dgt_send_rec s1 = {.ev = &tx}, s2 = {.ev = &tx};
-    dg_socket_options options = dgt_fake_lookup_options(type, 0, &lk);
-    dg_socket *rxs, *txs;
     dg_address addr;
     int port;
 
     if (type == DG_UDP6)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    rxs = dgt_events_socket(loop, type, 0, &rx);
-    port = dgt_bind(loop, rxs, dgt_loopback(family), 0);
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &tx, &txs), 0);
-    dgt_assert_code(dg_socket_address(txs, &addr), -EBADF);
-    cr_assert_eq(dg_socket_send(txs, "first", 5, port, NULL, dgt_on_send, &s1), 0);
-    cr_assert_eq(dg_socket_send(txs, "second", 6, port, NULL, dgt_on_send, &s2), 0,
+    port = dgt_lookup_pair(loop, type, &lk, &rx, &tx);
+    dgt_assert_code(dg_socket_address(tx.sock, &addr), -EBADF);
+    cr_assert_eq(dg_socket_send(tx.sock, "first", 5, port, NULL, dgt_on_send, &s1), 0);
+    cr_assert_eq(dg_socket_send(tx.sock, "second", 6, port, NULL, dgt_on_send, &s2), 0,
                  "the second send must not bind again");
     cr_assert_eq(tx.listening + s1.calls + s2.calls, 0, "work done inside dg_socket_send");
-    dgt_assert_code(dg_socket_bind(txs, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND,
+    dgt_assert_code(dg_socket_bind(tx.sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND,
                     "while the implicit bind runs");
     dgt_run_until(loop, &rx.messages, 2, DGT_WAIT_MS);
     dgt_run_until(loop, &s2.calls, 1, DGT_WAIT_MS);
@@ -59,13 +55,13 @@ static void two_sends_one_bind(dg_socket_type type, int mode)
     cr_assert_str_eq(tx.log, "LSS", "'listening', then the sends in call order");
     cr_assert_eq(rx.length, 6, "the datagrams arrived out of order");
     cr_assert_eq(memcmp(rx.data, "second", 6), 0);
-    cr_assert_eq(dg_socket_address(txs, &addr), 0);
+    cr_assert_eq(dg_socket_address(tx.sock, &addr), 0);
     cr_assert_str_eq(addr.address, any);
     cr_assert_gt(addr.port, 0);
     cr_assert_eq(rx.from.port, addr.port);
-    dgt_assert_code(dg_socket_bind(txs, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
-    dgt_close_socket(loop, rxs);
-    dgt_close_socket(loop, txs);
+    dgt_assert_code(dg_socket_bind(tx.sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
+    dgt_close_socket(loop, rx.sock);
+    dgt_close_socket(loop, tx.sock);
     cr_assert_eq(s1.calls, 1);
     cr_assert_eq(s2.calls, 1);
     cr_assert_eq(tx.errors + rx.errors, 0);
@@ -154,19 +150,15 @@ static void implicit_bind_failure(int mode)
     dgt_events rx = {0}, tx = {0};
     dgt_fake_lookup lk = {.mode = mode, .fail_status = DG_ERR_DNS_NOTFOUND,
                           .fail_host = "0.0.0.0"};
-    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
-    dg_socket *rxs = dgt_events_socket(loop, DG_UDP4, 0, &rx);
-    dg_socket *txs;
     dg_address addr;
     dgt_send_rec ok = {0};
-    int port = dgt_bind(loop, rxs, "127.0.0.1", 0);
+    int port = dgt_lookup_pair(loop, DG_UDP4, &lk, &rx, &tx);
 
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &tx, &txs), 0);
     for (int attempt = 1; attempt <= 3; attempt++) {
         dgt_send_rec sent = {0};
 
-        cr_assert_eq(dg_socket_send(txs, "lost", 4, port, "127.0.0.1", dgt_on_send, &sent), 0);
-        cr_assert_eq(dg_socket_send_queue_count(txs), 1);
+        cr_assert_eq(dg_socket_send(tx.sock, "lost", 4, port, "127.0.0.1", dgt_on_send, &sent), 0);
+        cr_assert_eq(dg_socket_send_queue_count(tx.sock), 1);
         dgt_run_until(loop, &sent.calls, 1, DGT_WAIT_MS);
         cr_assert_eq(tx.errors, attempt, "one on_error per failed implicit bind");
         dgt_assert_code(tx.error.code, DG_ERR_DNS_NOTFOUND);
@@ -174,21 +166,21 @@ static void implicit_bind_failure(int mode)
         dgt_assert_code(sent.status, DG_ERR_DNS_NOTFOUND, "the queued send gets the bind's error");
         cr_assert(!sent.err_null);
         cr_assert_eq(sent.calls, 1);
-        cr_assert_eq(dg_socket_send_queue_count(txs), 0);
-        cr_assert_eq(dg_socket_send_queue_size(txs), 0);
-        dgt_assert_code(dg_socket_address(txs, &addr), -EBADF, "unbound again");
+        cr_assert_eq(dg_socket_send_queue_count(tx.sock), 0);
+        cr_assert_eq(dg_socket_send_queue_size(tx.sock), 0);
+        dgt_assert_code(dg_socket_address(tx.sock, &addr), -EBADF, "unbound again");
         cr_assert_eq(dgt_fake_lookup_count(&lk, "0.0.0.0"), attempt, "a fresh bind each time");
     }
     cr_assert_eq(tx.listening, 0);
     lk.fail_status = 0; /* the resolver recovers */
-    cr_assert_eq(dg_socket_send(txs, "made it", 7, port, "127.0.0.1", dgt_on_send, &ok), 0);
+    cr_assert_eq(dg_socket_send(tx.sock, "made it", 7, port, "127.0.0.1", dgt_on_send, &ok), 0);
     dgt_run_until(loop, &rx.messages, 1, DGT_WAIT_MS);
     dgt_run_until(loop, &ok.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(ok.status, 7);
     cr_assert_eq(tx.listening, 1);
     cr_assert_eq(rx.length, 7);
-    dgt_close_socket(loop, txs);
-    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, tx.sock);
+    dgt_close_socket(loop, rx.sock);
     cr_assert_eq(rx.messages, 1, "a send of a failed bind arrived");
     cr_assert_eq(tx.errors, 3);
     cr_assert_eq(ok.calls, 1);
@@ -388,29 +380,25 @@ Test(dgram_implicit_bind, sends_queue_behind_an_explicit_bind)
     dg_loop *loop = dgt_loop_new(NULL);
     dgt_events rx = {0}, tx = {0};
     dgt_fake_lookup lk = {.mode = DGT_FAKE_LOOKUP_DEFERRED};
-    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
-    dg_socket *rxs = dgt_events_socket(loop, DG_UDP4, 0, &rx);
-    dg_socket *txs;
     dgt_send_rec sent = {.ev = &tx};
     dgt_status_rec bound = {.ev = &tx};
     dg_address addr;
-    int port = dgt_bind(loop, rxs, "127.0.0.1", 0);
+    int port = dgt_lookup_pair(loop, DG_UDP4, &lk, &rx, &tx);
 
-    cr_assert_eq(dgt_events_socket_opts(loop, &options, &tx, &txs), 0);
-    cr_assert_eq(dg_socket_bind(txs, "127.0.0.1", 0, dgt_on_status, &bound), 0);
-    cr_assert_eq(dg_socket_send(txs, "after", 5, port, NULL, dgt_on_send, &sent), 0);
+    cr_assert_eq(dg_socket_bind(tx.sock, "127.0.0.1", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_send(tx.sock, "after", 5, port, NULL, dgt_on_send, &sent), 0);
     dgt_run_until(loop, &rx.messages, 1, DGT_WAIT_MS);
     dgt_run_until(loop, &sent.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(bound.calls, 1);
     cr_assert_eq(sent.status, 5);
     cr_assert_eq(tx.listening, 1);
     cr_assert_str_eq(tx.log, "LBS");
-    cr_assert_eq(dg_socket_address(txs, &addr), 0);
+    cr_assert_eq(dg_socket_address(tx.sock, &addr), 0);
     cr_assert_str_eq(addr.address, "127.0.0.1");
     cr_assert_str_eq(rx.from.address, "127.0.0.1");
     cr_assert_eq(dgt_fake_lookup_count(&lk, "0.0.0.0"), 0, "no implicit bind happened");
-    dgt_close_socket(loop, txs);
-    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, tx.sock);
+    dgt_close_socket(loop, rx.sock);
     dgt_loop_finish(loop);
 }
 

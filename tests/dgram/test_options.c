@@ -1,4 +1,4 @@
-/* dgram conformance, socket options (CONFORMANCE.md C.7, libuv
+/* dgram conformance, socket options (docs/conformance.md; libuv
  * udp_options, udp_options6, udp_no_autobind): setTTL, setMulticastTTL,
  * setMulticastLoopback, setBroadcast, setMulticastInterface and the buffer
  * sizes — their ranges, EBADF before bind, NOT_RUNNING after close, the

@@ -1,4 +1,4 @@
-/* dgram conformance, multicast and broadcast (CONFORMANCE.md C.8, libuv
+/* dgram conformance, multicast and broadcast (docs/conformance.md; libuv
  * udp_multicast_join, udp_multicast_join6, udp_multicast_interface,
  * udp_multicast_interface6, udp_multicast_ttl): membership argument
  * errors, membership on an unbound socket, add/drop and source-specific
