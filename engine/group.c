@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "internal.h"
+#include "engine/core/core.h"
 
 #ifndef SO_ATTACH_REUSEPORT_CBPF
 #define SO_ATTACH_REUSEPORT_CBPF 51 /* Linux 4.5, asm-generic/socket.h */

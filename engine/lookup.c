@@ -75,7 +75,7 @@ static void finish(struct dg__lookup *lk, int status, const struct sockaddr *sa,
         else
             ((struct sockaddr_in6 *)&lk->addr)->sin6_port = htons((uint16_t)lk->port);
     }
-    dg__defer(lk->sock->loop, &lk->ev, deliver);
+    dg__defer(&lk->sock->loop->core, &lk->ev, deliver);
 }
 
 /* The done callback handed to a user lookup function. */

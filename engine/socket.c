@@ -16,7 +16,7 @@
 
 #include "internal.h"
 #include "recvmsg.h"
-#include "vg.h"
+#include "engine/core/valgrind.h"
 
 #define CONTAINER(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
 
@@ -38,9 +38,9 @@ static void socket_update_alive(dg_socket *s)
         return;
     s->counted = want;
     if (want)
-        s->loop->alive_handles++;
+        s->loop->core.alive_handles++;
     else
-        s->loop->alive_handles--;
+        s->loop->core.alive_handles--;
 }
 
 void dg__socket_emit_error(dg_socket *s, const dg_error *err)
@@ -113,11 +113,11 @@ static int open_fd(const dg_socket_options *o)
 static void loop_link(dg_socket *s)
 {
     dg_loop *loop = s->loop;
-    s->loop_next = loop->sockets;
-    if (loop->sockets)
-        loop->sockets->loop_prev = s;
-    loop->sockets = s;
-    loop->handle_count++;
+    s->loop_next = loop->dgram.sockets;
+    if (loop->dgram.sockets)
+        loop->dgram.sockets->loop_prev = s;
+    loop->dgram.sockets = s;
+    loop->core.handle_count++;
 }
 
 static void loop_unlink(dg_socket *s)
@@ -125,10 +125,10 @@ static void loop_unlink(dg_socket *s)
     if (s->loop_prev)
         s->loop_prev->loop_next = s->loop_next;
     else
-        s->loop->sockets = s->loop_next;
+        s->loop->dgram.sockets = s->loop_next;
     if (s->loop_next)
         s->loop_next->loop_prev = s->loop_prev;
-    s->loop->handle_count--;
+    s->loop->core.handle_count--;
 }
 
 static void abort_link(dg_socket *s, dg_abort *a)
@@ -162,13 +162,13 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     if (!loop || !options || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
-    if (loop->closing)
+    if (loop->core.closing)
         return -ECANCELED;
     int ret = validate_options(options);
     if (ret < 0)
         return ret;
     unsigned gro_need = options->type == DG_UDP4 ? 65507 : 65527;
-    if ((options->flags & DG_SOCKET_GRO) && loop->options.recv_buffer_size < gro_need)
+    if ((options->flags & DG_SOCKET_GRO) && loop->core.options.recv_buffer_size < gro_need)
         return DG_ERR_INVALID_ARG_VALUE; /* coalesced datagrams would be cut */
     dg_socket *s = dg__calloc(1, sizeof(*s));
     if (!s)
@@ -206,14 +206,14 @@ static void queue_rearm(dg_socket *s)
     if (s->rearm_queued)
         return;
     s->rearm_queued = true;
-    s->rearm_next = s->loop->rearm_head;
-    s->loop->rearm_head = s;
+    s->rearm_next = s->loop->dgram.rearm_head;
+    s->loop->dgram.rearm_head = s;
 }
 
 static void recv_arm(dg_socket *s)
 {
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(&s->loop->core, &err);
     if (!sqe) {
         queue_rearm(s); /* the ring refused a flush; try again next turn */
         return;
@@ -222,7 +222,7 @@ static void recv_arm(dg_socket *s)
      * in io_uring_recvmsg_out.payloadlen. */
     io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, MSG_TRUNC);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = s->loop->bufring.group;
+    sqe->buf_group = s->loop->core.bufring.group;
     io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_RECV));
     s->recv_armed = true;
     s->inflight++;
@@ -236,22 +236,22 @@ _Static_assert(DG__BATCH_MAX <= 64, "kept_mask has a bit per batched message");
 /* Buffer bid goes back to the ring (visible at the next commit). */
 static void rx_recycle(dg_loop *loop, unsigned bid)
 {
-    dg__bufring_recycle(&loop->bufring, bid);
+    dg__bufring_recycle(&loop->core.bufring, bid);
     if (DG__VG_RING_FILLS(loop))
-        dg__vg_buffer_to_kernel(dg__bufring_addr(&loop->bufring, bid), loop->bufring.buf_size);
+        dg__vg_buffer_to_kernel(dg__bufring_addr(&loop->core.bufring, bid), loop->core.bufring.buf_size);
 }
 
 /* Every datagram of buffer bid was delivered: back to the ring, unless the
  * user kept it, in which case the last release returns it. */
 static void rx_buffer_done(dg_loop *loop, unsigned bid)
 {
-    struct dg_rx_buf *b = &loop->rx.bufs[bid];
+    struct dg_rx_buf *b = &loop->dgram.rx.bufs[bid];
     if (b->refs == 0) {
         rx_recycle(loop, bid);
         return;
     }
     b->out = true;
-    loop->stats.rx_kept_buffers++;
+    loop->core.stats.rx_kept_buffers++;
 }
 
 DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf **out)
@@ -261,7 +261,7 @@ DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf 
     if (!sock || !msg || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     dg_loop *loop = sock->loop;
-    struct dg__rx *rx = &loop->rx;
+    struct dg__rx *rx = &loop->dgram.rx;
     /* Compared as integers: msg may point anywhere. */
     uintptr_t at = (uintptr_t)msg, first = (uintptr_t)rx->msgs;
     if (rx->sock != sock || at < first || at >= first + rx->count * sizeof(dg_message) ||
@@ -271,7 +271,7 @@ DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf 
     uint64_t bit = UINT64_C(1) << index;
     if (rx->kept_mask & bit)
         return DG_ERR_MESSAGE_ALREADY_KEPT;
-    const struct dg__bufring *br = &loop->bufring;
+    const struct dg__bufring *br = &loop->core.bufring;
     uintptr_t data = (uintptr_t)msg->data, mem = (uintptr_t)br->mem;
     if (data < mem || data >= mem + br->mem_bytes)
         return DG_ERR_MESSAGE_NOT_CURRENT; /* the user rewrote msg->data */
@@ -294,11 +294,11 @@ DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf)
         return 0; /* more keeps, or its delivery is still going on */
     dg_loop *loop = buf->loop;
     buf->out = false;
-    loop->stats.rx_kept_buffers--;
-    rx_recycle(loop, (unsigned)(buf - loop->rx.bufs));
+    loop->core.stats.rx_kept_buffers--;
+    rx_recycle(loop, (unsigned)(buf - loop->dgram.rx.bufs));
     /* Published by the loop's next prepare step, which also re-arms the
      * sockets that ran out of buffers; an embedding loop must come back. */
-    dg__loop_poke(loop);
+    dg__loop_poke(&loop->core);
     return 0;
 }
 
@@ -339,7 +339,7 @@ static void deliver(dg_socket *s, void *buf, int res)
         s->stats.rx_kernel_drops = v.drops;
     dg_message m;
     message_from_view(&m, &v);
-    struct dg__rx *rx = &s->loop->rx;
+    struct dg__rx *rx = &s->loop->dgram.rx;
     rx->sock = s; /* what dg_message_keep accepts */
     rx->msgs = &m;
     rx->count = 1;
@@ -367,7 +367,7 @@ static void deliver(dg_socket *s, void *buf, int res)
 
 void dg__rx_batch_flush(dg_loop *loop)
 {
-    struct dg__rx *rx = &loop->rx;
+    struct dg__rx *rx = &loop->dgram.rx;
     dg_socket *s = rx->batch_sock;
     if (!s)
         return;
@@ -406,7 +406,7 @@ static void batch_add(struct dg__rx *rx, const dg_message *m)
  * remaining datagrams then start the next batch). */
 static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, int res)
 {
-    struct dg__rx *rx = &loop->rx;
+    struct dg__rx *rx = &loop->dgram.rx;
     struct dg__recv_view v;
     if (rx->batch_sock != s)
         dg__rx_batch_flush(loop); /* one socket per batch */
@@ -460,26 +460,26 @@ void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        unsigned char *buf = dg__bufring_addr(&loop->bufring, bid);
+        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
         if (DG__VG_RING_FILLS(loop))
-            dg__vg_buffer_filled(buf, loop->bufring.buf_size, cqe->res, &s->rmsg);
+            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, cqe->res, &s->rmsg);
         if (s->handlers.on_message_batch) {
             batch_buffer(loop, s, bid, buf, cqe->res);
         } else {
-            if (loop->rx.batch_sock)
+            if (loop->dgram.rx.batch_sock)
                 dg__rx_batch_flush(loop); /* another socket's datagrams came first */
             if (cqe->res >= 0 && dg__socket_is_open(s))
                 deliver(s, buf, cqe->res);
-            if (loop->rx.kept_any) { /* the user kept it: rare */
-                loop->rx.kept_any = false;
-                loop->rx.kept_mask = 0;
+            if (loop->dgram.rx.kept_any) { /* the user kept it: rare */
+                loop->dgram.rx.kept_any = false;
+                loop->dgram.rx.kept_mask = 0;
                 rx_buffer_done(loop, bid);
             } else {
                 rx_recycle(loop, bid);
             }
         }
     } else {
-        if (loop->rx.batch_sock == s)
+        if (loop->dgram.rx.batch_sock == s)
             dg__rx_batch_flush(loop); /* its datagrams came first */
         if (cqe->res == -ENOBUFS) {
             s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
@@ -502,9 +502,9 @@ static void issue_close_cancel(dg_socket *s);
  * ENOBUFS: such sockets stay queued until a dg_rx_buf_release(). */
 void dg__sockets_rearm(dg_loop *loop)
 {
-    dg_socket *s = loop->rearm_head;
-    bool dry = dg__rx_dry(&loop->stats, &loop->bufring);
-    loop->rearm_head = NULL;
+    dg_socket *s = loop->dgram.rearm_head;
+    bool dry = dg__rx_dry(&loop->core.stats, &loop->core.bufring);
+    loop->dgram.rearm_head = NULL;
     while (s) {
         dg_socket *next = s->rearm_next;
         s->rearm_queued = false;
@@ -527,7 +527,7 @@ void dg__sockets_rearm(dg_loop *loop)
 static void loop_lists_unlink(dg_socket *s)
 {
     if (s->rearm_queued) {
-        dg_socket **p = &s->loop->rearm_head;
+        dg_socket **p = &s->loop->dgram.rearm_head;
         while (*p && *p != s)
             p = &(*p)->rearm_next;
         if (*p)
@@ -535,7 +535,7 @@ static void loop_lists_unlink(dg_socket *s)
         s->rearm_queued = false;
     }
     if (s->run_queued) {
-        dg_socket **p = &s->loop->run_head;
+        dg_socket **p = &s->loop->dgram.run_head;
         while (*p && *p != s)
             p = &(*p)->run_next;
         if (*p)
@@ -678,7 +678,7 @@ static int bind_start(dg_socket *s, const char *address, int port, dg_bind_cb cb
     socket_update_alive(s);
     if (literal) {
         bind_syscall(s, (struct sockaddr *)&ss, len);
-        dg__defer(s->loop, &s->bind_ev, bind_finish_deferred);
+        dg__defer(&s->loop->core, &s->bind_ev, bind_finish_deferred);
     }
     return 0;
 }
@@ -729,7 +729,7 @@ static int check_adoptable(const dg_socket *s, int fd)
     getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len);
     if (type != SOCK_DGRAM || domain != socket_family(s) || protocol != IPPROTO_UDP)
         return DG_ERR_INVALID_FD_TYPE;
-    for (const dg_socket *o = s->loop->sockets; o; o = o->loop_next)
+    for (const dg_socket *o = s->loop->dgram.sockets; o; o = o->loop_next)
         if (o->fd == fd && o->state < DG__CLOSED)
             return -EEXIST;
     return 0;
@@ -766,7 +766,7 @@ static int adopt_fd(dg_socket *s, int fd)
         if (s->fd_bound)
             recv_arm(s);
     }
-    dg__defer(s->loop, &s->bind_ev, bind_finish_deferred);
+    dg__defer(&s->loop->core, &s->bind_ev, bind_finish_deferred);
     return 0;
 }
 
@@ -871,7 +871,7 @@ static void close_finish(struct dg__deferred *node)
         s->handlers.on_close(s, s->data);
     if (s->close_cb)
         s->close_cb(s, s->close_data);
-    loop->closing_handles--;
+    loop->core.closing_handles--;
     loop_unlink(s);
     dg__free(s);
 }
@@ -879,7 +879,7 @@ static void close_finish(struct dg__deferred *node)
 void dg__socket_last_op_done(dg_socket *s)
 {
     close(s->fd);
-    dg__defer(s->loop, &s->close_ev, close_finish);
+    dg__defer(&s->loop->core, &s->close_ev, close_finish);
 }
 
 /* One cancel for every request on the fd: the multishot receive and any
@@ -888,7 +888,7 @@ void dg__socket_last_op_done(dg_socket *s)
 static void issue_close_cancel(dg_socket *s)
 {
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(&s->loop->core, &err);
     if (!sqe) {
         s->cancel_pending = true;
         queue_rearm(s); /* retried in the next turn's prepare step */
@@ -910,7 +910,7 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
     sock->close_data = cb_data;
     socket_update_alive(sock);
     abort_unlink(sock);
-    sock->loop->closing_handles++;
+    sock->loop->core.closing_handles++;
     dg__send_run_flush(sock); /* sends made before close leave before the cancel */
     dg__lookup_cancel(&sock->bind_lookup);
     dg__lookup_cancel(&sock->connect_lookup);

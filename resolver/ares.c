@@ -207,7 +207,7 @@ static int sock_sync(struct dg__resolver *res, struct dg__rsock *s)
     if (s->poll_inflight) {
         if (s->remove_sent || (!s->closing && s->armed == s->want))
             return 0;
-        struct io_uring_sqe *sqe = dg__get_sqe(res->loop, &err);
+        struct io_uring_sqe *sqe = dg__get_sqe(&res->loop->core, &err);
         if (!sqe)
             return -1;
         io_uring_prep_poll_remove(sqe, DG__UD(s, DG__OP_RESOLVER));
@@ -217,7 +217,7 @@ static int sock_sync(struct dg__resolver *res, struct dg__rsock *s)
     }
     if (s->want == 0 || s->closing)
         return 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(res->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(&res->loop->core, &err);
     if (!sqe)
         return -1;
     io_uring_prep_poll_add(sqe, s->fd, s->want);
@@ -301,7 +301,7 @@ static void timeout_sync(struct dg__resolver *res)
         return;
     }
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(res->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(&res->loop->core, &err);
     if (!sqe)
         return; /* still dirty: tried again next turn */
     res->timeout_ts.tv_sec = (long long)(next / 1000u);
@@ -698,7 +698,7 @@ static void inflight_cancel_all(struct dg__resolver *res)
 
 static void resolver_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
-    struct dg__resolver *res = loop->resolver;
+    struct dg__resolver *res = loop->core.resolver;
     const uint32_t *tag = DG__UD_PTR(cqe->user_data);
     if (!res || !tag)
         return;
@@ -710,7 +710,7 @@ static void resolver_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe
 
 static void resolver_prepare(dg_loop *loop)
 {
-    struct dg__resolver *res = loop->resolver;
+    struct dg__resolver *res = loop->core.resolver;
     if (res->dirty) {
         res->dirty = false;
         channels_reap(res);
@@ -727,7 +727,7 @@ static void resolver_prepare(dg_loop *loop)
  * polled file, so closing the fds now is safe. */
 static void resolver_destroy(dg_loop *loop)
 {
-    struct dg__resolver *res = loop->resolver;
+    struct dg__resolver *res = loop->core.resolver;
     if (!res)
         return;
     res->closing = true;
@@ -740,8 +740,8 @@ static void resolver_destroy(dg_loop *loop)
     dg__hosts_free(&res->hosts);
     dg__free(res->resolv_conf);
     dg__free(res->hosts_file);
-    loop->resolver = NULL;
-    loop->resolver_ext = NULL;
+    loop->core.resolver = NULL;
+    loop->core.resolver_ext = NULL;
     dg__free(res);
 }
 
@@ -753,8 +753,8 @@ static const struct dg__loop_ext resolver_ext = {
 
 struct dg__resolver *dg__resolver_get(dg_loop *loop, int *err)
 {
-    if (loop->resolver)
-        return loop->resolver;
+    if (loop->core.resolver)
+        return loop->core.resolver;
     struct dg__resolver *res = dg__calloc(1, sizeof(*res));
     if (!res) {
         *err = -ENOMEM;
@@ -765,7 +765,7 @@ struct dg__resolver *dg__resolver_get(dg_loop *loop, int *err)
     dg_resolver_options_init(&res->options);
     dg__cache_init(&res->cache, res->options.cache_max_entries);
     dg__hosts_reset(&res->hosts, NULL);
-    loop->resolver = res;
-    loop->resolver_ext = &resolver_ext;
+    loop->core.resolver = res;
+    loop->core.resolver_ext = &resolver_ext;
     return res;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "core.h"
 
 static void *map_anonymous(size_t bytes)
 {
