@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "engine/dgram/dgram.h"
 
 #define DG__CQE_BATCH 256
 /* Batched waits (dg_loop_options.batch_wait_us). */

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "../engine/internal.h"
+#include "engine/dgram/dgram.h"
 #include "dgring/resolver.h"
 
 /* Longest name accepted, without the NUL (RFC 1035's 255-byte wire limit

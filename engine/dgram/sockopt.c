@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dgram.h"
 
 static bool is_v4(const dg_socket *s)
 {

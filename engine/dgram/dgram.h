@@ -1,24 +1,27 @@
-/* dgring engine internals: shared between the engine sources, never installed.
+/* Node's socket layer (engine/dgram/): the internal header of its files,
+ * never installed. It builds on the core (engine/core/core.h) and reaches
+ * the resolver only through dg__resolve() and dg__resolve_cancel().
+ *
+ * Files:
+ *   socket.c       creation, bind (with fd adoption), connect, close, abort
+ *                  handles, accessors
+ *   recv.c         the receive path: multishot receive, delivery, batches,
+ *                  kept buffers, re-arms
+ *   recv_decode.c  decoding of one multishot recvmsg buffer (recv_decode.h)
+ *   send.c         the send path: checks, the send queue, GSO runs
+ *   sockopt.c      socket options, buffer sizes, multicast membership
+ *   lookup.c       name resolution for sockets (bind, connect, send)
  *
  * Names: dg__ is internal but shared between files; everything else in a
  * .c file is static.
  */
-#ifndef DGRING_ENGINE_INTERNAL_H
-#define DGRING_ENGINE_INTERNAL_H
+#ifndef DGRING_ENGINE_DGRAM_H
+#define DGRING_ENGINE_DGRAM_H
 
 #include "engine/core/core.h"
+#include "recv_decode.h"
 
-/* Bytes in front of the payload in each receive buffer: the kernel's
- * io_uring_recvmsg_out header, the sender's name, and control space for
- * SO_RXQ_OVFL's drop counter and UDP_GRO's segment size. */
-/* The name area is rounded up to 8 so the control messages after it are
- * aligned for struct cmsghdr. */
-#define DG__RECV_NAME_LEN ((unsigned)((sizeof(struct sockaddr_in6) + 7u) & ~7u))
-#define DG__RECV_CONTROL_LEN ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))))
-#define DG__RECV_HEADER_LEN \
-    ((unsigned)sizeof(struct io_uring_recvmsg_out) + DG__RECV_NAME_LEN + DG__RECV_CONTROL_LEN)
-
-/* ---- Kept buffers and batch delivery (engine/socket.c) ------------------
+/* ---- Kept buffers and batch delivery (dgram/recv.c) ------------------
  * One dg_rx_buf per provided buffer (indexed by bid, allocated with the
  * loop): the handle dg_message_keep() returns. A buffer goes back to the
  * ring when its delivery ended and every keep of it was released. */
@@ -60,7 +63,7 @@ static inline bool dg__rx_dry(const dg_loop_stats *stats, const struct dg__bufri
     return stats->rx_kept_buffers >= br->count;
 }
 
-/* ---- Socket name resolution (engine/lookup.c) ---------------------------- */
+/* ---- Socket name resolution (dgram/lookup.c) ---------------------------- */
 struct dg__lookup {
     dg_socket *sock;
     void (*done)(struct dg__lookup *lk);  /* from the loop, exactly once */
@@ -92,7 +95,7 @@ void dg__lookup_error(const struct dg__lookup *lk, dg_error *err);
 int dg__check_address_text(const dg_socket *s, const char *text);
 bool dg__is_host_name(const char *text);
 
-/* ---- Sockets (engine/socket.c, engine/send.c, engine/sockopt.c) ------- */
+/* ---- Sockets (dgram/socket.c, recv.c, send.c, sockopt.c) ------- */
 enum dg__socket_state {
     DG__UNBOUND,
     DG__BINDING,  /* resolving, or bind(2) done and 'listening'/error not yet emitted */
@@ -210,7 +213,14 @@ struct dg_socket {
     dg_socket_stats stats;
 };
 
+/* recv.c */
 void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* Arms the socket's multishot receive (queued for a re-arm if the ring
+ * refuses an SQE). */
+void dg__recv_arm(dg_socket *s);
+/* Queues the socket for the next turn's re-arm step, which also retries a
+ * closing socket's cancel. */
+void dg__recv_queue_rearm(dg_socket *s);
 void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* Re-arms every socket whose multishot receive ended. */
 void dg__sockets_rearm(dg_loop *loop);
@@ -231,8 +241,15 @@ static inline void dg__socket_implicit_bind(dg_socket *s)
     if (s->state == DG__UNBOUND)
         dg__socket_bind_default(s);
 }
-bool dg__socket_is_open(const dg_socket *s);
+/* Bound or binding, not closing: inline, the receive path asks per datagram. */
+static inline bool dg__socket_is_open(const dg_socket *s)
+{
+    return s->state == DG__BINDING || s->state == DG__BOUND;
+}
 void dg__socket_emit_error(dg_socket *s, const dg_error *err);
+/* Queues the cancel of every ring operation on a closing socket's fd
+ * (retried from the re-arm step if the ring refuses an SQE). */
+void dg__socket_close_cancel(dg_socket *s);
 
 /* send.c */
 /* Sends queued behind a bind or lookup leave (or fail) in order. */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dgram.h"
 #include "engine/core/valgrind.h"
 
 #define DG__MAX_IOV 1024 /* IOV_MAX on Linux */

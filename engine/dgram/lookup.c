@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dgram.h"
 
 static int sock_family(const dg_socket *s)
 {
