@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/dgram/dgram.h"
+#include "resolver/resolver.h"
 
 #define DG__CQE_BATCH 256
 /* Batched waits (dg_loop_options.batch_wait_us). */
@@ -121,18 +122,12 @@ static void on_ignore(dg_loop *loop, const struct io_uring_cqe *cqe)
     (void)cqe;
 }
 
-static void on_resolver(dg_loop *loop, const struct io_uring_cqe *cqe)
-{
-    if (loop->core.resolver_ext)
-        loop->core.resolver_ext->on_completion(loop, cqe);
-}
-
 typedef void (*completion_fn)(dg_loop *loop, const struct io_uring_cqe *cqe);
 
 static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = dg__timer_on_timeout,
-    [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_RESOLVER] = on_resolver,
+    [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_RESOLVER] = dg__resolver_on_completion,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
 };
 
@@ -193,8 +188,8 @@ static void prepare_turn(dg_loop *loop)
     dg__send_runs_flush(loop);
     dg__sockets_rearm(loop);
     dg__timers_arm(c);
-    if (c->resolver_ext)
-        c->resolver_ext->prepare(loop);
+    if (c->resolver)
+        dg__resolver_prepare(loop);
     dg__wake_prepare(c);
 }
 
@@ -342,8 +337,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     /* The resolver's teardown runs lookup callbacks; from here on they can
      * neither open handles nor close or run the loop again. */
     c->closing = true;
-    if (c->resolver_ext)
-        c->resolver_ext->destroy(loop);
+    dg__resolver_destroy(loop);
     cancel_own_ops(loop);
     dg__ring_close(c);
     dg__wake_close(c);

@@ -207,7 +207,7 @@ static int sock_sync(struct dg__resolver *res, struct dg__rsock *s)
     if (s->poll_inflight) {
         if (s->remove_sent || (!s->closing && s->armed == s->want))
             return 0;
-        struct io_uring_sqe *sqe = dg__get_sqe(&res->loop->core, &err);
+        struct io_uring_sqe *sqe = dg__get_sqe(res->core, &err);
         if (!sqe)
             return -1;
         io_uring_prep_poll_remove(sqe, DG__UD(s, DG__OP_RESOLVER));
@@ -217,7 +217,7 @@ static int sock_sync(struct dg__resolver *res, struct dg__rsock *s)
     }
     if (s->want == 0 || s->closing)
         return 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(&res->loop->core, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(res->core, &err);
     if (!sqe)
         return -1;
     io_uring_prep_poll_add(sqe, s->fd, s->want);
@@ -301,7 +301,7 @@ static void timeout_sync(struct dg__resolver *res)
         return;
     }
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(&res->loop->core, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(res->core, &err);
     if (!sqe)
         return; /* still dirty: tried again next turn */
     res->timeout_ts.tv_sec = (long long)(next / 1000u);
@@ -694,23 +694,25 @@ static void inflight_cancel_all(struct dg__resolver *res)
     }
 }
 
-/* ---- Loop hooks ------------------------------------------------------------- */
+/* ---- The loop's calls (resolver.h) ------------------------------------------ */
 
-static void resolver_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe)
+void dg__resolver_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
-    struct dg__resolver *res = loop->core.resolver;
+    struct dg__resolver *res = dg__core_of(loop)->resolver;
     const uint32_t *tag = DG__UD_PTR(cqe->user_data);
     if (!res || !tag)
-        return;
+        return; /* the resolver is gone (loop closing): its memory too */
     if (*tag == DG__RES_TAG_TIMEOUT)
         on_timeout(res);
     else
         on_poll(res, (struct dg__rsock *)(uintptr_t)tag, cqe->res);
 }
 
-static void resolver_prepare(dg_loop *loop)
+void dg__resolver_prepare(dg_loop *loop)
 {
-    struct dg__resolver *res = loop->core.resolver;
+    struct dg__resolver *res = dg__core_of(loop)->resolver;
+    if (!res)
+        return;
     if (res->dirty) {
         res->dirty = false;
         channels_reap(res);
@@ -720,14 +722,14 @@ static void resolver_prepare(dg_loop *loop)
         timeout_sync(res);
 }
 
-/* Called by dg_loop_close before anything is freed. Every pending request
- * gets its callback with -ECANCELED, here. Ring operations still in flight
- * are cancelled by the loop right after (their completions find no
- * resolver and are dropped); the kernel holds its own reference to a
- * polled file, so closing the fds now is safe. */
-static void resolver_destroy(dg_loop *loop)
+/* Every pending request gets its callback with -ECANCELED, here. Ring
+ * operations still in flight are cancelled by the loop right after (their
+ * completions find no resolver and are dropped); the kernel holds its own
+ * reference to a polled file, so closing the fds now is safe. */
+void dg__resolver_destroy(dg_loop *loop)
 {
-    struct dg__resolver *res = loop->core.resolver;
+    struct dg__core *c = dg__core_of(loop);
+    struct dg__resolver *res = c->resolver;
     if (!res)
         return;
     res->closing = true;
@@ -740,32 +742,24 @@ static void resolver_destroy(dg_loop *loop)
     dg__hosts_free(&res->hosts);
     dg__free(res->resolv_conf);
     dg__free(res->hosts_file);
-    loop->core.resolver = NULL;
-    loop->core.resolver_ext = NULL;
+    c->resolver = NULL;
     dg__free(res);
 }
 
-static const struct dg__loop_ext resolver_ext = {
-    .on_completion = resolver_on_completion,
-    .prepare = resolver_prepare,
-    .destroy = resolver_destroy,
-};
-
-struct dg__resolver *dg__resolver_get(dg_loop *loop, int *err)
+struct dg__resolver *dg__resolver_get(struct dg__core *c, int *err)
 {
-    if (loop->core.resolver)
-        return loop->core.resolver;
+    if (c->resolver)
+        return c->resolver;
     struct dg__resolver *res = dg__calloc(1, sizeof(*res));
     if (!res) {
         *err = -ENOMEM;
         return NULL;
     }
     res->tag = DG__RES_TAG_TIMEOUT;
-    res->loop = loop;
+    res->core = c;
     dg_resolver_options_init(&res->options);
     dg__cache_init(&res->cache, res->options.cache_max_entries);
     dg__hosts_reset(&res->hosts, NULL);
-    loop->core.resolver = res;
-    loop->core.resolver_ext = &resolver_ext;
+    c->resolver = res;
     return res;
 }

@@ -1,11 +1,12 @@
 /* dgring resolver internals: shared between the resolver sources, never
- * installed. The engine reaches the resolver only through dg__resolve(),
- * dg__resolve_cancel() (engine/internal.h) and the loop's extension hooks.
+ * installed. The layers above reach the resolver only through its
+ * interface, resolver/resolver.h; the resolver itself uses only the core
+ * (engine/core/core.h), never the socket layer.
  *
  * Files:
- *   resolver/lookup.c  requests: literals, hosts, cache, dg_lookup, settings
+ *   resolver/request.c requests: literals, hosts, cache, dg_lookup, settings
  *   resolver/ares.c    the c-ares channel on the ring: sockets, polls,
- *                      the timeout, queries, the loop's extension hooks
+ *                      the timeout, queries, the loop's calls (resolver.h)
  *   resolver/cache.c   the per-loop answer cache (TTL, LRU, negative)
  *   resolver/hosts.c   the hosts file, reloaded when it changes
  */
@@ -18,8 +19,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "engine/dgram/dgram.h"
 #include "dgring/resolver.h"
+#include "engine/core/core.h"
+#include "resolver.h"
 
 /* Longest name accepted, without the NUL (RFC 1035's 255-byte wire limit
  * is a little stricter; c-ares checks the rest). */
@@ -178,7 +180,7 @@ struct dg__query {
 
 /* One request: a dg__resolve() call. */
 struct dg__resolve_req {
-    dg_loop *loop;
+    struct dg__core *core;
     struct dg__query *query;       /* waiting on it, or NULL */
     struct dg__resolve_req *prev, *next; /* the query's waiters */
     struct dg__deferred ev;
@@ -200,10 +202,10 @@ struct dg__server {
     int port;
 };
 
-/* A loop's resolver (loop->resolver). */
+/* A loop's resolver (the core's resolver slot). */
 struct dg__resolver {
     uint32_t tag;                  /* DG__RES_TAG_TIMEOUT; first member */
-    dg_loop *loop;
+    struct dg__core *core;
     dg_resolver_options options;   /* strings point at the copies below */
     char *resolv_conf;             /* NULL: /etc/resolv.conf */
     char *hosts_file;              /* NULL: /etc/hosts */
@@ -229,9 +231,9 @@ struct dg__resolver {
     struct __kernel_timespec timeout_ts;
 };
 
-/* The loop's resolver, created (and its hooks installed) on first use.
- * NULL with *err set on failure. */
-struct dg__resolver *dg__resolver_get(dg_loop *loop, int *err);
+/* The loop's resolver, created on first use. NULL with *err set on
+ * failure. */
+struct dg__resolver *dg__resolver_get(struct dg__core *c, int *err);
 /* Joins the query in flight for (name, family) or starts one on the
  * current channel (built or rebuilt as needed). name is lower case. */
 int dg__query_submit(struct dg__resolver *res, struct dg__resolve_req *req, const char *name,
@@ -247,7 +249,7 @@ int dg__ares_status(int status);
  * old when a lookup is started from outside the loop). */
 uint64_t dg__clock_ms(void);
 
-/* ---- Requests (resolver/lookup.c) ------------------------------------- */
+/* ---- Requests (resolver/request.c) ------------------------------------- */
 /* Queues req's callback with status and addr (NULL on error). */
 void dg__req_complete(struct dg__resolve_req *req, int status, const struct dg__answer *answer);
 /* Runs req's callback now with -ECANCELED (loop closing). */

@@ -134,19 +134,6 @@ struct dg__timer_heap {
     unsigned cap;
 };
 
-/* ---- Extension hooks ----------------------------------------------------
- * The resolver (resolver/) plugs into a loop through these, so the core
- * never includes resolver internals. Installed on first use. */
-struct dg__loop_ext {
-    /* A completion whose kind is DG__OP_RESOLVER. */
-    void (*on_completion)(dg_loop *loop, const struct io_uring_cqe *cqe);
-    /* Before each io_uring_enter: queue the SQEs the extension needs. */
-    void (*prepare)(dg_loop *loop);
-    /* From dg_loop_close, before anything is freed: cancel, finish every
-     * request exactly once, release the extension's memory. */
-    void (*destroy)(dg_loop *loop);
-};
-
 /* ---- Engine send buffers (core/sendbuf.c) ---------------------------------
  * dg_send_buffer_get: a pool per loop, mapped and, on io_uring, registered
  * with the ring at the first take. A buffer is the user's between take and
@@ -244,8 +231,8 @@ struct dg__core {
     struct dg__post *post_head, *post_tail; /* posts from non-loop threads */
     atomic_bool posts_queued;
     atomic_uint posts_pending;     /* posted, not yet run: keeps the loop alive */
-    void *resolver;                /* resolver/ state, NULL until first used */
-    const struct dg__loop_ext *resolver_ext;
+    void *resolver;                /* resolver/ state (opaque here), NULL
+                                      until first used */
 };
 
 /* The core of a loop, and back: struct dg_loop (engine/dgram/dgram.h)

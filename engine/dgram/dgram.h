@@ -20,6 +20,7 @@
 
 #include "engine/core/core.h"
 #include "recv_decode.h"
+#include "resolver/resolver.h"
 
 /* ---- Kept buffers and batch delivery (dgram/recv.c) ------------------
  * One dg_rx_buf per provided buffer (indexed by bid, allocated with the
@@ -286,20 +287,5 @@ struct dg_loop {
     void *data;
 };
 _Static_assert(offsetof(struct dg_loop, core) == 0, "the core starts the loop");
-
-/* ---- Name resolution (implemented in resolver/) -------------------------
- * The socket layer's only door into the resolver. */
-typedef void (*dg__resolve_cb)(void *ctx, int status, const struct sockaddr *addr,
-                               socklen_t addrlen);
-struct dg__resolve_req;
-/* Resolves name for family (AF_INET or AF_INET6) with the loop's resolver.
- * cb runs exactly once, from the loop and never inside this call: status 0
- * with the first address (port 0), or a DG_ERR_DNS_* code / negative errno,
- * or -ECANCELED after dg__resolve_cancel(). *out (may be NULL) is a handle
- * valid until cb runs. Returns 0, or a negative code and cb never runs. */
-int dg__resolve(dg_loop *loop, const char *name, int family, dg__resolve_cb cb, void *ctx,
-                struct dg__resolve_req **out);
-/* Cancels a pending resolve: its cb runs from the loop with -ECANCELED. */
-void dg__resolve_cancel(struct dg__resolve_req *req);
 
 #endif
