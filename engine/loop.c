@@ -244,7 +244,7 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
     c->in_run = false;
     /* The epoll backend may hold completions made by that last submit
      * (sends that left at once): an embedding loop must come back. */
-    if (c->epoll && dg__ring_cq_ready(c) > 0)
+    if (dg__ring_cq_unsignalled(c) > 0)
         dg__loop_poke(c);
     if (ret < 0)
         return ret;
@@ -256,8 +256,7 @@ DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
     if (!loop)
         return -1;
     const struct dg__core *c = &loop->core;
-    if (c->deferred_head || dg__ring_sq_ready(c) > 0 ||
-        (c->epoll && dg__ring_cq_ready((struct dg__core *)c) > 0))
+    if (c->deferred_head || dg__ring_sq_ready(c) > 0 || dg__ring_cq_unsignalled(c) > 0)
         return 0;
     return dg__timers_next_ms(c);
 }
@@ -282,16 +281,14 @@ DG_EXPORT const char *dg_loop_backend(const dg_loop *loop)
 {
     if (!loop)
         return NULL;
-    return loop->core.epoll ? "epoll" : "io_uring";
+    return dg__ring_backend_name(&loop->core);
 }
 
 DG_EXPORT int dg_loop_get_stats(const dg_loop *loop, dg_loop_stats *out)
 {
     if (!loop || !out)
         return DG_ERR_INVALID_ARG_VALUE;
-    *out = loop->core.stats;
-    if (!loop->core.epoll && loop->core.ring.cq.koverflow)
-        out->cq_dropped = *loop->core.ring.cq.koverflow;
+    dg__ring_get_stats(&loop->core, out);
     return 0;
 }
 

@@ -101,8 +101,14 @@ int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned cou
 void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br);
 /* Queues buffer bid for return; visible to the kernel at the next commit. */
 void dg__bufring_recycle(struct dg__bufring *br, unsigned bid);
-/* Publishes every recycled buffer with one tail store. */
-void dg__bufring_commit(struct dg__bufring *br);
+/* Publishes every recycled buffer with one tail store (the check for none
+ * is inline: each turn's prepare step commits, mostly with nothing). */
+void dg__bufring_publish(struct dg__bufring *br);
+static inline void dg__bufring_commit(struct dg__bufring *br)
+{
+    if (br->pending != 0)
+        dg__bufring_publish(br);
+}
 static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsigned bid)
 {
     return br->mem + (size_t)bid * br->stride;
@@ -272,6 +278,23 @@ unsigned dg__ring_cq_ready(struct dg__core *c);
 /* Up to want completions, oldest first; consumed by dg__ring_advance. */
 unsigned dg__ring_peek(struct dg__core *c, struct io_uring_cqe **cqes, unsigned want);
 void dg__ring_advance(struct dg__core *c, unsigned n);
+/* Completions waiting that no fd signals (the epoll backend makes them in
+ * user space while submitting): an embedding loop must be poked for them. */
+unsigned dg__ring_cq_unsignalled(const struct dg__core *c);
+/* Makes eventfd fd readable on every completion (dg_loop_fd). */
+int dg__ring_attach_notify(struct dg__core *c, int fd);
+/* The fd an embedding event loop polls, once the eventfd is attached. */
+int dg__ring_embed_fd(const struct dg__core *c);
+/* Registers the send buffer pool as fixed buffers (index 0); false where
+ * that is not possible, which only rules out zero-copy sends. */
+bool dg__ring_register_buffers(struct dg__core *c, void *mem, size_t bytes);
+/* The fd another loop's IORING_OP_MSG_RING reaches this one by; -1 when
+ * this loop cannot receive one (the epoll backend). */
+int dg__ring_msg_fd(const struct dg__core *c);
+/* "io_uring" or "epoll" (dg_loop_backend). */
+const char *dg__ring_backend_name(const struct dg__core *c);
+/* The loop's statistics, with the kernel's count of dropped completions. */
+void dg__ring_get_stats(const struct dg__core *c, dg_loop_stats *out);
 
 /* ---- Timers (core/timer.c) ---------------------------------------------- */
 bool dg__timers_run_due(struct dg__core *c);
@@ -324,8 +347,14 @@ static inline void dg__wake_drain_notify(struct dg__core *c)
 void dg__loop_poke(struct dg__core *c);
 
 /* ---- Posts (core/post.c) ------------------------------------------------- */
-/* Runs the posts queued by non-loop threads (loop thread, each turn). */
-bool dg__posts_run_queued(struct dg__core *c);
+/* Runs the posts queued by non-loop threads (loop thread, each turn; the
+ * check for none is inline). Returns whether any ran. */
+bool dg__posts_run_locked(struct dg__core *c);
+static inline bool dg__posts_run_queued(struct dg__core *c)
+{
+    return atomic_load_explicit(&c->posts_queued, memory_order_acquire) &&
+           dg__posts_run_locked(c);
+}
 void dg__post_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe);
 void dg__post_init(struct dg__core *c);
 void dg__post_destroy(struct dg__core *c);

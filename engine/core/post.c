@@ -56,10 +56,8 @@ static void run_post(struct dg__core *c, struct dg__post *p)
     atomic_fetch_sub_explicit(&c->posts_pending, 1, memory_order_relaxed);
 }
 
-bool dg__posts_run_queued(struct dg__core *c)
+bool dg__posts_run_locked(struct dg__core *c)
 {
-    if (!atomic_load_explicit(&c->posts_queued, memory_order_acquire))
-        return false;
     pthread_mutex_lock(&c->post_lock);
     struct dg__post *p = c->post_head;
     c->post_head = c->post_tail = NULL;
@@ -106,16 +104,16 @@ DG_EXPORT int dg_loop_post(dg_loop *target, dg_post_cb cb, void *arg)
     p->arg = arg;
     atomic_fetch_add_explicit(&to->posts_pending, 1, memory_order_relaxed);
     struct dg__core *self = current_core;
-    int err = 0;
+    int err = 0, to_fd = dg__ring_msg_fd(to);
     struct io_uring_sqe *sqe = NULL;
-    if (self && self != to && self->caps.msg_ring && !to->epoll)
+    if (self && self != to && self->caps.msg_ring && to_fd >= 0)
         sqe = dg__get_sqe(self, &err);
     if (!sqe) {
         queue_locked(to, p);
         return 0;
     }
     atomic_init(&p->refs, 2);
-    io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 1, DG__UD(p, DG__OP_POST), 0);
+    io_uring_prep_msg_ring(sqe, to_fd, 1, DG__UD(p, DG__OP_POST), 0);
     io_uring_sqe_set_data64(sqe, DG__UD(p, DG__OP_POST));
     return 0;
 }

@@ -1,5 +1,11 @@
-/* Ring setup with the backend choice, the one-time feature probe, and SQE
- * allocation.
+/* The ring, and the one seam between the two backends: every ring function
+ * the other files call (open, close, SQEs, submit and wait, the CQ, the
+ * embedding fd, buffer registration, MSG_RING, statistics) is here, and
+ * this is the only file outside the epoll backend itself that asks which
+ * backend runs. The epoll backend (epoll.c) emulates the ring's queues in
+ * the same SQE and CQE formats, so each function is one branch: a table of
+ * backend functions, as c-ares keeps for its event backends, would put an
+ * indirect call on every SQE of the send path.
  *
  * Setup flags are tried from best to oldest: each fallback exists because
  * the kernel rejects unknown setup flags with EINVAL, and dgring must still
@@ -331,4 +337,53 @@ void dg__ring_advance(struct dg__core *c, unsigned n)
         dg__epoll_cq_advance(c->epoll, n);
     else
         io_uring_cq_advance(&c->ring, n);
+}
+
+/* ---- Embedding, registration, posts, statistics ------------------------------ */
+
+unsigned dg__ring_cq_unsignalled(const struct dg__core *c)
+{
+    /* The kernel signals the registered eventfd for its own completions;
+     * the epoll backend's are made in user space by the last submit. */
+    return c->epoll ? dg__epoll_cq_ready(c->epoll) : 0;
+}
+
+int dg__ring_attach_notify(struct dg__core *c, int fd)
+{
+    /* io_uring: the kernel signals a registered eventfd on every posted
+     * completion, including deferred task work under DEFER_TASKRUN (6.1+).
+     * epoll: the epoll fd itself is readable when a watched fd is ready,
+     * and the eventfd joins its set for the loop's own pokes. */
+    return c->epoll ? dg__epoll_attach_notify(c->epoll, fd)
+                    : io_uring_register_eventfd(&c->ring, fd);
+}
+
+int dg__ring_embed_fd(const struct dg__core *c)
+{
+    return c->epoll ? dg__epoll_fd(c->epoll) : c->notify_fd;
+}
+
+bool dg__ring_register_buffers(struct dg__core *c, void *mem, size_t bytes)
+{
+    if (c->epoll)
+        return false; /* no kernel ring to register with; sends copy nothing anyway */
+    struct iovec whole = {.iov_base = mem, .iov_len = bytes};
+    return io_uring_register_buffers(&c->ring, &whole, 1) == 0;
+}
+
+int dg__ring_msg_fd(const struct dg__core *c)
+{
+    return c->epoll ? -1 : c->ring.ring_fd;
+}
+
+const char *dg__ring_backend_name(const struct dg__core *c)
+{
+    return c->epoll ? "epoll" : "io_uring";
+}
+
+void dg__ring_get_stats(const struct dg__core *c, dg_loop_stats *out)
+{
+    *out = c->stats;
+    if (!c->epoll && c->ring.cq.koverflow)
+        out->cq_dropped = *c->ring.cq.koverflow;
 }

@@ -34,13 +34,10 @@ static int sbuf_pool_init(struct dg__core *c)
         bufs[i].next_free = p->free;
         p->free = &bufs[i];
     }
-    if (!c->epoll) {
-        /* Fixed buffers: what IORING_OP_SEND_ZC can send from without
-         * pinning pages per send. Optional: without it there is no
-         * zero-copy, and sends still copy nothing in user space. */
-        struct iovec whole = {.iov_base = p->mem, .iov_len = p->mem_bytes};
-        p->registered = io_uring_register_buffers(&c->ring, &whole, 1) == 0;
-    }
+    /* Fixed buffers: what IORING_OP_SEND_ZC can send from without pinning
+     * pages per send. Optional: without it there is no zero-copy, and
+     * sends still copy nothing in user space. */
+    p->registered = dg__ring_register_buffers(c, p->mem, p->mem_bytes);
     return 0;
 }
 

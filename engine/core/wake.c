@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "core.h"
-#include "epoll.h"
 
 void dg__wake_arm(struct dg__core *c)
 {
@@ -86,23 +85,18 @@ DG_EXPORT int dg_loop_fd(dg_loop *loop)
         return DG_ERR_INVALID_ARG_VALUE;
     struct dg__core *c = dg__core_of(loop);
     if (c->notify_fd >= 0)
-        return c->epoll ? dg__epoll_fd(c->epoll) : c->notify_fd;
+        return dg__ring_embed_fd(c);
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
         return -errno;
-    /* io_uring: the kernel signals a registered eventfd on every posted
-     * completion, including deferred task work under DEFER_TASKRUN (6.1+).
-     * epoll: the epoll fd itself is readable when a watched fd is ready,
-     * and the eventfd joins its set for the loop's own pokes. */
-    int ret = c->epoll ? dg__epoll_attach_notify(c->epoll, fd)
-                       : io_uring_register_eventfd(&c->ring, fd);
+    int ret = dg__ring_attach_notify(c, fd);
     if (ret < 0) {
         close(fd);
         return ret;
     }
     c->notify_fd = fd;
     dg__loop_poke(c);
-    return c->epoll ? dg__epoll_fd(c->epoll) : fd;
+    return dg__ring_embed_fd(c);
 }
 
 void dg__loop_poke(struct dg__core *c)

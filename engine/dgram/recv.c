@@ -49,9 +49,10 @@ _Static_assert(DG__BATCH_MAX <= 64, "kept_mask has a bit per batched message");
 /* Buffer bid goes back to the ring (visible at the next commit). */
 static void rx_recycle(dg_loop *loop, unsigned bid)
 {
-    dg__bufring_recycle(&loop->core.bufring, bid);
-    if (DG__VG_RING_FILLS(loop))
-        dg__vg_buffer_to_kernel(dg__bufring_addr(&loop->core.bufring, bid), loop->core.bufring.buf_size);
+    struct dg__bufring *br = &loop->core.bufring;
+    dg__bufring_recycle(br, bid);
+    if (DG__VG_RING_FILLS(br))
+        dg__vg_buffer_to_kernel(dg__bufring_addr(br, bid), br->buf_size);
 }
 
 /* Every datagram of buffer bid was delivered: back to the ring, unless the
@@ -274,7 +275,7 @@ void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
-        if (DG__VG_RING_FILLS(loop))
+        if (DG__VG_RING_FILLS(&loop->core.bufring))
             dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, cqe->res, &s->rmsg);
         if (s->handlers.on_message_batch) {
             batch_buffer(loop, s, bid, buf, cqe->res);
