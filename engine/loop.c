@@ -122,12 +122,21 @@ static void on_ignore(dg_loop *loop, const struct io_uring_cqe *cqe)
     (void)cqe;
 }
 
+/* A single ring timeout ended: the timers' or the resolver's. */
+static void on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    if (DG__UD_PTR(cqe->user_data) == &loop->core.timer_timeout)
+        dg__timer_on_timeout(loop, cqe);
+    else
+        dg__resolver_on_timeout(loop, cqe);
+}
+
 typedef void (*completion_fn)(dg_loop *loop, const struct io_uring_cqe *cqe);
 
 static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
-    [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = dg__timer_on_timeout,
-    [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_RESOLVER] = dg__resolver_on_completion,
+    [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = on_timeout,
+    [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_POLL] = dg__resolver_on_poll,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
 };
 
@@ -315,7 +324,7 @@ static void cancel_own_ops(dg_loop *loop)
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
     }
-    for (int i = 0; i < 100 && (c->wake_armed || c->timeout_armed); i++) {
+    for (int i = 0; i < 100 && (c->wake_armed || c->timer_timeout.armed); i++) {
         if (dg__ring_enter(c, true) < 0)
             break;
         process_completions(loop);

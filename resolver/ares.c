@@ -10,15 +10,15 @@
  *     each readiness, removed by user_data (the socket's record) when
  *     c-ares stops watching it; the fd is closed only after that poll's
  *     final completion;
- *   - one IORING_OP_TIMEOUT for the earliest ares_timeout() of all
- *     channels, moved only earlier in place (IORING_TIMEOUT_UPDATE, 5.11;
- *     the engine needs 6.0 anyway), never removed and re-added.
- * All SQEs are queued from the loop's prepare hook, so the socket-state
+ *   - one ring timeout for the earliest ares_timeout() of all channels,
+ *     the core's single timeout (dg__timeout_arm): moved only earlier in
+ *     place, never removed and re-added.
+ * All SQEs are queued from the loop's prepare step, so the socket-state
  * callback and our socket functions only record what to do.
  *
  * c-ares callbacks (answers, socket state) only record; user callbacks
  * run later from the loop's deferred queue. ares_destroy is called only
- * from the prepare hook (retired channels) and the loop's destroy hook,
+ * from the prepare step (retired channels) and the loop's destroy call,
  * never from inside a c-ares callback. */
 #include <ctype.h>
 #include <errno.h>
@@ -112,7 +112,6 @@ static ares_socket_t on_socket_open(int domain, int type, int protocol, void *da
         return ARES_SOCKET_BAD;
     }
     ch->socket_nomem = false;
-    s->tag = DG__RES_TAG_POLL;
     s->fd = fd;
     s->type = type;
     s->res = ch->res;
@@ -210,7 +209,7 @@ static int sock_sync(struct dg__resolver *res, struct dg__rsock *s)
         struct io_uring_sqe *sqe = dg__get_sqe(res->core, &err);
         if (!sqe)
             return -1;
-        io_uring_prep_poll_remove(sqe, DG__UD(s, DG__OP_RESOLVER));
+        io_uring_prep_poll_remove(sqe, DG__UD(s, DG__OP_POLL));
         io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
         s->remove_sent = true;
         return 0;
@@ -221,7 +220,7 @@ static int sock_sync(struct dg__resolver *res, struct dg__rsock *s)
     if (!sqe)
         return -1;
     io_uring_prep_poll_add(sqe, s->fd, s->want);
-    io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_RESOLVER));
+    io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_POLL));
     s->poll_inflight = true;
     s->armed = s->want;
     return 0;
@@ -296,32 +295,15 @@ static uint64_t ares_deadline(struct dg__resolver *res)
 static void timeout_sync(struct dg__resolver *res)
 {
     uint64_t next = ares_deadline(res);
-    if (next == UINT64_MAX || (res->timeout_armed && next >= res->timeout_deadline)) {
-        res->timeout_dirty = false; /* a timeout armed for later fires harmlessly */
-        return;
-    }
-    int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(res->core, &err);
-    if (!sqe)
-        return; /* still dirty: tried again next turn */
-    res->timeout_ts.tv_sec = (long long)(next / 1000u);
-    res->timeout_ts.tv_nsec = (long long)(next % 1000u) * 1000000;
-    if (res->timeout_armed) {
-        io_uring_prep_timeout_update(sqe, &res->timeout_ts, DG__UD(res, DG__OP_RESOLVER),
-                                     IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
-    } else {
-        io_uring_prep_timeout(sqe, &res->timeout_ts, 0, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(res, DG__OP_RESOLVER));
-        res->timeout_armed = true;
-    }
-    res->timeout_deadline = next;
-    res->timeout_dirty = false;
+    /* None: a timeout armed for later fires harmlessly. No SQE: still
+     * dirty, tried again next turn. */
+    if (next == UINT64_MAX || dg__timeout_arm(res->core, &res->timeout, next))
+        res->timeout_dirty = false;
 }
 
 static void on_timeout(struct dg__resolver *res)
 {
-    res->timeout_armed = false;
+    dg__timeout_ended(&res->timeout);
     res->timeout_dirty = true;
     res->dirty = true;
     for (struct dg__channel *ch = res->channels; ch; ch = ch->next)
@@ -696,16 +678,22 @@ static void inflight_cancel_all(struct dg__resolver *res)
 
 /* ---- The loop's calls (resolver.h) ------------------------------------------ */
 
-void dg__resolver_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe)
+/* Completions that arrive once the resolver is gone (loop closing) find
+ * no resolver and are dropped: their memory went with it. */
+void dg__resolver_on_poll(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
     struct dg__resolver *res = dg__core_of(loop)->resolver;
-    const uint32_t *tag = DG__UD_PTR(cqe->user_data);
-    if (!res || !tag)
-        return; /* the resolver is gone (loop closing): its memory too */
-    if (*tag == DG__RES_TAG_TIMEOUT)
+    struct dg__rsock *s = DG__UD_PTR(cqe->user_data);
+    if (res && s)
+        on_poll(res, s, cqe->res);
+}
+
+void dg__resolver_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    (void)cqe; /* -ETIME when it fired, -ECANCELED when the loop closes */
+    struct dg__resolver *res = dg__core_of(loop)->resolver;
+    if (res)
         on_timeout(res);
-    else
-        on_poll(res, (struct dg__rsock *)(uintptr_t)tag, cqe->res);
 }
 
 void dg__resolver_prepare(dg_loop *loop)
@@ -755,7 +743,6 @@ struct dg__resolver *dg__resolver_get(struct dg__core *c, int *err)
         *err = -ENOMEM;
         return NULL;
     }
-    res->tag = DG__RES_TAG_TIMEOUT;
     res->core = c;
     dg_resolver_options_init(&res->options);
     dg__cache_init(&res->cache, res->options.cache_max_entries);

@@ -105,18 +105,10 @@ bool dg__file_id_equal(const struct dg__file_id *a, const struct dg__file_id *b)
 
 /* ---- c-ares on the ring (resolver/ares.c) ----------------------------- */
 
-/* Every object a ring operation's user_data points to starts with one of
- * these tags, so a DG__OP_RESOLVER completion can tell a socket's poll
- * from the resolver's timeout. */
-enum dg__res_tag {
-    DG__RES_TAG_POLL = 0x6c6c6f70,    /* struct dg__rsock */
-    DG__RES_TAG_TIMEOUT = 0x656d6974, /* struct dg__resolver */
-};
-
 struct dg__channel;
 
 /* One socket c-ares opened. Its poll's user_data is the record's address
- * (with DG__OP_RESOLVER), and the record lives until that poll's final
+ * (with DG__OP_POLL), and the record lives until that poll's final
  * completion, so the address names one poll among live ring operations:
  * polls are removed by this user_data, never by fd number (a closed fd
  * number is reused at once by the next socket). The record plays the part
@@ -127,7 +119,6 @@ struct dg__channel;
  * can never hit a later poll whose record reused the address (and if it
  * did, that poll would end with -ECANCELED and simply be re-armed). */
 struct dg__rsock {
-    uint32_t tag;                 /* DG__RES_TAG_POLL; first member */
     int fd;
     int type;                     /* SOCK_DGRAM or SOCK_STREAM */
     struct dg__resolver *res;
@@ -143,7 +134,7 @@ struct dg__rsock {
 };
 
 /* One c-ares channel. A settings or resolv.conf change retires it: it
- * takes no new queries and is destroyed (from the prepare hook, never in a
+ * takes no new queries and is destroyed (from the prepare step, never in a
  * c-ares callback) when its last query has called back. */
 struct dg__channel {
     ares_channel ares;
@@ -204,7 +195,6 @@ struct dg__server {
 
 /* A loop's resolver (the core's resolver slot). */
 struct dg__resolver {
-    uint32_t tag;                  /* DG__RES_TAG_TIMEOUT; first member */
     struct dg__core *core;
     dg_resolver_options options;   /* strings point at the copies below */
     char *resolv_conf;             /* NULL: /etc/resolv.conf */
@@ -225,10 +215,8 @@ struct dg__resolver {
 
     bool dirty;                    /* polls need arming or removing */
     bool timeout_dirty;            /* the timeout may need moving earlier */
-    bool timeout_armed;
     bool closing;                  /* dg_loop_close is tearing it down */
-    uint64_t timeout_deadline;     /* CLOCK_MONOTONIC ms of the ring timeout */
-    struct __kernel_timespec timeout_ts;
+    struct dg__timeout timeout;    /* the earliest ares_timeout() of all channels */
 };
 
 /* The loop's resolver, created on first use. NULL with *err set on

@@ -2,7 +2,7 @@
  *
  * The socket layer (engine/dgram/) enters the resolver only through
  * dg__resolve() and dg__resolve_cancel(); the loop (engine/loop.c) drives
- * it with the four dg__resolver_* calls below. Everything else of
+ * it with the dg__resolver_* calls below. Everything else of
  * resolver/ is private to it (resolver/internal.h). */
 #ifndef DGRING_RESOLVER_RESOLVER_H
 #define DGRING_RESOLVER_RESOLVER_H
@@ -29,8 +29,10 @@ void dg__resolve_cancel(struct dg__resolve_req *req);
  * Each does nothing while the loop has no resolver (it is created on first
  * use, and gone once dg_loop_close began tearing it down). */
 struct io_uring_cqe;
-/* A completion whose kind is DG__OP_RESOLVER: a poll or the timeout. */
-void dg__resolver_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* A completion of one of the resolver's polls (kind DG__OP_POLL). */
+void dg__resolver_on_poll(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* The resolver's ring timeout ended (kind DG__OP_TIMEOUT, not the timers'). */
+void dg__resolver_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* Before each io_uring_enter: queues the SQEs the resolver needs. */
 void dg__resolver_prepare(dg_loop *loop);
 /* From dg_loop_close, before anything is freed: cancels, finishes every

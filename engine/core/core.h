@@ -55,9 +55,9 @@ enum dg__op_kind {
     DG__OP_IGNORE = 0,  /* cancel and timeout-update results: nothing to do */
     DG__OP_RECV = 1,    /* multishot recvmsg of a dg_socket */
     DG__OP_SEND = 2,    /* sendmsg of a dg__send_req */
-    DG__OP_TIMEOUT = 3, /* the loop's single timer timeout */
+    DG__OP_TIMEOUT = 3, /* a single ring timeout (struct dg__timeout) */
     DG__OP_WAKE = 4,    /* read of the loop's wake-up eventfd */
-    DG__OP_RESOLVER = 5, /* poll or timeout of the loop's resolver */
+    DG__OP_POLL = 5,    /* a one-shot poll (the resolver's c-ares sockets) */
     DG__OP_SEND_GSO = 6, /* one sendmsg carrying a run of datagrams (UDP_SEGMENT) */
     DG__OP_POST = 7,    /* a dg_loop_post() arriving via IORING_OP_MSG_RING, or
                            the sender's own MSG_RING result (tagged node) */
@@ -114,8 +114,32 @@ static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsi
     return br->mem + (size_t)bid * br->stride;
 }
 
-/* ---- Timers (core/timer.c) --------------------------------------------- */
+/* ---- The single ring timeout (core/timer.c) ------------------------------
+ * One absolute IORING_OP_TIMEOUT on CLOCK_MONOTONIC, only ever moved
+ * earlier, in place, with IORING_TIMEOUT_UPDATE (5.11); a later deadline
+ * waits for the armed timeout to fire, and its owner looks again then, so
+ * steady ticking costs no removals. The loop's timers own one, the resolver
+ * another. Its completion has kind DG__OP_TIMEOUT and the struct itself as
+ * user_data (-ETIME when it fired, -ECANCELED when the loop closes). */
+struct dg__timeout {
+    struct __kernel_timespec ts;   /* read by the kernel while armed */
+    uint64_t deadline;             /* of the armed timeout, ms */
+    bool armed;                    /* in flight: its completion is due */
+};
+_Static_assert(_Alignof(struct dg__timeout) >= 8, "user_data keeps the kind in 3 bits");
+
 struct dg__core;
+/* Makes t fire no later than deadline (CLOCK_MONOTONIC ms): arms it, or
+ * moves an armed one earlier. Returns false if no SQE could be had (the
+ * owner tries again next turn). */
+bool dg__timeout_arm(struct dg__core *c, struct dg__timeout *t, uint64_t deadline);
+/* Its completion arrived: the owner's handler calls this. */
+static inline void dg__timeout_ended(struct dg__timeout *t)
+{
+    t->armed = false;
+}
+
+/* ---- Timers (core/timer.c) --------------------------------------------- */
 
 struct dg_timer {
     struct dg__core *core;
@@ -217,9 +241,7 @@ struct dg__core {
 
     struct dg__timer_heap timers;
     uint64_t timer_order;
-    uint64_t armed_deadline;       /* deadline of the ring timeout, ms */
-    bool timeout_armed;            /* the ring's timeout op is in flight */
-    struct __kernel_timespec timeout_ts;
+    struct dg__timeout timer_timeout; /* for the earliest timer */
 
     uint64_t now_ms;
     int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
@@ -300,6 +322,7 @@ void dg__ring_get_stats(const struct dg__core *c, dg_loop_stats *out);
 bool dg__timers_run_due(struct dg__core *c);
 /* Makes the ring's timeout match the earliest deadline (moved only earlier). */
 void dg__timers_arm(struct dg__core *c);
+/* The timers' ring timeout ended (due timers run after the completions). */
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* ms until the earliest deadline, -1 if none. */
 int dg__timers_next_ms(const struct dg__core *c);

@@ -1,8 +1,10 @@
 /* Timers: a binary min-heap in the loop and one ring timeout for the
- * earliest deadline. The ring timeout is absolute (CLOCK_MONOTONIC, the
- * loop clock's source) and is only ever moved earlier, in place, with
- * IORING_TIMEOUT_UPDATE; a later deadline simply waits for the current
- * timeout to fire, so steady ticking costs no removals. */
+ * earliest deadline; and that single ring timeout itself (dg__timeout_arm),
+ * which the resolver uses too. The ring timeout is absolute
+ * (CLOCK_MONOTONIC, the loop clock's source) and is only ever moved
+ * earlier, in place, with IORING_TIMEOUT_UPDATE; a later deadline simply
+ * waits for the current timeout to fire, so steady ticking costs no
+ * removals. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,7 +219,7 @@ DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)
     return 0;
 }
 
-/* ---- Loop hooks -------------------------------------------------------- */
+/* ---- Each turn ---------------------------------------------------------- */
 
 /* Runs timers due now that were started before this call, so a callback
  * that restarts its timer with timeout 0 runs again next turn, not
@@ -240,40 +242,17 @@ bool dg__timers_run_due(struct dg__core *c)
     return ran;
 }
 
-static void deadline_to_ts(uint64_t ms, struct __kernel_timespec *ts)
-{
-    ts->tv_sec = (long long)(ms / 1000u);
-    ts->tv_nsec = (long long)(ms % 1000u) * 1000000;
-}
-
 void dg__timers_arm(struct dg__core *c)
 {
     if (c->timers.count == 0)
         return; /* an armed timeout may fire for nothing; that is harmless */
-    uint64_t next = c->timers.items[0]->deadline;
-    if (c->timeout_armed && next >= c->armed_deadline)
-        return;
-    int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(c, &err);
-    if (!sqe)
-        return; /* tried again next turn */
-    deadline_to_ts(next, &c->timeout_ts);
-    if (c->timeout_armed) {
-        io_uring_prep_timeout_update(sqe, &c->timeout_ts, DG__UD(c, DG__OP_TIMEOUT),
-                                     IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
-    } else {
-        io_uring_prep_timeout(sqe, &c->timeout_ts, 0, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(c, DG__OP_TIMEOUT));
-        c->timeout_armed = true;
-    }
-    c->armed_deadline = next;
+    (void)dg__timeout_arm(c, &c->timer_timeout, c->timers.items[0]->deadline);
 }
 
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
     (void)cqe; /* -ETIME when it fired, -ECANCELED when the loop closes */
-    dg__core_of(loop)->timeout_armed = false;
+    dg__timeout_ended(&dg__core_of(loop)->timer_timeout);
 }
 
 int dg__timers_next_ms(const struct dg__core *c)
@@ -285,4 +264,28 @@ int dg__timers_next_ms(const struct dg__core *c)
         return 0;
     uint64_t diff = next - c->now_ms;
     return diff > INT32_MAX ? INT32_MAX : (int)diff;
+}
+
+/* ---- The single ring timeout ------------------------------------------------- */
+
+bool dg__timeout_arm(struct dg__core *c, struct dg__timeout *t, uint64_t deadline)
+{
+    if (t->armed && deadline >= t->deadline)
+        return true; /* fires earlier; the owner looks again then */
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(c, &err);
+    if (!sqe)
+        return false;
+    t->ts.tv_sec = (long long)(deadline / 1000u);
+    t->ts.tv_nsec = (long long)(deadline % 1000u) * 1000000;
+    if (t->armed) {
+        io_uring_prep_timeout_update(sqe, &t->ts, DG__UD(t, DG__OP_TIMEOUT), IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
+    } else {
+        io_uring_prep_timeout(sqe, &t->ts, 0, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, DG__UD(t, DG__OP_TIMEOUT));
+        t->armed = true;
+    }
+    t->deadline = deadline;
+    return true;
 }
