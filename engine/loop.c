@@ -89,9 +89,12 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     if (!out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
+    dg__owner_hold();
     dg_loop *loop = dg__calloc(1, sizeof(*loop));
-    if (!loop)
+    if (!loop) {
+        dg__owner_release();
         return -ENOMEM;
+    }
     struct dg__core *c = &loop->core;
     c->notify_fd = -1; /* before anything can poke it */
     int ret = options_resolve(options, &c->options);
@@ -103,6 +106,7 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     if (ret < 0) {
         dg__free(loop->dgram.rx.bufs);
         dg__free(loop);
+        dg__owner_release();
         return ret;
     }
     for (unsigned i = 0; i < c->options.recv_buffers; i++)
@@ -353,5 +357,6 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     dg__free(loop->dgram.rx.bufs); /* buffers still kept die with the loop */
     dg__post_destroy(c);
     dg__free(loop);
+    dg__owner_release();
     return 0;
 }

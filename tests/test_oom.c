@@ -673,6 +673,25 @@ Test(oom, replace_refused_while_memory_is_live)
     dgt_assert_code(dg_replace_allocator(malloc, realloc, calloc, free), -EBUSY);
     dg_abort_free(ab);
     cr_assert_eq(atomic_load(&live), 0);
+
+    dg_group_options go;
+    dg_group_options_init(&go);
+    go.threads = 1;
+    go.address = "127.0.0.1";
+    go.loop.recv_buffers = 16;
+    go.loop.recv_buffer_size = 2048;
+    dg_group *g = NULL;
+    dgt_assert_code(dg_group_start(&g, &go), 0);
+    dgt_assert_code(dg_replace_allocator(malloc, realloc, calloc, free), -EBUSY);
+    dgt_assert_code(dg_group_stop(g), 0);
+    dgt_assert_code(dg_group_join(g, NULL), 0);
+    cr_assert_eq(atomic_load(&live), 0);
+
+    /* a loop that failed to start holds nothing */
+    dg_loop_options bad;
+    dg_loop_options_init(&bad);
+    bad.recv_buffers = 3; /* not a power of two */
+    dgt_assert_code(dg_loop_new(&loop, &bad), DG_ERR_INVALID_ARG_VALUE);
     /* nothing live: back to the C library's, and nothing counted any more */
     dgt_assert_code(dg_replace_allocator(malloc, realloc, calloc, free), 0);
     dgt_assert_code(dg_loop_new(&loop, NULL), 0);

@@ -44,6 +44,11 @@ void *dg__calloc(size_t count, size_t size);
 void *dg__realloc(void *ptr, size_t size);
 void dg__free(void *ptr);
 char *dg__strdup(const char *s);
+/* An object that owns library memory (a loop, group or abort handle) is
+ * created (hold, before its first allocation) or gone (release, after its
+ * last free): dg_replace_allocator() refuses while any is held. */
+void dg__owner_hold(void);
+void dg__owner_release(void);
 
 /* ---- Completion dispatch ----------------------------------------------
  * user_data of every SQE is a pointer to the object the completion belongs

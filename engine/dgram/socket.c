@@ -607,8 +607,13 @@ DG_EXPORT int dg_abort_new(dg_abort **out)
 {
     if (!out)
         return DG_ERR_INVALID_ARG_VALUE;
+    dg__owner_hold();
     *out = dg__calloc(1, sizeof(**out));
-    return *out ? 0 : -ENOMEM;
+    if (!*out) {
+        dg__owner_release();
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 DG_EXPORT void dg_abort_trigger(dg_abort *abort)
@@ -632,6 +637,7 @@ DG_EXPORT void dg_abort_free(dg_abort *abort)
     while (abort->sockets)
         abort_unlink(abort->sockets);
     dg__free(abort);
+    dg__owner_release();
 }
 
 /* ---- Small accessors ----------------------------------------------------- */
