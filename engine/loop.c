@@ -22,7 +22,7 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
     memset(options, 0, sizeof(*options));
     options->sq_entries = 256;
     options->recv_buffers = 512;
-    options->recv_buffer_size = 65507;
+    options->recv_buffer_size = DG__UDP4_PAYLOAD_MAX; /* Node's default */
     options->max_pending_sends = 4096;
     options->send_buffers = 256;
     options->send_buffer_size = 2048;
@@ -97,6 +97,8 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     }
     struct dg__core *c = &loop->core;
     c->notify_fd = -1; /* before anything can poke it */
+    dg__list_init(&c->deferred);
+    dg__list_init(&loop->dgram.sockets);
     int ret = options_resolve(options, &c->options);
     if (ret == 0) {
         /* One keep handle per receive buffer: keeping never allocates. */
@@ -190,7 +192,7 @@ DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
     const struct dg__core *c = &loop->core;
     return c->alive_handles > 0 || loop->dgram.pending_sends > 0 || c->pending_requests > 0 ||
            loop->dgram.zc_notifs > 0 ||
-           c->closing_handles > 0 || c->deferred_head != NULL ||
+           c->closing_handles > 0 || !dg__list_empty(&c->deferred) ||
            atomic_load_explicit(&((dg_loop *)loop)->core.posts_pending, memory_order_relaxed) > 0;
 }
 
@@ -218,7 +220,7 @@ static int turn(dg_loop *loop, bool may_block)
     prepare_turn(loop);
     /* A turn that already ran callbacks does not sleep (libuv's RUN_ONCE
      * rule): the caller sees their effects before the loop waits. */
-    bool block = may_block && !ran && c->deferred_head == NULL && dg_loop_alive(loop) &&
+    bool block = may_block && !ran && dg__list_empty(&c->deferred) && dg_loop_alive(loop) &&
                  !atomic_load_explicit(&c->stop, memory_order_relaxed);
     int ret = dg__ring_enter(c, block);
     if (ret < 0)
@@ -269,7 +271,8 @@ DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
     if (!loop)
         return -1;
     const struct dg__core *c = &loop->core;
-    if (c->deferred_head || dg__ring_sq_ready(c) > 0 || dg__ring_cq_unsignalled(c) > 0)
+    if (!dg__list_empty(&c->deferred) || dg__ring_sq_ready(c) > 0 ||
+        dg__ring_cq_unsignalled(c) > 0)
         return 0;
     return dg__timers_next_ms(c);
 }
@@ -340,7 +343,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     if (!loop)
         return DG_ERR_INVALID_ARG_VALUE;
     struct dg__core *c = &loop->core;
-    if (c->in_run || c->closing || c->handle_count > 0 || c->deferred_head ||
+    if (c->in_run || c->closing || c->handle_count > 0 || !dg__list_empty(&c->deferred) ||
         loop->dgram.zc_notifs > 0 ||
         atomic_load(&c->posts_pending) > 0)
         return DG_ERR_LOOP_BUSY;

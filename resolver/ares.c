@@ -43,13 +43,6 @@
 #define DRAIN_ROUNDS 64
 #define RESOLV_CONF_DEFAULT "/etc/resolv.conf"
 
-uint64_t dg__clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int dg__ares_status(int status)
 {
     switch (status) {
@@ -473,11 +466,7 @@ static void inflight_unlink(struct dg__resolver *res, struct dg__query *q)
 static void query_attach(struct dg__query *q, struct dg__resolve_req *req)
 {
     req->query = q;
-    req->prev = NULL;
-    req->next = q->waiters;
-    if (q->waiters)
-        q->waiters->prev = req;
-    q->waiters = req;
+    dg__list_insert_head(&q->waiters, &req->link);
 }
 
 /* The first address and the smallest TTL of an A or AAAA answer. */
@@ -604,6 +593,7 @@ int dg__query_submit(struct dg__resolver *res, struct dg__resolve_req *req, cons
     q->channel = ch;
     q->hash = hash;
     q->family = family;
+    dg__list_init(&q->waiters);
     struct dg__query **bucket = inflight_bucket(res, hash);
     q->hnext = *bucket;
     *bucket = q;
@@ -632,6 +622,22 @@ static void query_cache(struct dg__resolver *res, const struct dg__query *q)
                         now + res->options.negative_ttl_ms);
 }
 
+/* Ends every request waiting on q (with its answer, or at once with
+ * -ECANCELED while the resolver closes) and frees q. */
+static void query_end(struct dg__resolver *res, struct dg__query *q)
+{
+    while (!dg__list_empty(&q->waiters)) {
+        struct dg__resolve_req *w = DG__CONTAINER(q->waiters.next, struct dg__resolve_req, link);
+        dg__list_remove(&w->link);
+        w->query = NULL;
+        if (res->closing)
+            dg__req_finish_now(w, -ECANCELED);
+        else
+            dg__req_complete(w, q->answer.status, &q->answer);
+    }
+    dg__free(q);
+}
+
 void dg__queries_finish(struct dg__resolver *res)
 {
     while (res->done_head) {
@@ -644,16 +650,7 @@ void dg__queries_finish(struct dg__resolver *res)
             res->stats.failures++;
         if (!res->closing)
             query_cache(res, q);
-        struct dg__resolve_req *w = q->waiters, *next;
-        for (; w; w = next) {
-            next = w->next;
-            w->query = NULL;
-            if (res->closing)
-                dg__req_finish_now(w, -ECANCELED);
-            else
-                dg__req_complete(w, q->answer.status, &q->answer);
-        }
-        dg__free(q);
+        query_end(res, q);
     }
 }
 
@@ -665,13 +662,7 @@ static void inflight_cancel_all(struct dg__resolver *res)
         while (res->inflight[b]) {
             struct dg__query *q = res->inflight[b];
             res->inflight[b] = q->hnext;
-            struct dg__resolve_req *w = q->waiters, *next;
-            for (; w; w = next) {
-                next = w->next;
-                w->query = NULL;
-                dg__req_finish_now(w, -ECANCELED);
-            }
-            dg__free(q);
+            query_end(res, q);
         }
     }
 }
@@ -736,9 +727,14 @@ void dg__resolver_destroy(dg_loop *loop)
 
 struct dg__resolver *dg__resolver_get(struct dg__core *c, int *err)
 {
-    if (c->resolver)
-        return c->resolver;
-    struct dg__resolver *res = dg__calloc(1, sizeof(*res));
+    struct dg__resolver *res = c->resolver;
+    if (res) {
+        if (!res->closing)
+            return res;
+        *err = -ECANCELED; /* the teardown finishes every request */
+        return NULL;
+    }
+    res = dg__calloc(1, sizeof(*res));
     if (!res) {
         *err = -ENOMEM;
         return NULL;

@@ -49,8 +49,7 @@ struct dg__cache {
     unsigned nbuckets;    /* power of two, 0 until the first store */
     unsigned count;
     unsigned max;         /* 0: the cache is off */
-    struct dg__cache_entry *lru_head; /* most recently used */
-    struct dg__cache_entry *lru_tail;
+    struct dg__list lru;  /* every entry, the most recently used first */
 };
 
 void dg__cache_init(struct dg__cache *cache, unsigned max);
@@ -157,7 +156,7 @@ struct dg__query {
     struct dg__channel *channel;
     struct dg__query *hnext;      /* in-flight table chain */
     struct dg__query *done_next;
-    struct dg__resolve_req *waiters;
+    struct dg__list waiters;       /* struct dg__resolve_req, the newest first */
     uint32_t hash;
     int family;
     int server_status;            /* ARES_ESERVFAIL etc. a server answered */
@@ -173,7 +172,7 @@ struct dg__query {
 struct dg__resolve_req {
     struct dg__core *core;
     struct dg__query *query;       /* waiting on it, or NULL */
-    struct dg__resolve_req *prev, *next; /* the query's waiters */
+    struct dg__list link;          /* in the query's waiters */
     struct dg__deferred ev;
     dg__resolve_cb cb;
     void *ctx;
@@ -219,8 +218,9 @@ struct dg__resolver {
     struct dg__timeout timeout;    /* the earliest ares_timeout() of all channels */
 };
 
-/* The loop's resolver, created on first use. NULL with *err set on
- * failure. */
+/* The loop's resolver, created on first use, for a call that uses or
+ * configures it. NULL with *err set: -ENOMEM, or -ECANCELED while it is
+ * torn down (dg_loop_close). */
 struct dg__resolver *dg__resolver_get(struct dg__core *c, int *err);
 /* Joins the query in flight for (name, family) or starts one on the
  * current channel (built or rebuilt as needed). name is lower case. */
@@ -233,9 +233,6 @@ void dg__queries_finish(struct dg__resolver *res);
 void dg__channel_retire(struct dg__resolver *res);
 /* Maps an ARES_* status to a dgring code. */
 int dg__ares_status(int status);
-/* CLOCK_MONOTONIC in ms, read now (the loop's cached clock can be a turn
- * old when a lookup is started from outside the loop). */
-uint64_t dg__clock_ms(void);
 
 /* ---- Requests (resolver/request.c) ------------------------------------- */
 /* Queues req's callback with status and addr (NULL on error). */

@@ -45,8 +45,7 @@ static void req_run(struct dg__resolve_req *req, int status)
 
 static void req_deferred(struct dg__deferred *node)
 {
-    struct dg__resolve_req *req =
-        (struct dg__resolve_req *)((char *)node - offsetof(struct dg__resolve_req, ev));
+    struct dg__resolve_req *req = DG__CONTAINER(node, struct dg__resolve_req, ev);
     req_run(req, req->cancelled ? -ECANCELED : req->status);
 }
 
@@ -177,8 +176,6 @@ int dg__resolve(dg_loop *loop, const char *name, int family, dg__resolve_cb cb, 
     struct dg__resolver *res = dg__resolver_get(c, &ret);
     if (!res)
         return ret;
-    if (res->closing)
-        return -ECANCELED;
     struct dg__resolve_req *req = dg__calloc(1, sizeof(*req));
     if (!req)
         return -ENOMEM;
@@ -206,13 +203,7 @@ void dg__resolve_cancel(struct dg__resolve_req *req)
     if (res && res->closing)
         return; /* the teardown is finishing every request with -ECANCELED */
     if (req->query) {
-        struct dg__query *q = req->query;
-        if (req->prev)
-            req->prev->next = req->next;
-        else
-            q->waiters = req->next;
-        if (req->next)
-            req->next->prev = req->prev;
+        dg__list_remove(&req->link); /* off the query's waiters */
         req->query = NULL;
     }
     dg__defer(req->core, &req->ev, req_deferred); /* no-op if already queued */
@@ -410,8 +401,6 @@ DG_EXPORT int dg_loop_set_resolver_options(dg_loop *loop, const dg_resolver_opti
     struct dg__resolver *res = dg__resolver_get(dg__core_of(loop), &ret);
     if (!res)
         return ret;
-    if (res->closing)
-        return -ECANCELED;
     char *resolv = NULL, *hosts = NULL;
     if (path_copy(options->resolv_conf, res->resolv_conf, &resolv) < 0 ||
         path_copy(options->hosts_file, res->hosts_file, &hosts) < 0) {
@@ -512,8 +501,6 @@ DG_EXPORT int dg_loop_set_dns_servers(dg_loop *loop, const char *servers)
     struct dg__resolver *res = dg__resolver_get(dg__core_of(loop), &ret);
     if (!res)
         return ret;
-    if (res->closing)
-        return -ECANCELED;
     memcpy(res->servers, parsed, (size_t)n * sizeof(parsed[0]));
     res->nservers = (unsigned)n;
     resolver_reset(res);

@@ -50,6 +50,99 @@ char *dg__strdup(const char *s);
 void dg__owner_hold(void);
 void dg__owner_release(void);
 
+/* ---- Intrusive lists ------------------------------------------------------
+ * A circular doubly linked list whose head is a node of its own (set up
+ * with dg__list_init), so inserting and removing need no special case and
+ * no walk. An object joins a list through a struct dg__list member and is
+ * found from it with DG__CONTAINER. A member that is on no list has NULL
+ * links, as in zeroed memory. */
+struct dg__list {
+    struct dg__list *prev, *next;
+};
+
+#define DG__CONTAINER(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+/* Each node of head, first to last; the body must not remove pos. */
+#define DG__LIST_FOR_EACH(pos, head) \
+    for (struct dg__list *pos = (head)->next; pos != (head); pos = pos->next)
+
+static inline void dg__list_init(struct dg__list *head)
+{
+    head->prev = head->next = head;
+}
+
+static inline bool dg__list_empty(const struct dg__list *head)
+{
+    return head->next == head;
+}
+
+static inline void dg__list_insert_head(struct dg__list *head, struct dg__list *node)
+{
+    node->prev = head;
+    node->next = head->next;
+    head->next->prev = node;
+    head->next = node;
+}
+
+static inline void dg__list_insert_tail(struct dg__list *head, struct dg__list *node)
+{
+    node->next = head;
+    node->prev = head->prev;
+    head->prev->next = node;
+    head->prev = node;
+}
+
+/* Takes node off its list (its links are then NULL). */
+static inline void dg__list_remove(struct dg__list *node)
+{
+    node->prev->next = node->next;
+    node->next->prev = node->prev;
+    node->prev = node->next = NULL;
+}
+
+/* Whether a member is on a list (not a list head). */
+static inline bool dg__list_linked(const struct dg__list *node)
+{
+    return node->next != NULL;
+}
+
+/* Moves every node of from, in order, to the head to; from is left empty. */
+static inline void dg__list_move(struct dg__list *to, struct dg__list *from)
+{
+    if (dg__list_empty(from)) {
+        dg__list_init(to);
+        return;
+    }
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    dg__list_init(from);
+}
+
+/* ---- The clock ------------------------------------------------------------
+ * CLOCK_MONOTONIC, the clock of every deadline: the loop clock, the ring's
+ * absolute timeouts, the epoll backend's timerfd and the resolver's
+ * checks. Read now, not the loop's cached time. */
+static inline struct timespec dg__clock_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts;
+}
+
+static inline uint64_t dg__clock_ns(void)
+{
+    struct timespec ts = dg__clock_now();
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t dg__clock_ms(void)
+{
+    struct timespec ts = dg__clock_now();
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* ---- Completion dispatch ----------------------------------------------
  * user_data of every SQE is a pointer to the object the completion belongs
  * to, with the completion kind in the low three bits (objects come from
@@ -78,9 +171,8 @@ enum dg__op_kind {
  * (listening events, bind failures, close callbacks, early send failures).
  * Intrusive, FIFO; the node lives inside the object it belongs to. */
 struct dg__deferred {
-    struct dg__deferred *next;
+    struct dg__list link;          /* in the core's deferred queue: queued */
     void (*run)(struct dg__deferred *node);
-    bool queued;
 };
 
 /* ---- Provided buffer ring (core/bufring.c) ----------------------------- */
@@ -136,8 +228,15 @@ _Static_assert(_Alignof(struct dg__timeout) >= 8, "user_data keeps the kind in 3
 struct dg__core;
 /* Makes t fire no later than deadline (CLOCK_MONOTONIC ms): arms it, or
  * moves an armed one earlier. Returns false if no SQE could be had (the
- * owner tries again next turn). */
-bool dg__timeout_arm(struct dg__core *c, struct dg__timeout *t, uint64_t deadline);
+ * owner tries again next turn). Inline for the common case, an armed
+ * timeout that is early enough (each turn's prepare step asks). */
+bool dg__timeout_set(struct dg__core *c, struct dg__timeout *t, uint64_t deadline);
+static inline bool dg__timeout_arm(struct dg__core *c, struct dg__timeout *t, uint64_t deadline)
+{
+    if (t->armed && deadline >= t->deadline)
+        return true; /* fires earlier; the owner looks again then */
+    return dg__timeout_set(c, t, deadline);
+}
 /* Its completion arrived: the owner's handler calls this. */
 static inline void dg__timeout_ended(struct dg__timeout *t)
 {
@@ -216,7 +315,7 @@ static inline struct dg__sbuf *dg__sbuf_owned(const struct dg__sbuf_pool *p, dg_
 
 /* ---- Cross-loop posts (core/post.c) ------------------------------------- */
 struct dg__post {
-    struct dg__post *next;
+    struct dg__list link;          /* in the target's locked queue */
     struct dg__core *target;
     dg_post_cb cb;
     void *arg;
@@ -242,7 +341,7 @@ struct dg__core {
     unsigned pending_requests;     /* other requests that keep the loop alive
                                       (lookups) */
 
-    struct dg__deferred *deferred_head, *deferred_tail;
+    struct dg__list deferred;      /* struct dg__deferred, FIFO */
 
     struct dg__timer_heap timers;
     uint64_t timer_order;
@@ -261,7 +360,7 @@ struct dg__core {
     atomic_bool stop;
     /* dg_loop_post (core/post.c) */
     pthread_mutex_t post_lock;
-    struct dg__post *post_head, *post_tail; /* posts from non-loop threads */
+    struct dg__list posts;         /* struct dg__post from non-loop threads */
     atomic_bool posts_queued;
     atomic_uint posts_pending;     /* posted, not yet run: keeps the loop alive */
     void *resolver;                /* resolver/ state (opaque here), NULL
@@ -331,13 +430,11 @@ void dg__timers_arm(struct dg__core *c);
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* ms until the earliest deadline, -1 if none. */
 int dg__timers_next_ms(const struct dg__core *c);
-/* Reads the loop clock (CLOCK_MONOTONIC, ms) into c->now_ms; inline, as
- * every turn reads it twice. */
+/* Reads the loop clock into c->now_ms; inline, as every turn reads it
+ * twice. */
 static inline void dg__loop_update_time(struct dg__core *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    c->now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    c->now_ms = dg__clock_ms();
 }
 
 /* ---- Deferred work (core/defer.c) ----------------------------------------- */
@@ -348,7 +445,7 @@ void dg__defer(struct dg__core *c, struct dg__deferred *node,
 bool dg__deferred_run_queued(struct dg__core *c);
 static inline bool dg__deferred_run(struct dg__core *c)
 {
-    return c->deferred_head != NULL && dg__deferred_run_queued(c);
+    return !dg__list_empty(&c->deferred) && dg__deferred_run_queued(c);
 }
 
 /* ---- Wake-ups and the embedding fd (core/wake.c) ---------------------------- */

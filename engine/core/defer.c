@@ -7,16 +7,10 @@
 void dg__defer(struct dg__core *c, struct dg__deferred *node,
                void (*run)(struct dg__deferred *))
 {
-    if (node->queued)
-        return;
+    if (dg__list_linked(&node->link))
+        return; /* already queued */
     node->run = run;
-    node->next = NULL;
-    node->queued = true;
-    if (c->deferred_tail)
-        c->deferred_tail->next = node;
-    else
-        c->deferred_head = node;
-    c->deferred_tail = node;
+    dg__list_insert_tail(&c->deferred, &node->link);
     dg__loop_poke(c);
 }
 
@@ -25,20 +19,14 @@ void dg__defer(struct dg__core *c, struct dg__deferred *node,
  * Returns whether anything ran. */
 bool dg__deferred_run_queued(struct dg__core *c)
 {
-    struct dg__deferred *node = c->deferred_head;
-    struct dg__deferred *last = c->deferred_tail;
-    if (!node)
+    struct dg__list now;
+    dg__list_move(&now, &c->deferred);
+    if (dg__list_empty(&now))
         return false;
-    c->deferred_head = NULL;
-    c->deferred_tail = NULL;
-    for (;;) {
-        struct dg__deferred *next = node->next;
-        bool was_last = node == last;
-        node->queued = false;
-        node->run(node); /* may free node */
-        if (was_last)
-            break;
-        node = next;
+    while (!dg__list_empty(&now)) {
+        struct dg__deferred *node = DG__CONTAINER(now.next, struct dg__deferred, link);
+        dg__list_remove(&node->link); /* no longer queued: may queue again */
+        node->run(node);              /* may free node */
     }
     return true;
 }

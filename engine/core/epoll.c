@@ -97,13 +97,6 @@ struct dg__epoll {
     struct dg_loop_stats *stats;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- Queues ---------------------------------------------------------------- */
 
 static int post_cqe(struct dg__epoll *e, uint64_t ud, int res, uint32_t flags)
@@ -427,7 +420,7 @@ static void timer_sync(struct dg__epoll *e)
 
 static void timeouts_expire(struct dg__epoll *e)
 {
-    uint64_t now = now_ns();
+    uint64_t now = dg__clock_ns();
     for (unsigned i = 0; i < e->ntimeouts;) {
         if (e->timeouts[i].deadline_ns <= now) {
             post_cqe(e, e->timeouts[i].ud, -ETIME, 0);
@@ -444,14 +437,14 @@ static void timeouts_expire(struct dg__epoll *e)
 static uint64_t ts_deadline(const struct __kernel_timespec *ts, unsigned flags)
 {
     if (ts->tv_sec < 0 || ts->tv_nsec < 0)
-        return (flags & IORING_TIMEOUT_ABS) ? 0 : now_ns();
+        return (flags & IORING_TIMEOUT_ABS) ? 0 : dg__clock_ns();
     uint64_t sec = (uint64_t)ts->tv_sec, nsec = (uint64_t)ts->tv_nsec;
     if (sec > (UINT64_MAX - nsec) / 1000000000u)
         return UINT64_MAX;
     uint64_t v = sec * 1000000000u + nsec;
     if (flags & IORING_TIMEOUT_ABS)
         return v;
-    uint64_t now = now_ns();
+    uint64_t now = dg__clock_ns();
     return v > UINT64_MAX - now ? UINT64_MAX : now + v;
 }
 

@@ -18,6 +18,7 @@ static __thread struct dg__core *current_core;
 void dg__post_init(struct dg__core *c)
 {
     pthread_mutex_init(&c->post_lock, NULL);
+    dg__list_init(&c->posts);
     atomic_init(&c->posts_queued, false);
     atomic_init(&c->posts_pending, 0);
 }
@@ -36,13 +37,8 @@ struct dg__core *dg__current_core_swap(struct dg__core *c)
 
 static void queue_locked(struct dg__core *target, struct dg__post *p)
 {
-    p->next = NULL;
     pthread_mutex_lock(&target->post_lock);
-    if (target->post_tail)
-        target->post_tail->next = p;
-    else
-        target->post_head = p;
-    target->post_tail = p;
+    dg__list_insert_tail(&target->posts, &p->link);
     atomic_store_explicit(&target->posts_queued, true, memory_order_release);
     /* Wake before unlocking: once the lock is released the target may run
      * the post, stop being alive and be closed, freeing its wake fd. */
@@ -58,16 +54,16 @@ static void run_post(struct dg__core *c, struct dg__post *p)
 
 bool dg__posts_run_locked(struct dg__core *c)
 {
+    struct dg__list queued;
     pthread_mutex_lock(&c->post_lock);
-    struct dg__post *p = c->post_head;
-    c->post_head = c->post_tail = NULL;
+    dg__list_move(&queued, &c->posts);
     atomic_store_explicit(&c->posts_queued, false, memory_order_relaxed);
     pthread_mutex_unlock(&c->post_lock);
-    while (p) {
-        struct dg__post *next = p->next;
+    while (!dg__list_empty(&queued)) {
+        struct dg__post *p = DG__CONTAINER(queued.next, struct dg__post, link);
+        dg__list_remove(&p->link);
         run_post(c, p);
         dg__free(p);
-        p = next;
     }
     return true;
 }

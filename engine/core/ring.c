@@ -50,10 +50,16 @@ static unsigned round_up_pow2(unsigned v)
  * extra completions on its overflow list, the loop drains them next turn
  * (counted in dg_loop_stats.cq_overflows) and tests/test_faults.c shows
  * nothing is lost. */
+static unsigned cq_wanted(const dg_loop_options *o)
+{
+    return o->recv_buffers + o->max_pending_sends + 64;
+}
+
+/* The kernel's CQ: rounded up to a power of two (the kernel would), at
+ * least twice the SQ, at most 65536. */
 static unsigned cq_size(const dg_loop_options *o)
 {
-    unsigned want = o->recv_buffers + o->max_pending_sends + 64;
-    unsigned cq = round_up_pow2(want);
+    unsigned cq = round_up_pow2(cq_wanted(o));
     if (cq < 2 * o->sq_entries)
         cq = 2 * o->sq_entries;
     return cq > 65536 ? 65536 : cq;
@@ -162,7 +168,7 @@ static int open_epoll(struct dg__core *c, unsigned buf_size)
                                DG__BUF_GROUP);
     if (ret < 0)
         return ret;
-    unsigned cq = c->options.recv_buffers + c->options.max_pending_sends + 64;
+    unsigned cq = cq_wanted(&c->options); /* the emulated CQ grows if needed */
     c->caps.sq_entries = c->options.sq_entries;
     c->caps.cq_entries = cq;
     ret = dg__epoll_new(&c->epoll, &c->bufring, &c->stats, c->options.sq_entries, cq);

@@ -195,7 +195,7 @@ DG_EXPORT void dg_timer_unref(dg_timer *timer)
 
 static void timer_finish_close(struct dg__deferred *node)
 {
-    dg_timer *t = (dg_timer *)((char *)node - offsetof(dg_timer, close_ev));
+    dg_timer *t = DG__CONTAINER(node, dg_timer, close_ev);
     struct dg__core *c = t->core;
     if (t->close_cb)
         t->close_cb(t, t->close_data);
@@ -268,10 +268,8 @@ int dg__timers_next_ms(const struct dg__core *c)
 
 /* ---- The single ring timeout ------------------------------------------------- */
 
-bool dg__timeout_arm(struct dg__core *c, struct dg__timeout *t, uint64_t deadline)
+bool dg__timeout_set(struct dg__core *c, struct dg__timeout *t, uint64_t deadline)
 {
-    if (t->armed && deadline >= t->deadline)
-        return true; /* fires earlier; the owner looks again then */
     int err = 0;
     struct io_uring_sqe *sqe = dg__get_sqe(c, &err);
     if (!sqe)

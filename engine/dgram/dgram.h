@@ -96,6 +96,15 @@ void dg__lookup_error(const struct dg__lookup *lk, dg_error *err);
 int dg__check_address_text(const dg_socket *s, const char *text);
 bool dg__is_host_name(const char *text);
 
+/* The largest UDP payload: 65535 bytes less the UDP header (8) and, for
+ * IPv4, the IP header (20); IPv6's payload length leaves its header out. */
+#define DG__UDP4_PAYLOAD_MAX 65507u
+#define DG__UDP6_PAYLOAD_MAX 65527u
+static inline size_t dg__udp_payload_max(dg_socket_type type)
+{
+    return type == DG_UDP4 ? DG__UDP4_PAYLOAD_MAX : DG__UDP6_PAYLOAD_MAX;
+}
+
 /* ---- Sockets (dgram/socket.c, recv.c, send.c, sockopt.c) ------- */
 enum dg__socket_state {
     DG__UNBOUND,
@@ -153,12 +162,13 @@ struct dg__gso_req {
 
 struct dg_abort {
     bool aborted;
-    dg_socket *sockets;            /* registered, open sockets */
+    struct dg__list sockets;       /* registered, open sockets (abort_link),
+                                      the newest first */
 };
 
 struct dg_socket {
     dg_loop *loop;
-    dg_socket *loop_prev, *loop_next;   /* the loop's sockets (fd ownership checks) */
+    struct dg__list loop_link;     /* in the loop's sockets (fd ownership checks) */
     int fd;
     dg_socket_type type;
     enum dg__socket_state state;
@@ -176,8 +186,8 @@ struct dg_socket {
     dg_socket *rearm_next;
     struct msghdr rmsg;            /* template for the multishot recvmsg */
 
-    dg_abort *abort;
-    dg_socket *abort_prev, *abort_next;
+    dg_abort *abort;               /* registered with it: in its sockets */
+    struct dg__list abort_link;
 
     /* bind */
     int bind_status;
@@ -275,7 +285,7 @@ struct dg__dgram {
                                       notification: they keep the loop alive
                                       and dg_loop_close() busy */
     struct dg_socket *rearm_head;  /* sockets whose multishot must be re-armed */
-    struct dg_socket *sockets;     /* every socket not yet freed */
+    struct dg__list sockets;       /* every socket not yet freed (loop_link) */
     struct dg_socket *run_head;    /* sockets with a GSO run to hand to the ring */
     struct dg__gso_req *free_gso;
     struct dg__send_req *free_reqs;

@@ -54,7 +54,7 @@ int dg__check_address_text(const dg_socket *s, const char *text)
 
 static void deliver(struct dg__deferred *node)
 {
-    struct dg__lookup *lk = (struct dg__lookup *)((char *)node - offsetof(struct dg__lookup, ev));
+    struct dg__lookup *lk = DG__CONTAINER(node, struct dg__lookup, ev);
     dg_socket *s = lk->sock;
     if (lk->cancelled)
         lk->status = -ECANCELED;

@@ -118,12 +118,18 @@ DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf)
 
 /* ---- Delivery ------------------------------------------------------------ */
 
-static void deliver_one(dg_socket *s, dg_message *m)
+/* Every datagram handed to the user counts in its socket's statistics. */
+static inline void rx_count(dg_socket *s, size_t length, unsigned flags)
 {
     s->stats.rx_datagrams++;
-    s->stats.rx_bytes += m->length;
-    if (m->flags & DG_MSG_TRUNC)
+    s->stats.rx_bytes += length;
+    if (flags & DG_MSG_TRUNC)
         s->stats.rx_truncated++;
+}
+
+static void deliver_one(dg_socket *s, dg_message *m)
+{
+    rx_count(s, m->length, m->flags);
     if (s->handlers.on_message)
         s->handlers.on_message(s, m, s->data);
 }
@@ -139,6 +145,37 @@ static inline void message_from_view(dg_message *m, const struct dg__recv_view *
     m->length = v->length;
     m->size = v->size;
     m->flags = v->truncated ? DG_MSG_TRUNC : 0;
+}
+
+/* The datagrams of a UDP_GRO buffer, in order: one sender, all of the
+ * segment size but the last. */
+struct gro_split {
+    const unsigned char *next;
+    size_t left;
+    size_t segment;
+};
+
+/* Starts splitting v's payload (m keeps the sender) and counts the buffer. */
+static inline void gro_start(struct gro_split *g, dg_socket *s, dg_message *m,
+                             const struct dg__recv_view *v)
+{
+    g->next = v->payload;
+    g->left = v->length;
+    g->segment = v->gro_size;
+    m->flags = 0;
+    s->stats.rx_gro_buffers++;
+}
+
+/* The next datagram into m (data, length, size); false when none is left. */
+static inline bool gro_next(struct gro_split *g, dg_message *m)
+{
+    if (g->left == 0)
+        return false;
+    m->data = g->next;
+    m->length = m->size = g->left < g->segment ? g->left : g->segment;
+    g->next += m->length;
+    g->left -= m->length;
+    return true;
 }
 
 /* Decodes one buffer the kernel filled and hands its datagram(s) to the
@@ -162,17 +199,11 @@ static void deliver(dg_socket *s, void *buf, int res)
         rx->sock = NULL;
         return;
     }
-    const unsigned char *p = v.payload;
-    size_t left = v.length;
-    m.flags = 0;
-    s->stats.rx_gro_buffers++;
-    while (left > 0 && dg__socket_is_open(s)) { /* the callback may close it */
-        m.data = p;
-        m.length = m.size = left < v.gro_size ? left : v.gro_size;
+    struct gro_split g;
+    gro_start(&g, s, &m, &v);
+    while (dg__socket_is_open(s) && gro_next(&g, &m)) { /* the callback may close it */
         deliver_one(s, &m);
         rx->kept_mask = 0; /* the next segment is another message */
-        p += m.length;
-        left -= m.length;
     }
     rx->sock = NULL;
 }
@@ -187,12 +218,8 @@ void dg__rx_batch_flush(dg_loop *loop)
         return;
     unsigned n = rx->batch_count;
     if (n > 0 && dg__socket_is_open(s)) {
-        for (unsigned i = 0; i < n; i++) {
-            s->stats.rx_datagrams++;
-            s->stats.rx_bytes += rx->batch_msgs[i].length;
-            if (rx->batch_msgs[i].flags & DG_MSG_TRUNC)
-                s->stats.rx_truncated++;
-        }
+        for (unsigned i = 0; i < n; i++)
+            rx_count(s, rx->batch_msgs[i].length, rx->batch_msgs[i].flags);
         rx->sock = s;
         rx->msgs = rx->batch_msgs;
         rx->count = n;
@@ -213,6 +240,35 @@ void dg__rx_batch_flush(dg_loop *loop)
 static void batch_add(struct dg__rx *rx, const dg_message *m)
 {
     rx->batch_msgs[rx->batch_count++] = *m;
+}
+
+/* The datagrams of one UDP_GRO buffer into the socket's batch, which is
+ * flushed whenever it fills (possibly in the middle of the buffer, whose
+ * remaining datagrams then start the next batch). */
+static void batch_gro_buffer(dg_loop *loop, dg_socket *s, unsigned bid, dg_message *m,
+                             const struct dg__recv_view *v)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    if (v->length == 0) { /* no segment to deliver (the kernel never sends one) */
+        rx_recycle(loop, bid);
+        return;
+    }
+    struct gro_split g;
+    gro_start(&g, s, m, v);
+    while (gro_next(&g, m)) {
+        batch_add(rx, m);
+        if (g.left == 0)
+            rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
+        if (rx->batch_count == DG__BATCH_MAX) {
+            dg__rx_batch_flush(loop);
+            if (g.left > 0 && !dg__socket_is_open(s)) { /* closed by the callback */
+                rx_buffer_done(loop, bid);
+                return;
+            }
+            if (g.left > 0)
+                rx->batch_sock = s;
+        }
+    }
 }
 
 /* Adds the datagram(s) of one buffer to the socket's batch; flushes when
@@ -240,32 +296,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
             dg__rx_batch_flush(loop);
         return;
     }
-    const unsigned char *p = v.payload;
-    size_t left = v.length;
-    if (left == 0) { /* no segment to deliver (the kernel never sends one) */
-        rx_recycle(loop, bid);
-        return;
-    }
-    m.flags = 0;
-    s->stats.rx_gro_buffers++;
-    while (left > 0) {
-        m.data = p;
-        m.length = m.size = left < v.gro_size ? left : v.gro_size;
-        p += m.length;
-        left -= m.length;
-        batch_add(rx, &m);
-        if (left == 0)
-            rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
-        if (rx->batch_count == DG__BATCH_MAX) {
-            dg__rx_batch_flush(loop);
-            if (left > 0 && !dg__socket_is_open(s)) { /* closed by the callback */
-                rx_buffer_done(loop, bid);
-                return;
-            }
-            if (left > 0)
-                rx->batch_sock = s;
-        }
-    }
+    batch_gro_buffer(loop, s, bid, &m, &v);
 }
 
 void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)

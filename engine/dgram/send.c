@@ -180,7 +180,7 @@ static int req_submit(struct dg__send_req *req)
 
 static size_t gso_limit(const dg_socket *s)
 {
-    return s->type == DG_UDP4 ? 65507 : 65527; /* largest UDP payload */
+    return dg__udp_payload_max(s->type);
 }
 
 static bool run_accepts(const dg_socket *s, const struct dg__send_req *req)
@@ -383,7 +383,7 @@ void dg__sendq_flush(dg_socket *s)
 
 static void sendq_flush_deferred(struct dg__deferred *node)
 {
-    dg__sendq_flush((dg_socket *)((char *)node - offsetof(dg_socket, sendq_ev)));
+    dg__sendq_flush(DG__CONTAINER(node, dg_socket, sendq_ev));
 }
 
 void dg__sendq_fail(dg_socket *s, int status)
@@ -408,8 +408,7 @@ static void sendq_fail_one(dg_socket *s, struct dg__send_req *req, int status)
 
 static void send_lookup_done(struct dg__lookup *lk)
 {
-    struct dg__send_req *req =
-        (struct dg__send_req *)((char *)lk - offsetof(struct dg__send_req, lookup));
+    struct dg__send_req *req = DG__CONTAINER(lk, struct dg__send_req, lookup);
     req->resolving = false;
     if (req->fail_status == 0 && lk->status < 0) {
         req->fail_status = lk->status;

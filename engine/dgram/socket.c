@@ -16,8 +16,6 @@
 
 #include "dgram.h"
 
-#define CONTAINER(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
-
 static int socket_family(const dg_socket *s)
 {
     return s->type == DG_UDP4 ? AF_INET : AF_INET6;
@@ -105,47 +103,33 @@ static int open_fd(const dg_socket_options *o)
 
 static void loop_link(dg_socket *s)
 {
-    dg_loop *loop = s->loop;
-    s->loop_next = loop->dgram.sockets;
-    if (loop->dgram.sockets)
-        loop->dgram.sockets->loop_prev = s;
-    loop->dgram.sockets = s;
-    loop->core.handle_count++;
+    dg__list_insert_head(&s->loop->dgram.sockets, &s->loop_link);
+    s->loop->core.handle_count++;
 }
 
 static void loop_unlink(dg_socket *s)
 {
-    if (s->loop_prev)
-        s->loop_prev->loop_next = s->loop_next;
-    else
-        s->loop->dgram.sockets = s->loop_next;
-    if (s->loop_next)
-        s->loop_next->loop_prev = s->loop_prev;
+    dg__list_remove(&s->loop_link);
     s->loop->core.handle_count--;
 }
 
 static void abort_link(dg_socket *s, dg_abort *a)
 {
     s->abort = a;
-    s->abort_prev = NULL;
-    s->abort_next = a->sockets;
-    if (a->sockets)
-        a->sockets->abort_prev = s;
-    a->sockets = s;
+    dg__list_insert_head(&a->sockets, &s->abort_link);
 }
 
 static void abort_unlink(dg_socket *s)
 {
-    dg_abort *a = s->abort;
-    if (!a)
+    if (!s->abort)
         return;
-    if (s->abort_prev)
-        s->abort_prev->abort_next = s->abort_next;
-    else
-        a->sockets = s->abort_next;
-    if (s->abort_next)
-        s->abort_next->abort_prev = s->abort_prev;
+    dg__list_remove(&s->abort_link);
     s->abort = NULL;
+}
+
+static dg_socket *abort_first(dg_abort *a)
+{
+    return DG__CONTAINER(a->sockets.next, dg_socket, abort_link);
 }
 
 DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
@@ -160,8 +144,8 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     int ret = validate_options(options);
     if (ret < 0)
         return ret;
-    unsigned gro_need = options->type == DG_UDP4 ? 65507 : 65527;
-    if ((options->flags & DG_SOCKET_GRO) && loop->core.options.recv_buffer_size < gro_need)
+    if ((options->flags & DG_SOCKET_GRO) &&
+        loop->core.options.recv_buffer_size < dg__udp_payload_max(options->type))
         return DG_ERR_INVALID_ARG_VALUE; /* coalesced datagrams would be cut */
     dg_socket *s = dg__calloc(1, sizeof(*s));
     if (!s)
@@ -298,7 +282,7 @@ static void bind_finish(dg_socket *s)
 
 static void bind_finish_deferred(struct dg__deferred *node)
 {
-    bind_finish(CONTAINER(node, dg_socket, bind_ev));
+    bind_finish(DG__CONTAINER(node, dg_socket, bind_ev));
 }
 
 /* bind(2) and the options Node applies right after it. */
@@ -399,9 +383,11 @@ static int check_adoptable(const dg_socket *s, int fd)
     getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len);
     if (type != SOCK_DGRAM || domain != socket_family(s) || protocol != IPPROTO_UDP)
         return DG_ERR_INVALID_FD_TYPE;
-    for (const dg_socket *o = s->loop->dgram.sockets; o; o = o->loop_next)
+    DG__LIST_FOR_EACH(node, &s->loop->dgram.sockets) {
+        const dg_socket *o = DG__CONTAINER(node, dg_socket, loop_link);
         if (o->fd == fd && o->state < DG__CLOSED)
             return -EEXIST;
+    }
     return 0;
 }
 
@@ -533,7 +519,7 @@ DG_EXPORT int dg_socket_remote_address(const dg_socket *sock, dg_address *out)
 
 static void close_finish(struct dg__deferred *node)
 {
-    dg_socket *s = CONTAINER(node, dg_socket, close_ev);
+    dg_socket *s = DG__CONTAINER(node, dg_socket, close_ev);
     dg_loop *loop = s->loop;
     s->state = DG__CLOSED;
     loop_lists_unlink(s);
@@ -613,6 +599,7 @@ DG_EXPORT int dg_abort_new(dg_abort **out)
         dg__owner_release();
         return -ENOMEM;
     }
+    dg__list_init(&(*out)->sockets);
     return 0;
 }
 
@@ -621,8 +608,8 @@ DG_EXPORT void dg_abort_trigger(dg_abort *abort)
     if (!abort)
         return;
     abort->aborted = true;
-    while (abort->sockets)
-        dg_socket_close(abort->sockets, NULL, NULL); /* unlinks it */
+    while (!dg__list_empty(&abort->sockets))
+        dg_socket_close(abort_first(abort), NULL, NULL); /* unlinks it */
 }
 
 DG_EXPORT bool dg_abort_aborted(const dg_abort *abort)
@@ -634,8 +621,8 @@ DG_EXPORT void dg_abort_free(dg_abort *abort)
 {
     if (!abort)
         return;
-    while (abort->sockets)
-        abort_unlink(abort->sockets);
+    while (!dg__list_empty(&abort->sockets))
+        abort_unlink(abort_first(abort));
     dg__free(abort);
     dg__owner_release();
 }
