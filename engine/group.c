@@ -361,7 +361,7 @@ static void member_close(struct member *m, dg_loop *loop, bool healthy)
     m->loop_open = false;
     pthread_rwlock_unlock(&m->post_lock);
     /* dg_loop_post() may still touch the target after its callback ran
-     * (the wake-up write follows the queue's unlock in engine/post.c), and
+     * (the wake-up write follows the queue's unlock in engine/core/post.c), and
      * the stop post was sent under group->lock: taking it once waits for
      * that call to return before the loop and its eventfd go away. */
     pthread_mutex_lock(&m->group->lock);
