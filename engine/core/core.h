@@ -11,7 +11,8 @@
  *   alloc.c    the replaceable allocator and the dg__ wrappers
  *   error.c    error names and sentences; dg_version
  *   address.c  IP literal parsing and formatting
- *   ring.c     ring setup, the feature probe, SQE allocation, submission
+ *   ring.c     the ring: setup, feature probe, SQEs, submit and wait, the
+ *              CQ; the one seam between io_uring and the epoll backend
  *   epoll.c    the epoll backend, which emulates the ring's queues (epoll.h)
  *   bufring.c  the provided buffer ring
  *   sendbuf.c  the registered send buffer pool (dg_send_buffer_get)
@@ -151,8 +152,8 @@ static inline uint64_t dg__clock_ms(void)
  * engine/loop.c maps kinds to handlers. */
 enum dg__op_kind {
     DG__OP_IGNORE = 0,  /* cancel and timeout-update results: nothing to do */
-    DG__OP_RECV = 1,    /* multishot recvmsg of a dg_socket */
-    DG__OP_SEND = 2,    /* sendmsg of a dg__send_req */
+    DG__OP_RECV = 1,    /* a socket's multishot recvmsg */
+    DG__OP_SEND = 2,    /* one datagram's send or sendmsg */
     DG__OP_TIMEOUT = 3, /* a single ring timeout (struct dg__timeout) */
     DG__OP_WAKE = 4,    /* read of the loop's wake-up eventfd */
     DG__OP_POLL = 5,    /* a one-shot poll (the resolver's c-ares sockets) */
