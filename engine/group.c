@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "internal.h"
+#include "engine/core/core.h"
 
 #ifndef SO_ATTACH_REUSEPORT_CBPF
 #define SO_ATTACH_REUSEPORT_CBPF 51 /* Linux 4.5, asm-generic/socket.h */
@@ -361,7 +361,7 @@ static void member_close(struct member *m, dg_loop *loop, bool healthy)
     m->loop_open = false;
     pthread_rwlock_unlock(&m->post_lock);
     /* dg_loop_post() may still touch the target after its callback ran
-     * (the wake-up write follows the queue's unlock in engine/post.c), and
+     * (the wake-up write follows the queue's unlock in engine/core/post.c), and
      * the stop post was sent under group->lock: taking it once waits for
      * that call to return before the loop and its eventfd go away. */
     pthread_mutex_lock(&m->group->lock);
@@ -530,9 +530,12 @@ DG_EXPORT int dg_group_start(dg_group **out, const dg_group_options *options)
     int ret = validate_options(options);
     if (ret < 0)
         return ret;
+    dg__owner_hold();
     dg_group *g = group_new(options);
-    if (!g)
+    if (!g) {
+        dg__owner_release();
         return -ENOMEM;
+    }
     if (options->pin)
         ret = assign_cpus(g);
     for (unsigned i = 0; ret == 0 && i < g->threads; i++)
@@ -541,6 +544,7 @@ DG_EXPORT int dg_group_start(dg_group **out, const dg_group_options *options)
         stop_for_sure(g);
         join_threads(g, NULL);
         group_free(g);
+        dg__owner_release();
         return ret;
     }
     *out = g;
@@ -555,6 +559,7 @@ DG_EXPORT int dg_group_join(dg_group *group, dg_socket_stats *final_stats)
         return -EDEADLK;
     int ret = join_threads(group, final_stats);
     group_free(group);
+    dg__owner_release();
     return ret;
 }
 

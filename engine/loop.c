@@ -1,21 +1,19 @@
-/* The loop: creation, run modes, completion dispatch, deferred callbacks,
- * keep-alive, wake-ups and the embedding fd. */
+/* The loop: creation, run modes, one turn, completion dispatch, keep-alive
+ * and close. The one file that knows every layer: its completion table
+ * names the handlers of the core, the socket layer and the resolver. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "engine/dgram/dgram.h"
+#include "resolver/resolver.h"
 
-#define DG__BUF_GROUP 1
 #define DG__CQE_BATCH 256
 /* Batched waits (dg_loop_options.batch_wait_us). */
 #define DG__BATCH_WAIT_DEFAULT_US 200
-#define DG__BUSY_TURN 32     /* completions that make a turn "busy" */
-#define DG__BATCH_WAIT_NR 128
 
 DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
 {
@@ -24,7 +22,7 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
     memset(options, 0, sizeof(*options));
     options->sq_entries = 256;
     options->recv_buffers = 512;
-    options->recv_buffer_size = 65507;
+    options->recv_buffer_size = DG__UDP4_PAYLOAD_MAX; /* Node's default */
     options->max_pending_sends = 4096;
     options->send_buffers = 256;
     options->send_buffer_size = 2048;
@@ -67,109 +65,22 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
     return 0;
 }
 
-static void wake_arm(dg_loop *loop)
+/* The backend, its buffer ring and the wake-up read. */
+static int loop_open_resources(struct dg__core *c)
 {
-    int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(loop, &err);
-    if (!sqe)
-        return; /* retried when the next completion arrives; see on_wake */
-    io_uring_prep_read(sqe, loop->wake_fd, &loop->wake_buf, sizeof(loop->wake_buf), 0);
-    io_uring_sqe_set_data64(sqe, DG__UD(loop, DG__OP_WAKE));
-    loop->wake_armed = true;
-}
-
-/* The kernel ring and its registered buffer ring. */
-static int open_uring(dg_loop *loop, unsigned buf_size)
-{
-    int ret = dg__ring_init(loop);
-    if (ret < 0)
-        return ret;
-    ret = dg__bufring_init(&loop->ring, &loop->bufring, loop->options.recv_buffers, buf_size,
-                           DG__BUF_GROUP);
-    if (ret < 0) {
-        dg__ring_exit(loop);
-        /* Provided buffer rings arrived in 5.19; older kernels say EINVAL. */
-        return ret == -EINVAL ? DG_ERR_KERNEL_UNSUPPORTED : ret;
-    }
-    return 0;
-}
-
-/* The epoll backend, with the same buffer ring read in user space. */
-static int open_epoll(dg_loop *loop, unsigned buf_size)
-{
-    memset(&loop->caps, 0, sizeof(loop->caps));
-    int ret = dg__bufring_init(NULL, &loop->bufring, loop->options.recv_buffers, buf_size,
-                               DG__BUF_GROUP);
-    if (ret < 0)
-        return ret;
-    unsigned cq = loop->options.recv_buffers + loop->options.max_pending_sends + 64;
-    loop->caps.sq_entries = loop->options.sq_entries;
-    loop->caps.cq_entries = cq;
-    ret = dg__emu_new(&loop->emu, &loop->bufring, &loop->stats, loop->options.sq_entries, cq);
-    if (ret < 0)
-        dg__bufring_destroy(NULL, &loop->bufring);
-    return ret;
-}
-
-/* Errors after which an automatic choice tries epoll: io_uring denied
- * (seccomp, kernel.io_uring_disabled), absent, or too old. */
-static bool uring_unavailable(int err)
-{
-    /* -ENOMEM: before 5.12 a ring is charged to RLIMIT_MEMLOCK, often too
-     * small; epoll needs no locked memory. */
-    return err == -EPERM || err == -EACCES || err == -ENOSYS || err == -ENOMEM ||
-           err == DG_ERR_KERNEL_UNSUPPORTED;
-}
-
-/* DG_BACKEND_AUTO resolved through DGRING_BACKEND; -1 for an unknown name. */
-static int backend_from_env(void)
-{
-    const char *v = getenv("DGRING_BACKEND");
-    if (!v || !*v || strcmp(v, "auto") == 0)
-        return DG_BACKEND_AUTO;
-    if (strcmp(v, "uring") == 0 || strcmp(v, "io_uring") == 0)
-        return DG_BACKEND_URING;
-    if (strcmp(v, "epoll") == 0)
-        return DG_BACKEND_EPOLL;
-    return -1;
-}
-
-static int loop_open_resources(dg_loop *loop)
-{
-    int backend = (int)loop->options.backend;
-    if (backend == DG_BACKEND_AUTO)
-        backend = backend_from_env();
-    if (backend < 0)
-        return DG_ERR_INVALID_ARG_VALUE;
     /* The kernel fills at most header + recv_buffer_size bytes, so a
      * longer datagram is truncated exactly at recv_buffer_size. */
-    unsigned size = DG__RECV_HEADER_LEN + loop->options.recv_buffer_size;
-    int ret;
-    if (backend == DG_BACKEND_EPOLL) {
-        ret = open_epoll(loop, size);
-    } else {
-        ret = open_uring(loop, size);
-        if (ret < 0 && backend == DG_BACKEND_AUTO && uring_unavailable(ret))
-            ret = open_epoll(loop, size);
-    }
+    int ret = dg__ring_open(c, DG__RECV_HEADER_LEN + c->options.recv_buffer_size);
     if (ret < 0)
         return ret;
-    /* Blocking on purpose: a ring read of an O_NONBLOCK eventfd may fail
-     * with EAGAIN instead of waiting for a write. */
-    loop->wake_fd = eventfd(0, EFD_CLOEXEC);
-    if (loop->wake_fd < 0) {
-        ret = -errno;
-        dg__bufring_destroy(loop->emu ? NULL : &loop->ring, &loop->bufring);
-        if (loop->emu)
-            dg__emu_free(loop->emu);
-        else
-            dg__ring_exit(loop);
+    ret = dg__wake_open(c);
+    if (ret < 0) {
+        dg__ring_close(c);
         return ret;
     }
-    wake_arm(loop);
     /* Hand the wake-up read to the kernel now, so a new loop has nothing
      * queued (dg_loop_timeout() says -1, not "work ready"). */
-    (void)dg__submit(loop);
+    (void)dg__submit(c);
     return 0;
 }
 
@@ -178,68 +89,35 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     if (!out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
+    dg__owner_hold();
     dg_loop *loop = dg__calloc(1, sizeof(*loop));
-    if (!loop)
+    if (!loop) {
+        dg__owner_release();
         return -ENOMEM;
-    loop->notify_fd = -1; /* before anything can poke it */
-    int ret = options_resolve(options, &loop->options);
+    }
+    struct dg__core *c = &loop->core;
+    c->notify_fd = -1; /* before anything can poke it */
+    dg__list_init(&c->deferred);
+    dg__list_init(&loop->dgram.sockets);
+    int ret = options_resolve(options, &c->options);
     if (ret == 0) {
         /* One keep handle per receive buffer: keeping never allocates. */
-        loop->rx.bufs = dg__calloc(loop->options.recv_buffers, sizeof(*loop->rx.bufs));
-        ret = loop->rx.bufs ? loop_open_resources(loop) : -ENOMEM;
+        loop->dgram.rx.bufs = dg__calloc(c->options.recv_buffers, sizeof(*loop->dgram.rx.bufs));
+        ret = loop->dgram.rx.bufs ? loop_open_resources(c) : -ENOMEM;
     }
     if (ret < 0) {
-        dg__free(loop->rx.bufs);
+        dg__free(loop->dgram.rx.bufs);
         dg__free(loop);
+        dg__owner_release();
         return ret;
     }
-    for (unsigned i = 0; i < loop->options.recv_buffers; i++)
-        loop->rx.bufs[i].loop = loop;
-    atomic_init(&loop->stop, false);
-    dg__post_init(loop);
-    dg__loop_update_time(loop);
+    for (unsigned i = 0; i < c->options.recv_buffers; i++)
+        loop->dgram.rx.bufs[i].loop = loop;
+    atomic_init(&c->stop, false);
+    dg__post_init(c);
+    dg__loop_update_time(c);
     *out = loop;
     return 0;
-}
-
-/* ---- Deferred callbacks ------------------------------------------------ */
-
-void dg__defer(dg_loop *loop, struct dg__deferred *node, void (*run)(struct dg__deferred *))
-{
-    if (node->queued)
-        return;
-    node->run = run;
-    node->next = NULL;
-    node->queued = true;
-    if (loop->deferred_tail)
-        loop->deferred_tail->next = node;
-    else
-        loop->deferred_head = node;
-    loop->deferred_tail = node;
-    dg__loop_poke(loop);
-}
-
-/* Runs what was queued before this call; what those callbacks queue runs
- * next turn, so a callback that keeps deferring cannot starve the ring.
- * Returns whether anything ran. */
-static bool run_deferred(dg_loop *loop)
-{
-    struct dg__deferred *node = loop->deferred_head;
-    struct dg__deferred *last = loop->deferred_tail;
-    if (!node)
-        return false;
-    loop->deferred_head = NULL;
-    loop->deferred_tail = NULL;
-    for (;;) {
-        struct dg__deferred *next = node->next;
-        bool was_last = node == last;
-        node->queued = false;
-        node->run(node); /* may free node */
-        if (was_last)
-            break;
-        node = next;
-    }
-    return true;
 }
 
 /* ---- Completions ------------------------------------------------------- */
@@ -250,47 +128,23 @@ static void on_ignore(dg_loop *loop, const struct io_uring_cqe *cqe)
     (void)cqe;
 }
 
-static void on_wake(dg_loop *loop, const struct io_uring_cqe *cqe)
+/* A single ring timeout ended: the timers' or the resolver's. */
+static void on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
-    loop->wake_armed = false;
-    /* Cancelled: the loop is closing. A failed read (-ENOMEM on the epoll
-     * backend) is armed again, except while closing, whose wait for the
-     * loop's own operations would otherwise never end. */
-    if (cqe->res == -ECANCELED || loop->closing)
-        return;
-    wake_arm(loop);
-}
-
-static void on_resolver(dg_loop *loop, const struct io_uring_cqe *cqe)
-{
-    if (loop->resolver_ext)
-        loop->resolver_ext->on_completion(loop, cqe);
+    if (DG__UD_PTR(cqe->user_data) == &loop->core.timer_timeout)
+        dg__timer_on_timeout(loop, cqe);
+    else
+        dg__resolver_on_timeout(loop, cqe);
 }
 
 typedef void (*completion_fn)(dg_loop *loop, const struct io_uring_cqe *cqe);
 
 static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
-    [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = dg__timer_on_timeout,
-    [DG__OP_WAKE] = on_wake,           [DG__OP_RESOLVER] = on_resolver,
+    [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = on_timeout,
+    [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_POLL] = dg__resolver_on_poll,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
 };
-
-/* The completion queue of either backend: the kernel's, or the epoll
- * backend's user-space one in the same CQE format. */
-static unsigned cq_peek(dg_loop *loop, struct io_uring_cqe **cqes, unsigned want)
-{
-    return loop->emu ? dg__emu_peek_batch(loop->emu, cqes, want)
-                     : io_uring_peek_batch_cqe(&loop->ring, cqes, want);
-}
-
-static void cq_advance(dg_loop *loop, unsigned n)
-{
-    if (loop->emu)
-        dg__emu_cq_advance(loop->emu, n);
-    else
-        io_uring_cq_advance(&loop->ring, n);
-}
 
 /* Handles the completions that are in the CQ on entry, in batches; the
  * buffers a batch used go back to the kernel with one commit per batch.
@@ -299,19 +153,13 @@ static void cq_advance(dg_loop *loop, unsigned n)
  * requests always get their turn. Returns how many ran. */
 static unsigned process_completions(dg_loop *loop)
 {
-    unsigned budget;
-    if (loop->emu) {
-        budget = dg__emu_cq_ready(loop->emu);
-    } else {
-        if (io_uring_cq_has_overflow(&loop->ring))
-            loop->stats.cq_overflows++;
-        budget = io_uring_cq_ready(&loop->ring);
-    }
+    struct dg__core *c = &loop->core;
+    unsigned budget = dg__ring_cq_ready(c);
     unsigned total = 0, recvs = 0;
     while (total < budget) {
         struct io_uring_cqe *cqes[DG__CQE_BATCH];
         unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
-        unsigned n = cq_peek(loop, cqes, want);
+        unsigned n = dg__ring_peek(c, cqes, want);
         if (n == 0)
             break;
         for (unsigned i = 0; i < n; i++) {
@@ -321,17 +169,17 @@ static unsigned process_completions(dg_loop *loop)
             if (fn)
                 fn(loop, cqes[i]);
         }
-        cq_advance(loop, n);
+        dg__ring_advance(c, n);
         /* A batch for on_message_batch ends with the walk of these
          * completions: delivered, and its buffers returned, before the
          * commit (and so before the loop can block). */
-        if (loop->rx.batch_sock)
+        if (loop->dgram.rx.batch_sock)
             dg__rx_batch_flush(loop);
-        dg__bufring_commit(&loop->bufring);
+        dg__bufring_commit(&c->bufring);
         total += n;
     }
-    loop->stats.completions += total;
-    loop->last_recv_completions = recvs;
+    c->stats.completions += total;
+    c->last_recv_completions = recvs;
     return total;
 }
 
@@ -341,111 +189,46 @@ DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
 {
     if (!loop)
         return false;
-    return loop->alive_handles > 0 || loop->pending_sends > 0 || loop->pending_requests > 0 ||
-           loop->zc_notifs > 0 ||
-           loop->closing_handles > 0 || loop->deferred_head != NULL ||
-           atomic_load_explicit(&((dg_loop *)loop)->posts_pending, memory_order_relaxed) > 0;
-}
-
-void dg__loop_update_time(dg_loop *loop)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    loop->now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void drain_notify(dg_loop *loop)
-{
-    if (loop->notify_fd < 0)
-        return;
-    uint64_t v;
-    ssize_t r = read(loop->notify_fd, &v, sizeof(v));
-    (void)r; /* EAGAIN when nothing was signalled */
-    loop->poked = false;
-}
-
-static unsigned sq_ready(const dg_loop *loop)
-{
-    return loop->emu ? dg__emu_sq_ready(loop->emu) : io_uring_sq_ready(&loop->ring);
-}
-
-/* Submits this turn's SQEs and, if asked, waits for one completion, in a
- * single io_uring_enter. */
-static int submit_and_wait(dg_loop *loop, bool block)
-{
-    int ret;
-    if (loop->emu) {
-        ret = dg__emu_submit(loop->emu);
-        if (ret >= 0)
-            ret = dg__emu_wait(loop->emu, block);
-        return ret == -EINTR ? 0 : ret;
-    }
-    loop->stats.enters++;
-    unsigned wait_us = loop->options.batch_wait_us;
-    int next_timer;
-    /* IORING_FEAT_EXT_ARG (5.11): without it liburing would queue its own
-     * timeout SQE, whose completion the dispatcher does not know. */
-    if (block && loop->last_recv_completions >= DG__BUSY_TURN && wait_us != DG_BATCH_WAIT_NONE &&
-        (loop->caps.features & IORING_FEAT_EXT_ARG) &&
-        (next_timer = dg__timers_next_ms(loop)) != 0) {
-        /* A flood: let the kernel gather a batch before waking us. */
-        if (next_timer > 0 && (uint64_t)next_timer * 1000u < wait_us)
-            wait_us = (unsigned)((uint64_t)next_timer * 1000u);
-        struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
-                                       .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
-        struct io_uring_cqe *cqe;
-        unsigned queued = io_uring_sq_ready(&loop->ring);
-        ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, DG__BATCH_WAIT_NR, &ts, NULL);
-        if (ret >= 0 || ret == -ETIME) {
-            loop->stats.submissions += queued;
-            ret = 0;
-        }
-    } else if (block)
-        ret = io_uring_submit_and_wait(&loop->ring, 1);
-    else
-        ret = io_uring_submit_and_get_events(&loop->ring);
-    if (ret > 0)
-        loop->stats.submissions += (unsigned)ret;
-    /* EINTR: a signal; the caller checks the stop flag. EBUSY/EAGAIN: the
-     * CQ has overflowed entries or no memory for now; processing
-     * completions makes room. EXIT on the others. */
-    if (ret == -EINTR || ret == -EBUSY || ret == -EAGAIN || ret == -ETIME)
-        return 0;
-    return ret < 0 ? ret : 0;
+    const struct dg__core *c = &loop->core;
+    return c->alive_handles > 0 || loop->dgram.pending_sends > 0 || c->pending_requests > 0 ||
+           loop->dgram.zc_notifs > 0 ||
+           c->closing_handles > 0 || !dg__list_empty(&c->deferred) ||
+           atomic_load_explicit(&((dg_loop *)loop)->core.posts_pending, memory_order_relaxed) > 0;
 }
 
 static void prepare_turn(dg_loop *loop)
 {
-    dg__bufring_commit(&loop->bufring); /* buffers released outside a walk */
+    struct dg__core *c = &loop->core;
+    dg__bufring_commit(&c->bufring); /* buffers released outside a walk */
     dg__send_runs_flush(loop);
     dg__sockets_rearm(loop);
-    dg__timers_arm(loop);
-    if (loop->resolver_ext)
-        loop->resolver_ext->prepare(loop);
-    if (!loop->wake_armed)
-        wake_arm(loop);
+    dg__timers_arm(c);
+    if (c->resolver)
+        dg__resolver_prepare(loop);
+    dg__wake_prepare(c);
 }
 
 static int turn(dg_loop *loop, bool may_block)
 {
-    loop->stats.turns++;
-    drain_notify(loop);
-    dg__loop_update_time(loop);
-    bool ran = dg__timers_run_due(loop);
-    ran |= run_deferred(loop);
-    ran |= dg__posts_run_queued(loop);
+    struct dg__core *c = &loop->core;
+    c->stats.turns++;
+    dg__wake_drain_notify(c);
+    dg__loop_update_time(c);
+    bool ran = dg__timers_run_due(c);
+    ran |= dg__deferred_run(c);
+    ran |= dg__posts_run_queued(c);
     prepare_turn(loop);
     /* A turn that already ran callbacks does not sleep (libuv's RUN_ONCE
      * rule): the caller sees their effects before the loop waits. */
-    bool block = may_block && !ran && loop->deferred_head == NULL && dg_loop_alive(loop) &&
-                 !atomic_load_explicit(&loop->stop, memory_order_relaxed);
-    int ret = submit_and_wait(loop, block);
+    bool block = may_block && !ran && dg__list_empty(&c->deferred) && dg_loop_alive(loop) &&
+                 !atomic_load_explicit(&c->stop, memory_order_relaxed);
+    int ret = dg__ring_enter(c, block);
     if (ret < 0)
         return ret;
     process_completions(loop);
-    dg__loop_update_time(loop);
-    dg__timers_run_due(loop);
-    run_deferred(loop);
+    dg__loop_update_time(c);
+    dg__timers_run_due(c);
+    dg__deferred_run(c);
     return 0;
 }
 
@@ -453,14 +236,15 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
 {
     if (!loop || (unsigned)mode > DG_RUN_NOWAIT)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (loop->in_run || loop->closing)
+    struct dg__core *c = &loop->core;
+    if (c->in_run || c->closing)
         return -EBUSY;
-    loop->in_run = true;
-    dg_loop *outer = dg__current_loop_swap(loop);
+    c->in_run = true;
+    struct dg__core *outer = dg__current_core_swap(c);
     int ret = 0;
     if (mode == DG_RUN_DEFAULT) {
         while (ret == 0 && dg_loop_alive(loop) &&
-               !atomic_load_explicit(&loop->stop, memory_order_acquire))
+               !atomic_load_explicit(&c->stop, memory_order_acquire))
             ret = turn(loop, true);
     } else {
         ret = turn(loop, mode == DG_RUN_ONCE);
@@ -468,113 +252,59 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
     /* Queue this turn's re-arms and sends so an embedding loop's next poll
      * sees their completions; the SQEs go in with the next enter. */
     prepare_turn(loop);
-    if (ret == 0 && sq_ready(loop) > 0)
-        ret = submit_and_wait(loop, false);
-    atomic_store_explicit(&loop->stop, false, memory_order_release);
-    dg__current_loop_swap(outer);
-    loop->in_run = false;
+    if (ret == 0 && dg__ring_sq_ready(c) > 0)
+        ret = dg__ring_enter(c, false);
+    atomic_store_explicit(&c->stop, false, memory_order_release);
+    dg__current_core_swap(outer);
+    c->in_run = false;
     /* The epoll backend may hold completions made by that last submit
      * (sends that left at once): an embedding loop must come back. */
-    if (loop->emu && dg__emu_cq_ready(loop->emu) > 0)
-        dg__loop_poke(loop);
+    if (dg__ring_cq_unsignalled(c) > 0)
+        dg__loop_poke(c);
     if (ret < 0)
         return ret;
     return dg_loop_alive(loop) ? 1 : 0;
-}
-
-DG_EXPORT void dg_loop_stop(dg_loop *loop)
-{
-    if (!loop)
-        return;
-    atomic_store_explicit(&loop->stop, true, memory_order_release);
-    dg_loop_wake(loop);
-}
-
-DG_EXPORT int dg_loop_wake(dg_loop *loop)
-{
-    if (!loop)
-        return DG_ERR_INVALID_ARG_VALUE;
-    uint64_t one = 1;
-    /* write(2) on an eventfd is async-signal-safe; EAGAIN means the
-     * counter is already non-zero, which wakes the loop just the same. */
-    if (write(loop->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        return -errno;
-    return 0;
-}
-
-DG_EXPORT int dg_loop_fd(dg_loop *loop)
-{
-    if (!loop)
-        return DG_ERR_INVALID_ARG_VALUE;
-    if (loop->notify_fd >= 0)
-        return loop->emu ? dg__emu_fd(loop->emu) : loop->notify_fd;
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0)
-        return -errno;
-    /* io_uring: the kernel signals a registered eventfd on every posted
-     * completion, including deferred task work under DEFER_TASKRUN (6.1+).
-     * epoll: the epoll fd itself is readable when a watched fd is ready,
-     * and the eventfd joins its set for the loop's own pokes. */
-    int ret = loop->emu ? dg__emu_attach_notify(loop->emu, fd)
-                        : io_uring_register_eventfd(&loop->ring, fd);
-    if (ret < 0) {
-        close(fd);
-        return ret;
-    }
-    loop->notify_fd = fd;
-    dg__loop_poke(loop);
-    return loop->emu ? dg__emu_fd(loop->emu) : fd;
-}
-
-void dg__loop_poke(dg_loop *loop)
-{
-    if (loop->in_run || loop->notify_fd < 0 || loop->poked)
-        return;
-    uint64_t one = 1;
-    if (write(loop->notify_fd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
-        loop->poked = true;
 }
 
 DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
 {
     if (!loop)
         return -1;
-    if (loop->deferred_head || sq_ready(loop) > 0 ||
-        (loop->emu && dg__emu_cq_ready(loop->emu) > 0))
+    const struct dg__core *c = &loop->core;
+    if (!dg__list_empty(&c->deferred) || dg__ring_sq_ready(c) > 0 ||
+        dg__ring_cq_unsignalled(c) > 0)
         return 0;
-    return dg__timers_next_ms(loop);
+    return dg__timers_next_ms(c);
 }
 
 DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop)
 {
-    return loop ? loop->now_ms : 0;
+    return loop ? loop->core.now_ms : 0;
 }
 
 DG_EXPORT void dg_loop_update_time(dg_loop *loop)
 {
     if (loop)
-        dg__loop_update_time(loop);
+        dg__loop_update_time(&loop->core);
 }
 
 DG_EXPORT const dg_loop_caps *dg_loop_capabilities(const dg_loop *loop)
 {
-    return loop ? &loop->caps : NULL;
+    return loop ? &loop->core.caps : NULL;
 }
 
 DG_EXPORT const char *dg_loop_backend(const dg_loop *loop)
 {
     if (!loop)
         return NULL;
-    return loop->emu ? "epoll" : "io_uring";
+    return dg__ring_backend_name(&loop->core);
 }
 
 DG_EXPORT int dg_loop_get_stats(const dg_loop *loop, dg_loop_stats *out)
 {
     if (!loop || !out)
         return DG_ERR_INVALID_ARG_VALUE;
-    *out = loop->stats;
-    if (!loop->emu && loop->ring.cq.koverflow)
-        out->cq_dropped = *loop->ring.cq.koverflow;
+    dg__ring_get_stats(&loop->core, out);
     return 0;
 }
 
@@ -594,14 +324,15 @@ DG_EXPORT void *dg_loop_get_data(const dg_loop *loop)
  * loop after it is freed. */
 static void cancel_own_ops(dg_loop *loop)
 {
+    struct dg__core *c = &loop->core;
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(c, &err);
     if (sqe) {
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
     }
-    for (int i = 0; i < 100 && (loop->wake_armed || loop->timeout_armed); i++) {
-        if (submit_and_wait(loop, true) < 0)
+    for (int i = 0; i < 100 && (c->wake_armed || c->timer_timeout.armed); i++) {
+        if (dg__ring_enter(c, true) < 0)
             break;
         process_completions(loop);
     }
@@ -611,33 +342,24 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
 {
     if (!loop)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (loop->in_run || loop->closing || loop->handle_count > 0 || loop->deferred_head ||
-        loop->zc_notifs > 0 ||
-        atomic_load(&loop->posts_pending) > 0)
+    struct dg__core *c = &loop->core;
+    if (c->in_run || c->closing || c->handle_count > 0 || !dg__list_empty(&c->deferred) ||
+        loop->dgram.zc_notifs > 0 ||
+        atomic_load(&c->posts_pending) > 0)
         return DG_ERR_LOOP_BUSY;
     /* The resolver's teardown runs lookup callbacks; from here on they can
      * neither open handles nor close or run the loop again. */
-    loop->closing = true;
-    if (loop->resolver_ext)
-        loop->resolver_ext->destroy(loop);
+    c->closing = true;
+    dg__resolver_destroy(loop);
     cancel_own_ops(loop);
-    if (loop->emu) {
-        dg__bufring_destroy(NULL, &loop->bufring);
-        dg__emu_free(loop->emu);
-    } else {
-        dg__bufring_destroy(&loop->ring, &loop->bufring);
-        if (loop->notify_fd >= 0)
-            io_uring_unregister_eventfd(&loop->ring);
-        dg__ring_exit(loop);
-    }
-    close(loop->wake_fd);
-    if (loop->notify_fd >= 0)
-        close(loop->notify_fd);
+    dg__ring_close(c);
+    dg__wake_close(c);
     dg__send_reqs_free(loop);
-    dg__sbuf_pool_destroy(loop); /* after the ring, which held it registered */
-    dg__free(loop->timers.items);
-    dg__free(loop->rx.bufs); /* buffers still kept die with the loop */
-    dg__post_destroy(loop);
+    dg__sbuf_pool_destroy(c); /* after the ring, which held it registered */
+    dg__free(c->timers.items);
+    dg__free(loop->dgram.rx.bufs); /* buffers still kept die with the loop */
+    dg__post_destroy(c);
     dg__free(loop);
+    dg__owner_release();
     return 0;
 }

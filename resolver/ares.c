@@ -10,15 +10,15 @@
  *     each readiness, removed by user_data (the socket's record) when
  *     c-ares stops watching it; the fd is closed only after that poll's
  *     final completion;
- *   - one IORING_OP_TIMEOUT for the earliest ares_timeout() of all
- *     channels, moved only earlier in place (IORING_TIMEOUT_UPDATE, 5.11;
- *     the engine needs 6.0 anyway), never removed and re-added.
- * All SQEs are queued from the loop's prepare hook, so the socket-state
+ *   - one ring timeout for the earliest ares_timeout() of all channels,
+ *     the core's single timeout (dg__timeout_arm): moved only earlier in
+ *     place, never removed and re-added.
+ * All SQEs are queued from the loop's prepare step, so the socket-state
  * callback and our socket functions only record what to do.
  *
  * c-ares callbacks (answers, socket state) only record; user callbacks
  * run later from the loop's deferred queue. ares_destroy is called only
- * from the prepare hook (retired channels) and the loop's destroy hook,
+ * from the prepare step (retired channels) and the loop's destroy call,
  * never from inside a c-ares callback. */
 #include <ctype.h>
 #include <errno.h>
@@ -42,13 +42,6 @@
  * socket from starving the loop (a re-armed poll fires again at once). */
 #define DRAIN_ROUNDS 64
 #define RESOLV_CONF_DEFAULT "/etc/resolv.conf"
-
-uint64_t dg__clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int dg__ares_status(int status)
 {
@@ -112,7 +105,6 @@ static ares_socket_t on_socket_open(int domain, int type, int protocol, void *da
         return ARES_SOCKET_BAD;
     }
     ch->socket_nomem = false;
-    s->tag = DG__RES_TAG_POLL;
     s->fd = fd;
     s->type = type;
     s->res = ch->res;
@@ -207,21 +199,21 @@ static int sock_sync(struct dg__resolver *res, struct dg__rsock *s)
     if (s->poll_inflight) {
         if (s->remove_sent || (!s->closing && s->armed == s->want))
             return 0;
-        struct io_uring_sqe *sqe = dg__get_sqe(res->loop, &err);
+        struct io_uring_sqe *sqe = dg__get_sqe(res->core, &err);
         if (!sqe)
             return -1;
-        io_uring_prep_poll_remove(sqe, DG__UD(s, DG__OP_RESOLVER));
+        io_uring_prep_poll_remove(sqe, DG__UD(s, DG__OP_POLL));
         io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
         s->remove_sent = true;
         return 0;
     }
     if (s->want == 0 || s->closing)
         return 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(res->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(res->core, &err);
     if (!sqe)
         return -1;
     io_uring_prep_poll_add(sqe, s->fd, s->want);
-    io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_RESOLVER));
+    io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_POLL));
     s->poll_inflight = true;
     s->armed = s->want;
     return 0;
@@ -296,32 +288,15 @@ static uint64_t ares_deadline(struct dg__resolver *res)
 static void timeout_sync(struct dg__resolver *res)
 {
     uint64_t next = ares_deadline(res);
-    if (next == UINT64_MAX || (res->timeout_armed && next >= res->timeout_deadline)) {
-        res->timeout_dirty = false; /* a timeout armed for later fires harmlessly */
-        return;
-    }
-    int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(res->loop, &err);
-    if (!sqe)
-        return; /* still dirty: tried again next turn */
-    res->timeout_ts.tv_sec = (long long)(next / 1000u);
-    res->timeout_ts.tv_nsec = (long long)(next % 1000u) * 1000000;
-    if (res->timeout_armed) {
-        io_uring_prep_timeout_update(sqe, &res->timeout_ts, DG__UD(res, DG__OP_RESOLVER),
-                                     IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
-    } else {
-        io_uring_prep_timeout(sqe, &res->timeout_ts, 0, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(res, DG__OP_RESOLVER));
-        res->timeout_armed = true;
-    }
-    res->timeout_deadline = next;
-    res->timeout_dirty = false;
+    /* None: a timeout armed for later fires harmlessly. No SQE: still
+     * dirty, tried again next turn. */
+    if (next == UINT64_MAX || dg__timeout_arm(res->core, &res->timeout, next))
+        res->timeout_dirty = false;
 }
 
 static void on_timeout(struct dg__resolver *res)
 {
-    res->timeout_armed = false;
+    dg__timeout_ended(&res->timeout);
     res->timeout_dirty = true;
     res->dirty = true;
     for (struct dg__channel *ch = res->channels; ch; ch = ch->next)
@@ -491,11 +466,7 @@ static void inflight_unlink(struct dg__resolver *res, struct dg__query *q)
 static void query_attach(struct dg__query *q, struct dg__resolve_req *req)
 {
     req->query = q;
-    req->prev = NULL;
-    req->next = q->waiters;
-    if (q->waiters)
-        q->waiters->prev = req;
-    q->waiters = req;
+    dg__list_insert_head(&q->waiters, &req->link);
 }
 
 /* The first address and the smallest TTL of an A or AAAA answer. */
@@ -622,6 +593,7 @@ int dg__query_submit(struct dg__resolver *res, struct dg__resolve_req *req, cons
     q->channel = ch;
     q->hash = hash;
     q->family = family;
+    dg__list_init(&q->waiters);
     struct dg__query **bucket = inflight_bucket(res, hash);
     q->hnext = *bucket;
     *bucket = q;
@@ -650,6 +622,22 @@ static void query_cache(struct dg__resolver *res, const struct dg__query *q)
                         now + res->options.negative_ttl_ms);
 }
 
+/* Ends every request waiting on q (with its answer, or at once with
+ * -ECANCELED while the resolver closes) and frees q. */
+static void query_end(struct dg__resolver *res, struct dg__query *q)
+{
+    while (!dg__list_empty(&q->waiters)) {
+        struct dg__resolve_req *w = DG__CONTAINER(q->waiters.next, struct dg__resolve_req, link);
+        dg__list_remove(&w->link);
+        w->query = NULL;
+        if (res->closing)
+            dg__req_finish_now(w, -ECANCELED);
+        else
+            dg__req_complete(w, q->answer.status, &q->answer);
+    }
+    dg__free(q);
+}
+
 void dg__queries_finish(struct dg__resolver *res)
 {
     while (res->done_head) {
@@ -662,16 +650,7 @@ void dg__queries_finish(struct dg__resolver *res)
             res->stats.failures++;
         if (!res->closing)
             query_cache(res, q);
-        struct dg__resolve_req *w = q->waiters, *next;
-        for (; w; w = next) {
-            next = w->next;
-            w->query = NULL;
-            if (res->closing)
-                dg__req_finish_now(w, -ECANCELED);
-            else
-                dg__req_complete(w, q->answer.status, &q->answer);
-        }
-        dg__free(q);
+        query_end(res, q);
     }
 }
 
@@ -683,34 +662,36 @@ static void inflight_cancel_all(struct dg__resolver *res)
         while (res->inflight[b]) {
             struct dg__query *q = res->inflight[b];
             res->inflight[b] = q->hnext;
-            struct dg__resolve_req *w = q->waiters, *next;
-            for (; w; w = next) {
-                next = w->next;
-                w->query = NULL;
-                dg__req_finish_now(w, -ECANCELED);
-            }
-            dg__free(q);
+            query_end(res, q);
         }
     }
 }
 
-/* ---- Loop hooks ------------------------------------------------------------- */
+/* ---- The loop's calls (resolver.h) ------------------------------------------ */
 
-static void resolver_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe)
+/* Completions that arrive once the resolver is gone (loop closing) find
+ * no resolver and are dropped: their memory went with it. */
+void dg__resolver_on_poll(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
-    struct dg__resolver *res = loop->resolver;
-    const uint32_t *tag = DG__UD_PTR(cqe->user_data);
-    if (!res || !tag)
-        return;
-    if (*tag == DG__RES_TAG_TIMEOUT)
-        on_timeout(res);
-    else
-        on_poll(res, (struct dg__rsock *)(uintptr_t)tag, cqe->res);
+    struct dg__resolver *res = dg__core_of(loop)->resolver;
+    struct dg__rsock *s = DG__UD_PTR(cqe->user_data);
+    if (res && s)
+        on_poll(res, s, cqe->res);
 }
 
-static void resolver_prepare(dg_loop *loop)
+void dg__resolver_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
-    struct dg__resolver *res = loop->resolver;
+    (void)cqe; /* -ETIME when it fired, -ECANCELED when the loop closes */
+    struct dg__resolver *res = dg__core_of(loop)->resolver;
+    if (res)
+        on_timeout(res);
+}
+
+void dg__resolver_prepare(dg_loop *loop)
+{
+    struct dg__resolver *res = dg__core_of(loop)->resolver;
+    if (!res)
+        return;
     if (res->dirty) {
         res->dirty = false;
         channels_reap(res);
@@ -720,14 +701,14 @@ static void resolver_prepare(dg_loop *loop)
         timeout_sync(res);
 }
 
-/* Called by dg_loop_close before anything is freed. Every pending request
- * gets its callback with -ECANCELED, here. Ring operations still in flight
- * are cancelled by the loop right after (their completions find no
- * resolver and are dropped); the kernel holds its own reference to a
- * polled file, so closing the fds now is safe. */
-static void resolver_destroy(dg_loop *loop)
+/* Every pending request gets its callback with -ECANCELED, here. Ring
+ * operations still in flight are cancelled by the loop right after (their
+ * completions find no resolver and are dropped); the kernel holds its own
+ * reference to a polled file, so closing the fds now is safe. */
+void dg__resolver_destroy(dg_loop *loop)
 {
-    struct dg__resolver *res = loop->resolver;
+    struct dg__core *c = dg__core_of(loop);
+    struct dg__resolver *res = c->resolver;
     if (!res)
         return;
     res->closing = true;
@@ -740,32 +721,28 @@ static void resolver_destroy(dg_loop *loop)
     dg__hosts_free(&res->hosts);
     dg__free(res->resolv_conf);
     dg__free(res->hosts_file);
-    loop->resolver = NULL;
-    loop->resolver_ext = NULL;
+    c->resolver = NULL;
     dg__free(res);
 }
 
-static const struct dg__loop_ext resolver_ext = {
-    .on_completion = resolver_on_completion,
-    .prepare = resolver_prepare,
-    .destroy = resolver_destroy,
-};
-
-struct dg__resolver *dg__resolver_get(dg_loop *loop, int *err)
+struct dg__resolver *dg__resolver_get(struct dg__core *c, int *err)
 {
-    if (loop->resolver)
-        return loop->resolver;
-    struct dg__resolver *res = dg__calloc(1, sizeof(*res));
+    struct dg__resolver *res = c->resolver;
+    if (res) {
+        if (!res->closing)
+            return res;
+        *err = -ECANCELED; /* the teardown finishes every request */
+        return NULL;
+    }
+    res = dg__calloc(1, sizeof(*res));
     if (!res) {
         *err = -ENOMEM;
         return NULL;
     }
-    res->tag = DG__RES_TAG_TIMEOUT;
-    res->loop = loop;
+    res->core = c;
     dg_resolver_options_init(&res->options);
     dg__cache_init(&res->cache, res->options.cache_max_entries);
     dg__hosts_reset(&res->hosts, NULL);
-    loop->resolver = res;
-    loop->resolver_ext = &resolver_ext;
+    c->resolver = res;
     return res;
 }

@@ -11,7 +11,7 @@
 
 struct dg__cache_entry {
     struct dg__cache_entry *hnext;
-    struct dg__cache_entry *lru_prev, *lru_next;
+    struct dg__list lru_link;
     uint64_t expires_ms;
     uint32_t hash;
     int family;
@@ -33,42 +33,23 @@ void dg__cache_init(struct dg__cache *cache, unsigned max)
 {
     memset(cache, 0, sizeof(*cache));
     cache->max = max;
+    dg__list_init(&cache->lru);
+}
+
+static struct dg__cache_entry *lru_entry(struct dg__list *node)
+{
+    return DG__CONTAINER(node, struct dg__cache_entry, lru_link);
 }
 
 void dg__cache_clear(struct dg__cache *cache)
 {
-    struct dg__cache_entry *e = cache->lru_head;
-    while (e) {
-        struct dg__cache_entry *next = e->lru_next;
+    while (!dg__list_empty(&cache->lru)) {
+        struct dg__cache_entry *e = lru_entry(cache->lru.next);
+        dg__list_remove(&e->lru_link);
         dg__free(e);
-        e = next;
     }
     dg__free(cache->buckets);
     dg__cache_init(cache, cache->max);
-}
-
-static void lru_unlink(struct dg__cache *cache, struct dg__cache_entry *e)
-{
-    if (e->lru_prev)
-        e->lru_prev->lru_next = e->lru_next;
-    else
-        cache->lru_head = e->lru_next;
-    if (e->lru_next)
-        e->lru_next->lru_prev = e->lru_prev;
-    else
-        cache->lru_tail = e->lru_prev;
-    e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push_front(struct dg__cache *cache, struct dg__cache_entry *e)
-{
-    e->lru_prev = NULL;
-    e->lru_next = cache->lru_head;
-    if (cache->lru_head)
-        cache->lru_head->lru_prev = e;
-    else
-        cache->lru_tail = e;
-    cache->lru_head = e;
 }
 
 static struct dg__cache_entry **bucket_of(struct dg__cache *cache, uint32_t hash)
@@ -97,7 +78,7 @@ static void entry_remove(struct dg__cache *cache, struct dg__cache_entry *e)
     while (*link != e)
         link = &(*link)->hnext;
     *link = e->hnext;
-    lru_unlink(cache, e);
+    dg__list_remove(&e->lru_link);
     cache->count--;
     dg__free(e);
 }
@@ -114,8 +95,8 @@ bool dg__cache_find(struct dg__cache *cache, const char *name, int family, uint6
         entry_remove(cache, e);
         return false;
     }
-    lru_unlink(cache, e);
-    lru_push_front(cache, e);
+    dg__list_remove(&e->lru_link);
+    dg__list_insert_head(&cache->lru, &e->lru_link);
     *out = e->answer;
     return true;
 }
@@ -150,7 +131,7 @@ int dg__cache_store(struct dg__cache *cache, const char *name, int family,
     if (!e)
         return -ENOMEM;
     if (cache->count >= cache->max)
-        entry_remove(cache, cache->lru_tail);
+        entry_remove(cache, lru_entry(cache->lru.prev));
     memcpy(e->name, name, len + 1);
     e->hash = hash;
     e->family = family;
@@ -159,7 +140,7 @@ int dg__cache_store(struct dg__cache *cache, const char *name, int family,
     struct dg__cache_entry **head = bucket_of(cache, hash);
     e->hnext = *head;
     *head = e;
-    lru_push_front(cache, e);
+    dg__list_insert_head(&cache->lru, &e->lru_link);
     cache->count++;
     return 0;
 }

@@ -1,11 +1,12 @@
 /* dgring resolver internals: shared between the resolver sources, never
- * installed. The engine reaches the resolver only through dg__resolve(),
- * dg__resolve_cancel() (engine/internal.h) and the loop's extension hooks.
+ * installed. The layers above reach the resolver only through its
+ * interface, resolver/resolver.h; the resolver itself uses only the core
+ * (engine/core/core.h), never the socket layer.
  *
  * Files:
- *   resolver/lookup.c  requests: literals, hosts, cache, dg_lookup, settings
+ *   resolver/request.c requests: literals, hosts, cache, dg_lookup, settings
  *   resolver/ares.c    the c-ares channel on the ring: sockets, polls,
- *                      the timeout, queries, the loop's extension hooks
+ *                      the timeout, queries, the loop's calls (resolver.h)
  *   resolver/cache.c   the per-loop answer cache (TTL, LRU, negative)
  *   resolver/hosts.c   the hosts file, reloaded when it changes
  */
@@ -18,8 +19,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "../engine/internal.h"
 #include "dgring/resolver.h"
+#include "engine/core/core.h"
+#include "resolver.h"
 
 /* Longest name accepted, without the NUL (RFC 1035's 255-byte wire limit
  * is a little stricter; c-ares checks the rest). */
@@ -47,8 +49,7 @@ struct dg__cache {
     unsigned nbuckets;    /* power of two, 0 until the first store */
     unsigned count;
     unsigned max;         /* 0: the cache is off */
-    struct dg__cache_entry *lru_head; /* most recently used */
-    struct dg__cache_entry *lru_tail;
+    struct dg__list lru;  /* every entry, the most recently used first */
 };
 
 void dg__cache_init(struct dg__cache *cache, unsigned max);
@@ -103,18 +104,10 @@ bool dg__file_id_equal(const struct dg__file_id *a, const struct dg__file_id *b)
 
 /* ---- c-ares on the ring (resolver/ares.c) ----------------------------- */
 
-/* Every object a ring operation's user_data points to starts with one of
- * these tags, so a DG__OP_RESOLVER completion can tell a socket's poll
- * from the resolver's timeout. */
-enum dg__res_tag {
-    DG__RES_TAG_POLL = 0x6c6c6f70,    /* struct dg__rsock */
-    DG__RES_TAG_TIMEOUT = 0x656d6974, /* struct dg__resolver */
-};
-
 struct dg__channel;
 
 /* One socket c-ares opened. Its poll's user_data is the record's address
- * (with DG__OP_RESOLVER), and the record lives until that poll's final
+ * (with DG__OP_POLL), and the record lives until that poll's final
  * completion, so the address names one poll among live ring operations:
  * polls are removed by this user_data, never by fd number (a closed fd
  * number is reused at once by the next socket). The record plays the part
@@ -125,7 +118,6 @@ struct dg__channel;
  * can never hit a later poll whose record reused the address (and if it
  * did, that poll would end with -ECANCELED and simply be re-armed). */
 struct dg__rsock {
-    uint32_t tag;                 /* DG__RES_TAG_POLL; first member */
     int fd;
     int type;                     /* SOCK_DGRAM or SOCK_STREAM */
     struct dg__resolver *res;
@@ -141,7 +133,7 @@ struct dg__rsock {
 };
 
 /* One c-ares channel. A settings or resolv.conf change retires it: it
- * takes no new queries and is destroyed (from the prepare hook, never in a
+ * takes no new queries and is destroyed (from the prepare step, never in a
  * c-ares callback) when its last query has called back. */
 struct dg__channel {
     ares_channel ares;
@@ -164,7 +156,7 @@ struct dg__query {
     struct dg__channel *channel;
     struct dg__query *hnext;      /* in-flight table chain */
     struct dg__query *done_next;
-    struct dg__resolve_req *waiters;
+    struct dg__list waiters;       /* struct dg__resolve_req, the newest first */
     uint32_t hash;
     int family;
     int server_status;            /* ARES_ESERVFAIL etc. a server answered */
@@ -178,9 +170,9 @@ struct dg__query {
 
 /* One request: a dg__resolve() call. */
 struct dg__resolve_req {
-    dg_loop *loop;
+    struct dg__core *core;
     struct dg__query *query;       /* waiting on it, or NULL */
-    struct dg__resolve_req *prev, *next; /* the query's waiters */
+    struct dg__list link;          /* in the query's waiters */
     struct dg__deferred ev;
     dg__resolve_cb cb;
     void *ctx;
@@ -200,10 +192,9 @@ struct dg__server {
     int port;
 };
 
-/* A loop's resolver (loop->resolver). */
+/* A loop's resolver (the core's resolver slot). */
 struct dg__resolver {
-    uint32_t tag;                  /* DG__RES_TAG_TIMEOUT; first member */
-    dg_loop *loop;
+    struct dg__core *core;
     dg_resolver_options options;   /* strings point at the copies below */
     char *resolv_conf;             /* NULL: /etc/resolv.conf */
     char *hosts_file;              /* NULL: /etc/hosts */
@@ -223,15 +214,14 @@ struct dg__resolver {
 
     bool dirty;                    /* polls need arming or removing */
     bool timeout_dirty;            /* the timeout may need moving earlier */
-    bool timeout_armed;
     bool closing;                  /* dg_loop_close is tearing it down */
-    uint64_t timeout_deadline;     /* CLOCK_MONOTONIC ms of the ring timeout */
-    struct __kernel_timespec timeout_ts;
+    struct dg__timeout timeout;    /* the earliest ares_timeout() of all channels */
 };
 
-/* The loop's resolver, created (and its hooks installed) on first use.
- * NULL with *err set on failure. */
-struct dg__resolver *dg__resolver_get(dg_loop *loop, int *err);
+/* The loop's resolver, created on first use, for a call that uses or
+ * configures it. NULL with *err set: -ENOMEM, or -ECANCELED while it is
+ * torn down (dg_loop_close). */
+struct dg__resolver *dg__resolver_get(struct dg__core *c, int *err);
 /* Joins the query in flight for (name, family) or starts one on the
  * current channel (built or rebuilt as needed). name is lower case. */
 int dg__query_submit(struct dg__resolver *res, struct dg__resolve_req *req, const char *name,
@@ -243,11 +233,8 @@ void dg__queries_finish(struct dg__resolver *res);
 void dg__channel_retire(struct dg__resolver *res);
 /* Maps an ARES_* status to a dgring code. */
 int dg__ares_status(int status);
-/* CLOCK_MONOTONIC in ms, read now (the loop's cached clock can be a turn
- * old when a lookup is started from outside the loop). */
-uint64_t dg__clock_ms(void);
 
-/* ---- Requests (resolver/lookup.c) ------------------------------------- */
+/* ---- Requests (resolver/request.c) ------------------------------------- */
 /* Queues req's callback with status and addr (NULL on error). */
 void dg__req_complete(struct dg__resolve_req *req, int status, const struct dg__answer *answer);
 /* Runs req's callback now with -ECANCELED (loop closing). */

@@ -2,7 +2,8 @@
 # Builds dgring and runs every test suite: once plainly in build/, then
 # under AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, each
 # on both backends (io_uring, then DGRING_BACKEND=epoll).
-# Installs the Debian packages it needs first.
+# Installs the Debian packages it needs first. Both builds treat warnings as
+# errors (-Dwerror=true), as CI does; a plain `meson setup` does not.
 # Usage: scripts/test.sh [--plain-only] [extra meson test arguments]
 set -eu
 cd "$(dirname "$0")/.."
@@ -26,13 +27,14 @@ setup() { # dir, extra meson options...
     ninja -C "$dir"
 }
 
-setup build
+setup build -Dwerror=true
 meson test -C build --print-errorlogs "$@"
 echo "== the same suites on the epoll backend"
 DGRING_BACKEND=epoll meson test -C build --no-rebuild --print-errorlogs "$@"
 
 if [ "$sanitize" -eq 1 ]; then
-    setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+    setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+        -Dwerror=true
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         meson test -C build-asan --print-errorlogs "$@"

@@ -20,9 +20,9 @@ scripts/deps.sh ci
 
 dir=build-valgrind
 if [ -f "$dir/build.ninja" ]; then
-    meson configure "$dir" -Dbuildtype=debug -Dvalgrind=true >/dev/null
+    meson configure "$dir" -Dbuildtype=debug -Dvalgrind=true -Dwerror=true >/dev/null
 else
-    meson setup "$dir" -Dbuildtype=debug -Dvalgrind=true >/dev/null
+    meson setup "$dir" -Dbuildtype=debug -Dvalgrind=true -Dwerror=true >/dev/null
 fi
 ninja -C "$dir"
 

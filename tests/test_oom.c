@@ -608,15 +608,23 @@ Test(oom, lookup_and_send_to_host_name)
 
 /* ---- Group ------------------------------------------------------------- */
 
-static int path_group(void *arg)
+/* Options for a small group: the given number of members on 127.0.0.1,
+ * any port, with small receive rings. */
+static dg_group_options small_group(unsigned threads)
 {
-    (void)arg;
     dg_group_options o;
     dg_group_options_init(&o);
-    o.threads = 2;
+    o.threads = threads;
     o.address = "127.0.0.1";
     o.loop.recv_buffers = 16;
     o.loop.recv_buffer_size = 2048;
+    return o;
+}
+
+static int path_group(void *arg)
+{
+    (void)arg;
+    dg_group_options o = small_group(2);
     dg_group *g = NULL;
     int rc = dg_group_start(&g, &o);
     STEP_OK(rc);
@@ -662,6 +670,20 @@ Test(oom, replace_refused_while_memory_is_live)
     dgt_assert_code(dg_replace_allocator(malloc, realloc, calloc, free), -EBUSY);
     dg_abort_free(ab);
     cr_assert_eq(atomic_load(&live), 0);
+
+    dg_group_options go = small_group(1);
+    dg_group *g = NULL;
+    dgt_assert_code(dg_group_start(&g, &go), 0);
+    dgt_assert_code(dg_replace_allocator(malloc, realloc, calloc, free), -EBUSY);
+    dgt_assert_code(dg_group_stop(g), 0);
+    dgt_assert_code(dg_group_join(g, NULL), 0);
+    cr_assert_eq(atomic_load(&live), 0);
+
+    /* a loop that failed to start holds nothing */
+    dg_loop_options bad;
+    dg_loop_options_init(&bad);
+    bad.recv_buffers = 3; /* not a power of two */
+    dgt_assert_code(dg_loop_new(&loop, &bad), DG_ERR_INVALID_ARG_VALUE);
     /* nothing live: back to the C library's, and nothing counted any more */
     dgt_assert_code(dg_replace_allocator(malloc, realloc, calloc, free), 0);
     dgt_assert_code(dg_loop_new(&loop, NULL), 0);

@@ -32,7 +32,8 @@ typedef void (*dg_free_fn)(void *ptr);
  * other dgring call.
  * The first call also hands these functions to c-ares
  * (ares_library_init_mem), process-wide: if the program uses c-ares itself,
- * call this before it creates any c-ares channel.
+ * call this before it creates any c-ares channel, and call it again only
+ * once those channels are destroyed (dgring does not count their memory).
  * Returns 0, DG_ERR_INVALID_ARG_VALUE (a NULL function; nothing changes),
  * or -EBUSY (memory from the current allocator is still live: a loop,
  * abort handle or group exists; nothing changes). */

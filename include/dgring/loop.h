@@ -1,10 +1,16 @@
 /* dgring: the event loop and its timers.
  *
- * A dg_loop owns one io_uring ring. Every socket, timer and request of a
- * loop is used from the thread that created the loop (the ring is set up
- * with IORING_SETUP_SINGLE_ISSUER, so the kernel enforces this). The only
- * calls that may come from another thread, or from a signal handler, are
- * dg_loop_wake() and dg_loop_stop().
+ * A dg_loop owns one io_uring ring (or, where io_uring cannot be used, the
+ * epoll backend, which emulates it). A loop and every socket, timer and
+ * request of it are used from the thread that created the loop; using
+ * them from another thread is undefined. Nothing checks this everywhere:
+ * on io_uring with Linux 6.1 or later the ring is set up with
+ * IORING_SETUP_SINGLE_ISSUER, and the kernel refuses an io_uring_enter
+ * from another thread (-EEXIST), but earlier kernels and the epoll backend
+ * do not notice. The calls that may come from any thread are
+ * dg_loop_wake(), dg_loop_stop() and dg_loop_post(); of these, only
+ * dg_loop_wake() and dg_loop_stop() may also come from a signal handler
+ * (dg_loop_post allocates and may take a lock).
  *
  * Callback contract (for every call in dgring): a call that fails returns a
  * negative code and never calls its callback. A call that succeeds calls its

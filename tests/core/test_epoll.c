@@ -1,4 +1,4 @@
-/* The epoll backend's send back-pressure (engine/emu.c), driven through
+/* The epoll backend's send back-pressure (engine/core/epoll.c), driven through
  * its internal interface: EAGAIN from sendmmsg parks the remaining sends
  * in order until EPOLLOUT, and a cancel by fd ends parked sends with
  * -ECANCELED. UDP on loopback never says EAGAIN (the kernel frees each
@@ -12,7 +12,7 @@
 
 #include <criterion/criterion.h>
 
-#include "internal.h"
+#include "engine/core/epoll.h"
 
 TestSuite(emu, .timeout = 60);
 
@@ -22,7 +22,7 @@ struct fixture {
     int sv[2];
     struct dg__bufring br; /* unused: no receives here */
     dg_loop_stats stats;
-    struct dg__emu *e;
+    struct dg__epoll *e;
     struct msghdr msgs[N];
     struct iovec iov[N];
     unsigned char bufs[N][LEN];
@@ -34,24 +34,24 @@ static void setup_sends(void)
 {
     memset(&fx, 0, sizeof(fx));
     cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fx.sv), 0);
-    cr_assert_eq(dg__emu_new(&fx.e, &fx.br, &fx.stats, 8, 8), 0);
+    cr_assert_eq(dg__epoll_new(&fx.e, &fx.br, &fx.stats, 8, 8), 0);
     for (unsigned i = 0; i < N; i++) {
         memset(fx.bufs[i], 0, LEN);
         memcpy(fx.bufs[i], &i, sizeof(i));
         fx.iov[i] = (struct iovec){.iov_base = fx.bufs[i], .iov_len = LEN};
         fx.msgs[i].msg_iov = &fx.iov[i];
         fx.msgs[i].msg_iovlen = 1;
-        struct io_uring_sqe *sqe = dg__emu_get_sqe(fx.e);
+        struct io_uring_sqe *sqe = dg__epoll_get_sqe(fx.e);
         cr_assert_not_null(sqe);
         io_uring_prep_sendmsg(sqe, fx.sv[0], &fx.msgs[i], 0);
         io_uring_sqe_set_data64(sqe, (uint64_t)i + 1);
     }
-    cr_assert_eq(dg__emu_submit(fx.e), N);
+    cr_assert_eq(dg__epoll_submit(fx.e), N);
 }
 
 static void teardown_sends(void)
 {
-    dg__emu_free(fx.e);
+    dg__epoll_free(fx.e);
     close(fx.sv[0]);
     close(fx.sv[1]);
 }
@@ -62,14 +62,14 @@ static unsigned take_completions(unsigned *next, int want)
 {
     struct io_uring_cqe *cqes[64];
     unsigned total = 0, n;
-    while ((n = dg__emu_peek_batch(fx.e, cqes, 64)) > 0) {
+    while ((n = dg__epoll_peek_batch(fx.e, cqes, 64)) > 0) {
         for (unsigned i = 0; i < n; i++) {
             cr_assert_eq(cqes[i]->user_data, (uint64_t)*next + 1, "completion %lu, expected %u",
                          (unsigned long)cqes[i]->user_data, *next + 1);
             cr_assert_eq(cqes[i]->res, want ? want : LEN, "send %u: %d", *next, cqes[i]->res);
             (*next)++;
         }
-        dg__emu_cq_advance(fx.e, n);
+        dg__epoll_cq_advance(fx.e, n);
         total += n;
     }
     return total;
@@ -94,7 +94,7 @@ Test(emu, eagain_parks_sends_in_order_until_writable, .init = setup_sends,
             received++;
         }
         cr_assert_eq(errno, EAGAIN);
-        cr_assert_eq(dg__emu_wait(fx.e, false), 0);
+        cr_assert_eq(dg__epoll_wait(fx.e, false), 0);
         take_completions(&completed, 0);
     }
     unsigned char buf[LEN + 1];
@@ -108,16 +108,16 @@ Test(emu, cancel_by_fd_ends_parked_sends, .init = setup_sends, .fini = teardown_
     unsigned completed = 0;
     take_completions(&completed, 0);
     cr_assert_lt(completed, N);
-    struct io_uring_sqe *sqe = dg__emu_get_sqe(fx.e);
+    struct io_uring_sqe *sqe = dg__epoll_get_sqe(fx.e);
     io_uring_prep_cancel_fd(sqe, fx.sv[0], IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, UINT64_MAX & ~(uint64_t)7);
-    cr_assert_eq(dg__emu_submit(fx.e), 1);
+    cr_assert_eq(dg__epoll_submit(fx.e), 1);
     /* the parked sends, in order, with -ECANCELED; then the cancel's own
      * completion with the count */
     struct io_uring_cqe *cqes[64];
     unsigned cancelled = 0, n;
     bool cancel_seen = false;
-    while ((n = dg__emu_peek_batch(fx.e, cqes, 64)) > 0) {
+    while ((n = dg__epoll_peek_batch(fx.e, cqes, 64)) > 0) {
         for (unsigned i = 0; i < n; i++) {
             if (cqes[i]->user_data == (UINT64_MAX & ~(uint64_t)7)) {
                 cr_assert_eq(cqes[i]->res, (int)(N - completed));
@@ -128,7 +128,7 @@ Test(emu, cancel_by_fd_ends_parked_sends, .init = setup_sends, .fini = teardown_
             cr_assert_eq(cqes[i]->res, -ECANCELED);
             cancelled++;
         }
-        dg__emu_cq_advance(fx.e, n);
+        dg__epoll_cq_advance(fx.e, n);
     }
     cr_assert(cancel_seen);
     cr_assert_eq(completed + cancelled, N);
@@ -141,15 +141,15 @@ Test(emu, far_deadline_does_not_wrap_into_the_past)
 {
     struct dg__bufring br = {0};
     dg_loop_stats stats = {0};
-    struct dg__emu *e;
+    struct dg__epoll *e;
     struct __kernel_timespec far = {.tv_sec = (long long)1 << 62, .tv_nsec = 0};
 
-    cr_assert_eq(dg__emu_new(&e, &br, &stats, 8, 8), 0);
-    struct io_uring_sqe *sqe = dg__emu_get_sqe(e);
+    cr_assert_eq(dg__epoll_new(&e, &br, &stats, 8, 8), 0);
+    struct io_uring_sqe *sqe = dg__epoll_get_sqe(e);
     io_uring_prep_timeout(sqe, &far, 0, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(sqe, 8);
-    cr_assert_eq(dg__emu_submit(e), 1);
-    cr_assert_eq(dg__emu_wait(e, false), 0);
-    cr_assert_eq(dg__emu_cq_ready(e), 0, "the far timeout fired");
-    dg__emu_free(e);
+    cr_assert_eq(dg__epoll_submit(e), 1);
+    cr_assert_eq(dg__epoll_wait(e, false), 0);
+    cr_assert_eq(dg__epoll_cq_ready(e), 0, "the far timeout fired");
+    dg__epoll_free(e);
 }

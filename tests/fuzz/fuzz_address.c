@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "engine/core/core.h"
 
 static void same_sockaddr(const struct sockaddr *a, const struct sockaddr *b)
 {

@@ -1,5 +1,5 @@
 /* Fuzz target: decoding of a multishot recvmsg buffer (dg__recv_decode,
- * engine/recvmsg.c, which the receive path runs on every completion).
+ * engine/dgram/recv_decode.c, which the receive path runs on every completion).
  *
  * Input: byte 0 picks the template and res, bytes 1-2 a template's name and
  * control lengths; the rest is the buffer as the kernel would have filled
@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
-#include "recvmsg.h"
+#include "engine/core/core.h"
+#include "engine/dgram/recv_decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -51,7 +51,7 @@ for i, r in enumerate(raws):
     write("address", "raw-%02d" % i, addr_input(2, 0, 0, r))
 
 # ---- recvmsg: [mode, namelen, controllen] then the buffer
-# Engine template (engine/internal.h): name space sizeof(sockaddr_in6)
+# Engine template (engine/dgram/recv_decode.h): name space sizeof(sockaddr_in6)
 # rounded up to 8, control space CMSG_SPACE(4) twice.
 NAME_LEN = 32
 CONTROL_LEN = 48

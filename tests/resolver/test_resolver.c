@@ -16,7 +16,7 @@
 
 #include <criterion/criterion.h>
 
-#include "internal.h" /* dg__resolve, dg__resolve_cancel (static build) */
+#include "resolver/resolver.h" /* dg__resolve, dg__resolve_cancel (static build) */
 #include "support/dns_lookup.h"
 #include "support/dns_server.h"
 #include "support/helpers.h"

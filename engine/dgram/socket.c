@@ -1,5 +1,5 @@
-/* UDP sockets: creation, bind (with fd adoption), the multishot receive,
- * connect, close and the abort handle. Sends are in send.c, options and
+/* UDP sockets: creation, bind (with fd adoption), connect, close and the
+ * abort handle. The receive path is in recv.c, sends in send.c, options and
  * multicast in sockopt.c.
  *
  * Lifetime: a socket is freed only after its close callback ran, and its
@@ -14,20 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "recvmsg.h"
-#include "vg.h"
-
-#define CONTAINER(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
+#include "dgram.h"
 
 static int socket_family(const dg_socket *s)
 {
     return s->type == DG_UDP4 ? AF_INET : AF_INET6;
-}
-
-bool dg__socket_is_open(const dg_socket *s)
-{
-    return s->state == DG__BINDING || s->state == DG__BOUND;
 }
 
 /* A bound (or binding), referenced socket keeps the loop alive. */
@@ -38,9 +29,9 @@ static void socket_update_alive(dg_socket *s)
         return;
     s->counted = want;
     if (want)
-        s->loop->alive_handles++;
+        s->loop->core.alive_handles++;
     else
-        s->loop->alive_handles--;
+        s->loop->core.alive_handles--;
 }
 
 void dg__socket_emit_error(dg_socket *s, const dg_error *err)
@@ -112,47 +103,33 @@ static int open_fd(const dg_socket_options *o)
 
 static void loop_link(dg_socket *s)
 {
-    dg_loop *loop = s->loop;
-    s->loop_next = loop->sockets;
-    if (loop->sockets)
-        loop->sockets->loop_prev = s;
-    loop->sockets = s;
-    loop->handle_count++;
+    dg__list_insert_head(&s->loop->dgram.sockets, &s->loop_link);
+    s->loop->core.handle_count++;
 }
 
 static void loop_unlink(dg_socket *s)
 {
-    if (s->loop_prev)
-        s->loop_prev->loop_next = s->loop_next;
-    else
-        s->loop->sockets = s->loop_next;
-    if (s->loop_next)
-        s->loop_next->loop_prev = s->loop_prev;
-    s->loop->handle_count--;
+    dg__list_remove(&s->loop_link);
+    s->loop->core.handle_count--;
 }
 
 static void abort_link(dg_socket *s, dg_abort *a)
 {
     s->abort = a;
-    s->abort_prev = NULL;
-    s->abort_next = a->sockets;
-    if (a->sockets)
-        a->sockets->abort_prev = s;
-    a->sockets = s;
+    dg__list_insert_head(&a->sockets, &s->abort_link);
 }
 
 static void abort_unlink(dg_socket *s)
 {
-    dg_abort *a = s->abort;
-    if (!a)
+    if (!s->abort)
         return;
-    if (s->abort_prev)
-        s->abort_prev->abort_next = s->abort_next;
-    else
-        a->sockets = s->abort_next;
-    if (s->abort_next)
-        s->abort_next->abort_prev = s->abort_prev;
+    dg__list_remove(&s->abort_link);
     s->abort = NULL;
+}
+
+static dg_socket *abort_first(dg_abort *a)
+{
+    return DG__CONTAINER(a->sockets.next, dg_socket, abort_link);
 }
 
 DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
@@ -162,13 +139,13 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     if (!loop || !options || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
-    if (loop->closing)
+    if (loop->core.closing)
         return -ECANCELED;
     int ret = validate_options(options);
     if (ret < 0)
         return ret;
-    unsigned gro_need = options->type == DG_UDP4 ? 65507 : 65527;
-    if ((options->flags & DG_SOCKET_GRO) && loop->options.recv_buffer_size < gro_need)
+    if ((options->flags & DG_SOCKET_GRO) &&
+        loop->core.options.recv_buffer_size < dg__udp_payload_max(options->type))
         return DG_ERR_INVALID_ARG_VALUE; /* coalesced datagrams would be cut */
     dg_socket *s = dg__calloc(1, sizeof(*s));
     if (!s)
@@ -199,335 +176,12 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     return 0;
 }
 
-/* ---- Receive ----------------------------------------------------------- */
-
-static void queue_rearm(dg_socket *s)
-{
-    if (s->rearm_queued)
-        return;
-    s->rearm_queued = true;
-    s->rearm_next = s->loop->rearm_head;
-    s->loop->rearm_head = s;
-}
-
-static void recv_arm(dg_socket *s)
-{
-    int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
-    if (!sqe) {
-        queue_rearm(s); /* the ring refused a flush; try again next turn */
-        return;
-    }
-    /* MSG_TRUNC makes the kernel report a truncated datagram's real size
-     * in io_uring_recvmsg_out.payloadlen. */
-    io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, MSG_TRUNC);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = s->loop->bufring.group;
-    io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_RECV));
-    s->recv_armed = true;
-    s->inflight++;
-}
-
-/* ---- Kept buffers ------------------------------------------------------ */
-
-_Static_assert(DG__BATCH_MAX == DG_MESSAGE_BATCH_MAX, "one batch size");
-_Static_assert(DG__BATCH_MAX <= 64, "kept_mask has a bit per batched message");
-
-/* Buffer bid goes back to the ring (visible at the next commit). */
-static void rx_recycle(dg_loop *loop, unsigned bid)
-{
-    dg__bufring_recycle(&loop->bufring, bid);
-    if (DG__VG_RING_FILLS(loop))
-        dg__vg_buffer_to_kernel(dg__bufring_addr(&loop->bufring, bid), loop->bufring.buf_size);
-}
-
-/* Every datagram of buffer bid was delivered: back to the ring, unless the
- * user kept it, in which case the last release returns it. */
-static void rx_buffer_done(dg_loop *loop, unsigned bid)
-{
-    struct dg_rx_buf *b = &loop->rx.bufs[bid];
-    if (b->refs == 0) {
-        rx_recycle(loop, bid);
-        return;
-    }
-    b->out = true;
-    loop->stats.rx_kept_buffers++;
-}
-
-DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf **out)
-{
-    if (out)
-        *out = NULL;
-    if (!sock || !msg || !out)
-        return DG_ERR_INVALID_ARG_VALUE;
-    dg_loop *loop = sock->loop;
-    struct dg__rx *rx = &loop->rx;
-    /* Compared as integers: msg may point anywhere. */
-    uintptr_t at = (uintptr_t)msg, first = (uintptr_t)rx->msgs;
-    if (rx->sock != sock || at < first || at >= first + rx->count * sizeof(dg_message) ||
-        (at - first) % sizeof(dg_message) != 0)
-        return DG_ERR_MESSAGE_NOT_CURRENT;
-    unsigned index = (unsigned)((at - first) / sizeof(dg_message));
-    uint64_t bit = UINT64_C(1) << index;
-    if (rx->kept_mask & bit)
-        return DG_ERR_MESSAGE_ALREADY_KEPT;
-    const struct dg__bufring *br = &loop->bufring;
-    uintptr_t data = (uintptr_t)msg->data, mem = (uintptr_t)br->mem;
-    if (data < mem || data >= mem + br->mem_bytes)
-        return DG_ERR_MESSAGE_NOT_CURRENT; /* the user rewrote msg->data */
-    unsigned bid = (unsigned)((data - mem) / br->stride);
-    struct dg_rx_buf *b = &rx->bufs[bid];
-    b->refs++;
-    rx->kept_mask |= bit;
-    rx->kept_any = true;
-    *out = b;
-    return 0;
-}
-
-DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf)
-{
-    if (!buf)
-        return DG_ERR_INVALID_ARG_VALUE;
-    if (buf->refs == 0)
-        return DG_ERR_BUFFER_NOT_KEPT;
-    if (--buf->refs > 0 || !buf->out)
-        return 0; /* more keeps, or its delivery is still going on */
-    dg_loop *loop = buf->loop;
-    buf->out = false;
-    loop->stats.rx_kept_buffers--;
-    rx_recycle(loop, (unsigned)(buf - loop->rx.bufs));
-    /* Published by the loop's next prepare step, which also re-arms the
-     * sockets that ran out of buffers; an embedding loop must come back. */
-    dg__loop_poke(loop);
-    return 0;
-}
-
-/* ---- Delivery ------------------------------------------------------------ */
-
-static void deliver_one(dg_socket *s, dg_message *m)
-{
-    s->stats.rx_datagrams++;
-    s->stats.rx_bytes += m->length;
-    if (m->flags & DG_MSG_TRUNC)
-        s->stats.rx_truncated++;
-    if (s->handlers.on_message)
-        s->handlers.on_message(s, m, s->data);
-}
-
-/* The message a decoded buffer gives: the whole datagram, or (GRO) the
- * sender, with each segment's data and length filled in by the caller. */
-static inline void message_from_view(dg_message *m, const struct dg__recv_view *v)
-{
-    m->addr = v->name;
-    m->addrlen = v->namelen;
-    m->reserved = 0;
-    m->data = v->payload;
-    m->length = v->length;
-    m->size = v->size;
-    m->flags = v->truncated ? DG_MSG_TRUNC : 0;
-}
-
-/* Decodes one buffer the kernel filled and hands its datagram(s) to the
- * user: with UDP_GRO a buffer may hold several datagrams of one sender,
- * all of gro_size bytes but the last. */
-static void deliver(dg_socket *s, void *buf, int res)
-{
-    struct dg__recv_view v;
-    if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0)
-        return; /* shorter than the header the kernel always writes: cannot happen */
-    if (v.drops)
-        s->stats.rx_kernel_drops = v.drops;
-    dg_message m;
-    message_from_view(&m, &v);
-    struct dg__rx *rx = &s->loop->rx;
-    rx->sock = s; /* what dg_message_keep accepts */
-    rx->msgs = &m;
-    rx->count = 1;
-    if (v.gro_size == 0) {
-        deliver_one(s, &m);
-        rx->sock = NULL;
-        return;
-    }
-    const unsigned char *p = v.payload;
-    size_t left = v.length;
-    m.flags = 0;
-    s->stats.rx_gro_buffers++;
-    while (left > 0 && dg__socket_is_open(s)) { /* the callback may close it */
-        m.data = p;
-        m.length = m.size = left < v.gro_size ? left : v.gro_size;
-        deliver_one(s, &m);
-        rx->kept_mask = 0; /* the next segment is another message */
-        p += m.length;
-        left -= m.length;
-    }
-    rx->sock = NULL;
-}
-
-/* ---- Batch delivery (on_message_batch) ----------------------------------- */
-
-void dg__rx_batch_flush(dg_loop *loop)
-{
-    struct dg__rx *rx = &loop->rx;
-    dg_socket *s = rx->batch_sock;
-    if (!s)
-        return;
-    unsigned n = rx->batch_count;
-    if (n > 0 && dg__socket_is_open(s)) {
-        for (unsigned i = 0; i < n; i++) {
-            s->stats.rx_datagrams++;
-            s->stats.rx_bytes += rx->batch_msgs[i].length;
-            if (rx->batch_msgs[i].flags & DG_MSG_TRUNC)
-                s->stats.rx_truncated++;
-        }
-        rx->sock = s;
-        rx->msgs = rx->batch_msgs;
-        rx->count = n;
-        s->handlers.on_message_batch(s, rx->batch_msgs, n, s->data);
-        rx->sock = NULL;
-        rx->kept_mask = 0;
-        rx->kept_any = false;
-    }
-    /* Nothing can add to the batch during the callback (no completion walk
-     * runs inside it), so the buffers are exactly those gathered. */
-    for (unsigned i = 0; i < rx->batch_nbids; i++)
-        rx_buffer_done(loop, rx->batch_bids[i]);
-    rx->batch_count = 0;
-    rx->batch_nbids = 0;
-    rx->batch_sock = NULL;
-}
-
-static void batch_add(struct dg__rx *rx, const dg_message *m)
-{
-    rx->batch_msgs[rx->batch_count++] = *m;
-}
-
-/* Adds the datagram(s) of one buffer to the socket's batch; flushes when
- * the batch is full (possibly in the middle of a GRO buffer, whose
- * remaining datagrams then start the next batch). */
-static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, int res)
-{
-    struct dg__rx *rx = &loop->rx;
-    struct dg__recv_view v;
-    if (rx->batch_sock != s)
-        dg__rx_batch_flush(loop); /* one socket per batch */
-    if (res < 0 || !dg__socket_is_open(s) || dg__recv_decode(buf, res, &s->rmsg, &v) < 0) {
-        rx_recycle(loop, bid);
-        return;
-    }
-    rx->batch_sock = s;
-    if (v.drops)
-        s->stats.rx_kernel_drops = v.drops;
-    dg_message m;
-    message_from_view(&m, &v);
-    if (v.gro_size == 0) {
-        batch_add(rx, &m);
-        rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
-        if (rx->batch_count == DG__BATCH_MAX)
-            dg__rx_batch_flush(loop);
-        return;
-    }
-    const unsigned char *p = v.payload;
-    size_t left = v.length;
-    if (left == 0) { /* no segment to deliver (the kernel never sends one) */
-        rx_recycle(loop, bid);
-        return;
-    }
-    m.flags = 0;
-    s->stats.rx_gro_buffers++;
-    while (left > 0) {
-        m.data = p;
-        m.length = m.size = left < v.gro_size ? left : v.gro_size;
-        p += m.length;
-        left -= m.length;
-        batch_add(rx, &m);
-        if (left == 0)
-            rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
-        if (rx->batch_count == DG__BATCH_MAX) {
-            dg__rx_batch_flush(loop);
-            if (left > 0 && !dg__socket_is_open(s)) { /* closed by the callback */
-                rx_buffer_done(loop, bid);
-                return;
-            }
-            if (left > 0)
-                rx->batch_sock = s;
-        }
-    }
-}
-
-void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
-{
-    dg_socket *s = DG__UD_PTR(cqe->user_data);
-    bool more = cqe->flags & IORING_CQE_F_MORE;
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
-        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        unsigned char *buf = dg__bufring_addr(&loop->bufring, bid);
-        if (DG__VG_RING_FILLS(loop))
-            dg__vg_buffer_filled(buf, loop->bufring.buf_size, cqe->res, &s->rmsg);
-        if (s->handlers.on_message_batch) {
-            batch_buffer(loop, s, bid, buf, cqe->res);
-        } else {
-            if (loop->rx.batch_sock)
-                dg__rx_batch_flush(loop); /* another socket's datagrams came first */
-            if (cqe->res >= 0 && dg__socket_is_open(s))
-                deliver(s, buf, cqe->res);
-            if (loop->rx.kept_any) { /* the user kept it: rare */
-                loop->rx.kept_any = false;
-                loop->rx.kept_mask = 0;
-                rx_buffer_done(loop, bid);
-            } else {
-                rx_recycle(loop, bid);
-            }
-        }
-    } else {
-        if (loop->rx.batch_sock == s)
-            dg__rx_batch_flush(loop); /* its datagrams came first */
-        if (cqe->res == -ENOBUFS) {
-            s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
-        } else if (cqe->res < 0 && cqe->res != -ECANCELED && dg__socket_is_open(s)) {
-            dg_error err = {.code = cqe->res, .syscall = "recvmsg"};
-            dg__socket_emit_error(s, &err);
-        }
-    }
-    if (more)
-        return;
-    s->recv_armed = false;
-    if (dg__socket_is_open(s))
-        queue_rearm(s); /* after this batch's buffers are back in the ring */
-    dg__socket_op_done(s);
-}
-
-static void issue_close_cancel(dg_socket *s);
-
-/* With every buffer kept by the user a receive would end at once with
- * ENOBUFS: such sockets stay queued until a dg_rx_buf_release(). */
-void dg__sockets_rearm(dg_loop *loop)
-{
-    dg_socket *s = loop->rearm_head;
-    bool dry = dg__rx_dry(&loop->stats, &loop->bufring);
-    loop->rearm_head = NULL;
-    while (s) {
-        dg_socket *next = s->rearm_next;
-        s->rearm_queued = false;
-        if (s->state == DG__CLOSING && s->cancel_pending) {
-            issue_close_cancel(s);
-        } else if (dg__socket_is_open(s) && s->fd_bound && !s->recv_armed) {
-            if (dry) {
-                queue_rearm(s);
-            } else {
-                s->stats.rx_rearms++;
-                recv_arm(s);
-            }
-        }
-        s = next;
-    }
-}
-
 /* Takes a socket about to be freed off the loop's re-arm and run lists
  * (singly linked; only closing sockets pay for the walk). */
 static void loop_lists_unlink(dg_socket *s)
 {
     if (s->rearm_queued) {
-        dg_socket **p = &s->loop->rearm_head;
+        dg_socket **p = &s->loop->dgram.rearm_head;
         while (*p && *p != s)
             p = &(*p)->rearm_next;
         if (*p)
@@ -535,7 +189,7 @@ static void loop_lists_unlink(dg_socket *s)
         s->rearm_queued = false;
     }
     if (s->run_queued) {
-        dg_socket **p = &s->loop->run_head;
+        dg_socket **p = &s->loop->dgram.run_head;
         while (*p && *p != s)
             p = &(*p)->run_next;
         if (*p)
@@ -628,7 +282,7 @@ static void bind_finish(dg_socket *s)
 
 static void bind_finish_deferred(struct dg__deferred *node)
 {
-    bind_finish(CONTAINER(node, dg_socket, bind_ev));
+    bind_finish(DG__CONTAINER(node, dg_socket, bind_ev));
 }
 
 /* bind(2) and the options Node applies right after it. */
@@ -641,7 +295,7 @@ static void bind_syscall(dg_socket *s, const struct sockaddr *sa, socklen_t len)
     s->bind_status = ret;
     if (ret == 0) {
         s->fd_bound = true;
-        recv_arm(s);
+        dg__recv_arm(s);
     }
 }
 
@@ -678,7 +332,7 @@ static int bind_start(dg_socket *s, const char *address, int port, dg_bind_cb cb
     socket_update_alive(s);
     if (literal) {
         bind_syscall(s, (struct sockaddr *)&ss, len);
-        dg__defer(s->loop, &s->bind_ev, bind_finish_deferred);
+        dg__defer(&s->loop->core, &s->bind_ev, bind_finish_deferred);
     }
     return 0;
 }
@@ -729,9 +383,11 @@ static int check_adoptable(const dg_socket *s, int fd)
     getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len);
     if (type != SOCK_DGRAM || domain != socket_family(s) || protocol != IPPROTO_UDP)
         return DG_ERR_INVALID_FD_TYPE;
-    for (const dg_socket *o = s->loop->sockets; o; o = o->loop_next)
+    DG__LIST_FOR_EACH(node, &s->loop->dgram.sockets) {
+        const dg_socket *o = DG__CONTAINER(node, dg_socket, loop_link);
         if (o->fd == fd && o->state < DG__CLOSED)
             return -EEXIST;
+    }
     return 0;
 }
 
@@ -764,9 +420,9 @@ static int adopt_fd(dg_socket *s, int fd)
         s->bind_status = apply_buffer_sizes(s);
         s->fd_bound = s->bind_status == 0;
         if (s->fd_bound)
-            recv_arm(s);
+            dg__recv_arm(s);
     }
-    dg__defer(s->loop, &s->bind_ev, bind_finish_deferred);
+    dg__defer(&s->loop->core, &s->bind_ev, bind_finish_deferred);
     return 0;
 }
 
@@ -863,7 +519,7 @@ DG_EXPORT int dg_socket_remote_address(const dg_socket *sock, dg_address *out)
 
 static void close_finish(struct dg__deferred *node)
 {
-    dg_socket *s = CONTAINER(node, dg_socket, close_ev);
+    dg_socket *s = DG__CONTAINER(node, dg_socket, close_ev);
     dg_loop *loop = s->loop;
     s->state = DG__CLOSED;
     loop_lists_unlink(s);
@@ -871,7 +527,7 @@ static void close_finish(struct dg__deferred *node)
         s->handlers.on_close(s, s->data);
     if (s->close_cb)
         s->close_cb(s, s->close_data);
-    loop->closing_handles--;
+    loop->core.closing_handles--;
     loop_unlink(s);
     dg__free(s);
 }
@@ -879,19 +535,19 @@ static void close_finish(struct dg__deferred *node)
 void dg__socket_last_op_done(dg_socket *s)
 {
     close(s->fd);
-    dg__defer(s->loop, &s->close_ev, close_finish);
+    dg__defer(&s->loop->core, &s->close_ev, close_finish);
 }
 
 /* One cancel for every request on the fd: the multishot receive and any
  * send the kernel is still waiting to issue (those end with -ECANCELED).
  * Sends already issued complete with their real result. */
-static void issue_close_cancel(dg_socket *s)
+void dg__socket_close_cancel(dg_socket *s)
 {
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(&s->loop->core, &err);
     if (!sqe) {
         s->cancel_pending = true;
-        queue_rearm(s); /* retried in the next turn's prepare step */
+        dg__recv_queue_rearm(s); /* retried in the next turn's prepare step */
         return;
     }
     s->cancel_pending = false;
@@ -910,13 +566,13 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
     sock->close_data = cb_data;
     socket_update_alive(sock);
     abort_unlink(sock);
-    sock->loop->closing_handles++;
+    sock->loop->core.closing_handles++;
     dg__send_run_flush(sock); /* sends made before close leave before the cancel */
     dg__lookup_cancel(&sock->bind_lookup);
     dg__lookup_cancel(&sock->connect_lookup);
     dg__sendq_fail(sock, -ECANCELED);
     if (sock->recv_armed || sock->inflight > 0)
-        issue_close_cancel(sock);
+        dg__socket_close_cancel(sock);
     sock->inflight++; /* the close itself, so the common path ends it */
     dg__socket_op_done(sock);
     return 0;
@@ -937,8 +593,14 @@ DG_EXPORT int dg_abort_new(dg_abort **out)
 {
     if (!out)
         return DG_ERR_INVALID_ARG_VALUE;
+    dg__owner_hold();
     *out = dg__calloc(1, sizeof(**out));
-    return *out ? 0 : -ENOMEM;
+    if (!*out) {
+        dg__owner_release();
+        return -ENOMEM;
+    }
+    dg__list_init(&(*out)->sockets);
+    return 0;
 }
 
 DG_EXPORT void dg_abort_trigger(dg_abort *abort)
@@ -946,8 +608,8 @@ DG_EXPORT void dg_abort_trigger(dg_abort *abort)
     if (!abort)
         return;
     abort->aborted = true;
-    while (abort->sockets)
-        dg_socket_close(abort->sockets, NULL, NULL); /* unlinks it */
+    while (!dg__list_empty(&abort->sockets))
+        dg_socket_close(abort_first(abort), NULL, NULL); /* unlinks it */
 }
 
 DG_EXPORT bool dg_abort_aborted(const dg_abort *abort)
@@ -959,9 +621,10 @@ DG_EXPORT void dg_abort_free(dg_abort *abort)
 {
     if (!abort)
         return;
-    while (abort->sockets)
-        abort_unlink(abort->sockets);
+    while (!dg__list_empty(&abort->sockets))
+        abort_unlink(abort_first(abort));
     dg__free(abort);
+    dg__owner_release();
 }
 
 /* ---- Small accessors ----------------------------------------------------- */

@@ -24,12 +24,12 @@
 #include <sys/uio.h>
 
 #ifdef DG_VALGRIND
-#include <string.h>
 #include <valgrind/memcheck.h>
 
-/* Whether the loop's provided buffers are filled by io_uring (another
- * backend fills them with system calls memcheck already follows). */
-#define DG__VG_RING_FILLS(loop) (strcmp(dg_loop_backend(loop), "io_uring") == 0)
+/* Whether the kernel fills the provided buffers of br: a buffer ring
+ * registered with an io_uring (the epoll backend fills them with system
+ * calls memcheck already follows). */
+#define DG__VG_RING_FILLS(br) ((br)->registered)
 
 /* The kernel owns the buffer again (after recycling it). */
 static inline void dg__vg_buffer_to_kernel(void *buf, size_t size)
@@ -77,7 +77,7 @@ static inline void dg__vg_check_send(const struct msghdr *msg)
 
 #else
 
-#define DG__VG_RING_FILLS(loop) ((void)(loop), 0)
+#define DG__VG_RING_FILLS(br) ((void)(br), 0)
 
 static inline void dg__vg_buffer_to_kernel(void *buf, size_t size)
 {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dgram.h"
 
 static bool is_v4(const dg_socket *s)
 {
@@ -41,26 +41,27 @@ DG_EXPORT int dg_socket_set_broadcast(dg_socket *sock, bool on)
     return ret < 0 ? ret : set_int(sock, SOL_SOCKET, SO_BROADCAST, on ? 1 : 0);
 }
 
-DG_EXPORT int dg_socket_set_ttl(dg_socket *sock, int ttl)
+/* A hop limit, [min, 255], as the IPv4 or IPv6 option of the socket's
+ * family. */
+static int set_hops(dg_socket *s, int value, int min, int v4_name, int v6_name)
 {
-    int ret = usable(sock);
+    int ret = usable(s);
     if (ret < 0)
         return ret;
-    if (ttl < 1 || ttl > 255)
+    if (value < min || value > 255)
         return -EINVAL;
-    return is_v4(sock) ? set_int(sock, IPPROTO_IP, IP_TTL, ttl)
-                       : set_int(sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+    return is_v4(s) ? set_int(s, IPPROTO_IP, v4_name, value)
+                    : set_int(s, IPPROTO_IPV6, v6_name, value);
+}
+
+DG_EXPORT int dg_socket_set_ttl(dg_socket *sock, int ttl)
+{
+    return set_hops(sock, ttl, 1, IP_TTL, IPV6_UNICAST_HOPS);
 }
 
 DG_EXPORT int dg_socket_set_multicast_ttl(dg_socket *sock, int ttl)
 {
-    int ret = usable(sock);
-    if (ret < 0)
-        return ret;
-    if (ttl < 0 || ttl > 255)
-        return -EINVAL;
-    return is_v4(sock) ? set_int(sock, IPPROTO_IP, IP_MULTICAST_TTL, ttl)
-                       : set_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
+    return set_hops(sock, ttl, 0, IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS);
 }
 
 DG_EXPORT int dg_socket_set_multicast_loopback(dg_socket *sock, bool on)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "core.h"
 
 static void *map_anonymous(size_t bytes)
 {
@@ -78,10 +78,8 @@ void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
     br->pending++;
 }
 
-void dg__bufring_commit(struct dg__bufring *br)
+void dg__bufring_publish(struct dg__bufring *br)
 {
-    if (br->pending == 0)
-        return;
     io_uring_buf_ring_advance(br->ring, (int)br->pending);
     br->pending = 0;
 }

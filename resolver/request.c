@@ -34,9 +34,8 @@ static void answer_to_sockaddr(const struct dg__answer *a, struct sockaddr_stora
 /* Runs the callback; the request is freed afterwards. */
 static void req_run(struct dg__resolve_req *req, int status)
 {
-    dg_loop *loop = req->loop;
     req->finished = true;
-    loop->pending_requests--;
+    req->core->pending_requests--;
     if (status == 0)
         req->cb(req->ctx, 0, (const struct sockaddr *)&req->addr, req->addrlen);
     else
@@ -46,8 +45,7 @@ static void req_run(struct dg__resolve_req *req, int status)
 
 static void req_deferred(struct dg__deferred *node)
 {
-    struct dg__resolve_req *req =
-        (struct dg__resolve_req *)((char *)node - offsetof(struct dg__resolve_req, ev));
+    struct dg__resolve_req *req = DG__CONTAINER(node, struct dg__resolve_req, ev);
     req_run(req, req->cancelled ? -ECANCELED : req->status);
 }
 
@@ -56,7 +54,7 @@ void dg__req_complete(struct dg__resolve_req *req, int status, const struct dg__
     req->status = status;
     if (status == 0)
         answer_to_sockaddr(answer, &req->addr, &req->addrlen);
-    dg__defer(req->loop, &req->ev, req_deferred);
+    dg__defer(req->core, &req->ev, req_deferred);
 }
 
 void dg__req_finish_now(struct dg__resolve_req *req, int status)
@@ -86,7 +84,7 @@ static bool answer_literal(struct dg__resolve_req *req, const char *name, int fa
         dg__parse_address(family, name, 0, false, &req->addr, &req->addrlen);
         req->status = 0;
     }
-    dg__defer(req->loop, &req->ev, req_deferred);
+    dg__defer(req->core, &req->ev, req_deferred);
     return true;
 }
 
@@ -174,15 +172,14 @@ int dg__resolve(dg_loop *loop, const char *name, int family, dg__resolve_cb cb, 
     if (!loop || !name || !cb || (family != AF_INET && family != AF_INET6))
         return DG_ERR_INVALID_ARG_VALUE;
     int ret = 0;
-    struct dg__resolver *res = dg__resolver_get(loop, &ret);
+    struct dg__core *c = dg__core_of(loop);
+    struct dg__resolver *res = dg__resolver_get(c, &ret);
     if (!res)
         return ret;
-    if (res->closing)
-        return -ECANCELED;
     struct dg__resolve_req *req = dg__calloc(1, sizeof(*req));
     if (!req)
         return -ENOMEM;
-    req->loop = loop;
+    req->core = c;
     req->cb = cb;
     req->ctx = ctx;
     ret = resolve_dispatch(res, req, name, family);
@@ -191,7 +188,7 @@ int dg__resolve(dg_loop *loop, const char *name, int family, dg__resolve_cb cb, 
         return ret;
     }
     res->stats.lookups++;
-    loop->pending_requests++;
+    c->pending_requests++;
     if (out)
         *out = req;
     return 0;
@@ -202,20 +199,14 @@ void dg__resolve_cancel(struct dg__resolve_req *req)
     if (!req || req->finished || req->cancelled)
         return;
     req->cancelled = true;
-    struct dg__resolver *res = req->loop->resolver;
+    struct dg__resolver *res = req->core->resolver;
     if (res && res->closing)
         return; /* the teardown is finishing every request with -ECANCELED */
     if (req->query) {
-        struct dg__query *q = req->query;
-        if (req->prev)
-            req->prev->next = req->next;
-        else
-            q->waiters = req->next;
-        if (req->next)
-            req->next->prev = req->prev;
+        dg__list_remove(&req->link); /* off the query's waiters */
         req->query = NULL;
     }
-    dg__defer(req->loop, &req->ev, req_deferred); /* no-op if already queued */
+    dg__defer(req->core, &req->ev, req_deferred); /* no-op if already queued */
 }
 
 /* ---- dg_lookup -------------------------------------------------------------- */
@@ -407,11 +398,9 @@ DG_EXPORT int dg_loop_set_resolver_options(dg_loop *loop, const dg_resolver_opti
     if (!loop || !options || !options_valid(options))
         return DG_ERR_INVALID_ARG_VALUE;
     int ret = 0;
-    struct dg__resolver *res = dg__resolver_get(loop, &ret);
+    struct dg__resolver *res = dg__resolver_get(dg__core_of(loop), &ret);
     if (!res)
         return ret;
-    if (res->closing)
-        return -ECANCELED;
     char *resolv = NULL, *hosts = NULL;
     if (path_copy(options->resolv_conf, res->resolv_conf, &resolv) < 0 ||
         path_copy(options->hosts_file, res->hosts_file, &hosts) < 0) {
@@ -433,7 +422,7 @@ DG_EXPORT int dg_loop_get_resolver_options(const dg_loop *loop, dg_resolver_opti
 {
     if (!loop || !out)
         return DG_ERR_INVALID_ARG_VALUE;
-    const struct dg__resolver *res = loop->resolver;
+    const struct dg__resolver *res = dg__core_of_const(loop)->resolver;
     if (res)
         *out = res->options;
     else
@@ -509,11 +498,9 @@ DG_EXPORT int dg_loop_set_dns_servers(dg_loop *loop, const char *servers)
             return n;
     }
     int ret = 0;
-    struct dg__resolver *res = dg__resolver_get(loop, &ret);
+    struct dg__resolver *res = dg__resolver_get(dg__core_of(loop), &ret);
     if (!res)
         return ret;
-    if (res->closing)
-        return -ECANCELED;
     memcpy(res->servers, parsed, (size_t)n * sizeof(parsed[0]));
     res->nservers = (unsigned)n;
     resolver_reset(res);
@@ -524,7 +511,7 @@ DG_EXPORT int dg_loop_clear_dns_cache(dg_loop *loop)
 {
     if (!loop)
         return DG_ERR_INVALID_ARG_VALUE;
-    struct dg__resolver *res = loop->resolver;
+    struct dg__resolver *res = dg__core_of(loop)->resolver;
     if (res)
         dg__cache_clear(&res->cache);
     return 0;
@@ -535,7 +522,7 @@ DG_EXPORT int dg_loop_get_resolver_stats(const dg_loop *loop, dg_resolver_stats 
     if (!loop || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     memset(out, 0, sizeof(*out));
-    const struct dg__resolver *res = loop->resolver;
+    const struct dg__resolver *res = dg__core_of_const(loop)->resolver;
     if (res) {
         *out = res->stats;
         out->cache_entries = res->cache.count;

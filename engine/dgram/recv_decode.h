@@ -1,8 +1,8 @@
-/* Decoding of one multishot recvmsg buffer (engine/recvmsg.c): pure, no
- * socket, no callbacks, so the fuzzer in tests/fuzz/ runs exactly the code
- * the receive path runs. */
-#ifndef DGRING_ENGINE_RECVMSG_H
-#define DGRING_ENGINE_RECVMSG_H
+/* Decoding of one multishot recvmsg buffer (dgram/recv_decode.c): pure,
+ * no socket, no callbacks, so the fuzzer in tests/fuzz/ runs exactly the
+ * code the receive path runs. */
+#ifndef DGRING_ENGINE_DGRAM_RECV_DECODE_H
+#define DGRING_ENGINE_DGRAM_RECV_DECODE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,7 +10,18 @@
 #include <errno.h>
 #include <liburing.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+
+/* Bytes in front of the payload in each receive buffer: the kernel's
+ * io_uring_recvmsg_out header, the sender's name, and control space for
+ * SO_RXQ_OVFL's drop counter and UDP_GRO's segment size. */
+/* The name area is rounded up to 8 so the control messages after it are
+ * aligned for struct cmsghdr. */
+#define DG__RECV_NAME_LEN ((unsigned)((sizeof(struct sockaddr_in6) + 7u) & ~7u))
+#define DG__RECV_CONTROL_LEN ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))))
+#define DG__RECV_HEADER_LEN \
+    ((unsigned)sizeof(struct io_uring_recvmsg_out) + DG__RECV_NAME_LEN + DG__RECV_CONTROL_LEN)
 
 /* What one buffer holds. Every pointer points inside the buffer given to
  * dg__recv_decode(), and every byte it describes lies within its first
@@ -36,7 +47,7 @@ struct dg__recv_view {
  * untouched). Lengths in the buffer's header are distrusted: no field can
  * make it read outside the first res bytes. */
 /* Reads the control messages in ctl[0, len): SO_RXQ_OVFL's counter into
- * *drops and UDP_GRO's segment size into *gro_size (engine/recvmsg.c;
+ * *drops and UDP_GRO's segment size into *gro_size (recv_decode.c;
  * called only when the kernel wrote control messages). */
 void dg__recv_read_control(const unsigned char *ctl, size_t len, uint32_t *drops,
                            int *gro_size);

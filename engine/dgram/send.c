@@ -11,18 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
-#include "internal.h"
-#include "vg.h"
+#include "dgram.h"
+#include "engine/core/valgrind.h"
 
 #define DG__MAX_IOV 1024 /* IOV_MAX on Linux */
 
 static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
 {
-    struct dg__send_req *req = loop->free_reqs;
+    struct dg__send_req *req = loop->dgram.free_reqs;
     if (req)
-        loop->free_reqs = req->next;
+        loop->dgram.free_reqs = req->next;
     else if (!(req = dg__malloc(sizeof(*req))))
         return NULL;
     /* Clear only what every send reads: the header fields and the msghdr.
@@ -34,15 +33,13 @@ static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
     if (len > sizeof(req->inline_buf)) {
         req->heap = dg__malloc(len);
         if (!req->heap) {
-            req->next = loop->free_reqs;
-            loop->free_reqs = req;
+            req->next = loop->dgram.free_reqs;
+            loop->dgram.free_reqs = req;
             return NULL;
         }
     }
     return req;
 }
-
-static void sbuf_free(dg_loop *loop, struct dg__sbuf *b);
 
 static void req_release(dg_loop *loop, struct dg__send_req *req)
 {
@@ -51,24 +48,24 @@ static void req_release(dg_loop *loop, struct dg__send_req *req)
         req->heap = NULL;
     }
     if (req->sbuf) {
-        sbuf_free(loop, req->sbuf);
+        dg__sbuf_free(&loop->core.sbufs, req->sbuf);
         req->sbuf = NULL;
     }
-    req->next = loop->free_reqs;
-    loop->free_reqs = req;
+    req->next = loop->dgram.free_reqs;
+    loop->dgram.free_reqs = req;
 }
 
 void dg__send_reqs_free(dg_loop *loop)
 {
-    while (loop->free_reqs) {
-        struct dg__send_req *next = loop->free_reqs->next;
-        dg__free(loop->free_reqs);
-        loop->free_reqs = next;
+    while (loop->dgram.free_reqs) {
+        struct dg__send_req *next = loop->dgram.free_reqs->next;
+        dg__free(loop->dgram.free_reqs);
+        loop->dgram.free_reqs = next;
     }
-    while (loop->free_gso) {
-        struct dg__gso_req *next = loop->free_gso->next;
-        dg__free(loop->free_gso);
-        loop->free_gso = next;
+    while (loop->dgram.free_gso) {
+        struct dg__gso_req *next = loop->dgram.free_gso->next;
+        dg__free(loop->dgram.free_gso);
+        loop->dgram.free_gso = next;
     }
 }
 
@@ -108,7 +105,7 @@ static void send_complete(struct dg__send_req *req, int res)
     }
     s->queue_bytes -= req->len;
     s->queue_count--;
-    loop->pending_sends--;
+    loop->dgram.pending_sends--;
     dg_send_cb cb = req->cb;
     void *cb_data = req->cb_data;
     if (!req->zc_notif_pending)
@@ -127,117 +124,23 @@ void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe)
         /* A zero-copy send's second completion: the kernel no longer
          * reads the buffer, so it (and the request) go back. */
         req->zc_notif_pending = false;
-        loop->zc_notifs--;
+        loop->dgram.zc_notifs--;
         req_release(loop, req);
         return;
     }
     if (cqe->flags & IORING_CQE_F_MORE) {
         req->zc_notif_pending = true; /* a notification follows */
-        loop->zc_notifs++;
+        loop->dgram.zc_notifs++;
     }
     send_complete(req, cqe->res);
-}
-
-/* ---- Engine send buffers ------------------------------------------------ */
-
-static int sbuf_pool_init(dg_loop *loop)
-{
-    struct dg__sbuf_pool *p = &loop->sbufs;
-    unsigned count = loop->options.send_buffers, size = loop->options.send_buffer_size;
-    size_t stride = ((size_t)size + 63u) & ~(size_t)63u; /* cache-line aligned */
-    void *mem = mmap(NULL, (size_t)count * stride, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
-        return -ENOMEM;
-    struct dg__sbuf *bufs = dg__calloc(count, sizeof(*bufs));
-    if (!bufs) {
-        munmap(mem, (size_t)count * stride);
-        return -ENOMEM;
-    }
-    p->mem = mem;
-    p->mem_bytes = (size_t)count * stride;
-    p->bufs = bufs;
-    p->count = count;
-    for (unsigned i = count; i-- > 0;) {
-        bufs[i].pub.data = p->mem + (size_t)i * stride;
-        bufs[i].pub.capacity = size;
-        bufs[i].state = DG__SBUF_FREE;
-        bufs[i].next_free = p->free;
-        p->free = &bufs[i];
-    }
-    if (!loop->emu) {
-        /* Fixed buffers: what IORING_OP_SEND_ZC can send from without
-         * pinning pages per send. Optional: without it there is no
-         * zero-copy, and sends still copy nothing in user space. */
-        struct iovec whole = {.iov_base = p->mem, .iov_len = p->mem_bytes};
-        p->registered = io_uring_register_buffers(&loop->ring, &whole, 1) == 0;
-    }
-    return 0;
-}
-
-void dg__sbuf_pool_destroy(dg_loop *loop)
-{
-    struct dg__sbuf_pool *p = &loop->sbufs;
-    if (p->mem)
-        munmap(p->mem, p->mem_bytes);
-    dg__free(p->bufs);
-    memset(p, 0, sizeof(*p));
-}
-
-static void sbuf_free(dg_loop *loop, struct dg__sbuf *b)
-{
-    b->state = DG__SBUF_FREE;
-    b->next_free = loop->sbufs.free;
-    loop->sbufs.free = b;
-}
-
-/* The pool entry behind a user's pointer, found without dereferencing a
- * pointer that is not one of loop's buffers; NULL if it is not, or if the
- * buffer is not the user's to give. */
-static struct dg__sbuf *sbuf_owned(dg_loop *loop, dg_send_buffer *buf)
-{
-    const struct dg__sbuf_pool *p = &loop->sbufs;
-    uintptr_t at = (uintptr_t)buf, base = (uintptr_t)p->bufs;
-    if (!buf || !p->bufs || at < base || at >= base + (uintptr_t)p->count * sizeof(*p->bufs) ||
-        (at - base) % sizeof(*p->bufs) != 0)
-        return NULL;
-    struct dg__sbuf *b = &p->bufs[(at - base) / sizeof(*p->bufs)];
-    return b->state == DG__SBUF_USER ? b : NULL;
-}
-
-DG_EXPORT int dg_send_buffer_get(dg_loop *loop, dg_send_buffer **out)
-{
-    if (!loop || !out)
-        return DG_ERR_INVALID_ARG_VALUE;
-    if (!loop->sbufs.bufs) {
-        int ret = sbuf_pool_init(loop);
-        if (ret < 0)
-            return ret;
-    }
-    struct dg__sbuf *b = loop->sbufs.free;
-    if (!b)
-        return -ENOBUFS;
-    loop->sbufs.free = b->next_free;
-    b->state = DG__SBUF_USER;
-    *out = &b->pub;
-    return 0;
-}
-
-DG_EXPORT int dg_send_buffer_put(dg_loop *loop, dg_send_buffer *buf)
-{
-    struct dg__sbuf *b = loop ? sbuf_owned(loop, buf) : NULL;
-    if (!b)
-        return DG_ERR_INVALID_ARG_VALUE;
-    sbuf_free(loop, b);
-    return 0;
 }
 
 /* Large sends from a registered engine buffer skip the kernel's copy. */
 static bool wants_zerocopy(const dg_loop *loop, const struct dg__send_req *req)
 {
-    unsigned min = loop->options.send_zerocopy_min;
-    return req->sbuf && min > 0 && req->len >= min && loop->sbufs.registered &&
-           loop->caps.send_to;
+    unsigned min = loop->core.options.send_zerocopy_min;
+    return req->sbuf && min > 0 && req->len >= min && loop->core.sbufs.registered &&
+           loop->core.caps.send_to;
 }
 
 /* One SQE; the kernel sees it at this turn's io_uring_enter. */
@@ -245,11 +148,11 @@ static int req_submit(struct dg__send_req *req)
 {
     dg_socket *s = req->sock;
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(&s->loop->core, &err);
     if (!sqe)
         return err;
     dg__vg_check_send(&req->msg);
-    if (!s->loop->caps.send_to) {
+    if (!s->loop->core.caps.send_to) {
         io_uring_prep_sendmsg(sqe, s->fd, &req->msg, 0);
     } else {
         /* sendto as a ring op: the kernel copies neither a msghdr nor an
@@ -277,7 +180,7 @@ static int req_submit(struct dg__send_req *req)
 
 static size_t gso_limit(const dg_socket *s)
 {
-    return s->type == DG_UDP4 ? 65507 : 65527; /* largest UDP payload */
+    return dg__udp_payload_max(s->type);
 }
 
 static bool run_accepts(const dg_socket *s, const struct dg__send_req *req)
@@ -301,9 +204,9 @@ static bool run_accepts(const dg_socket *s, const struct dg__send_req *req)
 
 static struct dg__gso_req *gso_alloc(dg_loop *loop)
 {
-    struct dg__gso_req *g = loop->free_gso;
+    struct dg__gso_req *g = loop->dgram.free_gso;
     if (g)
-        loop->free_gso = g->next;
+        loop->dgram.free_gso = g->next;
     else if (!(g = dg__malloc(sizeof(*g))))
         return NULL;
     memset(g, 0, offsetof(struct dg__gso_req, iov));
@@ -312,8 +215,8 @@ static struct dg__gso_req *gso_alloc(dg_loop *loop)
 
 static void gso_release(dg_loop *loop, struct dg__gso_req *g)
 {
-    g->next = loop->free_gso;
-    loop->free_gso = g;
+    g->next = loop->dgram.free_gso;
+    loop->dgram.free_gso = g;
 }
 
 /* One sendmsg for the whole run; the kernel cuts it into datagrams of
@@ -344,7 +247,7 @@ static int gso_submit(dg_socket *s, struct dg__send_req *head, unsigned count)
     uint16_t seg = (uint16_t)head->len;
     memcpy(CMSG_DATA(c), &seg, sizeof(seg));
     int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(s->loop, &err);
+    struct io_uring_sqe *sqe = dg__get_sqe(&s->loop->core, &err);
     if (!sqe) {
         gso_release(s->loop, g);
         return err;
@@ -386,8 +289,8 @@ void dg__send_run_flush(dg_socket *s)
 
 void dg__send_runs_flush(dg_loop *loop)
 {
-    dg_socket *s = loop->run_head;
-    loop->run_head = NULL;
+    dg_socket *s = loop->dgram.run_head;
+    loop->dgram.run_head = NULL;
     while (s) {
         dg_socket *next = s->run_next;
         s->run_queued = false;
@@ -415,9 +318,9 @@ static int req_dispatch(struct dg__send_req *req)
     s->run_count++;
     if (!s->run_queued) {
         s->run_queued = true;
-        s->run_next = s->loop->run_head;
-        s->loop->run_head = s;
-        dg__loop_poke(s->loop);
+        s->run_next = s->loop->dgram.run_head;
+        s->loop->dgram.run_head = s;
+        dg__loop_poke(&s->loop->core);
     }
     return 0;
 }
@@ -480,7 +383,7 @@ void dg__sendq_flush(dg_socket *s)
 
 static void sendq_flush_deferred(struct dg__deferred *node)
 {
-    dg__sendq_flush((dg_socket *)((char *)node - offsetof(dg_socket, sendq_ev)));
+    dg__sendq_flush(DG__CONTAINER(node, dg_socket, sendq_ev));
 }
 
 void dg__sendq_fail(dg_socket *s, int status)
@@ -492,7 +395,7 @@ void dg__sendq_fail(dg_socket *s, int status)
             dg__lookup_cancel(&req->lookup);
     }
     if (s->sendq_head)
-        dg__defer(s->loop, &s->sendq_ev, sendq_flush_deferred);
+        dg__defer(&s->loop->core, &s->sendq_ev, sendq_flush_deferred);
 }
 
 /* Queues a request that could not leave so it fails from the loop. */
@@ -500,13 +403,12 @@ static void sendq_fail_one(dg_socket *s, struct dg__send_req *req, int status)
 {
     req->fail_status = status;
     sendq_push(s, req);
-    dg__defer(s->loop, &s->sendq_ev, sendq_flush_deferred);
+    dg__defer(&s->loop->core, &s->sendq_ev, sendq_flush_deferred);
 }
 
 static void send_lookup_done(struct dg__lookup *lk)
 {
-    struct dg__send_req *req =
-        (struct dg__send_req *)((char *)lk - offsetof(struct dg__send_req, lookup));
+    struct dg__send_req *req = DG__CONTAINER(lk, struct dg__send_req, lookup);
     req->resolving = false;
     if (req->fail_status == 0 && lk->status < 0) {
         req->fail_status = lk->status;
@@ -596,7 +498,7 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
                         void *cb_data)
 {
     dg_loop *loop = s->loop;
-    if (loop->pending_sends >= loop->options.max_pending_sends)
+    if (loop->dgram.pending_sends >= loop->core.options.max_pending_sends)
         return DG_ERR_SEND_QUEUE_FULL;
     struct dg__send_req *req = req_alloc(loop, sbuf ? 0 : total);
     if (!req)
@@ -626,7 +528,7 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
     s->inflight++;
     s->queue_bytes += total;
     s->queue_count++;
-    loop->pending_sends++;
+    loop->dgram.pending_sends++;
     return 0;
 }
 
@@ -746,7 +648,7 @@ static int sbuf_check(dg_socket *sock, dg_send_buffer *buf, size_t len, struct d
 {
     if (!sock)
         return DG_ERR_INVALID_ARG_VALUE;
-    struct dg__sbuf *b = sbuf_owned(sock->loop, buf);
+    struct dg__sbuf *b = dg__sbuf_owned(&sock->loop->core.sbufs, buf);
     if (!b)
         return DG_ERR_INVALID_ARG_VALUE;
     if (len > b->pub.capacity)

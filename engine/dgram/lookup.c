@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dgram.h"
 
 static int sock_family(const dg_socket *s)
 {
@@ -54,7 +54,7 @@ int dg__check_address_text(const dg_socket *s, const char *text)
 
 static void deliver(struct dg__deferred *node)
 {
-    struct dg__lookup *lk = (struct dg__lookup *)((char *)node - offsetof(struct dg__lookup, ev));
+    struct dg__lookup *lk = DG__CONTAINER(node, struct dg__lookup, ev);
     dg_socket *s = lk->sock;
     if (lk->cancelled)
         lk->status = -ECANCELED;
@@ -75,7 +75,7 @@ static void finish(struct dg__lookup *lk, int status, const struct sockaddr *sa,
         else
             ((struct sockaddr_in6 *)&lk->addr)->sin6_port = htons((uint16_t)lk->port);
     }
-    dg__defer(lk->sock->loop, &lk->ev, deliver);
+    dg__defer(&lk->sock->loop->core, &lk->ev, deliver);
 }
 
 /* The done callback handed to a user lookup function. */

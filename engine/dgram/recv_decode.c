@@ -14,7 +14,7 @@
 #include <netinet/udp.h>
 #include <string.h>
 
-#include "recvmsg.h"
+#include "recv_decode.h"
 
 /* Reads the control messages in ctl[0, len): SO_RXQ_OVFL and UDP_GRO. A
  * cmsg_len shorter than a header or longer than what is left ends the walk

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 static struct {
     dg_malloc_fn malloc_fn;
@@ -15,26 +15,35 @@ static struct {
     dg_free_fn free_fn;
 } allocator = {malloc, realloc, calloc, free};
 
-/* Blocks handed out and not yet freed: dg_replace_allocator() refuses while
- * any is live, so no block is ever freed by an allocator that did not
- * allocate it. */
-static atomic_size_t live_blocks;
+/* Live objects that own library memory: loops (with everything allocated
+ * for them: sockets, timers, requests, resolver state, posts to them),
+ * groups and abort handles. Every block is allocated for one of them
+ * while it exists and freed before it goes, so none live means no block
+ * live, and dg_replace_allocator() refuses while any is: no block is ever
+ * freed by an allocator that did not allocate it. Written when an owner
+ * is created or destroyed, never per allocation: a group's threads
+ * allocate without sharing a counter. */
+static atomic_uint live_owners;
 static bool ares_routed;
+
+void dg__owner_hold(void)
+{
+    atomic_fetch_add_explicit(&live_owners, 1, memory_order_relaxed);
+}
+
+void dg__owner_release(void)
+{
+    atomic_fetch_sub_explicit(&live_owners, 1, memory_order_release);
+}
 
 void *dg__malloc(size_t size)
 {
-    void *p = allocator.malloc_fn(size);
-    if (p)
-        atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
-    return p;
+    return allocator.malloc_fn(size);
 }
 
 void *dg__calloc(size_t count, size_t size)
 {
-    void *p = allocator.calloc_fn(count, size);
-    if (p)
-        atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
-    return p;
+    return allocator.calloc_fn(count, size);
 }
 
 void *dg__realloc(void *ptr, size_t size)
@@ -57,7 +66,6 @@ void dg__free(void *ptr)
     /* A free never changes errno as seen by dgring's callers. */
     int saved = errno;
     allocator.free_fn(ptr);
-    atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
     errno = saved;
 }
 
@@ -75,7 +83,7 @@ DG_EXPORT int dg_replace_allocator(dg_malloc_fn malloc_fn, dg_realloc_fn realloc
 {
     if (!malloc_fn || !realloc_fn || !calloc_fn || !free_fn)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (atomic_load(&live_blocks) != 0)
+    if (atomic_load_explicit(&live_owners, memory_order_acquire) != 0)
         return -EBUSY;
     if (!ares_routed) {
         /* c-ares keeps one allocator per process; pointing it at the

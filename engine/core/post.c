@@ -10,66 +10,60 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core.h"
 
 /* The loop whose dg_loop_run() is active on this thread, if any. */
-static __thread dg_loop *current_loop;
+static __thread struct dg__core *current_core;
 
-void dg__post_init(dg_loop *loop)
+void dg__post_init(struct dg__core *c)
 {
-    pthread_mutex_init(&loop->post_lock, NULL);
-    atomic_init(&loop->posts_queued, false);
-    atomic_init(&loop->posts_pending, 0);
+    pthread_mutex_init(&c->post_lock, NULL);
+    dg__list_init(&c->posts);
+    atomic_init(&c->posts_queued, false);
+    atomic_init(&c->posts_pending, 0);
 }
 
-void dg__post_destroy(dg_loop *loop)
+void dg__post_destroy(struct dg__core *c)
 {
-    pthread_mutex_destroy(&loop->post_lock);
+    pthread_mutex_destroy(&c->post_lock);
 }
 
-dg_loop *dg__current_loop_swap(dg_loop *loop)
+struct dg__core *dg__current_core_swap(struct dg__core *c)
 {
-    dg_loop *old = current_loop;
-    current_loop = loop;
+    struct dg__core *old = current_core;
+    current_core = c;
     return old;
 }
 
-static void queue_locked(dg_loop *target, struct dg__post *p)
+static void queue_locked(struct dg__core *target, struct dg__post *p)
 {
-    p->next = NULL;
     pthread_mutex_lock(&target->post_lock);
-    if (target->post_tail)
-        target->post_tail->next = p;
-    else
-        target->post_head = p;
-    target->post_tail = p;
+    dg__list_insert_tail(&target->posts, &p->link);
     atomic_store_explicit(&target->posts_queued, true, memory_order_release);
     /* Wake before unlocking: once the lock is released the target may run
      * the post, stop being alive and be closed, freeing its wake fd. */
-    dg_loop_wake(target);
+    dg_loop_wake(dg__loop_of(target));
     pthread_mutex_unlock(&target->post_lock);
 }
 
-static void run_post(dg_loop *loop, struct dg__post *p)
+static void run_post(struct dg__core *c, struct dg__post *p)
 {
-    p->cb(loop, p->arg);
-    atomic_fetch_sub_explicit(&loop->posts_pending, 1, memory_order_relaxed);
+    p->cb(dg__loop_of(c), p->arg);
+    atomic_fetch_sub_explicit(&c->posts_pending, 1, memory_order_relaxed);
 }
 
-bool dg__posts_run_queued(dg_loop *loop)
+bool dg__posts_run_locked(struct dg__core *c)
 {
-    if (!atomic_load_explicit(&loop->posts_queued, memory_order_acquire))
-        return false;
-    pthread_mutex_lock(&loop->post_lock);
-    struct dg__post *p = loop->post_head;
-    loop->post_head = loop->post_tail = NULL;
-    atomic_store_explicit(&loop->posts_queued, false, memory_order_relaxed);
-    pthread_mutex_unlock(&loop->post_lock);
-    while (p) {
-        struct dg__post *next = p->next;
-        run_post(loop, p);
+    struct dg__list queued;
+    pthread_mutex_lock(&c->post_lock);
+    dg__list_move(&queued, &c->posts);
+    atomic_store_explicit(&c->posts_queued, false, memory_order_relaxed);
+    pthread_mutex_unlock(&c->post_lock);
+    while (!dg__list_empty(&queued)) {
+        struct dg__post *p = DG__CONTAINER(queued.next, struct dg__post, link);
+        dg__list_remove(&p->link);
+        run_post(c, p);
         dg__free(p);
-        p = next;
     }
     return true;
 }
@@ -82,12 +76,13 @@ bool dg__posts_run_queued(dg_loop *loop)
 void dg__post_on_completion(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
     struct dg__post *p = DG__UD_PTR(cqe->user_data);
+    struct dg__core *c = dg__core_of(loop);
     if (cqe->res < 0) {
         queue_locked(p->target, p);
         return;
     }
-    if (loop == p->target && cqe->res == 1)
-        run_post(loop, p);
+    if (c == p->target && cqe->res == 1)
+        run_post(c, p);
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
         dg__free(p);
 }
@@ -99,21 +94,22 @@ DG_EXPORT int dg_loop_post(dg_loop *target, dg_post_cb cb, void *arg)
     struct dg__post *p = dg__calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    p->target = target;
+    struct dg__core *to = dg__core_of(target);
+    p->target = to;
     p->cb = cb;
     p->arg = arg;
-    atomic_fetch_add_explicit(&target->posts_pending, 1, memory_order_relaxed);
-    dg_loop *self = current_loop;
-    int err = 0;
+    atomic_fetch_add_explicit(&to->posts_pending, 1, memory_order_relaxed);
+    struct dg__core *self = current_core;
+    int err = 0, to_fd = dg__ring_msg_fd(to);
     struct io_uring_sqe *sqe = NULL;
-    if (self && self != target && self->caps.msg_ring && !target->emu)
+    if (self && self != to && self->caps.msg_ring && to_fd >= 0)
         sqe = dg__get_sqe(self, &err);
     if (!sqe) {
-        queue_locked(target, p);
+        queue_locked(to, p);
         return 0;
     }
     atomic_init(&p->refs, 2);
-    io_uring_prep_msg_ring(sqe, target->ring.ring_fd, 1, DG__UD(p, DG__OP_POST), 0);
+    io_uring_prep_msg_ring(sqe, to_fd, 1, DG__UD(p, DG__OP_POST), 0);
     io_uring_sqe_set_data64(sqe, DG__UD(p, DG__OP_POST));
     return 0;
 }

@@ -23,7 +23,7 @@
  *
  * Completions go into a user-space CQ that the loop drains with the same
  * dispatch table as the ring's. SQEs never leave early (the SQ grows), so
- * completions are only produced inside dg__emu_submit(), never while the
+ * completions are only produced inside dg__epoll_submit(), never while the
  * loop holds pointers into the CQ. */
 #include <errno.h>
 #include <poll.h>
@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "epoll.h"
 
 #define EMU_BATCH 64        /* datagrams per recvmmsg/sendmmsg */
 #define EMU_RECV_ROUNDS 4   /* recvmmsg calls per socket per wait, for fairness */
@@ -77,7 +77,7 @@ struct emu_timeout {
     uint64_t deadline_ns;
 };
 
-struct dg__emu {
+struct dg__epoll {
     int epfd;
     int timerfd;
     uint64_t timer_set_ns;  /* deadline the timerfd holds, 0 = disarmed */
@@ -97,16 +97,9 @@ struct dg__emu {
     struct dg_loop_stats *stats;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- Queues ---------------------------------------------------------------- */
 
-static int post_cqe(struct dg__emu *e, uint64_t ud, int res, uint32_t flags)
+static int post_cqe(struct dg__epoll *e, uint64_t ud, int res, uint32_t flags)
 {
     if (e->cq_tail == e->cq_cap) {
         if (e->cq_head > 0) {
@@ -134,12 +127,12 @@ static int post_cqe(struct dg__emu *e, uint64_t ud, int res, uint32_t flags)
     return 0;
 }
 
-unsigned dg__emu_cq_ready(const struct dg__emu *e)
+unsigned dg__epoll_cq_ready(const struct dg__epoll *e)
 {
     return e->cq_tail - e->cq_head;
 }
 
-unsigned dg__emu_peek_batch(struct dg__emu *e, struct io_uring_cqe **out, unsigned max)
+unsigned dg__epoll_peek_batch(struct dg__epoll *e, struct io_uring_cqe **out, unsigned max)
 {
     unsigned n = e->cq_tail - e->cq_head;
     if (n > max)
@@ -149,19 +142,19 @@ unsigned dg__emu_peek_batch(struct dg__emu *e, struct io_uring_cqe **out, unsign
     return n;
 }
 
-void dg__emu_cq_advance(struct dg__emu *e, unsigned n)
+void dg__epoll_cq_advance(struct dg__epoll *e, unsigned n)
 {
     e->cq_head += n;
     if (e->cq_head == e->cq_tail)
         e->cq_head = e->cq_tail = 0;
 }
 
-unsigned dg__emu_sq_ready(const struct dg__emu *e)
+unsigned dg__epoll_sq_ready(const struct dg__epoll *e)
 {
     return e->sq_len;
 }
 
-struct io_uring_sqe *dg__emu_get_sqe(struct dg__emu *e)
+struct io_uring_sqe *dg__epoll_get_sqe(struct dg__epoll *e)
 {
     if (e->sq_len == e->sq_cap) {
         unsigned cap = e->sq_cap * 2;
@@ -178,7 +171,7 @@ struct io_uring_sqe *dg__emu_get_sqe(struct dg__emu *e)
 
 /* ---- File descriptors ----------------------------------------------------- */
 
-static struct emu_fd *fd_get(struct dg__emu *e, int fd, bool create)
+static struct emu_fd *fd_get(struct dg__epoll *e, int fd, bool create)
 {
     if (fd < 0)
         return NULL;
@@ -211,12 +204,12 @@ static bool fd_idle(const struct emu_fd *f)
     return !f->recv && !f->read && f->npolls == 0 && f->send_count == 0;
 }
 
-static unsigned fd_end_all(struct dg__emu *e, struct emu_fd *f, int res);
+static unsigned fd_end_all(struct dg__epoll *e, struct emu_fd *f, int res);
 
 /* Makes epoll watch what the fd's operations need; frees idle entries.
  * An fd closed and reused behind our back (the engine never does, but a
  * closed fd leaves epoll by itself) is handled by retrying ADD/MOD. */
-static void fd_sync(struct dg__emu *e, struct emu_fd *f)
+static void fd_sync(struct dg__epoll *e, struct emu_fd *f)
 {
     uint32_t want = 0;
     if (f->recv || f->read)
@@ -281,7 +274,7 @@ static int send_park(struct emu_fd *f, uint64_t ud, const struct msghdr *msg, in
 
 /* Sends batch[0..n) on fd in order. Returns how many ended (completed or
  * failed); the rest met EAGAIN and must wait for EPOLLOUT. */
-static unsigned send_batch(struct dg__emu *e, int fd, const struct emu_send *batch, unsigned n)
+static unsigned send_batch(struct dg__epoll *e, int fd, const struct emu_send *batch, unsigned n)
 {
     struct mmsghdr mm[EMU_BATCH];
     unsigned done = 0;
@@ -313,7 +306,7 @@ static unsigned send_batch(struct dg__emu *e, int fd, const struct emu_send *bat
     return done;
 }
 
-static void sends_flush_parked(struct dg__emu *e, struct emu_fd *f)
+static void sends_flush_parked(struct dg__epoll *e, struct emu_fd *f)
 {
     while (f->send_count > 0) {
         struct emu_send batch[EMU_BATCH];
@@ -330,7 +323,7 @@ static void sends_flush_parked(struct dg__emu *e, struct emu_fd *f)
 
 /* ---- Receives --------------------------------------------------------------- */
 
-static unsigned bufs_available(const struct dg__emu *e)
+static unsigned bufs_available(const struct dg__epoll *e)
 {
     uint16_t tail = __atomic_load_n(&e->br->ring->tail, __ATOMIC_ACQUIRE);
     return (uint16_t)(tail - e->buf_head);
@@ -338,13 +331,13 @@ static unsigned bufs_available(const struct dg__emu *e)
 
 /* Ends the fd's multishot receive with res (no F_MORE), as the kernel does
  * when the buffer group is empty or the socket reports an error. */
-static void recv_end(struct dg__emu *e, struct emu_fd *f, int res)
+static void recv_end(struct dg__epoll *e, struct emu_fd *f, int res)
 {
     post_cqe(e, f->recv_ud, res, 0);
     f->recv = false;
 }
 
-static void recv_ready(struct dg__emu *e, struct emu_fd *f)
+static void recv_ready(struct dg__epoll *e, struct emu_fd *f)
 {
     const struct msghdr *t = f->recv_tmpl;
     size_t head = sizeof(struct io_uring_recvmsg_out) + t->msg_namelen + t->msg_controllen;
@@ -404,7 +397,7 @@ static void recv_ready(struct dg__emu *e, struct emu_fd *f)
 
 /* ---- Timeouts --------------------------------------------------------------- */
 
-static void timer_sync(struct dg__emu *e)
+static void timer_sync(struct dg__epoll *e)
 {
     uint64_t next = 0;
     for (unsigned i = 0; i < e->ntimeouts; i++)
@@ -425,9 +418,9 @@ static void timer_sync(struct dg__emu *e)
         e->timer_set_ns = next;
 }
 
-static void timeouts_expire(struct dg__emu *e)
+static void timeouts_expire(struct dg__epoll *e)
 {
-    uint64_t now = now_ns();
+    uint64_t now = dg__clock_ns();
     for (unsigned i = 0; i < e->ntimeouts;) {
         if (e->timeouts[i].deadline_ns <= now) {
             post_cqe(e, e->timeouts[i].ud, -ETIME, 0);
@@ -444,18 +437,18 @@ static void timeouts_expire(struct dg__emu *e)
 static uint64_t ts_deadline(const struct __kernel_timespec *ts, unsigned flags)
 {
     if (ts->tv_sec < 0 || ts->tv_nsec < 0)
-        return (flags & IORING_TIMEOUT_ABS) ? 0 : now_ns();
+        return (flags & IORING_TIMEOUT_ABS) ? 0 : dg__clock_ns();
     uint64_t sec = (uint64_t)ts->tv_sec, nsec = (uint64_t)ts->tv_nsec;
     if (sec > (UINT64_MAX - nsec) / 1000000000u)
         return UINT64_MAX;
     uint64_t v = sec * 1000000000u + nsec;
     if (flags & IORING_TIMEOUT_ABS)
         return v;
-    uint64_t now = now_ns();
+    uint64_t now = dg__clock_ns();
     return v > UINT64_MAX - now ? UINT64_MAX : now + v;
 }
 
-static int timeout_find(const struct dg__emu *e, uint64_t ud)
+static int timeout_find(const struct dg__epoll *e, uint64_t ud)
 {
     for (unsigned i = 0; i < e->ntimeouts; i++)
         if (e->timeouts[i].ud == ud)
@@ -463,7 +456,7 @@ static int timeout_find(const struct dg__emu *e, uint64_t ud)
     return -1;
 }
 
-static void op_timeout(struct dg__emu *e, const struct io_uring_sqe *sqe)
+static void op_timeout(struct dg__epoll *e, const struct io_uring_sqe *sqe)
 {
     const struct __kernel_timespec *ts = (const void *)(uintptr_t)sqe->addr;
     if (e->ntimeouts == e->timeouts_cap) {
@@ -482,7 +475,7 @@ static void op_timeout(struct dg__emu *e, const struct io_uring_sqe *sqe)
     };
 }
 
-static void op_timeout_remove(struct dg__emu *e, const struct io_uring_sqe *sqe)
+static void op_timeout_remove(struct dg__epoll *e, const struct io_uring_sqe *sqe)
 {
     int i = timeout_find(e, sqe->addr);
     if (i < 0) {
@@ -502,7 +495,7 @@ static void op_timeout_remove(struct dg__emu *e, const struct io_uring_sqe *sqe)
 /* ---- Cancellation ----------------------------------------------------------- */
 
 /* Ends every operation on the fd with res (no epoll change, f stays). */
-static unsigned fd_end_all(struct dg__emu *e, struct emu_fd *f, int res)
+static unsigned fd_end_all(struct dg__epoll *e, struct emu_fd *f, int res)
 {
     unsigned n = 0;
     if (f->recv) {
@@ -526,14 +519,14 @@ static unsigned fd_end_all(struct dg__emu *e, struct emu_fd *f, int res)
     return n;
 }
 
-static unsigned fd_cancel_all(struct dg__emu *e, struct emu_fd *f)
+static unsigned fd_cancel_all(struct dg__epoll *e, struct emu_fd *f)
 {
     unsigned n = fd_end_all(e, f, -ECANCELED);
     fd_sync(e, f); /* may free f */
     return n;
 }
 
-static void op_cancel(struct dg__emu *e, const struct io_uring_sqe *sqe)
+static void op_cancel(struct dg__epoll *e, const struct io_uring_sqe *sqe)
 {
     unsigned n = 0;
     if (sqe->cancel_flags & IORING_ASYNC_CANCEL_FD) {
@@ -556,7 +549,7 @@ static void op_cancel(struct dg__emu *e, const struct io_uring_sqe *sqe)
     post_cqe(e, sqe->user_data, n > 0 ? (int)n : -ENOENT, 0);
 }
 
-static void op_poll_remove(struct dg__emu *e, const struct io_uring_sqe *sqe)
+static void op_poll_remove(struct dg__epoll *e, const struct io_uring_sqe *sqe)
 {
     for (unsigned fd = 0; fd < e->nfds; fd++) {
         struct emu_fd *f = e->fds[fd];
@@ -577,7 +570,7 @@ static void op_poll_remove(struct dg__emu *e, const struct io_uring_sqe *sqe)
 
 /* ---- Submission ------------------------------------------------------------- */
 
-static void op_recv(struct dg__emu *e, const struct io_uring_sqe *sqe)
+static void op_recv(struct dg__epoll *e, const struct io_uring_sqe *sqe)
 {
     struct emu_fd *f = fd_get(e, sqe->fd, true);
     if (!f) {
@@ -595,7 +588,7 @@ static void op_recv(struct dg__emu *e, const struct io_uring_sqe *sqe)
     fd_sync(e, f);
 }
 
-static void op_read(struct dg__emu *e, const struct io_uring_sqe *sqe)
+static void op_read(struct dg__epoll *e, const struct io_uring_sqe *sqe)
 {
     struct emu_fd *f = fd_get(e, sqe->fd, true);
     if (!f || f->read) {
@@ -609,7 +602,7 @@ static void op_read(struct dg__emu *e, const struct io_uring_sqe *sqe)
     fd_sync(e, f);
 }
 
-static void op_poll_add(struct dg__emu *e, const struct io_uring_sqe *sqe)
+static void op_poll_add(struct dg__epoll *e, const struct io_uring_sqe *sqe)
 {
     struct emu_fd *f = fd_get(e, sqe->fd, true);
     if (!f || f->npolls == EMU_MAX_POLLS) {
@@ -624,7 +617,7 @@ static void op_poll_add(struct dg__emu *e, const struct io_uring_sqe *sqe)
 
 /* Sends starting at sq[i] on one fd with nothing parked: one sendmmsg.
  * Returns how many SQEs were consumed. */
-static unsigned op_sends(struct dg__emu *e, unsigned i)
+static unsigned op_sends(struct dg__epoll *e, unsigned i)
 {
     int fd = e->sq[i].fd;
     struct emu_fd *f = fd_get(e, fd, false);
@@ -651,7 +644,7 @@ static unsigned op_sends(struct dg__emu *e, unsigned i)
     return n;
 }
 
-int dg__emu_submit(struct dg__emu *e)
+int dg__epoll_submit(struct dg__epoll *e)
 {
     unsigned count = e->sq_len;
     for (unsigned i = 0; i < e->sq_len;) {
@@ -695,7 +688,7 @@ int dg__emu_submit(struct dg__emu *e)
 
 /* ---- Waiting ---------------------------------------------------------------- */
 
-static void fd_ready(struct dg__emu *e, struct emu_fd *f, uint32_t events)
+static void fd_ready(struct dg__epoll *e, struct emu_fd *f, uint32_t events)
 {
     bool err = events & (EPOLLERR | EPOLLHUP);
     if (f->recv && (events & EPOLLIN || err))
@@ -723,11 +716,11 @@ static void fd_ready(struct dg__emu *e, struct emu_fd *f, uint32_t events)
 
 /* Gathers readiness into completions: blocks (timeout -1) until at least
  * one completion exists if block is set, otherwise only looks. */
-int dg__emu_wait(struct dg__emu *e, bool block)
+int dg__epoll_wait(struct dg__epoll *e, bool block)
 {
     for (;;) {
         struct epoll_event evs[EMU_EVENTS];
-        bool wait = block && dg__emu_cq_ready(e) == 0;
+        bool wait = block && dg__epoll_cq_ready(e) == 0;
         e->stats->enters++;
         int n = epoll_wait(e->epfd, evs, EMU_EVENTS, wait ? -1 : 0);
         if (n < 0)
@@ -749,17 +742,17 @@ int dg__emu_wait(struct dg__emu *e, bool block)
         }
         timeouts_expire(e);
         timer_sync(e);
-        if (!wait || dg__emu_cq_ready(e) > 0)
+        if (!wait || dg__epoll_cq_ready(e) > 0)
             return 0;
     }
 }
 
 /* ---- Lifetime --------------------------------------------------------------- */
 
-int dg__emu_new(struct dg__emu **out, struct dg__bufring *br, struct dg_loop_stats *stats,
+int dg__epoll_new(struct dg__epoll **out, struct dg__bufring *br, struct dg_loop_stats *stats,
                 unsigned sq_entries, unsigned cq_entries)
 {
-    struct dg__emu *e = dg__calloc(1, sizeof(*e));
+    struct dg__epoll *e = dg__calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
     e->br = br;
@@ -785,14 +778,14 @@ int dg__emu_new(struct dg__emu **out, struct dg__bufring *br, struct dg_loop_sta
             ret = -errno;
     }
     if (ret < 0) {
-        dg__emu_free(e);
+        dg__epoll_free(e);
         return ret;
     }
     *out = e;
     return 0;
 }
 
-int dg__emu_attach_notify(struct dg__emu *e, int fd)
+int dg__epoll_attach_notify(struct dg__epoll *e, int fd)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EMU_TAG_NOTIFY};
     if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
@@ -801,12 +794,12 @@ int dg__emu_attach_notify(struct dg__emu *e, int fd)
     return 0;
 }
 
-int dg__emu_fd(const struct dg__emu *e)
+int dg__epoll_fd(const struct dg__epoll *e)
 {
     return e->epfd;
 }
 
-void dg__emu_free(struct dg__emu *e)
+void dg__epoll_free(struct dg__epoll *e)
 {
     if (!e)
         return;

@@ -1,13 +1,15 @@
 /* Timers: a binary min-heap in the loop and one ring timeout for the
- * earliest deadline. The ring timeout is absolute (CLOCK_MONOTONIC, the
- * loop clock's source) and is only ever moved earlier, in place, with
- * IORING_TIMEOUT_UPDATE; a later deadline simply waits for the current
- * timeout to fire, so steady ticking costs no removals. */
+ * earliest deadline; and that single ring timeout itself (dg__timeout_arm),
+ * which the resolver uses too. The ring timeout is absolute
+ * (CLOCK_MONOTONIC, the loop clock's source) and is only ever moved
+ * earlier, in place, with IORING_TIMEOUT_UPDATE; a later deadline simply
+ * waits for the current timeout to fire, so steady ticking costs no
+ * removals. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 /* ---- Heap -------------------------------------------------------------- */
 
@@ -98,29 +100,29 @@ static void timer_update_alive(dg_timer *t)
         return;
     t->counted = want;
     if (want)
-        t->loop->alive_handles++;
+        t->core->alive_handles++;
     else
-        t->loop->alive_handles--;
+        t->core->alive_handles--;
 }
 
 static void timer_deactivate(dg_timer *t)
 {
     if (!t->active)
         return;
-    heap_remove(&t->loop->timers, t);
+    heap_remove(&t->core->timers, t);
     t->active = false;
     timer_update_alive(t);
 }
 
 static void timer_activate(dg_timer *t, uint64_t deadline)
 {
-    dg_loop *loop = t->loop;
+    struct dg__core *c = t->core;
     t->deadline = deadline;
-    t->order = loop->timer_order++;
+    t->order = c->timer_order++;
     t->active = true;
-    heap_insert(&loop->timers, t);
+    heap_insert(&c->timers, t);
     timer_update_alive(t);
-    dg__loop_poke(loop);
+    dg__loop_poke(c);
 }
 
 /* ---- Public calls ------------------------------------------------------ */
@@ -130,16 +132,17 @@ DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out)
     if (!loop || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = NULL;
-    if (loop->closing)
+    struct dg__core *c = dg__core_of(loop);
+    if (c->closing)
         return -ECANCELED;
-    if (heap_reserve(&loop->timers, loop->timers.count + loop->handle_count + 1) < 0)
+    if (heap_reserve(&c->timers, c->timers.count + c->handle_count + 1) < 0)
         return -ENOMEM;
     dg_timer *t = dg__calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
-    t->loop = loop;
+    t->core = c;
     t->ref = true;
-    loop->handle_count++;
+    c->handle_count++;
     *out = t;
     return 0;
 }
@@ -157,7 +160,7 @@ DG_EXPORT int dg_timer_start(dg_timer *timer, uint64_t timeout_ms, uint64_t repe
     timer->cb = cb;
     timer->data = data;
     timer->repeat = repeat_ms;
-    timer_activate(timer, timer->loop->now_ms + timeout_ms);
+    timer_activate(timer, timer->core->now_ms + timeout_ms);
     return 0;
 }
 
@@ -192,12 +195,12 @@ DG_EXPORT void dg_timer_unref(dg_timer *timer)
 
 static void timer_finish_close(struct dg__deferred *node)
 {
-    dg_timer *t = (dg_timer *)((char *)node - offsetof(dg_timer, close_ev));
-    dg_loop *loop = t->loop;
+    dg_timer *t = DG__CONTAINER(node, dg_timer, close_ev);
+    struct dg__core *c = t->core;
     if (t->close_cb)
         t->close_cb(t, t->close_data);
-    loop->closing_handles--;
-    loop->handle_count--;
+    c->closing_handles--;
+    c->handle_count--;
     dg__free(t);
 }
 
@@ -211,77 +214,76 @@ DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)
     timer->closing = true;
     timer->close_cb = cb;
     timer->close_data = data;
-    timer->loop->closing_handles++;
-    dg__defer(timer->loop, &timer->close_ev, timer_finish_close);
+    timer->core->closing_handles++;
+    dg__defer(timer->core, &timer->close_ev, timer_finish_close);
     return 0;
 }
 
-/* ---- Loop hooks -------------------------------------------------------- */
+/* ---- Each turn ---------------------------------------------------------- */
 
 /* Runs timers due now that were started before this call, so a callback
  * that restarts its timer with timeout 0 runs again next turn, not
  * forever within this one. Returns whether any ran. */
-bool dg__timers_run_due(dg_loop *loop)
+bool dg__timers_run_due(struct dg__core *c)
 {
-    struct dg__timer_heap *h = &loop->timers;
-    uint64_t started_before = loop->timer_order;
+    struct dg__timer_heap *h = &c->timers;
+    uint64_t started_before = c->timer_order;
     bool ran = false;
     while (h->count > 0) {
         dg_timer *t = h->items[0];
-        if (t->deadline > loop->now_ms || t->order >= started_before)
+        if (t->deadline > c->now_ms || t->order >= started_before)
             break;
         timer_deactivate(t);
         if (t->repeat > 0)
-            timer_activate(t, loop->now_ms + t->repeat);
+            timer_activate(t, c->now_ms + t->repeat);
         t->cb(t, t->data);
         ran = true;
     }
     return ran;
 }
 
-static void deadline_to_ts(uint64_t ms, struct __kernel_timespec *ts)
+void dg__timers_arm(struct dg__core *c)
 {
-    ts->tv_sec = (long long)(ms / 1000u);
-    ts->tv_nsec = (long long)(ms % 1000u) * 1000000;
-}
-
-void dg__timers_arm(dg_loop *loop)
-{
-    if (loop->timers.count == 0)
+    if (c->timers.count == 0)
         return; /* an armed timeout may fire for nothing; that is harmless */
-    uint64_t next = loop->timers.items[0]->deadline;
-    if (loop->timeout_armed && next >= loop->armed_deadline)
-        return;
-    int err = 0;
-    struct io_uring_sqe *sqe = dg__get_sqe(loop, &err);
-    if (!sqe)
-        return; /* tried again next turn */
-    deadline_to_ts(next, &loop->timeout_ts);
-    if (loop->timeout_armed) {
-        io_uring_prep_timeout_update(sqe, &loop->timeout_ts, DG__UD(loop, DG__OP_TIMEOUT),
-                                     IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
-    } else {
-        io_uring_prep_timeout(sqe, &loop->timeout_ts, 0, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(sqe, DG__UD(loop, DG__OP_TIMEOUT));
-        loop->timeout_armed = true;
-    }
-    loop->armed_deadline = next;
+    (void)dg__timeout_arm(c, &c->timer_timeout, c->timers.items[0]->deadline);
 }
 
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
 {
     (void)cqe; /* -ETIME when it fired, -ECANCELED when the loop closes */
-    loop->timeout_armed = false;
+    dg__timeout_ended(&dg__core_of(loop)->timer_timeout);
 }
 
-int dg__timers_next_ms(const dg_loop *loop)
+int dg__timers_next_ms(const struct dg__core *c)
 {
-    if (loop->timers.count == 0)
+    if (c->timers.count == 0)
         return -1;
-    uint64_t next = loop->timers.items[0]->deadline;
-    if (next <= loop->now_ms)
+    uint64_t next = c->timers.items[0]->deadline;
+    if (next <= c->now_ms)
         return 0;
-    uint64_t diff = next - loop->now_ms;
+    uint64_t diff = next - c->now_ms;
     return diff > INT32_MAX ? INT32_MAX : (int)diff;
+}
+
+/* ---- The single ring timeout ------------------------------------------------- */
+
+bool dg__timeout_set(struct dg__core *c, struct dg__timeout *t, uint64_t deadline)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(c, &err);
+    if (!sqe)
+        return false;
+    t->ts.tv_sec = (long long)(deadline / 1000u);
+    t->ts.tv_nsec = (long long)(deadline % 1000u) * 1000000;
+    if (t->armed) {
+        io_uring_prep_timeout_update(sqe, &t->ts, DG__UD(t, DG__OP_TIMEOUT), IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
+    } else {
+        io_uring_prep_timeout(sqe, &t->ts, 0, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, DG__UD(t, DG__OP_TIMEOUT));
+        t->armed = true;
+    }
+    t->deadline = deadline;
+    return true;
 }

@@ -1,0 +1,395 @@
+/* The ring, and the one seam between the two backends: every ring function
+ * the other files call (open, close, SQEs, submit and wait, the CQ, the
+ * embedding fd, buffer registration, MSG_RING, statistics) is here, and
+ * this is the only file outside the epoll backend itself that asks which
+ * backend runs. The epoll backend (epoll.c) emulates the ring's queues in
+ * the same SQE and CQE formats, so each function is one branch: a table of
+ * backend functions, as c-ares keeps for its event backends, would put an
+ * indirect call on every SQE of the send path.
+ *
+ * Setup flags are tried from best to oldest: each fallback exists because
+ * the kernel rejects unknown setup flags with EINVAL, and dgring must still
+ * run (more slowly) on a kernel that has multishot recvmsg but not the
+ * newest task-running modes. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "epoll.h"
+
+#define DG__BUF_GROUP 1
+/* Batched waits (dg_loop_options.batch_wait_us). */
+#define DG__BUSY_TURN 32     /* completions that make a turn "busy" */
+#define DG__BATCH_WAIT_NR 128
+
+static const unsigned setup_attempts[] = {
+    /* 6.1+: completions run only when we ask, in our own thread. */
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+    /* 5.19+: no DEFER_TASKRUN; cooperative task running instead of IPIs. */
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+    /* 5.18: SUBMIT_ALL only. */
+    IORING_SETUP_SUBMIT_ALL,
+    0,
+};
+
+static unsigned round_up_pow2(unsigned v)
+{
+    unsigned p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+/* CQ large enough for one turn's usual completions: one CQE per provided
+ * buffer (a multishot receive posts at most one per buffer before we
+ * return them), one per send in flight, and headroom for timers, cancels
+ * and wake-ups. It can still overflow (hundreds of sockets each ending a
+ * receive with ENOBUFS, floods of cross-loop posts): the kernel keeps the
+ * extra completions on its overflow list, the loop drains them next turn
+ * (counted in dg_loop_stats.cq_overflows) and tests/test_faults.c shows
+ * nothing is lost. */
+static unsigned cq_wanted(const dg_loop_options *o)
+{
+    return o->recv_buffers + o->max_pending_sends + 64;
+}
+
+/* The kernel's CQ: rounded up to a power of two (the kernel would), at
+ * least twice the SQ, at most 65536. */
+static unsigned cq_size(const dg_loop_options *o)
+{
+    unsigned cq = round_up_pow2(cq_wanted(o));
+    if (cq < 2 * o->sq_entries)
+        cq = 2 * o->sq_entries;
+    return cq > 65536 ? 65536 : cq;
+}
+
+static void probe_opcodes(struct dg__core *c)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&c->ring);
+    if (!probe)
+        return;
+    /* No probe exists for multishot recvmsg; it arrived in 6.0 together
+     * with IORING_OP_SEND_ZC, whose presence is probeable. */
+    c->caps.recvmsg_multishot = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    c->caps.sendmsg_zc = io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
+    c->caps.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+    c->caps.timeout_update = io_uring_opcode_supported(probe, IORING_OP_TIMEOUT_REMOVE) &&
+                                (c->caps.features & IORING_FEAT_NATIVE_WORKERS);
+    io_uring_free_probe(probe);
+}
+
+/* IORING_OP_SEND takes a destination address (sqe->addr2) since 6.1; a
+ * 6.0 kernel rejects addr2 with -EINVAL when it prepares the request.
+ * The probe sends nothing: on fd -1 a kernel that accepts the address
+ * fails the request later, at the file lookup, with -EBADF. */
+static bool probe_send_to(struct dg__core *c)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+    if (!sqe)
+        return false;
+    io_uring_prep_send(sqe, -1, NULL, 0, 0);
+    sqe->addr2 = (uint64_t)(uintptr_t)&sin;
+    sqe->addr_len = (uint16_t)sizeof(sin);
+    io_uring_sqe_set_data64(sqe, 0);
+    struct io_uring_cqe *cqe = NULL;
+    if (io_uring_submit_and_wait(&c->ring, 1) < 0 || io_uring_peek_cqe(&c->ring, &cqe) < 0)
+        return false;
+    bool ok = cqe->res != -EINVAL;
+    io_uring_cqe_seen(&c->ring, cqe);
+    return ok;
+}
+
+static int ring_init(struct dg__core *c)
+{
+    int ret = -EINVAL;
+    unsigned cq = cq_size(&c->options);
+    for (size_t i = 0; i < sizeof(setup_attempts) / sizeof(setup_attempts[0]); i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof(p));
+        p.flags = setup_attempts[i] | IORING_SETUP_CQSIZE;
+        p.cq_entries = cq;
+        ret = io_uring_queue_init_params(c->options.sq_entries, &c->ring, &p);
+        if (ret == -EINVAL)
+            continue;
+        if (ret < 0)
+            return ret;
+        c->caps.sq_entries = p.sq_entries;
+        c->caps.cq_entries = p.cq_entries;
+        c->caps.setup_flags = p.flags;
+        c->caps.features = p.features;
+        break;
+    }
+    if (ret == -EINVAL)
+        return DG_ERR_KERNEL_UNSUPPORTED; /* every flag set refused: < 5.5 */
+    if (ret < 0)
+        return ret;
+    unsigned f = c->caps.setup_flags;
+    c->caps.single_issuer = f & IORING_SETUP_SINGLE_ISSUER;
+    c->caps.defer_taskrun = f & IORING_SETUP_DEFER_TASKRUN;
+    c->caps.submit_all = f & IORING_SETUP_SUBMIT_ALL;
+    c->caps.coop_taskrun = f & IORING_SETUP_COOP_TASKRUN;
+    probe_opcodes(c);
+    if (!c->caps.recvmsg_multishot) {
+        io_uring_queue_exit(&c->ring);
+        return DG_ERR_KERNEL_UNSUPPORTED;
+    }
+    c->caps.send_to = probe_send_to(c) && !getenv("DGRING_NO_SEND_TO");
+    /* Saves the fd lookup on every io_uring_enter (5.18+); optional. */
+    (void)io_uring_register_ring_fd(&c->ring);
+    return 0;
+}
+
+/* ---- Opening the backend ------------------------------------------------ */
+
+/* The kernel ring and its registered buffer ring. */
+static int open_uring(struct dg__core *c, unsigned buf_size)
+{
+    int ret = ring_init(c);
+    if (ret < 0)
+        return ret;
+    ret = dg__bufring_init(&c->ring, &c->bufring, c->options.recv_buffers, buf_size,
+                           DG__BUF_GROUP);
+    if (ret < 0) {
+        io_uring_queue_exit(&c->ring);
+        /* Provided buffer rings arrived in 5.19; older kernels say EINVAL. */
+        return ret == -EINVAL ? DG_ERR_KERNEL_UNSUPPORTED : ret;
+    }
+    return 0;
+}
+
+/* The epoll backend, with the same buffer ring read in user space. */
+static int open_epoll(struct dg__core *c, unsigned buf_size)
+{
+    memset(&c->caps, 0, sizeof(c->caps));
+    int ret = dg__bufring_init(NULL, &c->bufring, c->options.recv_buffers, buf_size,
+                               DG__BUF_GROUP);
+    if (ret < 0)
+        return ret;
+    unsigned cq = cq_wanted(&c->options); /* the emulated CQ grows if needed */
+    c->caps.sq_entries = c->options.sq_entries;
+    c->caps.cq_entries = cq;
+    ret = dg__epoll_new(&c->epoll, &c->bufring, &c->stats, c->options.sq_entries, cq);
+    if (ret < 0)
+        dg__bufring_destroy(NULL, &c->bufring);
+    return ret;
+}
+
+/* Errors after which an automatic choice tries epoll: io_uring denied
+ * (seccomp, kernel.io_uring_disabled), absent, or too old. */
+static bool uring_unavailable(int err)
+{
+    /* -ENOMEM: before 5.12 a ring is charged to RLIMIT_MEMLOCK, often too
+     * small; epoll needs no locked memory. */
+    return err == -EPERM || err == -EACCES || err == -ENOSYS || err == -ENOMEM ||
+           err == DG_ERR_KERNEL_UNSUPPORTED;
+}
+
+/* DG_BACKEND_AUTO resolved through DGRING_BACKEND; -1 for an unknown name. */
+static int backend_from_env(void)
+{
+    const char *v = getenv("DGRING_BACKEND");
+    if (!v || !*v || strcmp(v, "auto") == 0)
+        return DG_BACKEND_AUTO;
+    if (strcmp(v, "uring") == 0 || strcmp(v, "io_uring") == 0)
+        return DG_BACKEND_URING;
+    if (strcmp(v, "epoll") == 0)
+        return DG_BACKEND_EPOLL;
+    return -1;
+}
+
+int dg__ring_open(struct dg__core *c, unsigned buf_size)
+{
+    int backend = (int)c->options.backend;
+    if (backend == DG_BACKEND_AUTO)
+        backend = backend_from_env();
+    if (backend < 0)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (backend == DG_BACKEND_EPOLL)
+        return open_epoll(c, buf_size);
+    int ret = open_uring(c, buf_size);
+    if (ret < 0 && backend == DG_BACKEND_AUTO && uring_unavailable(ret))
+        ret = open_epoll(c, buf_size);
+    return ret;
+}
+
+void dg__ring_close(struct dg__core *c)
+{
+    if (c->epoll) {
+        dg__bufring_destroy(NULL, &c->bufring);
+        dg__epoll_free(c->epoll);
+        c->epoll = NULL;
+        return;
+    }
+    dg__bufring_destroy(&c->ring, &c->bufring);
+    if (c->notify_fd >= 0)
+        io_uring_unregister_eventfd(&c->ring);
+    io_uring_queue_exit(&c->ring);
+}
+
+/* ---- Submission ------------------------------------------------------------ */
+
+int dg__submit(struct dg__core *c)
+{
+    if (c->epoll)
+        return dg__epoll_submit(c->epoll);
+    c->stats.enters++;
+    int ret = io_uring_submit(&c->ring);
+    if (ret > 0)
+        c->stats.submissions += (unsigned)ret;
+    return ret;
+}
+
+struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
+{
+    dg__loop_poke(c); /* an embedding loop must come back to submit it */
+    if (c->epoll) {
+        /* The emulated SQ grows instead of flushing early, so completions
+         * never appear while the loop walks the CQ. */
+        struct io_uring_sqe *sqe = dg__epoll_get_sqe(c->epoll);
+        if (!sqe)
+            *err = -ENOMEM;
+        return sqe;
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+    if (sqe)
+        return sqe;
+    /* SQ full: hand this turn's SQEs to the kernel early, never drop. */
+    int ret = dg__submit(c);
+    if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
+        *err = ret;
+        return NULL;
+    }
+    sqe = io_uring_get_sqe(&c->ring);
+    if (!sqe)
+        *err = -EBUSY;
+    return sqe;
+}
+
+unsigned dg__ring_sq_ready(const struct dg__core *c)
+{
+    return c->epoll ? dg__epoll_sq_ready(c->epoll) : io_uring_sq_ready(&c->ring);
+}
+
+/* Submits this turn's SQEs and, if asked, waits for one completion, in a
+ * single io_uring_enter. */
+int dg__ring_enter(struct dg__core *c, bool block)
+{
+    int ret;
+    if (c->epoll) {
+        ret = dg__epoll_submit(c->epoll);
+        if (ret >= 0)
+            ret = dg__epoll_wait(c->epoll, block);
+        return ret == -EINTR ? 0 : ret;
+    }
+    c->stats.enters++;
+    unsigned wait_us = c->options.batch_wait_us;
+    int next_timer;
+    /* IORING_FEAT_EXT_ARG (5.11): without it liburing would queue its own
+     * timeout SQE, whose completion the dispatcher does not know. */
+    if (block && c->last_recv_completions >= DG__BUSY_TURN && wait_us != DG_BATCH_WAIT_NONE &&
+        (c->caps.features & IORING_FEAT_EXT_ARG) &&
+        (next_timer = dg__timers_next_ms(c)) != 0) {
+        /* A flood: let the kernel gather a batch before waking us. */
+        if (next_timer > 0 && (uint64_t)next_timer * 1000u < wait_us)
+            wait_us = (unsigned)((uint64_t)next_timer * 1000u);
+        struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
+                                       .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
+        struct io_uring_cqe *cqe;
+        unsigned queued = io_uring_sq_ready(&c->ring);
+        ret = io_uring_submit_and_wait_timeout(&c->ring, &cqe, DG__BATCH_WAIT_NR, &ts, NULL);
+        if (ret >= 0 || ret == -ETIME) {
+            c->stats.submissions += queued;
+            ret = 0;
+        }
+    } else if (block)
+        ret = io_uring_submit_and_wait(&c->ring, 1);
+    else
+        ret = io_uring_submit_and_get_events(&c->ring);
+    if (ret > 0)
+        c->stats.submissions += (unsigned)ret;
+    /* EINTR: a signal; the caller checks the stop flag. EBUSY/EAGAIN: the
+     * CQ has overflowed entries or no memory for now; processing
+     * completions makes room. EXIT on the others. */
+    if (ret == -EINTR || ret == -EBUSY || ret == -EAGAIN || ret == -ETIME)
+        return 0;
+    return ret < 0 ? ret : 0;
+}
+
+/* ---- The completion queue ----------------------------------------------------
+ * Either backend's: the kernel's, or the epoll backend's user-space one in
+ * the same CQE format. */
+
+unsigned dg__ring_cq_ready(struct dg__core *c)
+{
+    if (c->epoll)
+        return dg__epoll_cq_ready(c->epoll);
+    if (io_uring_cq_has_overflow(&c->ring))
+        c->stats.cq_overflows++;
+    return io_uring_cq_ready(&c->ring);
+}
+
+unsigned dg__ring_peek(struct dg__core *c, struct io_uring_cqe **cqes, unsigned want)
+{
+    return c->epoll ? dg__epoll_peek_batch(c->epoll, cqes, want)
+                    : io_uring_peek_batch_cqe(&c->ring, cqes, want);
+}
+
+void dg__ring_advance(struct dg__core *c, unsigned n)
+{
+    if (c->epoll)
+        dg__epoll_cq_advance(c->epoll, n);
+    else
+        io_uring_cq_advance(&c->ring, n);
+}
+
+/* ---- Embedding, registration, posts, statistics ------------------------------ */
+
+unsigned dg__ring_cq_unsignalled(const struct dg__core *c)
+{
+    /* The kernel signals the registered eventfd for its own completions;
+     * the epoll backend's are made in user space by the last submit. */
+    return c->epoll ? dg__epoll_cq_ready(c->epoll) : 0;
+}
+
+int dg__ring_attach_notify(struct dg__core *c, int fd)
+{
+    /* io_uring: the kernel signals a registered eventfd on every posted
+     * completion, including deferred task work under DEFER_TASKRUN (6.1+).
+     * epoll: the epoll fd itself is readable when a watched fd is ready,
+     * and the eventfd joins its set for the loop's own pokes. */
+    return c->epoll ? dg__epoll_attach_notify(c->epoll, fd)
+                    : io_uring_register_eventfd(&c->ring, fd);
+}
+
+int dg__ring_embed_fd(const struct dg__core *c)
+{
+    return c->epoll ? dg__epoll_fd(c->epoll) : c->notify_fd;
+}
+
+bool dg__ring_register_buffers(struct dg__core *c, void *mem, size_t bytes)
+{
+    if (c->epoll)
+        return false; /* no kernel ring to register with; sends copy nothing anyway */
+    struct iovec whole = {.iov_base = mem, .iov_len = bytes};
+    return io_uring_register_buffers(&c->ring, &whole, 1) == 0;
+}
+
+int dg__ring_msg_fd(const struct dg__core *c)
+{
+    return c->epoll ? -1 : c->ring.ring_fd;
+}
+
+const char *dg__ring_backend_name(const struct dg__core *c)
+{
+    return c->epoll ? "epoll" : "io_uring";
+}
+
+void dg__ring_get_stats(const struct dg__core *c, dg_loop_stats *out)
+{
+    *out = c->stats;
+    if (!c->epoll && c->ring.cq.koverflow)
+        out->cq_dropped = *c->ring.cq.koverflow;
+}

@@ -1,0 +1,366 @@
+/* The receive path: one multishot recvmsg per socket over the loop's
+ * provided buffer ring, delivery of each buffer's datagram(s) to
+ * on_message or gathered for on_message_batch, kept buffers
+ * (dg_message_keep) and the re-arm of receives that ended.
+ *
+ * This is the hot path: per datagram it decodes the buffer in place
+ * (recv_decode.h), calls the user once and recycles the buffer; the buffers
+ * of a walk of completions go back to the kernel with one commit (the
+ * loop's). Nothing here allocates. */
+#include <errno.h>
+
+#include "dgram.h"
+#include "engine/core/valgrind.h"
+
+/* ---- Arming ------------------------------------------------------------- */
+
+void dg__recv_queue_rearm(dg_socket *s)
+{
+    if (s->rearm_queued)
+        return;
+    s->rearm_queued = true;
+    s->rearm_next = s->loop->dgram.rearm_head;
+    s->loop->dgram.rearm_head = s;
+}
+
+void dg__recv_arm(dg_socket *s)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = dg__get_sqe(&s->loop->core, &err);
+    if (!sqe) {
+        dg__recv_queue_rearm(s); /* the ring refused a flush; try again next turn */
+        return;
+    }
+    /* MSG_TRUNC makes the kernel report a truncated datagram's real size
+     * in io_uring_recvmsg_out.payloadlen. */
+    io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, MSG_TRUNC);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = s->loop->core.bufring.group;
+    io_uring_sqe_set_data64(sqe, DG__UD(s, DG__OP_RECV));
+    s->recv_armed = true;
+    s->inflight++;
+}
+
+/* ---- Kept buffers ------------------------------------------------------ */
+
+_Static_assert(DG__BATCH_MAX == DG_MESSAGE_BATCH_MAX, "one batch size");
+_Static_assert(DG__BATCH_MAX <= 64, "kept_mask has a bit per batched message");
+
+/* Buffer bid goes back to the ring (visible at the next commit). */
+static void rx_recycle(dg_loop *loop, unsigned bid)
+{
+    struct dg__bufring *br = &loop->core.bufring;
+    dg__bufring_recycle(br, bid);
+    if (DG__VG_RING_FILLS(br))
+        dg__vg_buffer_to_kernel(dg__bufring_addr(br, bid), br->buf_size);
+}
+
+/* Every datagram of buffer bid was delivered: back to the ring, unless the
+ * user kept it, in which case the last release returns it. */
+static void rx_buffer_done(dg_loop *loop, unsigned bid)
+{
+    struct dg_rx_buf *b = &loop->dgram.rx.bufs[bid];
+    if (b->refs == 0) {
+        rx_recycle(loop, bid);
+        return;
+    }
+    b->out = true;
+    loop->core.stats.rx_kept_buffers++;
+}
+
+DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf **out)
+{
+    if (out)
+        *out = NULL;
+    if (!sock || !msg || !out)
+        return DG_ERR_INVALID_ARG_VALUE;
+    dg_loop *loop = sock->loop;
+    struct dg__rx *rx = &loop->dgram.rx;
+    /* Compared as integers: msg may point anywhere. */
+    uintptr_t at = (uintptr_t)msg, first = (uintptr_t)rx->msgs;
+    if (rx->sock != sock || at < first || at >= first + rx->count * sizeof(dg_message) ||
+        (at - first) % sizeof(dg_message) != 0)
+        return DG_ERR_MESSAGE_NOT_CURRENT;
+    unsigned index = (unsigned)((at - first) / sizeof(dg_message));
+    uint64_t bit = UINT64_C(1) << index;
+    if (rx->kept_mask & bit)
+        return DG_ERR_MESSAGE_ALREADY_KEPT;
+    const struct dg__bufring *br = &loop->core.bufring;
+    uintptr_t data = (uintptr_t)msg->data, mem = (uintptr_t)br->mem;
+    if (data < mem || data >= mem + br->mem_bytes)
+        return DG_ERR_MESSAGE_NOT_CURRENT; /* the user rewrote msg->data */
+    unsigned bid = (unsigned)((data - mem) / br->stride);
+    struct dg_rx_buf *b = &rx->bufs[bid];
+    b->refs++;
+    rx->kept_mask |= bit;
+    rx->kept_any = true;
+    *out = b;
+    return 0;
+}
+
+DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf)
+{
+    if (!buf)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (buf->refs == 0)
+        return DG_ERR_BUFFER_NOT_KEPT;
+    if (--buf->refs > 0 || !buf->out)
+        return 0; /* more keeps, or its delivery is still going on */
+    dg_loop *loop = buf->loop;
+    buf->out = false;
+    loop->core.stats.rx_kept_buffers--;
+    rx_recycle(loop, (unsigned)(buf - loop->dgram.rx.bufs));
+    /* Published by the loop's next prepare step, which also re-arms the
+     * sockets that ran out of buffers; an embedding loop must come back. */
+    dg__loop_poke(&loop->core);
+    return 0;
+}
+
+/* ---- Delivery ------------------------------------------------------------ */
+
+/* Every datagram handed to the user counts in its socket's statistics. */
+static inline void rx_count(dg_socket *s, size_t length, unsigned flags)
+{
+    s->stats.rx_datagrams++;
+    s->stats.rx_bytes += length;
+    if (flags & DG_MSG_TRUNC)
+        s->stats.rx_truncated++;
+}
+
+static void deliver_one(dg_socket *s, dg_message *m)
+{
+    rx_count(s, m->length, m->flags);
+    if (s->handlers.on_message)
+        s->handlers.on_message(s, m, s->data);
+}
+
+/* The message a decoded buffer gives: the whole datagram, or (GRO) the
+ * sender, with each segment's data and length filled in by the caller. */
+static inline void message_from_view(dg_message *m, const struct dg__recv_view *v)
+{
+    m->addr = v->name;
+    m->addrlen = v->namelen;
+    m->reserved = 0;
+    m->data = v->payload;
+    m->length = v->length;
+    m->size = v->size;
+    m->flags = v->truncated ? DG_MSG_TRUNC : 0;
+}
+
+/* The datagrams of a UDP_GRO buffer, in order: one sender, all of the
+ * segment size but the last. */
+struct gro_split {
+    const unsigned char *next;
+    size_t left;
+    size_t segment;
+};
+
+/* Starts splitting v's payload (m keeps the sender) and counts the buffer. */
+static inline void gro_start(struct gro_split *g, dg_socket *s, dg_message *m,
+                             const struct dg__recv_view *v)
+{
+    g->next = v->payload;
+    g->left = v->length;
+    g->segment = v->gro_size;
+    m->flags = 0;
+    s->stats.rx_gro_buffers++;
+}
+
+/* The next datagram into m (data, length, size); false when none is left. */
+static inline bool gro_next(struct gro_split *g, dg_message *m)
+{
+    if (g->left == 0)
+        return false;
+    m->data = g->next;
+    m->length = m->size = g->left < g->segment ? g->left : g->segment;
+    g->next += m->length;
+    g->left -= m->length;
+    return true;
+}
+
+/* Decodes one buffer the kernel filled and hands its datagram(s) to the
+ * user: with UDP_GRO a buffer may hold several datagrams of one sender,
+ * all of gro_size bytes but the last. */
+static void deliver(dg_socket *s, void *buf, int res)
+{
+    struct dg__recv_view v;
+    if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0)
+        return; /* shorter than the header the kernel always writes: cannot happen */
+    if (v.drops)
+        s->stats.rx_kernel_drops = v.drops;
+    dg_message m;
+    message_from_view(&m, &v);
+    struct dg__rx *rx = &s->loop->dgram.rx;
+    rx->sock = s; /* what dg_message_keep accepts */
+    rx->msgs = &m;
+    rx->count = 1;
+    if (v.gro_size == 0) {
+        deliver_one(s, &m);
+        rx->sock = NULL;
+        return;
+    }
+    struct gro_split g;
+    gro_start(&g, s, &m, &v);
+    while (dg__socket_is_open(s) && gro_next(&g, &m)) { /* the callback may close it */
+        deliver_one(s, &m);
+        rx->kept_mask = 0; /* the next segment is another message */
+    }
+    rx->sock = NULL;
+}
+
+/* ---- Batch delivery (on_message_batch) ----------------------------------- */
+
+void dg__rx_batch_flush(dg_loop *loop)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    dg_socket *s = rx->batch_sock;
+    if (!s)
+        return;
+    unsigned n = rx->batch_count;
+    if (n > 0 && dg__socket_is_open(s)) {
+        for (unsigned i = 0; i < n; i++)
+            rx_count(s, rx->batch_msgs[i].length, rx->batch_msgs[i].flags);
+        rx->sock = s;
+        rx->msgs = rx->batch_msgs;
+        rx->count = n;
+        s->handlers.on_message_batch(s, rx->batch_msgs, n, s->data);
+        rx->sock = NULL;
+        rx->kept_mask = 0;
+        rx->kept_any = false;
+    }
+    /* Nothing can add to the batch during the callback (no completion walk
+     * runs inside it), so the buffers are exactly those gathered. */
+    for (unsigned i = 0; i < rx->batch_nbids; i++)
+        rx_buffer_done(loop, rx->batch_bids[i]);
+    rx->batch_count = 0;
+    rx->batch_nbids = 0;
+    rx->batch_sock = NULL;
+}
+
+static void batch_add(struct dg__rx *rx, const dg_message *m)
+{
+    rx->batch_msgs[rx->batch_count++] = *m;
+}
+
+/* The datagrams of one UDP_GRO buffer into the socket's batch, which is
+ * flushed whenever it fills (possibly in the middle of the buffer, whose
+ * remaining datagrams then start the next batch). */
+static void batch_gro_buffer(dg_loop *loop, dg_socket *s, unsigned bid, dg_message *m,
+                             const struct dg__recv_view *v)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    if (v->length == 0) { /* no segment to deliver (the kernel never sends one) */
+        rx_recycle(loop, bid);
+        return;
+    }
+    struct gro_split g;
+    gro_start(&g, s, m, v);
+    while (gro_next(&g, m)) {
+        batch_add(rx, m);
+        if (g.left == 0)
+            rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
+        if (rx->batch_count == DG__BATCH_MAX) {
+            dg__rx_batch_flush(loop);
+            if (g.left > 0 && !dg__socket_is_open(s)) { /* closed by the callback */
+                rx_buffer_done(loop, bid);
+                return;
+            }
+            if (g.left > 0)
+                rx->batch_sock = s;
+        }
+    }
+}
+
+/* Adds the datagram(s) of one buffer to the socket's batch; flushes when
+ * the batch is full (possibly in the middle of a GRO buffer, whose
+ * remaining datagrams then start the next batch). */
+static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, int res)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    struct dg__recv_view v;
+    if (rx->batch_sock != s)
+        dg__rx_batch_flush(loop); /* one socket per batch */
+    if (res < 0 || !dg__socket_is_open(s) || dg__recv_decode(buf, res, &s->rmsg, &v) < 0) {
+        rx_recycle(loop, bid);
+        return;
+    }
+    rx->batch_sock = s;
+    if (v.drops)
+        s->stats.rx_kernel_drops = v.drops;
+    dg_message m;
+    message_from_view(&m, &v);
+    if (v.gro_size == 0) {
+        batch_add(rx, &m);
+        rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
+        if (rx->batch_count == DG__BATCH_MAX)
+            dg__rx_batch_flush(loop);
+        return;
+    }
+    batch_gro_buffer(loop, s, bid, &m, &v);
+}
+
+void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
+{
+    dg_socket *s = DG__UD_PTR(cqe->user_data);
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
+        if (DG__VG_RING_FILLS(&loop->core.bufring))
+            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, cqe->res, &s->rmsg);
+        if (s->handlers.on_message_batch) {
+            batch_buffer(loop, s, bid, buf, cqe->res);
+        } else {
+            if (loop->dgram.rx.batch_sock)
+                dg__rx_batch_flush(loop); /* another socket's datagrams came first */
+            if (cqe->res >= 0 && dg__socket_is_open(s))
+                deliver(s, buf, cqe->res);
+            if (loop->dgram.rx.kept_any) { /* the user kept it: rare */
+                loop->dgram.rx.kept_any = false;
+                loop->dgram.rx.kept_mask = 0;
+                rx_buffer_done(loop, bid);
+            } else {
+                rx_recycle(loop, bid);
+            }
+        }
+    } else {
+        if (loop->dgram.rx.batch_sock == s)
+            dg__rx_batch_flush(loop); /* its datagrams came first */
+        if (cqe->res == -ENOBUFS) {
+            s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
+        } else if (cqe->res < 0 && cqe->res != -ECANCELED && dg__socket_is_open(s)) {
+            dg_error err = {.code = cqe->res, .syscall = "recvmsg"};
+            dg__socket_emit_error(s, &err);
+        }
+    }
+    if (more)
+        return;
+    s->recv_armed = false;
+    if (dg__socket_is_open(s))
+        dg__recv_queue_rearm(s); /* after this batch's buffers are back in the ring */
+    dg__socket_op_done(s);
+}
+
+/* With every buffer kept by the user a receive would end at once with
+ * ENOBUFS: such sockets stay queued until a dg_rx_buf_release(). */
+void dg__sockets_rearm(dg_loop *loop)
+{
+    dg_socket *s = loop->dgram.rearm_head;
+    bool dry = dg__rx_dry(&loop->core.stats, &loop->core.bufring);
+    loop->dgram.rearm_head = NULL;
+    while (s) {
+        dg_socket *next = s->rearm_next;
+        s->rearm_queued = false;
+        if (s->state == DG__CLOSING && s->cancel_pending) {
+            dg__socket_close_cancel(s);
+        } else if (dg__socket_is_open(s) && s->fd_bound && !s->recv_armed) {
+            if (dry) {
+                dg__recv_queue_rearm(s);
+            } else {
+                s->stats.rx_rearms++;
+                dg__recv_arm(s);
+            }
+        }
+        s = next;
+    }
+}
