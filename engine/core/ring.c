@@ -48,7 +48,7 @@ static unsigned round_up_pow2(unsigned v)
  * and wake-ups. It can still overflow (hundreds of sockets each ending a
  * receive with ENOBUFS, floods of cross-loop posts): the kernel keeps the
  * extra completions on its overflow list, the loop drains them next turn
- * (counted in dg_loop_stats.cq_overflows) and tests/test_faults.c shows
+ * (counted in dg_loop_stats.cq_overflows) and tests/dgram/test_faults.c shows
  * nothing is lost. */
 static unsigned cq_wanted(const dg_loop_options *o)
 {

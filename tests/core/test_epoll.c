@@ -14,7 +14,7 @@
 
 #include "engine/core/epoll.h"
 
-TestSuite(emu, .timeout = 60);
+TestSuite(epoll, .timeout = 60);
 
 enum { N = 3000, LEN = 100 };
 
@@ -75,7 +75,7 @@ static unsigned take_completions(unsigned *next, int want)
     return total;
 }
 
-Test(emu, eagain_parks_sends_in_order_until_writable, .init = setup_sends,
+Test(epoll, eagain_parks_sends_in_order_until_writable, .init = setup_sends,
      .fini = teardown_sends)
 {
     unsigned completed = 0, received = 0;
@@ -103,7 +103,7 @@ Test(emu, eagain_parks_sends_in_order_until_writable, .init = setup_sends,
     cr_assert_eq(received, N, "%u of %u datagrams arrived", received, N);
 }
 
-Test(emu, cancel_by_fd_ends_parked_sends, .init = setup_sends, .fini = teardown_sends)
+Test(epoll, cancel_by_fd_ends_parked_sends, .init = setup_sends, .fini = teardown_sends)
 {
     unsigned completed = 0;
     take_completions(&completed, 0);
@@ -137,7 +137,7 @@ Test(emu, cancel_by_fd_ends_parked_sends, .init = setup_sends, .fini = teardown_
 /* A deadline too far away to count in nanoseconds saturates instead of
  * wrapping: 2^62 s * 1e9 is 0 modulo 2^64, which without saturation is a
  * deadline in the past that fires at once. */
-Test(emu, far_deadline_does_not_wrap_into_the_past)
+Test(epoll, far_deadline_does_not_wrap_into_the_past)
 {
     struct dg__bufring br = {0};
     dg_loop_stats stats = {0};

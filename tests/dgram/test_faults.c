@@ -1177,7 +1177,7 @@ Test(faults, loop_close_with_live_handles_is_busy_and_changes_nothing)
 }
 
 /* ---- Completion-queue overflow -------------------------------------------
- * engine/ring.c sizes the CQ (cq_size) for recv_buffers + max_pending_sends
+ * engine/core/ring.c sizes the CQ (cq_size) for recv_buffers + max_pending_sends
  * + 64: a multishot receive posts at most one completion per provided
  * buffer before dgring returns it, so buffered receives alone cannot
  * overflow it. What can: completions that carry no buffer and have no
