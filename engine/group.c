@@ -238,8 +238,9 @@ static bool member_register(struct member *m, dg_loop *loop)
     return stopping;
 }
 
-static void on_bound(dg_socket *sock, int status, void *data)
+static void on_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     (void)sock;
     struct member *m = data;
     m->bind_done = true;
@@ -302,9 +303,9 @@ static int member_bind(struct member *m, dg_loop *loop)
         return ret;
     atomic_store_explicit(&m->sock, sock, memory_order_release);
     if (m->index == 0)
-        ret = dg_socket_bind(sock, o->address, o->port, on_bound, m);
+        ret = dg_socket_bind(sock, o->port, o->address, on_bound, m);
     else
-        ret = dg_socket_bind(sock, g->bind_address, atomic_load(&g->port), on_bound, m);
+        ret = dg_socket_bind(sock, atomic_load(&g->port), g->bind_address, on_bound, m);
     while (ret == 0 && !m->bind_done) {
         int run = dg_loop_run(loop, DG_RUN_ONCE);
         ret = run < 0 ? run : 0;

@@ -161,7 +161,7 @@ static int do_recv(const perf_opts *o, bool batch)
     }
     if ((ret = dg_socket_create(b.loop, &so, &h, &b, &b.sock)) < 0)
         die_dg("dg_socket_create", ret);
-    if ((ret = dg_socket_bind(b.sock, "127.0.0.1", o->port, NULL, NULL)) < 0)
+    if ((ret = dg_socket_bind(b.sock, o->port, "127.0.0.1", NULL, NULL)) < 0)
         die_dg("dg_socket_bind", ret);
     if ((ret = dg_timer_new(b.loop, &b.timer)) < 0 ||
         (ret = dg_timer_start(b.timer, 50, 50, on_idle_tick, &b)) < 0)
@@ -326,7 +326,7 @@ static int do_send(const perf_opts *o, bool nogso, bool ebuf, bool zerocopy)
     dg_socket_handlers h = {.on_listening = on_send_listening, .on_error = on_error};
     if ((ret = dg_socket_create(b.loop, &so, &h, &b, &b.sock)) < 0)
         die_dg("dg_socket_create", ret);
-    if ((ret = dg_socket_bind(b.sock, "127.0.0.1", 0, NULL, NULL)) < 0)
+    if ((ret = dg_socket_bind(b.sock, 0, "127.0.0.1", NULL, NULL)) < 0)
         die_dg("dg_socket_bind", ret);
     if ((ret = dg_loop_run(b.loop, DG_RUN_DEFAULT)) < 0)
         die_dg("dg_loop_run", ret);

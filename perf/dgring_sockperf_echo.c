@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     dg_socket_handlers h = {.on_message = on_message, .on_listening = on_listening,
                             .on_error = on_error};
     if (ret < 0 || (ret = dg_socket_create(g_loop, &so, &h, NULL, &sock)) < 0 ||
-        (ret = dg_socket_bind(sock, "127.0.0.1", o.port, NULL, NULL)) < 0) {
+        (ret = dg_socket_bind(sock, o.port, "127.0.0.1", NULL, NULL)) < 0) {
         fprintf(stderr, "dgring: %s\n", dg_strerror(ret));
         return 1;
     }

@@ -23,7 +23,7 @@ int main(void)
     if (ret == 0)
         ret = dg_socket_create(loop, &options, &handlers, NULL, &sock);
     if (ret == 0)
-        ret = dg_socket_bind(sock, "127.0.0.1", 0, NULL, NULL);
+        ret = dg_socket_bind(sock, 0, "127.0.0.1", NULL, NULL);
     if (ret == 0)
         ret = dg_socket_address(sock, &self);
     if (ret == 0)

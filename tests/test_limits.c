@@ -106,8 +106,9 @@ static void free_fds(struct fillers *f, int n)
         close(f->fds[--f->count]);
 }
 
-static void on_bound(dg_socket *sock, int status, void *data)
+static void on_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     (void)sock;
     int *st = data;
     *st = status == 0 ? 1 : status;
@@ -143,7 +144,7 @@ Test(limits, emfile_from_create_and_loop_new_then_recovery)
     dgt_assert_code(dg_socket_create(loop, &o, NULL, NULL, &b), -EMFILE);
     cr_assert_null(b);
     int bound = 0;
-    dgt_assert_code(dg_socket_bind(a, "127.0.0.1", 0, on_bound, &bound), 0);
+    dgt_assert_code(dg_socket_bind(a, 0, "127.0.0.1", on_bound, &bound), 0);
     dgt_run_until(loop, &bound, 1, DGT_WAIT_MS);
     cr_assert_eq(bound, 1, "bind: %s", dg_err_name(bound));
 
@@ -231,7 +232,7 @@ static void cycle_batch(dg_loop *loop, struct cycle_ctx *c, int n, dg_socket_typ
     int listening = c->listening, closed = c->closed;
     for (int i = 0; i < n; i++) {
         dgt_assert_code(dg_socket_create(loop, &o, &cy_handlers, c, &s[i]), 0);
-        dgt_assert_code(dg_socket_bind(s[i], dgt_loopback(dgt_family(type)), 0, NULL, NULL), 0);
+        dgt_assert_code(dg_socket_bind(s[i], 0, dgt_loopback(dgt_family(type)), NULL, NULL), 0);
     }
     dgt_run_until(loop, &c->listening, listening + n, DGT_WAIT_MS);
     for (int i = 0; i < n; i++)

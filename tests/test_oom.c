@@ -248,8 +248,9 @@ static const dg_socket_handlers sc_handlers = {
     .on_listening = sc_on_listening,
 };
 
-static void sc_on_bind(dg_socket *s, int status, void *data)
+static void sc_on_bind(dg_socket *s, int status, const dg_error *err, void *data)
 {
+    (void)err;
     struct sock_ctx *c = data;
     (void)s;
     STEP_OK(status);
@@ -275,8 +276,9 @@ struct outcome_ctx {
     bool done;
 };
 
-static void on_connected(dg_socket *s, int status, void *data)
+static void on_connected(dg_socket *s, int status, const dg_error *err, void *data)
 {
+    (void)err;
     struct outcome_ctx *o = data;
     (void)s;
     STEP_OK(status);
@@ -349,7 +351,7 @@ static int path_socket(void *arg)
     }
     c.bind_target = 2;
     for (int i = 0; i < 2; i++) {
-        rc = dg_socket_bind(s[i], address, 0, sc_on_bind, &c);
+        rc = dg_socket_bind(s[i], 0, address, sc_on_bind, &c);
         STEP_OK(rc);
         if (rc < 0) {
             /* the binds that started still call back */
@@ -578,7 +580,7 @@ static int path_lookup(void *arg)
     dg_socket_options o = {.type = DG_UDP4};
     STEP(dg_socket_create(loop, &o, &sc_handlers, &c, &s[0]));
     struct outcome_ctx bo = {0};
-    STEP(dg_socket_bind(s[0], "localhost", 0, on_connected, &bo));
+    STEP(dg_socket_bind(s[0], 0, "localhost", on_connected, &bo));
     run_until(loop, &bo.done);
     if ((rc = bo.status) < 0)
         goto out;

@@ -119,8 +119,9 @@ static void on_recv_progress(dg_timer *timer, void *data)
     blast_progress_print(&state->progress, state->packets, extra);
 }
 
-static void on_recv_bound(dg_socket *sock, int status, void *data)
+static void on_recv_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     recv_state *state = data;
     const blast_config *config = state->config;
     int code = tool_bind_done(BLAST_PROG, sock, status, state->closing, config->address,

@@ -80,7 +80,7 @@ int tool_print_listening(const char *prog, const dg_socket *sock)
 int tool_bind_start(const char *prog, dg_socket *sock, const char *address, int port, bool udp6,
                     dg_bind_cb cb, void *data)
 {
-    int rc = dg_socket_bind(sock, address, port, cb, data);
+    int rc = dg_socket_bind(sock, port, address, cb, data);
 
     if (rc == DG_ERR_INVALID_ADDRESS) {
         tool_error(prog, "bad address '%s' for %s", address, udp6 ? "udp6" : "udp4");

@@ -51,7 +51,7 @@ bool tool_is_dns_error(int code);
  * after printing why. */
 int tool_print_listening(const char *prog, const dg_socket *sock);
 
-/* Starts dg_socket_bind(sock, address, port, cb, data) for a tool that
+/* Starts dg_socket_bind(sock, port, address, cb, data) for a tool that
  * receives. Returns TOOL_EXIT_OK, or the exit status after printing why:
  * TOOL_EXIT_USAGE for an address the socket's family (udp6 or not) cannot
  * take, TOOL_EXIT_FAILURE for any other error. */

@@ -197,8 +197,9 @@ static int print_listening(const dg_socket *sock)
     return 0;
 }
 
-static void on_bound(dg_socket *sock, int status, void *data)
+static void on_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     cat_state *state = data;
     const cat_config *config = state->config;
 
@@ -245,7 +246,7 @@ static int cat_start(cat_state *state)
         state->sock = NULL;
         return rc;
     }
-    rc = dg_socket_bind(state->sock, config->local_address, port, on_bound, state);
+    rc = dg_socket_bind(state->sock, port, config->local_address, on_bound, state);
     if (rc < 0) {
         tool_error_bind(CAT_PROG, rc, config->local_address, port, config->udp6);
         cat_finish(state);

@@ -360,8 +360,9 @@ static void on_stats(dg_timer *timer, void *data)
 }
 
 /* Bound: print the port for scripts, then start the statistics. */
-static void on_echo_bound(dg_socket *sock, int status, void *data)
+static void on_echo_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     echo_server *server = data;
     const echo_config *config = server->config;
     int rc = tool_bind_done(PROG, sock, status, server->closing, config->address, config->port,

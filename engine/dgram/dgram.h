@@ -199,7 +199,7 @@ struct dg_socket {
 
     /* connect */
     bool connect_resolved;
-    dg_bind_cb connect_cb;
+    dg_connect_cb connect_cb;
     void *connect_data;
     struct dg__lookup connect_lookup;
 

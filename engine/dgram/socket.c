@@ -202,7 +202,7 @@ static void loop_lists_unlink(dg_socket *s)
 
 static void connect_finish(dg_socket *s, int status, const dg_error *err)
 {
-    dg_bind_cb cb = s->connect_cb;
+    dg_connect_cb cb = s->connect_cb;
     s->connect_cb = NULL;
     if (status == 0) {
         s->connect_state = DG__CONNECTED;
@@ -212,7 +212,7 @@ static void connect_finish(dg_socket *s, int status, const dg_error *err)
         s->connect_state = DG__DISCONNECTED; /* Node: a failed connect may be retried */
     }
     if (cb)
-        cb(s, status, s->connect_data);
+        cb(s, status, status < 0 ? err : NULL, s->connect_data);
     else if (status < 0 && status != -ECANCELED)
         dg__socket_emit_error(s, err);
 }
@@ -256,8 +256,10 @@ static void bind_finish(dg_socket *s)
     dg_bind_cb cb = s->bind_cb;
     s->bind_cb = NULL;
     if (s->state == DG__CLOSING) {
-        if (cb) /* closed before 'listening': the request ends here */
-            cb(s, -ECANCELED, s->bind_data);
+        if (cb) { /* closed before 'listening': the request ends here */
+            dg_error err = {.code = -ECANCELED, .syscall = "bind"};
+            cb(s, -ECANCELED, &err, s->bind_data);
+        }
         return;
     }
     if (status == 0) {
@@ -265,7 +267,7 @@ static void bind_finish(dg_socket *s)
         if (s->handlers.on_listening)
             s->handlers.on_listening(s, s->data);
         if (cb)
-            cb(s, 0, s->bind_data);
+            cb(s, 0, NULL, s->bind_data);
         dg__sendq_flush(s);
         connect_continue(s);
         return;
@@ -273,7 +275,7 @@ static void bind_finish(dg_socket *s)
     s->state = DG__UNBOUND; /* Node: the socket may be bound again */
     socket_update_alive(s);
     if (cb)
-        cb(s, status, s->bind_data);
+        cb(s, status, &s->bind_error, s->bind_data);
     else
         dg__socket_emit_error(s, &s->bind_error);
     dg__sendq_fail(s, status);
@@ -348,7 +350,7 @@ static int bind_check(const dg_socket *s)
     return 0;
 }
 
-DG_EXPORT int dg_socket_bind(dg_socket *sock, const char *address, int port, dg_bind_cb cb,
+DG_EXPORT int dg_socket_bind(dg_socket *sock, int port, const char *address, dg_bind_cb cb,
                              void *cb_data)
 {
     int ret = bind_check(sock);
@@ -418,6 +420,7 @@ static int adopt_fd(dg_socket *s, int fd)
         bind_syscall(s, (struct sockaddr *)&ss, len);
     } else {
         s->bind_status = apply_buffer_sizes(s);
+        error_at(&s->bind_error, s->bind_status, "bind", NULL, 0);
         s->fd_bound = s->bind_status == 0;
         if (s->fd_bound)
             dg__recv_arm(s);
@@ -442,7 +445,7 @@ DG_EXPORT int dg_socket_bind_ex(dg_socket *sock, const dg_bind_options *options,
         }
         return ret;
     }
-    return dg_socket_bind(sock, options->address, options->port, cb, cb_data);
+    return dg_socket_bind(sock, options->port, options->address, cb, cb_data);
 }
 
 /* ---- Connect ------------------------------------------------------------ */
@@ -462,7 +465,7 @@ static void connect_lookup_done(struct dg__lookup *lk)
     connect_continue(s); /* or later, when the bind is done */
 }
 
-DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_bind_cb cb,
+DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_connect_cb cb,
                                 void *cb_data)
 {
     if (port <= 0 || port > 65535)

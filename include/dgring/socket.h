@@ -223,7 +223,12 @@ typedef struct dg_socket_stats {
     uint64_t reserved[4];
 } dg_socket_stats;
 
-typedef void (*dg_bind_cb)(dg_socket *sock, int status, void *data);
+/* Outcome of a bind or a connect: status 0 on success (err NULL), or the
+ * negative code with err describing it the way Node's Error does (syscall
+ * "bind"/"connect", address, port; the host name for DNS errors); err is
+ * valid during the callback. */
+typedef void (*dg_bind_cb)(dg_socket *sock, int status, const dg_error *err, void *data);
+typedef void (*dg_connect_cb)(dg_socket *sock, int status, const dg_error *err, void *data);
 /* status >= 0: bytes sent; < 0: the error, described by err (valid during
  * the callback; NULL on success). */
 typedef void (*dg_send_cb)(dg_socket *sock, int status, const dg_error *err, void *data);
@@ -252,10 +257,11 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
  * or text that cannot be a host name; resolution failures (ENOTFOUND, ...)
  * arrive from the loop like any other error of the call. */
 
-/* Binds to address and port (0 picks a free port), then starts receiving.
+/* Binds to port (0 picks a free port) and address, in Node's order
+ * bind(port, address), then starts receiving.
  * Asynchronous as in Node: the outcome arrives from the loop, on_listening
- * then cb(sock, 0, cb_data) on success; on failure cb(sock, code,
- * cb_data), or on_error with syscall "bind" (Node's "bind EADDRINUSE
+ * then cb(sock, 0, NULL, cb_data) on success; on failure cb(sock, code,
+ * err, cb_data), or on_error with syscall "bind" (Node's "bind EADDRINUSE
  * 0.0.0.0:41234") if cb is NULL, and the socket is unbound again, so it
  * may be bound again. A socket closed before 'listening' gets cb with
  * -ECANCELED and no on_listening. cb may be NULL.
@@ -263,7 +269,7 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
  * (closed), DG_ERR_SOCKET_ALREADY_BOUND (bound or binding, including the
  * implicit bind of a send), DG_ERR_SOCKET_BAD_PORT (port < 0 or > 65535),
  * DG_ERR_INVALID_ADDRESS, DG_ERR_INVALID_ARG_VALUE. */
-DG_EXPORT int dg_socket_bind(dg_socket *sock, const char *address, int port, dg_bind_cb cb,
+DG_EXPORT int dg_socket_bind(dg_socket *sock, int port, const char *address, dg_bind_cb cb,
                              void *cb_data);
 
 /* bind(options) in Node: port and address as in dg_socket_bind(), or fd
@@ -381,14 +387,14 @@ DG_EXPORT int dg_socket_send_buffer_to(dg_socket *sock, dg_send_buffer *buf, siz
 
 /* Node's connect(port, address, cb): associates the socket with
  * address:port (host name, IP literal, or NULL/"" for loopback), binding it
- * first if needed. From the loop: on_connect then cb(sock, 0, cb_data); or
+ * first if needed. From the loop: on_connect then cb(sock, 0, NULL, cb_data); or
  * on failure (lookup or connect(2)) cb with the error, or on_error with
  * syscall "connect" if cb is NULL, and the socket is disconnected again.
  * Synchronous errors: DG_ERR_SOCKET_BAD_PORT (checked first: port <= 0 or
  * > 65535), DG_ERR_SOCKET_DGRAM_NOT_RUNNING, DG_ERR_SOCKET_DGRAM_IS_CONNECTED
  * (connecting or connected), DG_ERR_INVALID_ADDRESS (a literal of the other
  * family). On a connected socket sends take port 0 and address NULL. */
-DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_bind_cb cb,
+DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_connect_cb cb,
                                 void *cb_data);
 
 /* Node's disconnect(). Returns 0, DG_ERR_SOCKET_DGRAM_NOT_CONNECTED,

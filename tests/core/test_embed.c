@@ -107,8 +107,9 @@ struct counts {
     int send_status;
 };
 
-static void c_bound(dg_socket *sock, int status, void *data)
+static void c_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     struct counts *c = data;
 
     (void)sock;
@@ -182,7 +183,7 @@ Test(embed, datagrams_and_timers_arrive_through_epoll)
     memset(&c, 0, sizeof(c));
     embed_open(&e, loop);
     sock = dgt_socket_new(loop, DG_UDP4, 0, &c_handlers, &c);
-    cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", 0, c_bound, &c), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "127.0.0.1", c_bound, &c), 0);
     pump(&e, &c.bound, 1);
     cr_assert_eq(c.bind_status, 0);
     cr_assert_eq(c.listening, 1);
@@ -284,7 +285,7 @@ Test(embed, a_bind_queued_outside_run_makes_the_fd_readable)
     embed_open(&e, loop);
     drain(&e);
     sock = dgt_socket_new(loop, DG_UDP4, 0, &c_handlers, &c);
-    cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", 0, c_bound, &c), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "127.0.0.1", c_bound, &c), 0);
     do
         n = epoll_wait(e.epfd, &ev, 1, DGT_WAIT_MS);
     while (n < 0 && errno == EINTR);

@@ -26,7 +26,7 @@ static int rebind_rc = 1;
 static void rebind_in_listening(dgt_events *ev, dg_socket *sock)
 {
     (void)ev;
-    rebind_rc = dg_socket_bind(sock, "127.0.0.1", 0, NULL, NULL);
+    rebind_rc = dg_socket_bind(sock, 0, "127.0.0.1", NULL, NULL);
 }
 
 Test(dgram_bind, second_bind_is_already_bound)
@@ -38,16 +38,16 @@ Test(dgram_bind, second_bind_is_already_bound)
     dg_socket *sock = dgt_events_socket(loop, DG_UDP4, 0, &ev);
     dg_address before, after;
 
-    cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "127.0.0.1", dgt_on_status, &bound), 0);
     cr_assert_eq(bound.calls + ev.listening, 0, "bind completed inside dg_socket_bind");
-    dgt_assert_code(dg_socket_bind(sock, "127.0.0.1", 0, dgt_on_status, &other),
+    dgt_assert_code(dg_socket_bind(sock, 0, "127.0.0.1", dgt_on_status, &other),
                     DG_ERR_SOCKET_ALREADY_BOUND, "while binding");
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     dgt_assert_code(rebind_rc, DG_ERR_SOCKET_ALREADY_BOUND, "from inside on_listening");
     cr_assert_eq(dg_socket_address(sock, &before), 0);
-    dgt_assert_code(dg_socket_bind(sock, NULL, 0, dgt_on_status, &other),
+    dgt_assert_code(dg_socket_bind(sock, 0, NULL, dgt_on_status, &other),
                     DG_ERR_SOCKET_ALREADY_BOUND, "when bound");
-    dgt_assert_code(dg_socket_bind(sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND,
+    dgt_assert_code(dg_socket_bind(sock, 0, NULL, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND,
                     "when bound, without a callback");
     dg_bind_options bo = {.port = 0};
     dgt_assert_code(dg_socket_bind_ex(sock, &bo, dgt_on_status, &other),
@@ -86,7 +86,7 @@ static void bind_port_zero(dg_socket_type type, const char *address, const char 
     sock = dgt_events_socket(loop, type, 0, &ev);
     dgt_assert_code(dg_socket_address(sock, &addr), -EBADF, "address() before bind");
     cr_assert_str_eq(dg_err_name(-EBADF), "EBADF");
-    cr_assert_eq(dg_socket_bind(sock, address, 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, address, dgt_on_status, &bound), 0);
     cr_assert_eq(bound.calls + ev.listening, 0, "bind completed inside dg_socket_bind");
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(bound.status, 0, "bind: %s", dg_err_name(bound.status));
@@ -139,7 +139,7 @@ Test(dgram_bind, listening_without_a_callback)
     dg_socket *sock = dgt_events_socket(loop, DG_UDP4, 0, &ev);
     dg_address addr;
 
-    cr_assert_eq(dg_socket_bind(sock, NULL, 0, NULL, NULL), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, NULL, NULL, NULL), 0);
     cr_assert_eq(ev.listening, 0);
     dgt_run_until(loop, &ev.listening, 1, DGT_WAIT_MS);
     cr_assert_eq(dg_socket_address(sock, &addr), 0);
@@ -172,7 +172,7 @@ Test(dgram_bind, bind_error_is_asynchronous_and_formatted)
     dg_socket *sock = dgt_events_socket(loop, DG_UDP4, 0, &ev);
     dg_address addr;
 
-    cr_assert_eq(dg_socket_bind(sock, "1.1.1.1", 0, NULL, NULL), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "1.1.1.1", NULL, NULL), 0);
     cr_assert_eq(ev.errors, 0, "the bind error was reported inside dg_socket_bind");
     dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
     cr_assert_eq(ev.errors, 1);
@@ -205,7 +205,7 @@ Test(dgram_bind, bind_error_with_port_goes_to_the_callback)
     dg_error err = {.code = -EADDRNOTAVAIL, .syscall = "bind", .port = port};
     char text[128], want[128];
 
-    cr_assert_eq(dg_socket_bind(sock, "1.1.1.1", port, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, port, "1.1.1.1", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     dgt_assert_code(bound.status, -EADDRNOTAVAIL);
     cr_assert_eq(ev.errors, 0, "an error with a callback must not reach on_error");
@@ -231,7 +231,7 @@ Test(dgram_bind, bind_error_udp6)
     dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
     sock = dgt_events_socket(loop, DG_UDP6, 0, &ev);
-    cr_assert_eq(dg_socket_bind(sock, "111::1", 0, NULL, NULL), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "111::1", NULL, NULL), 0);
     dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
     cr_assert(ev.error.code == -EADDRNOTAVAIL || ev.error.code == -EAFNOSUPPORT ||
                   ev.error.code == -EPROTONOSUPPORT,
@@ -258,23 +258,23 @@ Test(dgram_bind, synchronous_argument_errors_change_nothing)
     dg_socket *s6;
     dg_address addr;
 
-    dgt_assert_code(dg_socket_bind(s4, "127.0.0.1", -1, dgt_on_status, &never),
+    dgt_assert_code(dg_socket_bind(s4, -1, "127.0.0.1", dgt_on_status, &never),
                     DG_ERR_SOCKET_BAD_PORT);
-    dgt_assert_code(dg_socket_bind(s4, "127.0.0.1", 65536, dgt_on_status, &never),
+    dgt_assert_code(dg_socket_bind(s4, 65536, "127.0.0.1", dgt_on_status, &never),
                     DG_ERR_SOCKET_BAD_PORT);
-    dgt_assert_code(dg_socket_bind(s4, "not an ip!", 0, dgt_on_status, &never),
+    dgt_assert_code(dg_socket_bind(s4, 0, "not an ip!", dgt_on_status, &never),
                     DG_ERR_INVALID_ADDRESS);
-    dgt_assert_code(dg_socket_bind(s4, "::1", 0, dgt_on_status, &never), DG_ERR_INVALID_ADDRESS);
-    dgt_assert_code(dg_socket_bind(NULL, "127.0.0.1", 0, NULL, NULL), DG_ERR_INVALID_ARG_VALUE);
+    dgt_assert_code(dg_socket_bind(s4, 0, "::1", dgt_on_status, &never), DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(NULL, 0, "127.0.0.1", NULL, NULL), DG_ERR_INVALID_ARG_VALUE);
     dgt_assert_code(dg_socket_address(s4, &addr), -EBADF, "a refused bind left an address");
     cr_assert(!dg_loop_alive(loop), "a refused bind left the socket alive");
 
     s6 = dgt_events_socket(loop, DG_UDP6, 0, &e6);
-    dgt_assert_code(dg_socket_bind(s6, "127.0.0.1", 0, dgt_on_status, &never),
+    dgt_assert_code(dg_socket_bind(s6, 0, "127.0.0.1", dgt_on_status, &never),
                     DG_ERR_INVALID_ADDRESS);
-    dgt_assert_code(dg_socket_bind(s6, "not an ip!", 0, dgt_on_status, &never),
+    dgt_assert_code(dg_socket_bind(s6, 0, "not an ip!", dgt_on_status, &never),
                     DG_ERR_INVALID_ADDRESS);
-    dgt_assert_code(dg_socket_bind(s6, "::1", 70000, dgt_on_status, &never),
+    dgt_assert_code(dg_socket_bind(s6, 70000, "::1", dgt_on_status, &never),
                     DG_ERR_SOCKET_BAD_PORT);
 
     dgt_bind(loop, s4, "127.0.0.1", 0);
@@ -297,7 +297,7 @@ Test(dgram_bind, address_in_use_between_two_dgring_sockets)
     dg_socket *b = dgt_events_socket(loop, DG_UDP4, 0, &eb);
     int port = dgt_bind(loop, a, "127.0.0.1", 0);
 
-    cr_assert_eq(dg_socket_bind(b, "127.0.0.1", port, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(b, port, "127.0.0.1", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     dgt_assert_code(bound.status, -EADDRINUSE);
     dgt_close_socket(loop, a);
@@ -327,7 +327,7 @@ static void retry_after_eaddrinuse(bool with_callback)
         dgt_status_rec bound = {0};
         dg_address addr;
 
-        cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", port, with_callback ? dgt_on_status : NULL,
+        cr_assert_eq(dg_socket_bind(sock, port, "127.0.0.1", with_callback ? dgt_on_status : NULL,
                                     &bound),
                      0, "attempt %d", i);
         cr_assert_eq(bound.calls + ev.errors, with_callback ? 0 : i,
@@ -382,7 +382,7 @@ static void close_during_bind_lookup(int fail_status, bool with_callback)
     dg_socket *sock;
 
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
-    cr_assert_eq(dg_socket_bind(sock, "bind-host.test", 0, with_callback ? dgt_on_status : NULL,
+    cr_assert_eq(dg_socket_bind(sock, 0, "bind-host.test", with_callback ? dgt_on_status : NULL,
                                 &bound),
                  0);
     /* The lookup is held: a turn completes nothing. */
@@ -432,7 +432,7 @@ Test(dgram_bind, close_while_binding_completes_the_bind_once)
     dgt_close_rec cr = {.ev = &ev};
     dg_socket *sock = dgt_events_socket(loop, DG_UDP4, 0, &ev);
 
-    cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "127.0.0.1", dgt_on_status, &bound), 0);
     cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
     cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
     cr_assert_eq(cr.calls, 1);
@@ -455,7 +455,7 @@ static void bind_lookup_failure(int mode)
     dg_address addr;
 
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
-    cr_assert_eq(dg_socket_bind(sock, "missing.test", 0, NULL, NULL), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "missing.test", NULL, NULL), 0);
     dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
     dgt_assert_code(ev.error.code, DG_ERR_DNS_NOTFOUND);
     cr_assert_str_eq(ev.error.address, "missing.test");
@@ -491,7 +491,7 @@ Test(dgram_bind, bind_lookup_refusal_arrives_from_the_loop)
     int rc;
 
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
-    rc = dg_socket_bind(sock, "refused.test", 0, dgt_on_status, &bound);
+    rc = dg_socket_bind(sock, 0, "refused.test", dgt_on_status, &bound);
     if (rc == 0) {
         cr_assert_eq(bound.calls, 0);
         dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
@@ -535,7 +535,7 @@ static void ipv6_only(bool v6only)
     s6 = dgt_socket_new(loop, DG_UDP6, v6only ? DG_SOCKET_IPV6_ONLY : 0, NULL, NULL);
     s4 = dgt_events_socket(loop, DG_UDP4, 0, &e4);
     port = dgt_bind(loop, s6, "::", 0);
-    cr_assert_eq(dg_socket_bind(s4, "0.0.0.0", port, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(s4, port, "0.0.0.0", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     if (v6only) {
         cr_assert_eq(bound.status, 0, "0.0.0.0:%d: %s", port, dg_err_name(bound.status));
@@ -578,7 +578,7 @@ Test(dgram_bind, reuse_addr_shares_a_port)
     cr_assert_eq(dg_socket_address(b, &addr), 0);
     cr_assert_eq(addr.port, port);
     cr_assert_str_eq(addr.address, "0.0.0.0");
-    cr_assert_eq(dg_socket_bind(c, "0.0.0.0", port, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(c, port, "0.0.0.0", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     dgt_assert_code(bound.status, -EADDRINUSE);
     dgt_close_socket(loop, a);
@@ -604,7 +604,7 @@ Test(dgram_bind, reuse_port_shares_a_port_and_the_traffic)
     int total = 0;
 
     cr_assert_eq(dgt_bind(loop, b, "127.0.0.1", port), port);
-    cr_assert_eq(dg_socket_bind(c, "127.0.0.1", port, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(c, port, "127.0.0.1", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     dgt_assert_code(bound.status, -EADDRINUSE);
     for (int i = 0; i < 20; i++) {
@@ -886,7 +886,7 @@ Test(dgram_bind, port_out_of_range_is_bad_port)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         dg_bind_options bo = {.port = bad[i]};
 
-        dgt_assert_code_fmt(dg_socket_bind(sock, "127.0.0.1", bad[i], dgt_on_status, &bound),
+        dgt_assert_code_fmt(dg_socket_bind(sock, bad[i], "127.0.0.1", dgt_on_status, &bound),
                         DG_ERR_SOCKET_BAD_PORT, "port %d", bad[i]);
         dgt_assert_code_fmt(dg_socket_bind_ex(sock, &bo, dgt_on_status, &bound),
                         DG_ERR_SOCKET_BAD_PORT, "bind_ex port %d", bad[i]);
@@ -927,7 +927,7 @@ Test(dgram_bind, link_local_scope_is_parsed)
     dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
     sock = dgt_events_socket(loop, DG_UDP6, 0, &ev);
-    cr_assert_eq(dg_socket_bind(sock, "fe80::1%lo", 0, NULL, NULL), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "fe80::1%lo", NULL, NULL), 0);
     dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
     dgt_assert_code(ev.error.code, -EADDRNOTAVAIL);
     cr_assert_str_eq(ev.error.address, "fe80::1%lo");

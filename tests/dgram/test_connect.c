@@ -27,9 +27,9 @@ struct in_callback {
 
 static struct in_callback inside;
 
-static void connect_cb_probe(dg_socket *sock, int status, void *data)
+static void connect_cb_probe(dg_socket *sock, int status, const dg_error *err, void *data)
 {
-    dgt_on_status(sock, status, data);
+    dgt_on_status(sock, status, err, data);
     inside.connect_rc = dg_socket_connect(sock, 9, NULL, NULL, NULL);
     inside.bad_port_rc = dg_socket_connect(sock, 0, NULL, NULL, NULL);
 }

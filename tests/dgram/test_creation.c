@@ -201,7 +201,7 @@ static void lookup_for_bind(dg_socket_type type, int mode)
     lk.answer4 = "127.0.0.1";
     lk.answer6 = "::1";
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
-    cr_assert_eq(dg_socket_bind(sock, NULL, 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, NULL, dgt_on_status, &bound), 0);
     cr_assert_eq(bound.calls + ev.listening, 0, "bind completed inside the call");
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(bound.status, 0);
@@ -220,7 +220,7 @@ static void lookup_for_bind(dg_socket_type type, int mode)
     memset(&bound, 0, sizeof(bound));
     bound.ev = &ev;
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
-    cr_assert_eq(dg_socket_bind(sock, "my-host.test", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "my-host.test", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(bound.status, 0, "bind via lookup: %s", dg_err_name(bound.status));
     cr_assert_eq(lk.calls, 2);
@@ -266,7 +266,7 @@ Test(dgram_creation, lookup_answer_of_the_other_family_fails_the_bind)
     dg_address addr;
 
     cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
-    cr_assert_eq(dg_socket_bind(sock, "wrong-family.test", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "wrong-family.test", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     cr_assert_lt(bound.status, 0, "a udp4 socket bound to an IPv6 answer");
     cr_assert_eq(ev.listening, 0);
@@ -334,7 +334,7 @@ Test(dgram_creation, already_aborted_signal_closes_at_once)
     dg_abort_trigger(abort);
     sock = abort_socket(loop, DG_UDP4, abort, &ev);
     cr_assert_eq(ev.closed, 0, "'close' ran inside dg_socket_create");
-    dgt_assert_code(dg_socket_bind(sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
+    dgt_assert_code(dg_socket_bind(sock, 0, NULL, NULL, NULL), DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
     dgt_assert_code(dg_socket_close(sock, NULL, NULL), DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
     dgt_run_until(loop, &ev.closed, 1, DGT_WAIT_MS);
     dgt_run(loop, DGT_WAIT_MS);
@@ -474,9 +474,9 @@ Test(dgram_creation, bind_to_the_other_family_is_invalid_address)
     dg_socket *s6 = dgt_events_socket(loop, DG_UDP6, 0, &e6);
     dg_address addr;
 
-    dgt_assert_code(dg_socket_bind(s6, "127.0.0.1", 0, NULL, NULL), DG_ERR_INVALID_ADDRESS);
-    dgt_assert_code(dg_socket_bind(s4, "::1", 0, NULL, NULL), DG_ERR_INVALID_ADDRESS);
-    dgt_assert_code(dg_socket_bind(s4, "::", 0, NULL, NULL), DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(s6, 0, "127.0.0.1", NULL, NULL), DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(s4, 0, "::1", NULL, NULL), DG_ERR_INVALID_ADDRESS);
+    dgt_assert_code(dg_socket_bind(s4, 0, "::", NULL, NULL), DG_ERR_INVALID_ADDRESS);
     /* Nothing changed: both are unbound and bind normally. */
     dgt_assert_code(dg_socket_address(s4, &addr), -EBADF);
     dgt_assert_code(dg_socket_address(s6, &addr), -EBADF);

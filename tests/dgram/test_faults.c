@@ -831,13 +831,13 @@ static void w_close_cb(dg_socket *sock, void *data)
         close_all(h->w);
 }
 
-static void w_status(dg_socket *sock, int status, void *data)
+static void w_status(dg_socket *sock, int status, const dg_error *err, void *data)
 {
     struct hrec *h = data;
 
     if (h->close_cb > 0 || h->on_close > 0)
         h->status_after_close_cb++;
-    dgt_on_status(sock, status, &h->status);
+    dgt_on_status(sock, status, err, &h->status);
 }
 
 static void w_sent(dg_socket *sock, int status, const dg_error *err, void *data)
@@ -964,13 +964,13 @@ static void close_everything_from(enum trigger trigger)
         w_send(w, SB, port_a, "127.0.0.1");
     for (int i = 0; i < 5; i++)
         w_send(w, SB, port_a, "slow.test");
-    cr_assert_eq(dg_socket_bind(w->socks[SC].sock, "slow.test", 0, w_status, &w->socks[SC]), 0);
+    cr_assert_eq(dg_socket_bind(w->socks[SC].sock, 0, "slow.test", w_status, &w->socks[SC]), 0);
     for (int i = 0; i < 3; i++)
         w_send(w, SC, port_a, "127.0.0.1");
     cr_assert_eq(dg_socket_connect(w->socks[SD].sock, port_a, "slow.test", w_status,
                                    &w->socks[SD]),
                  0);
-    cr_assert_eq(dg_socket_bind(w->socks[SE].sock, "127.0.0.1", 0, w_status, &w->socks[SE]), 0);
+    cr_assert_eq(dg_socket_bind(w->socks[SE].sock, 0, "127.0.0.1", w_status, &w->socks[SE]), 0);
     cr_assert_eq(dg_timer_start(w->timers[0].timer, 1, 1, w_timer, &w->timers[0]), 0);
     cr_assert_eq(dg_timer_start(w->timers[1].timer, 0, 0, w_timer, &w->timers[1]), 0);
     cr_assert_eq(dg_timer_start(w->timers[2].timer, 60000, 0, w_timer, &w->timers[2]), 0);
@@ -1296,7 +1296,7 @@ Test(faults, cq_overflow_loses_no_completion)
         cr_assert_eq(dg_socket_create(loop, &(dg_socket_options){.type = DG_UDP4}, &h,
                                       &socks[i], &socks[i].seq.sock),
                      0);
-        cr_assert_eq(dg_socket_bind(socks[i].seq.sock, "127.0.0.1", 0, NULL, NULL), 0);
+        cr_assert_eq(dg_socket_bind(socks[i].seq.sock, 0, "127.0.0.1", NULL, NULL), 0);
     }
     dgt_run_once(loop, DGT_WAIT_MS); /* listening for all; receives armed */
     while (dg_loop_timeout(loop) == 0)

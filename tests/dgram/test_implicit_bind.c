@@ -43,7 +43,7 @@ static void two_sends_one_bind(dg_socket_type type, int mode)
     cr_assert_eq(dg_socket_send(tx.sock, "second", 6, port, NULL, dgt_on_send, &s2), 0,
                  "the second send must not bind again");
     cr_assert_eq(tx.listening + s1.calls + s2.calls, 0, "work done inside dg_socket_send");
-    dgt_assert_code(dg_socket_bind(tx.sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND,
+    dgt_assert_code(dg_socket_bind(tx.sock, 0, NULL, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND,
                     "while the implicit bind runs");
     dgt_run_until(loop, &rx.messages, 2, DGT_WAIT_MS);
     dgt_run_until(loop, &s2.calls, 1, DGT_WAIT_MS);
@@ -59,7 +59,7 @@ static void two_sends_one_bind(dg_socket_type type, int mode)
     cr_assert_str_eq(addr.address, any);
     cr_assert_gt(addr.port, 0);
     cr_assert_eq(rx.from.port, addr.port);
-    dgt_assert_code(dg_socket_bind(tx.sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
+    dgt_assert_code(dg_socket_bind(tx.sock, 0, NULL, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
     dgt_close_socket(loop, rx.sock);
     dgt_close_socket(loop, tx.sock);
     cr_assert_eq(s1.calls, 1);
@@ -359,7 +359,7 @@ Test(dgram_implicit_bind, connect_binds_implicitly)
     dg_address addr;
 
     cr_assert_eq(dg_socket_connect(sock, dgt_plain_port(plain), NULL, dgt_on_status, &conn), 0);
-    dgt_assert_code(dg_socket_bind(sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
+    dgt_assert_code(dg_socket_bind(sock, 0, NULL, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
     dgt_run_until(loop, &conn.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(conn.status, 0);
     cr_assert_eq(ev.listening, 1);
@@ -385,7 +385,7 @@ Test(dgram_implicit_bind, sends_queue_behind_an_explicit_bind)
     dg_address addr;
     int port = dgt_lookup_pair(loop, DG_UDP4, &lk, &rx, &tx);
 
-    cr_assert_eq(dg_socket_bind(tx.sock, "127.0.0.1", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(tx.sock, 0, "127.0.0.1", dgt_on_status, &bound), 0);
     cr_assert_eq(dg_socket_send(tx.sock, "after", 5, port, NULL, dgt_on_send, &sent), 0);
     dgt_run_until(loop, &rx.messages, 1, DGT_WAIT_MS);
     dgt_run_until(loop, &sent.calls, 1, DGT_WAIT_MS);
@@ -415,7 +415,7 @@ Test(dgram_implicit_bind, sends_behind_a_failing_explicit_bind)
     dgt_send_rec s1 = {.ev = &ev}, s2 = {.ev = &ev};
     dg_address addr;
 
-    cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", dgt_plain_port(taken), dgt_on_status, &bound),
+    cr_assert_eq(dg_socket_bind(sock, dgt_plain_port(taken), "127.0.0.1", dgt_on_status, &bound),
                  0);
     cr_assert_eq(dg_socket_send(sock, "a", 1, dgt_plain_port(taken), NULL, dgt_on_send, &s1), 0);
     cr_assert_eq(dg_socket_send(sock, "b", 1, dgt_plain_port(taken), NULL, dgt_on_send, &s2), 0);

@@ -156,7 +156,7 @@ static void calls_after_close(bool bound, bool connected)
         cr_assert_eq(st.status, 0);
     }
     cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
-    dgt_assert_code(dg_socket_bind(sock, NULL, 0, dgt_on_status, &st), nr);
+    dgt_assert_code(dg_socket_bind(sock, 0, NULL, dgt_on_status, &st), nr);
     dgt_assert_code(dg_socket_bind_ex(sock, &bo, dgt_on_status, &st), nr);
     if (connected) {
         dgt_assert_code(dg_socket_send(sock, "x", 1, 0, NULL, dgt_on_send, &rec), nr);
@@ -479,7 +479,7 @@ Test(dgram_lifetime, close_inside_on_listening)
     dg_socket *sock = dgt_events_socket(loop, DG_UDP4, 0, &ev);
 
     ev.user = &cr;
-    cr_assert_eq(dg_socket_bind(sock, "127.0.0.1", 0, dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "127.0.0.1", dgt_on_status, &bound), 0);
     cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
     cr_assert_eq(bound.calls, 1, "bind returned 0: its callback runs exactly once");
     cr_assert(bound.status == 0 || bound.status == -ECANCELED, "bind status %s",
@@ -640,7 +640,7 @@ static void cross_stop(int count, bool close_in_message)
     port = dgt_bind(loop, c.socks[0], "127.0.0.1", 0);
     for (int i = 1; i < count; i++) {
         c.socks[i] = dgt_socket_new(loop, DG_UDP4, DG_SOCKET_REUSE_ADDR, &h, &c);
-        cr_assert_eq(dg_socket_bind(c.socks[i], "127.0.0.1", port, NULL, NULL), 0, "socket %d", i);
+        cr_assert_eq(dg_socket_bind(c.socks[i], port, "127.0.0.1", NULL, NULL), 0, "socket %d", i);
     }
     for (int i = 0; i < count; i++)
         cr_assert_eq(dg_socket_send(c.socks[i], payload, sizeof(payload), port, "127.0.0.1",

@@ -141,7 +141,7 @@ Test(dgram_multicast, membership_on_an_unbound_socket_binds_it)
     cr_assert_eq(dg_socket_address(sock, &addr), 0);
     cr_assert_str_eq(addr.address, "0.0.0.0");
     cr_assert_gt(addr.port, 0);
-    dgt_assert_code(dg_socket_bind(sock, NULL, 0, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
+    dgt_assert_code(dg_socket_bind(sock, 0, NULL, NULL, NULL), DG_ERR_SOCKET_ALREADY_BOUND);
     cr_assert_eq(dg_socket_drop_membership(sock, GROUP4_B, "127.0.0.1"), 0);
     dgt_assert_code(dg_socket_drop_membership(sock, GROUP4_B, "127.0.0.1"), -EADDRNOTAVAIL);
     dgt_assert_code(dg_socket_drop_membership(sock, GROUP4, "127.0.0.1"), -EADDRNOTAVAIL,

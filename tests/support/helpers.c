@@ -250,8 +250,9 @@ struct bind_result {
     int status;
 };
 
-static void on_bind(dg_socket *sock, int status, void *data)
+static void on_bind(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     struct bind_result *result = data;
 
     (void)sock;
@@ -265,7 +266,7 @@ int dgt_bind(dg_loop *loop, dg_socket *sock, const char *address, int port)
     dg_address bound;
     int rc;
 
-    rc = dg_socket_bind(sock, address, port, on_bind, &result);
+    rc = dg_socket_bind(sock, port, address, on_bind, &result);
     cr_assert_eq(rc, 0, "dg_socket_bind: %s (%d)", dg_err_name(rc), rc);
     dgt_run_until(loop, &result.calls, 1, DGT_WAIT_MS);
     cr_assert_eq(result.calls, 1);
@@ -612,8 +613,9 @@ void dgt_on_send(dg_socket *sock, int status, const dg_error *err, void *data)
     }
 }
 
-void dgt_on_status(dg_socket *sock, int status, void *data)
+void dgt_on_status(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     dgt_status_rec *r = data;
 
     (void)sock;

@@ -250,7 +250,7 @@ typedef struct dgt_status_rec {
     int connects_seen;  /* ev->connects when the callback ran, if ev */
     dgt_events *ev;
 } dgt_status_rec;
-void dgt_on_status(dg_socket *sock, int status, void *data);
+void dgt_on_status(dg_socket *sock, int status, const dg_error *err, void *data);
 
 /* A close callback recorder: data is a dgt_close_rec. */
 typedef struct dgt_close_rec {

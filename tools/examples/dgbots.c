@@ -312,7 +312,7 @@ static int bot_open(fleet *f, unsigned long i)
     b->closed = false;
     f->opened = i + 1;
     f->open_bots++;
-    rc = dg_socket_bind(b->sock, config->bind_address, 0, NULL, NULL);
+    rc = dg_socket_bind(b->sock, 0, config->bind_address, NULL, NULL);
     if (rc == 0)
         rc = dg_timer_start(b->timer, 1 + period * i / config->bots, period, on_bot_timer, b);
     return rc;

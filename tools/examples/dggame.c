@@ -392,8 +392,9 @@ static void on_socket_error(dg_socket *sock, const dg_error *err, void *data)
 
 /* ---- Start, stop, report ------------------------------------------------- */
 
-static void on_bound(dg_socket *sock, int status, void *data)
+static void on_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     server *srv = data;
     uint64_t period_ms = 1000 / srv->config->tick_hz;
 
@@ -424,7 +425,7 @@ static int server_start(server *srv)
     if (rc == 0)
         rc = dg_socket_create(srv->loop, &options, &handlers, srv, &srv->sock);
     if (rc == 0)
-        rc = dg_socket_bind(srv->sock, config->address, (int)config->port, on_bound, srv);
+        rc = dg_socket_bind(srv->sock, (int)config->port, config->address, on_bound, srv);
     if (rc < 0)
         fprintf(stderr, PROG ": cannot start: %s (%s)\n", dg_err_name(rc), dg_strerror(rc));
     return rc;

@@ -138,8 +138,9 @@ static void on_error(dg_socket *sock, const dg_error *err, void *data)
     example_print_error(PROG, err);
 }
 
-static void on_bound(dg_socket *sock, int status, void *data)
+static void on_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
+    (void)err;
     statsd_server *server = data;
 
     if (!example_bound(PROG, sock, status, stderr)) {
@@ -166,7 +167,7 @@ static int server_start(statsd_server *server)
     if (rc == 0)
         rc = dg_socket_create(server->loop, &options, &handlers, server, &server->sock);
     if (rc == 0)
-        rc = dg_socket_bind(server->sock, config->address, (int)config->port, on_bound, server);
+        rc = dg_socket_bind(server->sock, (int)config->port, config->address, on_bound, server);
     if (rc < 0)
         fprintf(stderr, PROG ": cannot start: %s (%s)\n", dg_err_name(rc), dg_strerror(rc));
     return rc;
