@@ -1,0 +1,281 @@
+/* dgblast's pictures (--plot, drawn by gnuplot) and its full log of
+ * samples (--full-log); see blast.h.
+ *
+ * A plot is drawn after the run: the data and a gnuplot script go to a
+ * fresh directory under $TMPDIR (or /tmp), gnuplot runs on the script with
+ * its stdout sent to stderr (stdout may be carrying JSON lines), and the
+ * directory is removed. */
+#include "blast.h"
+
+#include <errno.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define GNUPLOT "gnuplot"
+
+/* Whether an executable named name is on $PATH. */
+static bool on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    char candidate[4096];
+
+    while (path != NULL && *path != '\0') {
+        size_t length = strcspn(path, ":");
+        if (length > 0 && length + strlen(name) + 2 <= sizeof(candidate)) {
+            snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)length, path, name);
+            if (access(candidate, X_OK) == 0)
+                return true;
+        }
+        path += length + (path[length] == ':');
+    }
+    return false;
+}
+
+bool blast_plot_available(void)
+{
+    if (on_path(GNUPLOT))
+        return true;
+    tool_error(BLAST_PROG, "--plot needs gnuplot, which is not on PATH (Debian: apt-get "
+               "install gnuplot-nox)");
+    return false;
+}
+
+/* A scratch directory with the data and the script. */
+typedef struct plot_files {
+    char dir[256];
+    char data[300];
+    char script[300];
+} plot_files;
+
+static bool plot_files_make(plot_files *files)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(files->dir, sizeof(files->dir), "%s/dgblast-plot.XXXXXX",
+             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    if (mkdtemp(files->dir) == NULL) {
+        tool_error(BLAST_PROG, "--plot: cannot make a directory in %s: %s",
+                   tmp != NULL ? tmp : "/tmp", strerror(errno));
+        return false;
+    }
+    snprintf(files->data, sizeof(files->data), "%s/data", files->dir);
+    snprintf(files->script, sizeof(files->script), "%s/plot.gp", files->dir);
+    return true;
+}
+
+static void plot_files_remove(const plot_files *files)
+{
+    unlink(files->data);
+    unlink(files->script);
+    rmdir(files->dir);
+}
+
+/* Writes text as a gnuplot single-quoted string (a quote is doubled). */
+static void put_quoted(FILE *out, const char *text)
+{
+    fputc('\'', out);
+    for (; *text != '\0'; text++) {
+        if (*text == '\'')
+            fputc('\'', out);
+        fputc(*text, out);
+    }
+    fputc('\'', out);
+}
+
+/* The script's first lines: the PNG terminal and the output file. */
+static void script_begin(FILE *script, const char *png)
+{
+    fputs("set terminal png size 1100,450\nset output ", script);
+    put_quoted(script, png);
+    fputs("\nset grid\n", script);
+}
+
+/* Runs gnuplot on the script; its stdout goes to stderr. */
+static int run_gnuplot(const plot_files *files, const char *png)
+{
+    char *argv[] = {GNUPLOT, (char *)files->script, NULL};
+    posix_spawn_file_actions_t actions;
+    pid_t pid;
+    int status = 0, rc;
+
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
+    rc = posix_spawnp(&pid, GNUPLOT, &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        tool_error(BLAST_PROG, "--plot: cannot run gnuplot: %s", strerror(rc));
+        return TOOL_EXIT_FAILURE;
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        continue;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        tool_error(BLAST_PROG, "--plot: gnuplot failed drawing %s", png);
+        return TOOL_EXIT_FAILURE;
+    }
+    return TOOL_EXIT_OK;
+}
+
+/* Writes the script and runs it; data must already be written. */
+static int draw(const plot_files *files, const char *png, void (*body)(FILE *, const char *,
+                                                                       const char *, double),
+                const char *title, double scale)
+{
+    FILE *script = fopen(files->script, "w");
+    bool written;
+
+    if (script == NULL) {
+        tool_error(BLAST_PROG, "--plot: %s: %s", files->script, strerror(errno));
+        return TOOL_EXIT_FAILURE;
+    }
+    script_begin(script, png);
+    body(script, files->data, title, scale);
+    written = !ferror(script);
+    if (fclose(script) != 0 || !written) {
+        tool_error(BLAST_PROG, "--plot: cannot write %s", files->script);
+        return TOOL_EXIT_FAILURE;
+    }
+    return run_gnuplot(files, png);
+}
+
+/* ---- Round trips -------------------------------------------------------- */
+
+/* Histogram up to p99.9 (the tail would flatten it), and the percentile
+ * curve on a scale that spreads the tail: x = -log10(1 - p). */
+static void latency_body(FILE *script, const char *data, const char *title, double p999_us)
+{
+    double bin = p999_us > 0 ? p999_us / 80 : 1;
+
+    fputs("set multiplot layout 1,2 title ", script);
+    put_quoted(script, title);
+    fprintf(script,
+            "\nset title 'round trips: histogram (to p99.9)'\n"
+            "set xlabel 'round trip (us)'\nset ylabel 'round trips'\n"
+            "set xrange [0:%g]\nset style fill solid 0.6\nbin(x) = %g * floor(x / %g)\n",
+            p999_us * 1.05 + bin, bin, bin);
+    fputs("plot ", script);
+    put_quoted(script, data);
+    fputs(" using (bin($1)):(1.0) smooth frequency with boxes notitle\n"
+          "set title 'round trips: percentiles'\nset xlabel 'percentile'\n"
+          "set ylabel 'round trip (us)'\nset autoscale x\nset logscale y\n"
+          "set xtics ('50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4, '99.999' 5)\nplot ",
+          script);
+    put_quoted(script, data);
+    fputs(" using (-log10(1 - $2)):1 with lines notitle\nunset multiplot\n", script);
+}
+
+int blast_plot_latency(const char *png, const tool_samples *rtts, const char *title)
+{
+    plot_files files;
+    FILE *data;
+    int status;
+
+    if (rtts->count == 0) {
+        tool_error(BLAST_PROG, "--plot: no round trips to draw");
+        return TOOL_EXIT_FAILURE;
+    }
+    if (!plot_files_make(&files))
+        return TOOL_EXIT_FAILURE;
+    data = fopen(files.data, "w");
+    status = data != NULL ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
+    /* sorted: a sample's percentile is its mid-rank */
+    for (size_t i = 0; data != NULL && i < rtts->count; i++)
+        fprintf(data, "%.3f %.9f\n", (double)rtts->items[i] / 1e3,
+                ((double)i + 0.5) / (double)rtts->count);
+    if (data == NULL || fclose(data) != 0) {
+        tool_error(BLAST_PROG, "--plot: cannot write %s", files.data);
+        status = TOOL_EXIT_FAILURE;
+    }
+    if (status == TOOL_EXIT_OK)
+        status = draw(&files, png, latency_body, title,
+                      (double)tool_samples_percentile(rtts, 999) / 1e3);
+    plot_files_remove(&files);
+    return status;
+}
+
+/* ---- Rate ------------------------------------------------------------------ */
+
+static void rate_body(FILE *script, const char *data, const char *title, double unused)
+{
+    (void)unused;
+    fputs("set title ", script);
+    put_quoted(script, title);
+    fputs("\nset xlabel 'time (s)'\nset ylabel 'datagrams per second'\nset yrange [0:*]\n"
+          "plot ",
+          script);
+    put_quoted(script, data);
+    fputs(" using 1:2 with linespoints notitle\n", script);
+}
+
+int blast_plot_rate(const char *png, const blast_intervals *intervals, const char *title)
+{
+    size_t n = intervals->ends_ns.count < intervals->packets.count ? intervals->ends_ns.count
+                                                                   : intervals->packets.count;
+    plot_files files;
+    FILE *data;
+    int status;
+    uint64_t from = 0;
+
+    if (n == 0) {
+        tool_error(BLAST_PROG, "--plot: the run was shorter than one interval: nothing to draw");
+        return TOOL_EXIT_FAILURE;
+    }
+    if (!plot_files_make(&files))
+        return TOOL_EXIT_FAILURE;
+    data = fopen(files.data, "w");
+    status = data != NULL ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
+    for (size_t i = 0; data != NULL && i < n; i++) {
+        uint64_t to = intervals->ends_ns.items[i];
+        fprintf(data, "%.3f %.1f\n", (double)to / 1e9,
+                tool_rate(intervals->packets.items[i], (double)(to - from) / 1e9));
+        from = to;
+    }
+    if (data == NULL || fclose(data) != 0) {
+        tool_error(BLAST_PROG, "--plot: cannot write %s", files.data);
+        status = TOOL_EXIT_FAILURE;
+    }
+    if (status == TOOL_EXIT_OK)
+        status = draw(&files, png, rate_body, title, 0);
+    plot_files_remove(&files);
+    return status;
+}
+
+/* ---- The full log ------------------------------------------------------ */
+
+FILE *blast_full_log_open(const char *path)
+{
+    FILE *log = fopen(path, "w");
+
+    if (log == NULL) {
+        tool_error(BLAST_PROG, "--full-log %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    fputs("seq,tx_s,rx_s,rtt_us\n", log);
+    return log;
+}
+
+void blast_full_log_write(FILE *log, uint64_t seq, uint64_t sent_ns, uint64_t received_ns)
+{
+    fprintf(log, "%llu,%llu.%09llu,%llu.%09llu,%.3f\n", (unsigned long long)seq,
+            (unsigned long long)(sent_ns / 1000000000u),
+            (unsigned long long)(sent_ns % 1000000000u),
+            (unsigned long long)(received_ns / 1000000000u),
+            (unsigned long long)(received_ns % 1000000000u),
+            (double)(received_ns - sent_ns) / 1e3);
+}
+
+bool blast_full_log_close(FILE *log, const char *path)
+{
+    bool ok = !ferror(log);
+
+    if (fclose(log) != 0 || !ok) {
+        tool_error(BLAST_PROG, "--full-log %s: write failed", path);
+        return false;
+    }
+    return true;
+}
