@@ -8,7 +8,6 @@
 #include "blast.h"
 
 #include <errno.h>
-#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,19 +144,21 @@ static int draw(const plot_files *files, const char *png, void (*body)(FILE *, c
 
 /* ---- Round trips -------------------------------------------------------- */
 
-/* Histogram up to p99.9 (the tail would flatten it), and the percentile
- * curve on a scale that spreads the tail: x = -log10(1 - p). */
-static void latency_body(FILE *script, const char *data, const char *title, double p999_us)
+/* The histogram of the body, up to 1.5 x p99 (the tail would flatten it;
+ * counts on a log scale), and the percentile curve on a scale that spreads
+ * the tail: x = -log10(1 - p). */
+static void latency_body(FILE *script, const char *data, const char *title, double p99_us)
 {
-    double bin = p999_us > 0 ? p999_us / 80 : 1;
+    double range = p99_us > 0 ? p99_us * 1.5 : 1;
+    double bin = range / 100;
 
     fputs("set multiplot layout 1,2 title ", script);
     put_quoted(script, title);
     fprintf(script,
-            "\nset title 'round trips: histogram (to p99.9)'\n"
-            "set xlabel 'round trip (us)'\nset ylabel 'round trips'\n"
+            "\nset title 'round trips: histogram (to 1.5 x p99)'\n"
+            "set xlabel 'round trip (us)'\nset ylabel 'round trips'\nset logscale y\n"
             "set xrange [0:%g]\nset style fill solid 0.6\nbin(x) = %g * floor(x / %g)\n",
-            p999_us * 1.05 + bin, bin, bin);
+            range, bin, bin);
     fputs("plot ", script);
     put_quoted(script, data);
     fputs(" using (bin($1)):(1.0) smooth frequency with boxes notitle\n"
@@ -193,7 +194,7 @@ int blast_plot_latency(const char *png, const tool_samples *rtts, const char *ti
     }
     if (status == TOOL_EXIT_OK)
         status = draw(&files, png, latency_body, title,
-                      (double)tool_samples_percentile(rtts, 999) / 1e3);
+                      (double)tool_samples_percentile(rtts, 990) / 1e3);
     plot_files_remove(&files);
     return status;
 }
