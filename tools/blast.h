@@ -241,6 +241,10 @@ void blast_buffers_read(blast_buffers *buffers, const blast_config *config,
 void blast_buffers_print(const blast_buffers *buffers, const blast_config *config,
                          bool receive_note);
 
+/* The socket's kernel drops (dg_socket_get_stats): final in on_close,
+ * where the modes read them. */
+uint64_t blast_kernel_drops(const dg_socket *sock);
+
 /* The buffers as JSON keys (rcvbuf..., sndbuf...), once known. */
 void blast_buffers_json(tool_json *json, const blast_buffers *buffers);
 
@@ -255,6 +259,7 @@ typedef struct blast_intervals {
     uint64_t start_ns;      /* start of the first interval */
     uint64_t last_ns;       /* end of the previous interval */
     uint64_t last_packets;
+    uint64_t next_ns;       /* blast_intervals_due(): the end of this one */
     unsigned count;
     tool_samples ends_ns;   /* --plot: interval ends since start_ns */
     tool_samples packets;   /* ... and the packets counted in each */
@@ -264,8 +269,15 @@ typedef struct blast_intervals {
  * keeps points, every second unless --interval says), starting now. */
 void blast_intervals_init(blast_intervals *intervals, const blast_config *config);
 
-/* Whether anything needs interval ticks; the length in ms if so. */
-uint64_t blast_intervals_ms(const blast_intervals *intervals);
+/* Opens a timer on loop calling cb at the end of every interval, if
+ * intervals are wanted (*timer stays NULL otherwise). Returns 0 or a
+ * negative code after printing why. */
+int blast_intervals_timer(const blast_intervals *intervals, dg_loop *loop, dg_timer **timer,
+                          dg_timer_cb cb, void *data);
+
+/* For a thread without a loop (--threads' main thread, which polls):
+ * whether the current interval is over by now; the next one starts. */
+bool blast_intervals_due(blast_intervals *intervals);
 
 /* One interval ended now with packets counted so far; prints its line.
  * Returns 0 or -ENOMEM (a point could not be kept). */

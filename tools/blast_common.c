@@ -182,6 +182,13 @@ void blast_buffers_print(const blast_buffers *buffers, const blast_config *confi
         tool_buffer_print(notes, &buffers->send);
 }
 
+uint64_t blast_kernel_drops(const dg_socket *sock)
+{
+    dg_socket_stats stats;
+
+    return dg_socket_get_stats(sock, &stats) == 0 ? stats.rx_kernel_drops : 0;
+}
+
 void blast_buffers_json(tool_json *json, const blast_buffers *buffers)
 {
     if (!buffers->known)
@@ -192,6 +199,14 @@ void blast_buffers_json(tool_json *json, const blast_buffers *buffers)
 
 /* ---- Intervals ------------------------------------------------------------- */
 
+/* The interval in ms (at least 1), 0 when none is wanted. */
+static uint64_t intervals_ms(const blast_intervals *intervals)
+{
+    uint64_t ms = (uint64_t)(intervals->seconds * 1000 + 0.5);
+
+    return intervals->seconds > 0 && ms == 0 ? 1 : ms;
+}
+
 void blast_intervals_init(blast_intervals *intervals, const blast_config *config)
 {
     memset(intervals, 0, sizeof(*intervals));
@@ -199,13 +214,26 @@ void blast_intervals_init(blast_intervals *intervals, const blast_config *config
     intervals->keep = config->plot != NULL && config->mode == BLAST_RECV;
     intervals->seconds = config->interval > 0 ? config->interval : intervals->keep ? 1.0 : 0;
     intervals->start_ns = intervals->last_ns = tool_now_ns();
+    intervals->next_ns = intervals->start_ns + intervals_ms(intervals) * 1000000u;
 }
 
-uint64_t blast_intervals_ms(const blast_intervals *intervals)
+int blast_intervals_timer(const blast_intervals *intervals, dg_loop *loop, dg_timer **timer,
+                          dg_timer_cb cb, void *data)
 {
-    uint64_t ms = (uint64_t)(intervals->seconds * 1000 + 0.5);
+    uint64_t ms = intervals_ms(intervals);
 
-    return intervals->seconds > 0 && ms == 0 ? 1 : ms;
+    *timer = NULL;
+    return ms > 0 ? blast_timer_open(loop, timer, ms, ms, cb, data) : 0;
+}
+
+bool blast_intervals_due(blast_intervals *intervals)
+{
+    uint64_t every_ns = intervals_ms(intervals) * 1000000u;
+
+    if (every_ns == 0 || tool_now_ns() < intervals->next_ns)
+        return false;
+    intervals->next_ns += every_ns;
+    return true;
 }
 
 static void print_interval(const blast_intervals *intervals, const blast_config *config,

@@ -206,10 +206,8 @@ static void on_pingpong_listening(dg_socket *sock, void *data)
 static void on_pingpong_close(dg_socket *sock, void *data)
 {
     pingpong_state *state = data;
-    dg_socket_stats stats;
 
-    if (dg_socket_get_stats(sock, &stats) == 0)
-        state->kernel_drops = stats.rx_kernel_drops;
+    state->kernel_drops = blast_kernel_drops(sock);
 }
 
 /* The timers that run beside the round trips: the end (after --warmup and
@@ -218,12 +216,11 @@ static int pingpong_timers_open(pingpong_state *state)
 {
     const blast_config *config = state->config;
     uint64_t run_ms = (uint64_t)((config->warmup + config->duration) * 1000 + 0.5);
-    uint64_t interval_ms = blast_intervals_ms(&state->intervals);
     int rc = blast_timer_open(state->loop, &state->end_timer, run_ms, 0, on_end, state);
 
-    if (rc == 0 && interval_ms > 0)
-        rc = blast_timer_open(state->loop, &state->interval_timer, interval_ms, interval_ms,
-                              on_pingpong_interval, state);
+    if (rc == 0)
+        rc = blast_intervals_timer(&state->intervals, state->loop, &state->interval_timer,
+                                   on_pingpong_interval, state);
     if (rc == 0)
         rc = blast_progress_start(&state->progress, state->loop, on_pingpong_progress, state);
     return rc;

@@ -120,26 +120,56 @@ static int run_gnuplot(const plot_files *files, const char *png)
     return TOOL_EXIT_OK;
 }
 
-/* Writes the script and runs it; data must already be written. */
-static int draw(const plot_files *files, const char *png, void (*body)(FILE *, const char *,
-                                                                       const char *, double),
-                const char *title, double scale)
-{
-    FILE *script = fopen(files->script, "w");
-    bool written;
+/* One picture: its data, written by write_data, and the script's body
+ * (after the terminal lines), which plots the data file. */
+typedef struct plot_job {
+    const char *png;
+    const char *title;
+    double scale;            /* what the body needs to know (latency: p99) */
+    void (*write_data)(FILE *data, const void *ctx);
+    const void *ctx;
+    void (*body)(FILE *script, const char *data, const char *title, double scale);
+} plot_job;
 
-    if (script == NULL) {
-        tool_error(BLAST_PROG, "--plot: %s: %s", files->script, strerror(errno));
-        return TOOL_EXIT_FAILURE;
+/* Writes the data file (script false) or the script; false after printing
+ * why. */
+static bool write_file(const plot_files *files, const plot_job *job, bool script)
+{
+    const char *path = script ? files->script : files->data;
+    FILE *f = fopen(path, "w");
+    bool ok;
+
+    if (f == NULL) {
+        tool_error(BLAST_PROG, "--plot: %s: %s", path, strerror(errno));
+        return false;
     }
-    script_begin(script, png);
-    body(script, files->data, title, scale);
-    written = !ferror(script);
-    if (fclose(script) != 0 || !written) {
-        tool_error(BLAST_PROG, "--plot: cannot write %s", files->script);
-        return TOOL_EXIT_FAILURE;
+    if (script) {
+        script_begin(f, job->png);
+        job->body(f, files->data, job->title, job->scale);
+    } else {
+        job->write_data(f, job->ctx);
     }
-    return run_gnuplot(files, png);
+    ok = !ferror(f);
+    if (fclose(f) != 0 || !ok) {
+        tool_error(BLAST_PROG, "--plot: cannot write %s", path);
+        return false;
+    }
+    return true;
+}
+
+/* Writes the job's files in a scratch directory, runs gnuplot, removes
+ * them. Returns TOOL_EXIT_OK or TOOL_EXIT_FAILURE after printing why. */
+static int plot(const plot_job *job)
+{
+    plot_files files;
+    int status = TOOL_EXIT_FAILURE;
+
+    if (!plot_files_make(&files))
+        return TOOL_EXIT_FAILURE;
+    if (write_file(&files, job, false) && write_file(&files, job, true))
+        status = run_gnuplot(&files, job->png);
+    plot_files_remove(&files);
+    return status;
 }
 
 /* ---- Round trips -------------------------------------------------------- */
@@ -170,33 +200,33 @@ static void latency_body(FILE *script, const char *data, const char *title, doub
     fputs(" using (-log10(1 - $2)):1 with lines notitle\nunset multiplot\n", script);
 }
 
+/* "round trip in us, percentile" a line; sorted, so a sample's percentile
+ * is its mid-rank. */
+static void write_latency(FILE *data, const void *ctx)
+{
+    const tool_samples *rtts = ctx;
+
+    for (size_t i = 0; i < rtts->count; i++)
+        fprintf(data, "%.3f %.9f\n", (double)rtts->items[i] / 1e3,
+                ((double)i + 0.5) / (double)rtts->count);
+}
+
 int blast_plot_latency(const char *png, const tool_samples *rtts, const char *title)
 {
-    plot_files files;
-    FILE *data;
-    int status;
+    plot_job job = {
+        .png = png,
+        .title = title,
+        .scale = (double)tool_samples_percentile(rtts, 990) / 1e3,
+        .write_data = write_latency,
+        .ctx = rtts,
+        .body = latency_body,
+    };
 
     if (rtts->count == 0) {
         tool_error(BLAST_PROG, "--plot: no round trips to draw");
         return TOOL_EXIT_FAILURE;
     }
-    if (!plot_files_make(&files))
-        return TOOL_EXIT_FAILURE;
-    data = fopen(files.data, "w");
-    status = data != NULL ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
-    /* sorted: a sample's percentile is its mid-rank */
-    for (size_t i = 0; data != NULL && i < rtts->count; i++)
-        fprintf(data, "%.3f %.9f\n", (double)rtts->items[i] / 1e3,
-                ((double)i + 0.5) / (double)rtts->count);
-    if (data == NULL || fclose(data) != 0) {
-        tool_error(BLAST_PROG, "--plot: cannot write %s", files.data);
-        status = TOOL_EXIT_FAILURE;
-    }
-    if (status == TOOL_EXIT_OK)
-        status = draw(&files, png, latency_body, title,
-                      (double)tool_samples_percentile(rtts, 990) / 1e3);
-    plot_files_remove(&files);
-    return status;
+    return plot(&job);
 }
 
 /* ---- Rate ------------------------------------------------------------------ */
@@ -213,37 +243,41 @@ static void rate_body(FILE *script, const char *data, const char *title, double 
     fputs(" using 1:2 with linespoints notitle\n", script);
 }
 
-int blast_plot_rate(const char *png, const blast_intervals *intervals, const char *title)
+static size_t interval_points(const blast_intervals *intervals)
 {
-    size_t n = intervals->ends_ns.count < intervals->packets.count ? intervals->ends_ns.count
-                                                                   : intervals->packets.count;
-    plot_files files;
-    FILE *data;
-    int status;
+    return intervals->ends_ns.count < intervals->packets.count ? intervals->ends_ns.count
+                                                               : intervals->packets.count;
+}
+
+/* "end of the interval in s, datagrams per second" a line. */
+static void write_rate(FILE *data, const void *ctx)
+{
+    const blast_intervals *intervals = ctx;
     uint64_t from = 0;
 
-    if (n == 0) {
-        tool_error(BLAST_PROG, "--plot: the run was shorter than one interval: nothing to draw");
-        return TOOL_EXIT_FAILURE;
-    }
-    if (!plot_files_make(&files))
-        return TOOL_EXIT_FAILURE;
-    data = fopen(files.data, "w");
-    status = data != NULL ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
-    for (size_t i = 0; data != NULL && i < n; i++) {
+    for (size_t i = 0; i < interval_points(intervals); i++) {
         uint64_t to = intervals->ends_ns.items[i];
         fprintf(data, "%.3f %.1f\n", (double)to / 1e9,
                 tool_rate(intervals->packets.items[i], (double)(to - from) / 1e9));
         from = to;
     }
-    if (data == NULL || fclose(data) != 0) {
-        tool_error(BLAST_PROG, "--plot: cannot write %s", files.data);
-        status = TOOL_EXIT_FAILURE;
+}
+
+int blast_plot_rate(const char *png, const blast_intervals *intervals, const char *title)
+{
+    plot_job job = {
+        .png = png,
+        .title = title,
+        .write_data = write_rate,
+        .ctx = intervals,
+        .body = rate_body,
+    };
+
+    if (interval_points(intervals) == 0) {
+        tool_error(BLAST_PROG, "--plot: the run was shorter than one interval: nothing to draw");
+        return TOOL_EXIT_FAILURE;
     }
-    if (status == TOOL_EXIT_OK)
-        status = draw(&files, png, rate_body, title, 0);
-    plot_files_remove(&files);
-    return status;
+    return plot(&job);
 }
 
 /* ---- The full log ------------------------------------------------------ */

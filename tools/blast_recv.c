@@ -159,17 +159,14 @@ static void on_recv_error(dg_socket *sock, const dg_error *err, void *data)
 static void on_recv_close(dg_socket *sock, void *data)
 {
     recv_state *state = data;
-    dg_socket_stats stats;
 
-    if (dg_socket_get_stats(sock, &stats) == 0)
-        state->kernel_drops = stats.rx_kernel_drops;
+    state->kernel_drops = blast_kernel_drops(sock);
 }
 
 /* The timers of a run: idle check, intervals, progress. */
 static int recv_timers_open(recv_state *state)
 {
     uint64_t check_ms = state->config->idle_ms / 4;
-    uint64_t interval_ms = blast_intervals_ms(&state->intervals);
     int rc;
 
     if (check_ms < 1)
@@ -178,9 +175,9 @@ static int recv_timers_open(recv_state *state)
         check_ms = IDLE_CHECK_MAX_MS;
     rc = blast_timer_open(state->loop, &state->idle_timer, check_ms, check_ms, on_idle_check,
                           state);
-    if (rc == 0 && interval_ms > 0)
-        rc = blast_timer_open(state->loop, &state->interval_timer, interval_ms, interval_ms,
-                              on_recv_interval, state);
+    if (rc == 0)
+        rc = blast_intervals_timer(&state->intervals, state->loop, &state->interval_timer,
+                                   on_recv_interval, state);
     if (rc == 0)
         rc = blast_progress_start(&state->progress, state->loop, on_recv_progress, state);
     return rc;
@@ -409,19 +406,14 @@ static int wait_group_end(const blast_config *config, recv_group *g, const sigse
                           blast_intervals *intervals)
 {
     struct timespec tick = {0, 20 * 1000000};
-    uint64_t every_ns = blast_intervals_ms(intervals) * 1000000u;
-    uint64_t next_ns = intervals->start_ns + every_ns;
 
     for (;;) {
         uint64_t last, total;
         if (sigtimedwait(stops, NULL, &tick) > 0)
             return 0;
         total = group_packets(g, &last);
-        if (every_ns > 0 && tool_now_ns() >= next_ns) {
-            next_ns += every_ns;
-            if (blast_intervals_tick(intervals, config, total) < 0)
-                return -ENOMEM;
-        }
+        if (blast_intervals_due(intervals) && blast_intervals_tick(intervals, config, total) < 0)
+            return -ENOMEM;
         if (config->count > 0 && total >= config->count)
             return 0;
         if (total > 0 && tool_now_ns() - last >= config->idle_ms * 1000000u)

@@ -227,18 +227,16 @@ static int send_start(send_state *state)
         .on_listening = on_send_listening,
     };
     uint64_t duration_ms = (uint64_t)(config->duration * 1000 + 0.5);
-    uint64_t interval_ms;
     int rc = blast_socket_open(state->loop, config, &handlers, state, &state->sock);
 
     if (rc < 0)
         return rc;
     state->sender = blast_sender_id();
     blast_intervals_init(&state->intervals, config);
-    interval_ms = state->config->threads <= 1 ? blast_intervals_ms(&state->intervals) : 0;
     rc = blast_timer_open(state->loop, &state->end_timer, duration_ms, 0, on_end, state);
-    if (rc == 0 && interval_ms > 0)
-        rc = blast_timer_open(state->loop, &state->interval_timer, interval_ms, interval_ms,
-                              on_send_interval, state);
+    if (rc == 0 && config->threads <= 1) /* with --threads the main thread ticks */
+        rc = blast_intervals_timer(&state->intervals, state->loop, &state->interval_timer,
+                                   on_send_interval, state);
     if (rc == 0)
         rc = blast_progress_start(&state->progress, state->loop, on_send_progress, state);
     if (rc < 0)
@@ -498,18 +496,13 @@ static void workers_wait(const blast_config *config, send_worker *workers, unsig
 {
     struct timespec tick = {0, 20 * 1000000};
     blast_intervals intervals;
-    uint64_t every_ns, next_ns;
 
     blast_intervals_init(&intervals, config);
-    every_ns = blast_intervals_ms(&intervals) * 1000000u;
-    next_ns = intervals.start_ns + every_ns;
     while (!workers_done(workers, n)) {
         if (sigtimedwait(stops, NULL, &tick) > 0)
             stop_workers(workers, n);
-        if (every_ns > 0 && tool_now_ns() >= next_ns) {
-            next_ns += every_ns;
+        if (blast_intervals_due(&intervals))
             (void)blast_intervals_tick(&intervals, config, workers_packets(workers, n));
-        }
     }
     blast_intervals_free(&intervals);
 }

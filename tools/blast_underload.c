@@ -294,10 +294,8 @@ static void on_underload_listening(dg_socket *sock, void *data)
 static void on_underload_close(dg_socket *sock, void *data)
 {
     underload_state *state = data;
-    dg_socket_stats stats;
 
-    if (dg_socket_get_stats(sock, &stats) == 0)
-        state->kernel_drops = stats.rx_kernel_drops;
+    state->kernel_drops = blast_kernel_drops(sock);
 }
 
 /* Opens the socket and timers. Returns 0, or a negative code after
@@ -312,7 +310,6 @@ static int underload_start(underload_state *state)
         .on_close = on_underload_close,
     };
     uint64_t run_ms = (uint64_t)((config->warmup + config->duration) * 1000 + 0.5);
-    uint64_t interval_ms;
     int rc = blast_socket_open(state->loop, config, &handlers, state, &state->sock);
 
     if (rc < 0)
@@ -321,13 +318,12 @@ static int underload_start(underload_state *state)
     state->start_ns = tool_now_ns();
     state->measure_ns = state->start_ns + (uint64_t)(config->warmup * 1e9);
     blast_intervals_init(&state->intervals, config);
-    interval_ms = blast_intervals_ms(&state->intervals);
     rc = blast_timer_open(state->loop, &state->end_timer, run_ms, 0, on_end, state);
     if (rc == 0)
         rc = blast_timer_open(state->loop, &state->pace_timer, 0, PACE_MS, on_pace, state);
-    if (rc == 0 && interval_ms > 0)
-        rc = blast_timer_open(state->loop, &state->interval_timer, interval_ms, interval_ms,
-                              on_underload_interval, state);
+    if (rc == 0)
+        rc = blast_intervals_timer(&state->intervals, state->loop, &state->interval_timer,
+                                   on_underload_interval, state);
     if (rc == 0)
         rc = blast_progress_start(&state->progress, state->loop, on_underload_progress, state);
     return rc;

@@ -132,22 +132,34 @@ static void drain(dg_loop *loop, const dg_socket *sock)
     cr_assert_fail("the socket's queue never emptied");
 }
 
+/* A loop and a small-buffered socket that a flood has just hit while the
+ * loop did not run, and the kernel's count of its drops. */
+typedef struct flooded {
+    int family;
+    dg_loop *loop;
+    drop_rx rx;
+    unsigned long kernel;  /* /proc/net/udp drops right after the flood */
+} flooded;
+
+static void flood_socket(flooded *f, dg_socket_type type)
+{
+    f->family = dgt_family(type);
+    f->loop = dgt_loop_new_sized(8, 1024);
+    flood(f->family, open_small(f->loop, type, &f->rx));
+    f->kernel = proc_drops(f->family, socket_inode(f->rx.sock));
+    cr_assert_gt(f->kernel, 0, "a %d-byte buffer kept %d datagrams of %d bytes", RCVBUF, FLOOD,
+                 PAYLOAD);
+}
+
 static void frozen(dg_socket_type type)
 {
-    int family = dgt_family(type);
-    dg_loop *loop = dgt_loop_new_sized(8, 1024);
-    drop_rx rx;
-    int port = open_small(loop, type, &rx);
-    unsigned long kernel;
+    flooded f;
 
-    flood(family, port);
-    kernel = proc_drops(family, socket_inode(rx.sock));
-    cr_log_info("frozen: kernel drops %lu, delivered %d", kernel, rx.received);
-    cr_assert_gt(kernel, 0, "a %d-byte buffer kept %d datagrams of %d bytes", RCVBUF, FLOOD,
-                 PAYLOAD);
-    cr_assert_eq(stats_drops(rx.sock), (uint64_t)kernel);
-    dgt_close_socket(loop, rx.sock);
-    dgt_loop_finish(loop);
+    flood_socket(&f, type);
+    cr_log_info("frozen: kernel drops %lu, delivered %d", f.kernel, f.rx.received);
+    cr_assert_eq(stats_drops(f.rx.sock), (uint64_t)f.kernel);
+    dgt_close_socket(f.loop, f.rx.sock);
+    dgt_loop_finish(f.loop);
 }
 
 Test(kernel_drops, frozen_receiver_udp4)
@@ -163,25 +175,21 @@ Test(kernel_drops, frozen_receiver_udp6)
 
 static void tail(dg_socket_type type)
 {
-    int family = dgt_family(type);
-    dg_loop *loop = dgt_loop_new_sized(8, 1024);
-    drop_rx rx;
-    int port = open_small(loop, type, &rx);
-    unsigned long kernel;
+    flooded f;
     uint64_t counted;
 
-    flood(family, port);
-    drain(loop, rx.sock);
-    kernel = proc_drops(family, socket_inode(rx.sock));
-    counted = stats_drops(rx.sock);
-    cr_log_info("tail: sent %d, received %d, kernel drops %lu, counted %llu", FLOOD, rx.received,
-                kernel, (unsigned long long)counted);
-    cr_assert_gt(kernel, 0);
-    cr_assert_eq(counted, (uint64_t)kernel);
-    cr_assert_eq(counted, (uint64_t)(FLOOD - rx.received), "sent %d, received %d", FLOOD,
-                 rx.received);
-    dgt_close_socket(loop, rx.sock);
-    dgt_loop_finish(loop);
+    flood_socket(&f, type);
+    drain(f.loop, f.rx.sock);
+    cr_assert_eq(proc_drops(f.family, socket_inode(f.rx.sock)), f.kernel,
+                 "drops while draining: nothing was sent");
+    counted = stats_drops(f.rx.sock);
+    cr_log_info("tail: sent %d, received %d, kernel drops %lu, counted %llu", FLOOD,
+                f.rx.received, f.kernel, (unsigned long long)counted);
+    cr_assert_eq(counted, (uint64_t)f.kernel);
+    cr_assert_eq(counted, (uint64_t)(FLOOD - f.rx.received), "sent %d, received %d", FLOOD,
+                 f.rx.received);
+    dgt_close_socket(f.loop, f.rx.sock);
+    dgt_loop_finish(f.loop);
 }
 
 Test(kernel_drops, tail_after_the_last_datagram_udp4)
@@ -197,21 +205,15 @@ Test(kernel_drops, tail_after_the_last_datagram_udp6)
 
 static void at_close(dg_socket_type type)
 {
-    int family = dgt_family(type);
-    dg_loop *loop = dgt_loop_new_sized(8, 1024);
-    drop_rx rx;
-    int port = open_small(loop, type, &rx);
-    unsigned long kernel;
+    flooded f;
 
-    flood(family, port);
-    kernel = proc_drops(family, socket_inode(rx.sock));
-    cr_assert_gt(kernel, 0);
-    dgt_close_socket(loop, rx.sock); /* nothing was delivered before */
-    cr_assert_eq(rx.closed, 1);
-    cr_log_info("close: kernel drops %lu, in on_close %llu", kernel,
-                (unsigned long long)rx.at_close.rx_kernel_drops);
-    cr_assert_eq(rx.at_close.rx_kernel_drops, (uint64_t)kernel);
-    dgt_loop_finish(loop);
+    flood_socket(&f, type);
+    dgt_close_socket(f.loop, f.rx.sock);
+    cr_assert_eq(f.rx.closed, 1);
+    cr_log_info("close: kernel drops %lu, in on_close %llu", f.kernel,
+                (unsigned long long)f.rx.at_close.rx_kernel_drops);
+    cr_assert_eq(f.rx.at_close.rx_kernel_drops, (uint64_t)f.kernel);
+    dgt_loop_finish(f.loop);
 }
 
 Test(kernel_drops, final_in_on_close_udp4)

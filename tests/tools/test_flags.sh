@@ -327,6 +327,32 @@ check_intervals() {
     fi
 }
 
+# --threads with --json: interval lines from the main thread, the summary,
+# then a line per thread; every line JSON (dgring-echo's too).
+check_threads_json() {
+    start_echo echo_threads -B 127.0.0.1 -P 2 -J || return 1
+    run pp_threads "$BLAST_TOOL" pingpong -c 127.0.0.1 -p "$ECHO_PORT" -t 0.2 -J
+    stop_echo
+    expect_json_lines echo_threads
+    [ "$(grep -c '^{"mode":"echo-thread"' "$WORK/echo_threads.out")" -eq 2 ] ||
+        fail "echo -P 2 -J: not two echo-thread lines"
+    start th_recv "$BLAST_TOOL" recv -B 127.0.0.1 -p 0 -P 2 -i 0.1 -J --idle-ms 500
+    th_pid=$LAST_PID
+    port=$(wait_for_port th_recv "$th_pid") || return 1
+    run th_send "$BLAST_TOOL" send -c 127.0.0.1 -p "$port" -P 2 -t 0.3 -r 500 -i 0.1 -J
+    wait_bounded "$th_pid" 30
+    for side in send recv; do
+        expect_json_lines "th_$side"
+        if grep -q '^{"interval":1,' "$WORK/th_$side.out" &&
+            [ "$(grep -c "^{\"mode\":\"$side-thread\"" "$WORK/th_$side.out")" -eq 2 ]; then
+            pass "$side -P 2 -i 0.1 -J: interval lines and 2 thread lines"
+        else
+            fail "$side -P 2 -i 0.1 -J: interval or thread lines missing"
+            show "$WORK/th_$side.out"
+        fi
+    done
+}
+
 # ---- --plot ------------------------------------------------------------------
 
 # expect_png NAME FILE: FILE starts with the PNG signature and an IHDR
@@ -413,6 +439,7 @@ check_buffers
 check_dns_server
 check_measurement
 check_intervals
+check_threads_json
 check_plot
 check_failures
 finish
