@@ -186,7 +186,7 @@ static void on_idle_check(dg_timer *timer, void *data)
     uint64_t idle_ns = (uint64_t)(state->config->wait_s * 1e9);
 
     (void)timer;
-    if (tool_now_ns() - state->last_activity_ns >= idle_ns)
+    if (tool_now_ns() - state->last_activity_ns >= idle_ns && !report_socket_error(state))
         cat_finish(state);
 }
 
