@@ -77,7 +77,8 @@ typedef struct echo_server {
     uint64_t kernel_drops;   /* the socket's, as of the last statistics (and
                                 final once the socket closed) */
     tool_buffer rcvbuf;      /* granted, read once bound */
-    bool have_rcvbuf;
+    tool_buffer sndbuf;
+    bool have_rcvbuf;        /* both read */
     uint64_t answers;        /* sends dgring accepted */
     uint64_t completed;      /* ... whose callback ran */
     dg_socket_stats sock_stats; /* the socket's counters, taken in on_close */
@@ -393,7 +394,7 @@ static void on_stats(dg_timer *timer, void *data)
         return;
     }
     fprintf(stderr,
-            "[%3.0fs] rx %.0f pkt/s %.1f Mbit/s  tx %.0f pkt/s %.1f Mbit/s  dropped %llu  "
+            "[%5.1fs] rx %.0f pkt/s %.1f Mbit/s  tx %.0f pkt/s %.1f Mbit/s  dropped %llu  "
             "errors %llu  kernel drops %llu\n",
             seconds * server->seconds, (double)delta.received / seconds,
             (double)delta.received_bytes * 8 / 1e6 / seconds, (double)delta.sent / seconds,
@@ -420,8 +421,11 @@ static void on_echo_bound(dg_socket *sock, int status, const dg_error *err, void
     if (status < 0 || rc != TOOL_EXIT_OK)
         return;
     tool_buffer_read(&server->rcvbuf, sock, true, config->net.rcvbuf);
+    tool_buffer_read(&server->sndbuf, sock, false, config->net.sndbuf);
     server->have_rcvbuf = true;
     tool_buffer_print(notes, &server->rcvbuf);
+    if (config->net.sndbuf > 0)
+        tool_buffer_print(notes, &server->sndbuf);
     if (!config->stats)
         return;
     rc = dg_timer_new(server->loop, &server->stats_timer);
@@ -562,8 +566,10 @@ static void print_summary(const echo_server *server)
     tool_json_uint(&json, "dropped", server->now.dropped);
     tool_json_uint(&json, "errors", server->now.errors);
     tool_json_uint(&json, "kernel_drops", server->kernel_drops);
-    if (server->have_rcvbuf)
+    if (server->have_rcvbuf) {
         tool_buffer_json(&json, &server->rcvbuf);
+        tool_buffer_json(&json, &server->sndbuf);
+    }
     if (server->config->sockperf) {
         tool_json_uint(&json, "messages", sp->messages);
         tool_json_uint(&json, "replies", sp->replies);

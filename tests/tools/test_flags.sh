@@ -327,6 +327,21 @@ check_intervals() {
     fi
 }
 
+# dgring-echo -i 0.2: its statistics every 0.2 s (--stats implied), and
+# its --sndbuf.
+check_echo_interval() {
+    start_echo echo_iv -B 127.0.0.1 -i 0.2 --sndbuf 64K -J || return 1
+    run pp_iv "$BLAST_TOOL" pingpong -c 127.0.0.1 -p "$ECHO_PORT" -t 0.5
+    stop_echo
+    if grep -q '^{"mode":"echo-stats","second":1,"elapsed":0.200,' "$WORK/echo_iv.err" &&
+        grep -q '^send buffer 131072 bytes (asked 65536; ' "$WORK/echo_iv.err"; then
+        pass "echo -i 0.2 --sndbuf 64K: $(grep -c '^{"mode":"echo-stats"' "$WORK/echo_iv.err") lines"
+    else
+        fail "echo -i 0.2 --sndbuf 64K: no statistics every 0.2 s or no send buffer line"
+        show "$WORK/echo_iv.err"
+    fi
+}
+
 # --threads with --json: interval lines from the main thread, the summary,
 # then a line per thread; every line JSON (dgring-echo's too).
 check_threads_json() {
@@ -439,6 +454,7 @@ check_buffers
 check_dns_server
 check_measurement
 check_intervals
+check_echo_interval
 check_threads_json
 check_plot
 check_failures

@@ -238,7 +238,7 @@ check_echo_ipv4() {
         show "$WORK/echo_busy.out" "$WORK/echo_busy.err"
     fi
     # --stats prints a line a second; the round trips above took > 2 s.
-    if grep -q '^\[ *[0-9]*s\] rx [0-9]* pkt/s' "$WORK/echo4.err"; then
+    if grep -q '^\[ *[0-9]*\.[0-9]s\] rx [0-9]* pkt/s' "$WORK/echo4.err"; then
         pass "echo --stats: $(head -n 1 "$WORK/echo4.err")"
     else
         fail "echo --stats: no per-second line on stderr"
