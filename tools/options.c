@@ -54,6 +54,7 @@ static bool row_is_sound(const tool_options *options, size_t i)
     case TOOL_ARG_POSITIVE:
         return row->width == sizeof(double);
     case TOOL_ARG_NUMBER:
+    case TOOL_ARG_BYTES:
         return fits(row->width, row->max) && row->min <= row->max;
     case TOOL_ARG_CHOICE:
         return row->choices != NULL && fits(row->width, 0);
@@ -184,6 +185,17 @@ static bool find_choice(const tool_option *row, const char *text, uint64_t *inde
     return false;
 }
 
+/* The value of a row stored as an integer: a number, a byte count or
+ * the index of a choice. */
+static bool parse_integer(const tool_option *row, const char *text, uint64_t *number)
+{
+    if (row->arg == TOOL_ARG_NUMBER)
+        return tool_parse_uint64(text, row->min, row->max, number);
+    if (row->arg == TOOL_ARG_BYTES)
+        return tool_parse_bytes(text, row->min, row->max, number);
+    return find_choice(row, text, number);
+}
+
 /* Checks and stores one option's value. Returns PARSE_OK or
  * TOOL_EXIT_USAGE. */
 static int apply_row(const tool_options *options, const tool_option *row, const char *text,
@@ -202,14 +214,15 @@ static int apply_row(const tool_options *options, const tool_option *row, const 
         memcpy(field, &text, sizeof(text));
         return PARSE_OK;
     case TOOL_ARG_POSITIVE:
-        if (!tool_parse_positive(text, (double)row->max, &real))
+        if (!(row->si ? tool_parse_si(text, (double)row->max, &real)
+                      : tool_parse_positive(text, (double)row->max, &real)))
             return bad_value(options, row, text);
         memcpy(field, &real, sizeof(real));
         return PARSE_OK;
     case TOOL_ARG_NUMBER:
+    case TOOL_ARG_BYTES:
     case TOOL_ARG_CHOICE:
-        if (row->arg == TOOL_ARG_NUMBER ? !tool_parse_uint64(text, row->min, row->max, &number)
-                                        : !find_choice(row, text, &number))
+        if (!parse_integer(row, text, &number))
             return bad_value(options, row, text);
         store_number(field, row->width, number);
         return PARSE_OK;
@@ -255,7 +268,8 @@ int tool_options_parse(tool_options *options, int argc, char *argv[], void *conf
         if (status != PARSE_OK)
             return status;
     }
-    if (optind < argc) {
+    options->next = optind;
+    if (optind < argc && !options->positionals) {
         tool_error(options->prog, "unexpected argument '%s'", argv[optind]);
         return TOOL_EXIT_USAGE;
     }
@@ -369,7 +383,10 @@ void tool_options_print_help(const tool_options *options, FILE *out)
     int column = help_column(options);
     char text[80];
 
-    print_usage_lines(options, out);
+    if (options->synopsis != NULL)
+        fprintf(out, "usage: %s", options->synopsis);
+    else
+        print_usage_lines(options, out);
     fputc('\n', out);
     if (options->intro != NULL)
         fprintf(out, "%s\n", options->intro);

@@ -222,7 +222,27 @@ struct dg_socket {
     size_t queue_bytes;
     size_t queue_count;
     dg_socket_stats stats;
+    uint32_t drops_seen;           /* the kernel's drop counter as last folded
+                                      into stats.rx_kernel_drops */
 };
+
+/* Folds a reading of the socket's kernel drop counter (sk_drops: the
+ * SO_RXQ_OVFL value a datagram carries, or SO_MEMINFO's at stats and close
+ * time) into stats.rx_kernel_drops. The counter is 32 bits and wraps, and
+ * readings come out of order (a datagram queued before an SO_MEMINFO read
+ * carries an older count), so only a step forward modulo 2^32 counts.
+ * Inline: the receive path calls it for each buffer that carries a count. */
+static inline uint32_t dg__drops_ahead(uint32_t seen, uint32_t raw)
+{
+    uint32_t ahead = raw - seen;
+    return ahead < 0x80000000u ? ahead : 0;
+}
+static inline void dg__socket_note_drops(dg_socket *s, uint32_t raw)
+{
+    uint32_t ahead = dg__drops_ahead(s->drops_seen, raw);
+    s->stats.rx_kernel_drops += ahead;
+    s->drops_seen += ahead;
+}
 
 /* recv.c */
 void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe);

@@ -212,9 +212,12 @@ typedef struct dg_socket_stats {
     uint64_t tx_datagrams;   /* sends completed successfully */
     uint64_t tx_bytes;
     uint64_t tx_errors;      /* sends completed with an error */
-    uint64_t rx_kernel_drops; /* datagrams the kernel dropped because the
-                                 socket's receive queue was full
-                                 (SO_RXQ_OVFL, as of the last datagram) */
+    uint64_t rx_kernel_drops; /* datagrams the kernel dropped for this
+                                 socket (its receive queue was full, or a
+                                 checksum failed): the socket's own drop
+                                 counter, the "drops" column of
+                                 /proc/net/udp, up to the moment of
+                                 dg_socket_get_stats() (see there) */
     uint64_t tx_gso_sends;   /* GSO sends that carried a run of datagrams */
     uint64_t rx_gro_buffers; /* received buffers that held several
                                 datagrams (UDP_GRO) */
@@ -494,7 +497,17 @@ DG_EXPORT bool dg_socket_has_ref(const dg_socket *sock);
 DG_EXPORT size_t dg_socket_send_queue_size(const dg_socket *sock);
 DG_EXPORT size_t dg_socket_send_queue_count(const dg_socket *sock);
 
-/* Copies the socket's counters into *out. Returns 0 or
+/* Copies the socket's counters into *out. rx_kernel_drops is read from
+ * the kernel at the call (SO_MEMINFO: one getsockopt, never made on the
+ * receive path), so drops after the last datagram delivered, such as the
+ * tail of a burst followed by silence, are counted; in between, each
+ * datagram's SO_RXQ_OVFL count keeps it current. When the socket's fd
+ * closes (after dg_socket_close(), before the close callbacks) the count is
+ * read a last time, and from then on the counters are final. The kernel's
+ * counter is 32 bits; dgring widens it, counting across its wrap as long
+ * as fewer than 2^31 drops happen between two readings. On kernels
+ * without SO_MEMINFO (before 4.12) the count is as of the last datagram.
+ * Loop thread only (also from on_close). Returns 0 or
  * DG_ERR_INVALID_ARG_VALUE. */
 DG_EXPORT int dg_socket_get_stats(const dg_socket *sock, dg_socket_stats *out);
 
