@@ -489,9 +489,14 @@ void dg__post_destroy(struct dg__core *c);
 struct dg__core *dg__current_core_swap(struct dg__core *c);
 
 /* ---- Addresses (core/address.c) ---------------------------------------- */
-/* Parses an IP literal of family (AF_INET/AF_INET6) with port into *out.
- * NULL or "" gives `empty_any ? unspecified : loopback`; "localhost" gives
- * loopback. Returns 0 or DG_ERR_INVALID_ADDRESS. */
+/* An IPv4 literal as getaddrinfo (and so Node) reads one: inet_aton's
+ * forms, "127.0.0.1" and the shorthands "127.1", "0x7f.1", "2130706433".
+ * Returns 0 or DG_ERR_INVALID_ADDRESS. */
+int dg__parse_ipv4(const char *text, struct in_addr *out);
+/* Parses an IP literal of family (AF_INET/AF_INET6) with port into *out
+ * (IPv4 as dg__parse_ipv4 does). NULL or "" gives `empty_any ? unspecified
+ * : loopback`; "localhost" gives loopback. Returns 0 or
+ * DG_ERR_INVALID_ADDRESS. */
 int dg__parse_address(int family, const char *text, int port, bool empty_any,
                       struct sockaddr_storage *out, socklen_t *outlen);
 

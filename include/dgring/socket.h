@@ -249,10 +249,12 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
                                dg_socket **out);
 
 /* Addresses: wherever a call takes `const char *address`, it is copied and
- * may be an IP literal of the socket's family (IPv6 with %scope), a host
- * name (resolved from the loop, by the socket's lookup option or dgring's
- * resolver; "localhost" and hosts-file names need no DNS), or NULL/"" for
- * the default (bind: 0.0.0.0 or ::; send/connect: 127.0.0.1 or ::1).
+ * may be an IP literal of the socket's family (IPv6 with %scope; IPv4 also
+ * in the shorthand forms getaddrinfo and Node accept: "127.1", "0x7f.1",
+ * "2130706433"), a host name (resolved from the loop, by the socket's
+ * lookup option or dgring's resolver; "localhost" and hosts-file names need
+ * no DNS), or NULL/"" for the default (bind: 0.0.0.0 or ::; send/connect:
+ * 127.0.0.1 or ::1).
  * DG_ERR_INVALID_ADDRESS (synchronous) means a literal of the other family
  * or text that cannot be a host name; resolution failures (ENOTFOUND, ...)
  * arrive from the loop like any other error of the call. */
