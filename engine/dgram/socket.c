@@ -537,8 +537,25 @@ static void close_finish(struct dg__deferred *node)
 
 void dg__socket_last_op_done(dg_socket *s)
 {
-    close(s->fd);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
     dg__defer(&s->loop->core, &s->close_ev, close_finish);
+}
+
+/* Node's close frees the port before it returns, so a.close();
+ * b.bind(samePort) works. The fd's requests end now (their completions
+ * follow from the loop) and the fd closes at once; where the ring cannot
+ * cancel synchronously, the cancel is queued and the fd closes after the
+ * last completion, as before Linux 6.0. */
+static void close_fd_now(dg_socket *s)
+{
+    if (dg__ring_cancel_fd_sync(&s->loop->core, s->fd) < 0) {
+        dg__socket_close_cancel(s);
+        return;
+    }
+    close(s->fd);
+    s->fd = -1;
 }
 
 /* One cancel for every request on the fd: the multishot receive and any
@@ -575,7 +592,7 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
     dg__lookup_cancel(&sock->connect_lookup);
     dg__sendq_fail(sock, -ECANCELED);
     if (sock->recv_armed || sock->inflight > 0)
-        dg__socket_close_cancel(sock);
+        close_fd_now(sock);
     sock->inflight++; /* the close itself, so the common path ends it */
     dg__socket_op_done(sock);
     return 0;

@@ -127,7 +127,12 @@ typedef struct dg_loop_caps {
     bool msg_ring;                /* IORING_OP_MSG_RING (5.18) */
     bool send_to;                 /* IORING_OP_SEND with a destination
                                      (6.1): sends skip the msghdr copy */
-    bool reserved_flags[7];
+    bool sync_cancel;             /* IORING_REGISTER_SYNC_CANCEL (6.0):
+                                     dg_socket_close() frees the port before
+                                     it returns (see there); the environment
+                                     variable DGRING_NO_SYNC_CANCEL (any
+                                     value) turns it off */
+    bool reserved_flags[6];
     unsigned reserved[8];
 } dg_loop_caps;
 

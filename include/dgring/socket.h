@@ -472,11 +472,19 @@ DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out);
 DG_EXPORT int dg_address_from_sockaddr(const struct sockaddr *sa, socklen_t len,
                                        dg_address *out);
 
-/* Closes the socket (Node's close): stops receiving (the multishot
- * receive is cancelled and its final completion awaited), completes
- * sends the kernel has not finished with -ECANCELED, closes the fd, then
- * runs on_close and cb (may be NULL) from the loop and frees the socket.
- * Returns 0, or DG_ERR_SOCKET_DGRAM_NOT_RUNNING if already closing. */
+/* Closes the socket (Node's close): stops receiving, and closes the fd
+ * before it returns, so the port is free at once (Node: a.close();
+ * b.bind(samePort) listens): the sends already handed over leave first,
+ * then every request still on the fd is cancelled synchronously (io_uring:
+ * IORING_REGISTER_SYNC_CANCEL, Linux 6.0, dg_loop_caps.sync_cancel; the
+ * epoll backend always). Should the kernel refuse that (it is probed: no
+ * sync cancel, or a request that would not end within a second), the
+ * cancel is asynchronous and the fd, with its port, closes only after the
+ * last completion, from the loop. Either way every pending request completes
+ * exactly once, from the loop (sends the kernel has not finished with
+ * -ECANCELED), then on_close and cb (may be NULL) run and the socket is
+ * freed. Returns 0, or DG_ERR_SOCKET_DGRAM_NOT_RUNNING if already
+ * closing. */
 DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data);
 
 /* Node's [Symbol.asyncDispose]: closes the socket if it is open, and is a

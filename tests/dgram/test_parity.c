@@ -2,6 +2,7 @@
  * program ported from Node's dgram relies on and no Node test asserts. Each
  * test is named for Node 20's behaviour, observed with a small Node script
  * on loopback; the expected values quoted below are what Node printed.
+ *   P1  the port is free when close() returns
  *   P4  the largest udp6 datagram arrives whole
  *   P6  IPv4 shorthand literals are addresses */
 #include <arpa/inet.h>
@@ -17,6 +18,188 @@
 #include "support/helpers.h"
 
 TestSuite(dgram_parity, .timeout = 60);
+
+/* Whether dg_socket_close() frees the port before it returns on this
+ * loop: always on epoll; on io_uring with synchronous cancel (6.0). */
+static bool close_frees_port_at_once(dg_loop *loop)
+{
+    return strcmp(dg_loop_backend(loop), "epoll") == 0 ||
+           dg_loop_capabilities(loop)->sync_cancel;
+}
+
+/* ---- P1: close, then bind the same port at once --------------------------
+ * Node: a.close(); b.bind(samePort) gets 'listening' (udp4 and udp6, at
+ * once and from a timer, with ten sends in flight and a send waiting for
+ * its lookup): "b listening true". */
+
+struct rebind {
+    dg_loop *loop;
+    dg_socket *a, *b;
+    const char *address;
+    int port;
+    int close_rc, bind_rc, plain_rc;
+    dgt_close_rec a_closed;
+    dgt_status_rec b_bound;
+    dgt_send_rec sends[10];
+    dgt_send_rec looked_up;
+};
+
+/* A plain bind(2) to the port, made before the loop runs again: only a
+ * free port accepts it. */
+static int plain_bind_port(const char *address, int port)
+{
+    struct sockaddr_storage ss;
+    int family = strchr(address, ':') ? AF_INET6 : AF_INET;
+    socklen_t len = dgt_sockaddr(family, port, &ss);
+    int fd = socket(family, SOCK_DGRAM, 0);
+    int rc;
+
+    cr_assert_geq(fd, 0);
+    rc = bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+static void close_then_bind(struct rebind *r)
+{
+    r->close_rc = dg_socket_close(r->a, dgt_on_close, &r->a_closed);
+    r->plain_rc = plain_bind_port(r->address, r->port);
+    r->bind_rc = dg_socket_bind(r->b, r->port, r->address, dgt_on_status, &r->b_bound);
+}
+
+static void close_then_bind_timer(dg_timer *timer, void *data)
+{
+    (void)timer;
+    close_then_bind(data);
+}
+
+static void close_frees_the_port(dg_socket_type type, bool from_timer)
+{
+    dg_loop *loop;
+    struct rebind r;
+    dgt_fake_lookup lk = {.mode = DGT_FAKE_LOOKUP_MANUAL, .manual_host = "slow.test"};
+    dg_socket_options options = dgt_fake_lookup_options(type, 0, &lk);
+    int sink = -1;
+    char payload[100];
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    dg_timer *timer = NULL;
+
+    if (type == DG_UDP6)
+        dgt_require_ipv6();
+    loop = dgt_loop_new(NULL);
+    if (!close_frees_port_at_once(loop))
+        cr_skip_test("io_uring without IORING_REGISTER_SYNC_CANCEL (Linux < 6.0): the port "
+                     "is freed after the last completion");
+    memset(&r, 0, sizeof(r));
+    r.loop = loop;
+    r.address = dgt_loopback(dgt_family(type));
+    cr_assert_eq(dg_socket_create(loop, &options, NULL, NULL, &r.a), 0); /* names resolve by lk */
+    r.b = dgt_socket_new(loop, type, 0, NULL, NULL);
+    r.port = dgt_bind(loop, r.a, r.address, 0);
+    sink = dgt_plain_socket(dgt_family(type), 0);
+    tolen = dgt_sockaddr(dgt_family(type), dgt_plain_port(sink), &to);
+    memset(payload, 'p', sizeof(payload));
+    /* In flight: sends handed to the ring in an earlier turn and in this
+     * one (to a socket address: no lookup), and one waiting for its lookup. */
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(dg_socket_send_to(r.a, payload, sizeof(payload), (struct sockaddr *)&to,
+                                       tolen, dgt_on_send, &r.sends[i]),
+                     0);
+        if (i == 4)
+            cr_assert_geq(dg_loop_run(loop, DG_RUN_NOWAIT), 0);
+    }
+    cr_assert_eq(dg_socket_send(r.a, "x", 1, dgt_plain_port(sink), "slow.test", dgt_on_send,
+                                &r.looked_up),
+                 0);
+    if (from_timer) {
+        cr_assert_eq(dg_timer_new(loop, &timer), 0);
+        cr_assert_eq(dg_timer_start(timer, 0, 0, close_then_bind_timer, &r), 0);
+        dgt_run_until(loop, &r.b_bound.calls, 1, DGT_WAIT_MS);
+    } else {
+        close_then_bind(&r);
+        dgt_run_until(loop, &r.b_bound.calls, 1, DGT_WAIT_MS);
+    }
+    cr_assert_eq(r.close_rc, 0);
+    dgt_assert_code(r.plain_rc, 0, "bind(2) to the port right after dg_socket_close()");
+    cr_assert_eq(r.bind_rc, 0);
+    dgt_assert_code(r.b_bound.status, 0, "b.bind(samePort) after a.close(): Node listens");
+    cr_assert_eq(lk.npending, 1);
+    cr_assert_eq(dgt_fake_lookup_release(&lk), 1);
+    dgt_run_until(loop, &r.a_closed.calls, 1, DGT_WAIT_MS);
+    /* Every request of a completed exactly once, before its close callback. */
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(r.sends[i].calls, 1, "send %d", i);
+        cr_assert(r.sends[i].status == (int)sizeof(payload) || r.sends[i].status == -ECANCELED,
+                  "send %d: %s", i, dg_err_name(r.sends[i].status));
+    }
+    cr_assert_eq(r.looked_up.calls, 1);
+    dgt_assert_code(r.looked_up.status, -ECANCELED);
+    cr_assert_eq(r.a_closed.calls, 1);
+    if (timer)
+        dgt_close_timer(loop, timer);
+    dgt_close_socket(loop, r.b);
+    close(sink);
+    dgt_loop_finish(loop);
+}
+
+Test(dgram_parity, close_frees_the_port_for_an_immediate_bind_udp4)
+{
+    close_frees_the_port(DG_UDP4, false); /* P1 */
+}
+
+Test(dgram_parity, close_frees_the_port_for_an_immediate_bind_udp6)
+{
+    close_frees_the_port(DG_UDP6, false); /* P1 */
+}
+
+Test(dgram_parity, close_frees_the_port_inside_a_timer_callback_udp4)
+{
+    close_frees_the_port(DG_UDP4, true); /* P1 */
+}
+
+Test(dgram_parity, close_frees_the_port_inside_a_timer_callback_udp6)
+{
+    close_frees_the_port(DG_UDP6, true); /* P1 */
+}
+
+/* Where the ring cannot cancel synchronously (forced here with
+ * DGRING_NO_SYNC_CANCEL), close falls back to an asynchronous cancel: the
+ * port is still taken when dg_socket_close() returns (the multishot
+ * receive holds the socket), free once the close callback ran, and every
+ * request completes exactly once. */
+Test(dgram_parity, close_without_sync_cancel_frees_the_port_after_the_last_completion)
+{
+    /* P1 (the fallback) */
+    dg_loop *loop;
+    dg_socket *a, *b;
+    dgt_send_rec sends[4];
+    dgt_close_rec closed = {0};
+    int port;
+
+    setenv("DGRING_NO_SYNC_CANCEL", "1", 1);
+    loop = dgt_loop_new(NULL);
+    if (strcmp(dg_loop_backend(loop), "epoll") == 0) {
+        dgt_loop_finish(loop);
+        cr_skip_test("the epoll backend always closes at once");
+    }
+    cr_assert(!dg_loop_capabilities(loop)->sync_cancel);
+    memset(sends, 0, sizeof(sends));
+    a = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
+    b = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
+    port = dgt_bind(loop, a, "127.0.0.1", 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(dg_socket_send(a, "x", 1, port, "127.0.0.1", dgt_on_send, &sends[i]), 0);
+    cr_assert_eq(dg_socket_close(a, dgt_on_close, &closed), 0);
+    dgt_assert_code(plain_bind_port("127.0.0.1", port), -EADDRINUSE,
+                    "the receive still holds the socket");
+    dgt_run_until(loop, &closed.calls, 1, DGT_WAIT_MS);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(sends[i].calls, 1, "send %d", i);
+    cr_assert_eq(dgt_bind(loop, b, "127.0.0.1", port), port);
+    dgt_close_socket(loop, b);
+    dgt_loop_finish(loop);
+}
 
 /* ---- P4: the largest datagrams arrive whole with default options ----------
  * Node: udp6 send 65527 65527 / udp6 received length 65527 rinfo.size
