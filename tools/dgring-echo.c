@@ -365,8 +365,7 @@ static void on_echo_bound(dg_socket *sock, int status, const dg_error *err, void
     (void)err;
     echo_server *server = data;
     const echo_config *config = server->config;
-    int rc = tool_bind_done(PROG, sock, status, server->closing, config->address, config->port,
-                            config->udp6);
+    int rc = tool_bind_done(PROG, sock, status, server->closing);
 
     if (rc != TOOL_EXIT_OK) {
         server->exit_code = rc;

@@ -16,6 +16,9 @@
 
 #include "dgram.h"
 
+/* Public structs grow only into their reserved space (ABI). */
+_Static_assert(sizeof(dg_socket_stats) == 16 * sizeof(uint64_t), "dg_socket_stats keeps its size");
+
 static int socket_family(const dg_socket *s)
 {
     return s->type == DG_UDP4 ? AF_INET : AF_INET6;
@@ -38,6 +41,8 @@ void dg__socket_emit_error(dg_socket *s, const dg_error *err)
 {
     if (s->handlers.on_error)
         s->handlers.on_error(s, err, s->data);
+    else
+        s->stats.unhandled_errors++; /* Node would throw; C cannot, so it counts */
 }
 
 /* Node's exceptionWithHostPort: code, syscall, address and port. */
@@ -248,37 +253,49 @@ static int apply_buffer_sizes(dg_socket *s)
     return ret;
 }
 
+/* A failed bind, as Node reports it: 'error' (on_error) with Node's
+ * message, also when bind had a callback; then that callback with the same
+ * record, as the callback contract wants (bind returned 0). The socket is
+ * unbound first, so either may bind it again (Node's bind-error-repeat),
+ * and the sends that waited for the bind are already marked failed. */
+static void bind_failed(dg_socket *s, int status, dg_bind_cb cb, void *cb_data)
+{
+    dg_error err = s->bind_error; /* a bind from on_error rewrites it */
+    s->state = DG__UNBOUND;
+    socket_update_alive(s);
+    dg__sendq_fail(s, status);
+    if (s->handlers.on_error || !cb)
+        dg__socket_emit_error(s, &err);
+    if (cb)
+        cb(s, status, &err, cb_data);
+    connect_continue(s);
+}
+
 /* Runs from the loop: 'listening' or the error, then whatever waited for
  * the bind (queued sends, a connect). */
 static void bind_finish(dg_socket *s)
 {
     int status = s->bind_status;
     dg_bind_cb cb = s->bind_cb;
+    void *cb_data = s->bind_data;
     s->bind_cb = NULL;
     if (s->state == DG__CLOSING) {
         if (cb) { /* closed before 'listening': the request ends here */
             dg_error err = {.code = -ECANCELED, .syscall = "bind"};
-            cb(s, -ECANCELED, &err, s->bind_data);
+            cb(s, -ECANCELED, &err, cb_data);
         }
         return;
     }
-    if (status == 0) {
-        s->state = DG__BOUND;
-        if (s->handlers.on_listening)
-            s->handlers.on_listening(s, s->data);
-        if (cb)
-            cb(s, 0, NULL, s->bind_data);
-        dg__sendq_flush(s);
-        connect_continue(s);
+    if (status < 0) {
+        bind_failed(s, status, cb, cb_data);
         return;
     }
-    s->state = DG__UNBOUND; /* Node: the socket may be bound again */
-    socket_update_alive(s);
+    s->state = DG__BOUND;
+    if (s->handlers.on_listening)
+        s->handlers.on_listening(s, s->data);
     if (cb)
-        cb(s, status, &s->bind_error, s->bind_data);
-    else
-        dg__socket_emit_error(s, &s->bind_error);
-    dg__sendq_fail(s, status);
+        cb(s, 0, NULL, cb_data);
+    dg__sendq_flush(s);
     connect_continue(s);
 }
 
@@ -291,6 +308,7 @@ static void bind_finish_deferred(struct dg__deferred *node)
 static void bind_syscall(dg_socket *s, const struct sockaddr *sa, socklen_t len)
 {
     int ret = bind(s->fd, sa, len) < 0 ? -errno : 0;
+    s->bind_tried = true;
     if (ret == 0)
         ret = apply_buffer_sizes(s);
     error_at(&s->bind_error, ret, "bind", sa, len);
@@ -655,8 +673,9 @@ DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out)
         return DG_ERR_INVALID_ARG_VALUE;
     if (sock->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    if (!sock->fd_bound)
-        return -EBADF; /* Node: getsockname EBADF */
+    if (!sock->fd_bound && !sock->bind_tried)
+        return -EBADF; /* Node: getsockname EBADF; after a failed bind(2),
+                          the unbound fd's 0.0.0.0:0 or [::]:0, as Node */
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     if (getsockname(sock->fd, (struct sockaddr *)&ss, &len) < 0)

@@ -90,9 +90,11 @@ typedef struct dg_socket_handlers {
     void (*on_message)(dg_socket *sock, const dg_message *msg, void *data);
     void (*on_listening)(dg_socket *sock, void *data);
     void (*on_close)(dg_socket *sock, void *data);
-    /* Errors with no per-call callback to go to (receive errors, a bind
-     * failure when bind had no callback, ...). err is valid during the
-     * callback. */
+    /* Node's 'error': every bind failure (also when bind had a callback,
+     * which runs after this), receive errors, and connect and send errors
+     * whose call had no callback. err is valid during the callback. A
+     * socket without on_error counts each such error in
+     * dg_socket_stats.unhandled_errors (where Node would throw). */
     void (*on_error)(dg_socket *sock, const dg_error *err, void *data);
     /* 'connect': dg_socket_connect() succeeded. */
     void (*on_connect)(dg_socket *sock, void *data);
@@ -220,7 +222,10 @@ typedef struct dg_socket_stats {
                                 datagrams (UDP_GRO) */
     uint64_t tx_zerocopy_sends; /* sends that left with IORING_OP_SEND_ZC
                                    (dg_loop_options.send_zerocopy_min) */
-    uint64_t reserved[4];
+    uint64_t unhandled_errors; /* errors that had nowhere to go: for
+                                  on_error, but the socket has none (where
+                                  Node would throw its unhandled 'error') */
+    uint64_t reserved[3];
 } dg_socket_stats;
 
 /* Outcome of a bind or a connect: status 0 on success (err NULL), or the
@@ -262,11 +267,17 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
 /* Binds to port (0 picks a free port) and address, in Node's order
  * bind(port, address), then starts receiving.
  * Asynchronous as in Node: the outcome arrives from the loop, on_listening
- * then cb(sock, 0, NULL, cb_data) on success; on failure cb(sock, code,
- * err, cb_data), or on_error with syscall "bind" (Node's "bind EADDRINUSE
- * 0.0.0.0:41234") if cb is NULL, and the socket is unbound again, so it
- * may be bound again. A socket closed before 'listening' gets cb with
- * -ECANCELED and no on_listening. cb may be NULL.
+ * then cb(sock, 0, NULL, cb_data) on success. On failure the socket is
+ * unbound again (it may be bound again, also from the handlers below;
+ * dg_socket_address() then gives the unbound address, as Node's does),
+ * then on_error gets it with syscall "bind" (Node's "bind EADDRINUSE
+ * 0.0.0.0:41234"; "getaddrinfo ENOTFOUND host" for a name), as Node emits
+ * 'error' whether or not bind had a callback, and then cb(sock, code, err,
+ * cb_data) with the same record, so the call's callback still runs exactly
+ * once (Node never calls it: it is a 'listening' listener there). Sends
+ * waiting for the bind fail with its error. A socket closed before
+ * 'listening' gets cb with -ECANCELED and no on_listening. cb may be
+ * NULL.
  * Synchronous errors (nothing changes): DG_ERR_SOCKET_DGRAM_NOT_RUNNING
  * (closed), DG_ERR_SOCKET_ALREADY_BOUND (bound or binding, including the
  * implicit bind of a send), DG_ERR_SOCKET_BAD_PORT (port < 0 or > 65535),
@@ -462,8 +473,12 @@ DG_EXPORT int dg_socket_add_source_specific_membership(dg_socket *sock, const ch
 DG_EXPORT int dg_socket_drop_source_specific_membership(dg_socket *sock, const char *source,
                                                         const char *group, const char *iface);
 
-/* Node's socket.address(): the bound address. Returns 0, -EBADF if not
- * bound, DG_ERR_SOCKET_DGRAM_NOT_RUNNING if closed. */
+/* Node's socket.address(): the bound address. Returns 0,
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING if closed, -EBADF if never bound (Node:
+ * getsockname EBADF). After a bind whose bind(2) failed, the socket's own
+ * unbound address, "0.0.0.0" or "::" with port 0, as Node answers (Node's
+ * handle has its descriptor then); after a bind whose lookup failed,
+ * -EBADF. */
 DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out);
 
 /* Formats a socket address as Node's rinfo does (IPv6 link-local with

@@ -3,8 +3,11 @@
  * test is named for Node 20's behaviour, observed with a small Node script
  * on loopback; the expected values quoted below are what Node printed.
  *   P1  the port is free when close() returns
+ *   P3  bind failures reach 'error' also when bind had a callback
  *   P4  the largest udp6 datagram arrives whole
- *   P6  IPv4 shorthand literals are addresses */
+ *   P5  address() after a failed bind
+ *   P6  IPv4 shorthand literals are addresses
+ *   E11 an error with nowhere to go is counted */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -201,6 +204,97 @@ Test(dgram_parity, close_without_sync_cancel_frees_the_port_after_the_last_compl
     dgt_loop_finish(loop);
 }
 
+/* A scripted lookup, answered from the loop, for which "nowhere.test" does
+ * not exist (Node's ENOTFOUND) and every other name is loopback. */
+static dgt_fake_lookup nowhere_lookup(void)
+{
+    dgt_fake_lookup lk = {.mode = DGT_FAKE_LOOKUP_DEFERRED, .fail_status = DG_ERR_DNS_NOTFOUND,
+                          .fail_host = "nowhere.test"};
+
+    return lk;
+}
+
+/* ---- P3: bind failures reach 'error', also with a bind callback -----------
+ * Node:
+ *   1 error EADDRINUSE bind 127.0.0.1 true "bind EADDRINUSE 127.0.0.1:PORT"
+ *   1 listening / 1 rebind listening   (bound again from the error handler)
+ *   2 error ENOTFOUND getaddrinfo nowhere.example
+ *       "getaddrinfo ENOTFOUND nowhere.example"
+ * (the bind callback never runs in Node: it is a 'listening' listener;
+ * dgring runs it once, after on_error, with the same error). */
+
+struct rebind_in_error {
+    dgt_status_rec first, second;
+    const char *address;
+    int rc;
+};
+
+static void rebind_from_on_error(dgt_events *ev, dg_socket *sock, const dg_error *err)
+{
+    struct rebind_in_error *r = ev->user;
+
+    (void)err;
+    cr_assert_eq(r->first.calls, 0, "on_error comes before the bind callback");
+    r->rc = dg_socket_bind(sock, 0, r->address, dgt_on_status, &r->second);
+}
+
+Test(dgram_parity, bind_eaddrinuse_reaches_on_error_also_with_a_callback)
+{
+    /* P3 */
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events ev = {0};
+    struct rebind_in_error r = {.address = "127.0.0.1"};
+    int taken = dgt_plain_socket(AF_INET, 0);
+    int port = dgt_plain_port(taken);
+    char want[64];
+
+    r.first.ev = r.second.ev = &ev;
+    ev.user = &r;
+    ev.error_hook = rebind_from_on_error;
+    dgt_events_socket(loop, DG_UDP4, 0, &ev);
+    cr_assert_eq(dg_socket_bind(ev.sock, port, "127.0.0.1", dgt_on_status, &r.first), 0);
+    dgt_run_until(loop, &r.second.calls, 1, DGT_WAIT_MS);
+    snprintf(want, sizeof(want), "bind EADDRINUSE 127.0.0.1:%d", port);
+    cr_assert_eq(ev.errors, 1);
+    cr_assert_str_eq(ev.error_text, want);
+    cr_assert_str_eq(ev.error.syscall, "bind");
+    cr_assert_str_eq(ev.error.address, "127.0.0.1");
+    cr_assert_eq(ev.error.port, port);
+    cr_assert_eq(r.first.calls, 1, "the bind call returned 0: its callback runs once");
+    dgt_assert_code(r.first.status, -EADDRINUSE);
+    cr_assert_eq(r.rc, 0, "Node binds again from the error handler");
+    cr_assert_eq(r.second.status, 0);
+    cr_assert_str_eq(ev.log, "EBLB");
+    close(taken);
+    dgt_close_socket(loop, ev.sock);
+    dgt_loop_finish(loop);
+}
+
+Test(dgram_parity, bind_lookup_failure_reaches_on_error_also_with_a_callback)
+{
+    /* P3 */
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events ev = {0};
+    dgt_fake_lookup lk = nowhere_lookup();
+    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
+    dgt_send_rec bound = {.ev = &ev}; /* keeps the error's text; logs 'S' */
+    dg_address addr;
+
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &ev.sock), 0);
+    cr_assert_eq(dg_socket_bind(ev.sock, 0, "nowhere.test", dgt_on_send, &bound), 0);
+    dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
+    cr_assert_str_eq(ev.error_text, "getaddrinfo ENOTFOUND nowhere.test");
+    cr_assert_str_eq(dg_err_name(ev.error.code), "ENOTFOUND");
+    dgt_assert_code(bound.status, DG_ERR_DNS_NOTFOUND);
+    cr_assert_str_eq(bound.text, "getaddrinfo ENOTFOUND nowhere.test");
+    cr_assert_str_eq(ev.log, "ES", "on_error, then the bind callback");
+    /* P5: no bind(2) was made, so address() is Node's getsockname EBADF. */
+    dgt_assert_code(dg_socket_address(ev.sock, &addr), -EBADF);
+    dgt_close_socket(loop, ev.sock);
+    cr_assert_eq(ev.listening, 0);
+    dgt_loop_finish(loop);
+}
+
 /* ---- P4: the largest datagrams arrive whole with default options ----------
  * Node: udp6 send 65527 65527 / udp6 received length 65527 rinfo.size
  * 65527 whole true; udp4 the same with 65507; udp6 send 65528: send
@@ -251,6 +345,56 @@ Test(dgram_parity, udp6_65527_byte_datagram_arrives_whole_with_default_options)
 Test(dgram_parity, udp4_65507_byte_datagram_arrives_whole_with_default_options)
 {
     largest_datagram(DG_UDP4, 65507); /* P4 */
+}
+
+/* ---- P5: address() after a failed bind, and binding again -----------------
+ * Node:
+ *   udp4 never bound: address() throws EBADF "getsockname EBADF"
+ *   udp4 error EADDRINUSE ; address() {"address":"0.0.0.0","family":"IPv4","port":0}
+ *   udp4 bound again {"address":"127.0.0.1","family":"IPv4","port":N}
+ *   udp6 ... {"address":"::","family":"IPv6","port":0} / bound again "::1"
+ *   udp4 lookup failure ENOTFOUND ; address() throws EBADF "getsockname EBADF"
+ * (the lookup case is in bind_lookup_failure_reaches_on_error_...). */
+static void address_after_failed_bind(dg_socket_type type, const char *unspecified)
+{
+    dg_loop *loop;
+    dgt_events ev = {0};
+    const char *address = dgt_loopback(dgt_family(type));
+    int taken, port;
+    dg_address addr;
+
+    if (type == DG_UDP6)
+        dgt_require_ipv6();
+    loop = dgt_loop_new(NULL);
+    taken = dgt_plain_socket(dgt_family(type), 0);
+    port = dgt_plain_port(taken);
+    dgt_events_socket(loop, type, 0, &ev);
+    dgt_assert_code(dg_socket_address(ev.sock, &addr), -EBADF, "never bound");
+    cr_assert_eq(dg_socket_bind(ev.sock, port, address, NULL, NULL), 0);
+    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
+    dgt_assert_code(ev.error.code, -EADDRINUSE);
+    cr_assert_eq(dg_socket_address(ev.sock, &addr), 0, "after a failed bind");
+    cr_assert_str_eq(addr.address, unspecified);
+    cr_assert_eq(addr.family, dgt_family(type));
+    cr_assert_eq(addr.port, 0);
+    dgt_bind(loop, ev.sock, address, 0);
+    cr_assert_eq(dg_socket_address(ev.sock, &addr), 0);
+    cr_assert_str_eq(addr.address, address);
+    cr_assert_gt(addr.port, 0);
+    close(taken);
+    dgt_close_socket(loop, ev.sock);
+    cr_assert_str_eq(ev.log, "ELC");
+    dgt_loop_finish(loop);
+}
+
+Test(dgram_parity, address_after_a_failed_bind_is_the_unbound_address_udp4)
+{
+    address_after_failed_bind(DG_UDP4, "0.0.0.0"); /* P5 */
+}
+
+Test(dgram_parity, address_after_a_failed_bind_is_the_unbound_address_udp6)
+{
+    address_after_failed_bind(DG_UDP6, "::"); /* P5 */
 }
 
 /* ---- P6: IPv4 shorthand literals are addresses ----------------------------
@@ -347,5 +491,63 @@ Test(dgram_parity, ipv4_shorthand_literals_are_addresses)
     dgt_close_socket(loop, bound);
     dgt_close_socket(loop, tx);
     dgt_close_socket(loop, rx.sock);
+    dgt_loop_finish(loop);
+}
+
+/* ---- E11: an error with nowhere to go -------------------------------------
+ * Node: with no 'error' listener a bind failure throws
+ *   uncaughtException bind EADDRINUSE 127.0.0.1:PORT
+ * and a send error without a callback is dropped ("no error event for the
+ * send without callback"). C cannot throw: an error meant for on_error on
+ * a socket without one is counted in dg_socket_stats.unhandled_errors. */
+/* Runs turns until sock has counted want unhandled errors. */
+static void run_until_unhandled(dg_loop *loop, dg_socket *sock, uint64_t want)
+{
+    dg_socket_stats stats;
+
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(dg_socket_get_stats(sock, &stats), 0);
+        if (stats.unhandled_errors >= want)
+            break;
+        dgt_run_once(loop, DGT_WAIT_MS);
+    }
+    cr_assert_eq(stats.unhandled_errors, want);
+}
+
+Test(dgram_parity, error_with_nowhere_to_go_is_counted)
+{
+    /* E11 */
+    dg_loop *loop = dgt_loop_new(NULL);
+    dg_socket *bare = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
+    dgt_events ev = {0};
+    dgt_status_rec bound = {0};
+    int taken = dgt_plain_socket(AF_INET, 0);
+    int port = dgt_plain_port(taken);
+    static char big[65508];
+    dg_socket_stats stats;
+
+    dgt_events_socket(loop, DG_UDP4, 0, &ev);
+    /* A bind failure with no callback and no on_error. */
+    cr_assert_eq(dg_socket_bind(bare, port, "127.0.0.1", NULL, NULL), 0);
+    run_until_unhandled(loop, bare, 1);
+    /* With a callback it reached user code: not counted. */
+    cr_assert_eq(dg_socket_bind(bare, port, "127.0.0.1", dgt_on_status, &bound), 0);
+    dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
+    cr_assert_eq(dg_socket_get_stats(bare, &stats), 0);
+    cr_assert_eq(stats.unhandled_errors, 1);
+    /* A send error without a callback: counted. */
+    dgt_bind(loop, bare, "127.0.0.1", 0);
+    cr_assert_eq(dg_socket_send(bare, big, sizeof(big), 9, "127.0.0.1", NULL, NULL), 0);
+    run_until_unhandled(loop, bare, 2);
+    cr_assert_eq(dg_socket_get_stats(bare, &stats), 0);
+    cr_assert_eq(stats.tx_errors, 1);
+    /* A socket with on_error counts nothing. */
+    cr_assert_eq(dg_socket_send(ev.sock, big, sizeof(big), 9, "127.0.0.1", NULL, NULL), 0);
+    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
+    cr_assert_eq(dg_socket_get_stats(ev.sock, &stats), 0);
+    cr_assert_eq(stats.unhandled_errors, 0);
+    close(taken);
+    dgt_close_socket(loop, bare);
+    dgt_close_socket(loop, ev.sock);
     dgt_loop_finish(loop);
 }
