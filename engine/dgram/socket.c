@@ -220,14 +220,23 @@ static void connect_finish(dg_socket *s, int status, const dg_error *err)
         cb(s, status, status < 0 ? err : NULL, s->connect_data);
     else if (status < 0 && status != -ECANCELED)
         dg__socket_emit_error(s, err);
+    dg__sendq_flush(s); /* the sends made while connecting */
 }
 
-/* connect(2) once both the bind and the peer's address are there; the
- * connect fails with the bind's error if the implicit bind failed. */
+/* The connect's outcome once both the bind and the peer's lookup are done:
+ * Node connects only after 'listening', so even a failed lookup is
+ * reported after it. The bind's error if the implicit bind failed,
+ * -ECANCELED if the socket closed meanwhile, the lookup's error, or
+ * connect(2)'s result. */
 static void connect_continue(dg_socket *s)
 {
     if (s->connect_state != DG__CONNECTING || !s->connect_resolved)
         return;
+    if (s->state == DG__CLOSING) {
+        dg_error err = {.code = -ECANCELED, .syscall = "connect"};
+        connect_finish(s, -ECANCELED, &err);
+        return;
+    }
     if (s->state == DG__UNBOUND) {
         connect_finish(s, s->bind_status, &s->bind_error);
         return;
@@ -236,8 +245,13 @@ static void connect_continue(dg_socket *s)
         return; /* 'listening' comes first (Node); bind_finish comes back here */
     struct dg__lookup *lk = &s->connect_lookup;
     dg_error err;
-    int ret = connect(s->fd, (struct sockaddr *)&lk->addr, lk->addrlen) < 0 ? -errno : 0;
-    error_at(&err, ret, "connect", (struct sockaddr *)&lk->addr, lk->addrlen);
+    int ret = lk->status;
+    if (ret < 0) {
+        dg__lookup_error(lk, &err);
+    } else {
+        ret = connect(s->fd, (struct sockaddr *)&lk->addr, lk->addrlen) < 0 ? -errno : 0;
+        error_at(&err, ret, "connect", (struct sockaddr *)&lk->addr, lk->addrlen);
+    }
     connect_finish(s, ret, &err);
 }
 
@@ -272,7 +286,7 @@ static void bind_failed(dg_socket *s, int status, dg_bind_cb cb, void *cb_data)
 }
 
 /* Runs from the loop: 'listening' or the error, then whatever waited for
- * the bind (queued sends, a connect). */
+ * the bind: queued sends leave after 'listening' (Node), then a connect. */
 static void bind_finish(dg_socket *s)
 {
     int status = s->bind_status;
@@ -284,6 +298,7 @@ static void bind_finish(dg_socket *s)
             dg_error err = {.code = -ECANCELED, .syscall = "bind"};
             cb(s, -ECANCELED, &err, cb_data);
         }
+        connect_continue(s);
         return;
     }
     if (status < 0) {
@@ -471,16 +486,8 @@ DG_EXPORT int dg_socket_bind_ex(dg_socket *sock, const dg_bind_options *options,
 static void connect_lookup_done(struct dg__lookup *lk)
 {
     dg_socket *s = lk->sock;
-    if (lk->status < 0) {
-        dg_error err;
-        dg__lookup_error(lk, &err);
-        if (lk->status == -ECANCELED)
-            err.code = -ECANCELED;
-        connect_finish(s, lk->status, &err);
-        return;
-    }
-    s->connect_resolved = true;
-    connect_continue(s); /* or later, when the bind is done */
+    s->connect_resolved = true; /* the outcome, failure too, waits for the bind */
+    connect_continue(s);
 }
 
 DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_connect_cb cb,

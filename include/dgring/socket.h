@@ -314,8 +314,13 @@ DG_EXPORT int dg_socket_bind_ex(dg_socket *sock, const dg_bind_options *options,
  * 0 and address NULL: the datagram goes to the connected peer.
  * The payload is copied before the call returns: the caller may reuse buf
  * at once. An unbound socket is bound to the unspecified address and a
- * random port first (Node's implicit bind, once; 'listening' follows).
- * Datagrams leave in call order, also when some wait for a host name.
+ * random port first (Node's implicit bind, once). Nothing leaves before
+ * 'listening' (so options set in on_listening, such as broadcast, apply to
+ * the sends queued before it), and datagrams leave in call order, also
+ * when some wait for a host name. A send with a destination made while a
+ * connect is in progress waits for the connect's outcome: if the socket
+ * connected, it fails with -EISCONN and sends nothing (libuv's answer to
+ * Node); if the connect failed, it goes to its destination.
  * cb (may be NULL) runs exactly once from the loop with the byte count or
  * the error (syscall "send", or the DNS error with the host name); a send
  * still pending when the socket closes completes with -ECANCELED; a send
@@ -400,9 +405,11 @@ DG_EXPORT int dg_socket_send_buffer_to(dg_socket *sock, dg_send_buffer *buf, siz
 
 /* Node's connect(port, address, cb): associates the socket with
  * address:port (host name, IP literal, or NULL/"" for loopback), binding it
- * first if needed. From the loop: on_connect then cb(sock, 0, NULL, cb_data); or
- * on failure (lookup or connect(2)) cb with the error, or on_error with
- * syscall "connect" if cb is NULL, and the socket is disconnected again.
+ * first if needed. From the loop, after 'listening' (as Node connects only
+ * once bound): on_connect then cb(sock, 0, NULL, cb_data); or on failure
+ * (lookup or connect(2)) cb with the error, or on_error if cb is NULL
+ * (syscall "connect", or "getaddrinfo" with the host name), and the socket
+ * is disconnected again. A socket closed first gets cb with -ECANCELED.
  * Synchronous errors: DG_ERR_SOCKET_BAD_PORT (checked first: port <= 0 or
  * > 65535), DG_ERR_SOCKET_DGRAM_NOT_RUNNING, DG_ERR_SOCKET_DGRAM_IS_CONNECTED
  * (connecting or connected), DG_ERR_INVALID_ADDRESS (a literal of the other

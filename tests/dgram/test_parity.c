@@ -3,10 +3,12 @@
  * test is named for Node 20's behaviour, observed with a small Node script
  * on loopback; the expected values quoted below are what Node printed.
  *   P1  the port is free when close() returns
+ *   P2  'listening' comes before anything the socket sends
  *   P3  bind failures reach 'error' also when bind had a callback
  *   P4  the largest udp6 datagram arrives whole
  *   P5  address() after a failed bind
  *   P6  IPv4 shorthand literals are addresses
+ *   P7  a send with a destination while a connect is in progress
  *   E11 an error with nowhere to go is counted */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -204,6 +206,146 @@ Test(dgram_parity, close_without_sync_cancel_frees_the_port_after_the_last_compl
     dgt_loop_finish(loop);
 }
 
+/* ---- P2: 'listening' before anything the socket sends ---------------------
+ * Node, the first send of an unbound socket made from a callback (a timer,
+ * or the 'listening' of another socket: server.on('listening', () =>
+ * client.send(...))):
+ *   a: listening / a: send cb 1
+ * setBroadcast(true) inside 'listening' applies to the queued send to a
+ * broadcast address, and without it the send fails:
+ *   b: listening, setBroadcast(true) / b: send cb 1
+ *   c: listening / c: send cb send EACCES 127.255.255.255:PORT */
+
+enum first_send_from { FROM_TIMER, FROM_LISTENING };
+
+struct first_send {
+    dgt_events rx, tx;
+    dgt_send_rec sent;
+    const char *rx_address; /* where the receiver binds */
+    const char *to;         /* where the sender sends, to the receiver's port */
+    int port;
+    int send_rc;
+};
+
+static void first_send_now(struct first_send *f)
+{
+    f->send_rc = dg_socket_send(f->tx.sock, "a", 1, f->port, f->to, dgt_on_send, &f->sent);
+}
+
+static void first_send_timer(dg_timer *timer, void *data)
+{
+    (void)timer;
+    first_send_now(data);
+}
+
+static void first_send_in_rx_listening(dgt_events *rx, dg_socket *sock)
+{
+    struct first_send *f = rx->user;
+    dg_address bound;
+
+    cr_assert_eq(dg_socket_address(sock, &bound), 0);
+    f->port = bound.port;
+    first_send_now(f);
+}
+
+static void broadcast_in_listening(dgt_events *ev, dg_socket *sock)
+{
+    (void)ev;
+    cr_assert_eq(dg_socket_set_broadcast(sock, true), 0);
+}
+
+/* The receiver binds to f->rx_address; the unbound sender sends its first
+ * datagram to f->to at the receiver's port from a callback; returns after
+ * the send callback ran. */
+static void first_send(dg_loop *loop, struct first_send *f, enum first_send_from from)
+{
+    dg_timer *timer = NULL;
+
+    f->sent.ev = &f->tx;
+    f->rx.user = f;
+    dgt_events_socket(loop, DG_UDP4, 0, &f->tx);
+    dgt_events_socket(loop, DG_UDP4, 0, &f->rx);
+    if (from == FROM_LISTENING) {
+        f->rx.listening_hook = first_send_in_rx_listening;
+        cr_assert_eq(dg_socket_bind(f->rx.sock, 0, f->rx_address, NULL, NULL), 0);
+    } else {
+        f->port = dgt_bind(loop, f->rx.sock, f->rx_address, 0);
+        cr_assert_eq(dg_timer_new(loop, &timer), 0);
+        cr_assert_eq(dg_timer_start(timer, 0, 0, first_send_timer, f), 0);
+    }
+    dgt_run_until(loop, &f->sent.calls, 1, DGT_WAIT_MS);
+    cr_assert_eq(f->send_rc, 0);
+    if (timer)
+        dgt_close_timer(loop, timer);
+}
+
+static void first_send_finish(dg_loop *loop, struct first_send *f)
+{
+    dgt_close_socket(loop, f->tx.sock);
+    dgt_close_socket(loop, f->rx.sock);
+    dgt_loop_finish(loop);
+}
+
+static void listening_before_send(enum first_send_from from)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct first_send f;
+
+    memset(&f, 0, sizeof(f));
+    f.rx_address = f.to = "127.0.0.1";
+    first_send(loop, &f, from);
+    cr_assert_eq(f.sent.status, 1);
+    cr_assert_eq(f.sent.listening_seen, 1, "'listening' must come before the send callback");
+    cr_assert_str_eq(f.tx.log, "LS");
+    dgt_run_until(loop, &f.rx.messages, 1, DGT_WAIT_MS);
+    first_send_finish(loop, &f);
+}
+
+Test(dgram_parity, listening_comes_before_the_first_send_from_a_timer)
+{
+    listening_before_send(FROM_TIMER); /* P2 */
+}
+
+Test(dgram_parity, listening_comes_before_the_first_send_from_another_listening)
+{
+    listening_before_send(FROM_LISTENING); /* P2 */
+}
+
+static void broadcast_first_send(bool set_broadcast)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct first_send f;
+    char want[64];
+
+    memset(&f, 0, sizeof(f));
+    f.rx_address = "0.0.0.0";
+    f.to = "127.255.255.255";
+    if (set_broadcast)
+        f.tx.listening_hook = broadcast_in_listening;
+    first_send(loop, &f, FROM_LISTENING);
+    cr_assert_str_eq(f.tx.log, "LS");
+    if (set_broadcast) {
+        cr_assert_eq(f.sent.status, 1, "setBroadcast in 'listening' applies to the queued send: %s",
+                     dg_err_name(f.sent.status));
+        dgt_run_until(loop, &f.rx.messages, 1, DGT_WAIT_MS);
+    } else {
+        dgt_assert_code(f.sent.status, -EACCES);
+        snprintf(want, sizeof(want), "send EACCES 127.255.255.255:%d", f.port);
+        cr_assert_str_eq(f.sent.text, want);
+    }
+    first_send_finish(loop, &f);
+}
+
+Test(dgram_parity, set_broadcast_in_listening_applies_to_the_queued_send)
+{
+    broadcast_first_send(true); /* P2 */
+}
+
+Test(dgram_parity, queued_broadcast_without_set_broadcast_is_eacces)
+{
+    broadcast_first_send(false); /* P2 */
+}
+
 /* A scripted lookup, answered from the loop, for which "nowhere.test" does
  * not exist (Node's ENOTFOUND) and every other name is loopback. */
 static dgt_fake_lookup nowhere_lookup(void)
@@ -293,6 +435,45 @@ Test(dgram_parity, bind_lookup_failure_reaches_on_error_also_with_a_callback)
     dgt_close_socket(loop, ev.sock);
     cr_assert_eq(ev.listening, 0);
     dgt_loop_finish(loop);
+}
+
+/* Node, connect with a lookup that fails:
+ *   3 connect callback getaddrinfo ENOTFOUND nowhere.example  (no 'error')
+ *   4 error getaddrinfo ENOTFOUND nowhere.example              (no callback) */
+static void connect_failure(bool with_callback)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events ev = {0};
+    dgt_fake_lookup lk = nowhere_lookup();
+    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
+    dgt_send_rec connected = {.ev = &ev}; /* keeps the error's text */
+
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &ev.sock), 0);
+    cr_assert_eq(dg_socket_connect(ev.sock, 9, "nowhere.test", with_callback ? dgt_on_send : NULL,
+                                   &connected),
+                 0);
+    if (with_callback) {
+        dgt_run_until(loop, &connected.calls, 1, DGT_WAIT_MS);
+        cr_assert_str_eq(connected.text, "getaddrinfo ENOTFOUND nowhere.test");
+        cr_assert_eq(ev.errors, 0, "Node: the connect callback gets it, no 'error'");
+    } else {
+        dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
+        cr_assert_str_eq(ev.error_text, "getaddrinfo ENOTFOUND nowhere.test");
+    }
+    cr_assert_eq(ev.listening, 1, "the implicit bind succeeded");
+    cr_assert_eq(ev.connects, 0);
+    dgt_close_socket(loop, ev.sock);
+    dgt_loop_finish(loop);
+}
+
+Test(dgram_parity, connect_failure_goes_to_its_callback)
+{
+    connect_failure(true); /* P3 */
+}
+
+Test(dgram_parity, connect_failure_without_callback_reaches_on_error)
+{
+    connect_failure(false); /* P3 */
 }
 
 /* ---- P4: the largest datagrams arrive whole with default options ----------
@@ -490,6 +671,83 @@ Test(dgram_parity, ipv4_shorthand_literals_are_addresses)
     dgt_close_socket(loop, conn);
     dgt_close_socket(loop, bound);
     dgt_close_socket(loop, tx);
+    dgt_close_socket(loop, rx.sock);
+    dgt_loop_finish(loop);
+}
+
+/* ---- P7: a send with a destination while a connect is in progress ---------
+ * Node, sends made around connect() on an unbound socket:
+ *   listening / A 1 / connect event / connect callback /
+ *   B send EISCONN 127.0.0.1:PORT / receiver got ["A"]
+ * (A before connect(), B after it; a send without a destination while
+ * connecting throws ERR_SOCKET_BAD_PORT.) When the connect fails instead:
+ *   connect callback getaddrinfo ENOTFOUND nowhere.example / send cb 20 /
+ *   receiver got after-failed-connect */
+Test(dgram_parity, send_with_a_destination_while_connecting_fails_eisconn)
+{
+    /* P7 */
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events rx = {0}, ev = {0};
+    dgt_send_rec a = {.ev = &ev}, b = {.ev = &ev};
+    dgt_status_rec connected = {.ev = &ev};
+    dg_socket_stats stats;
+    char want[64];
+    int port;
+
+    dgt_events_socket(loop, DG_UDP4, 0, &rx);
+    port = dgt_bind(loop, rx.sock, "127.0.0.1", 0);
+    dgt_events_socket(loop, DG_UDP4, 0, &ev);
+    cr_assert_eq(dg_socket_send(ev.sock, "A", 1, port, "127.0.0.1", dgt_on_send, &a), 0);
+    cr_assert_eq(dg_socket_connect(ev.sock, port, "127.0.0.1", dgt_on_status, &connected), 0);
+    cr_assert_eq(dg_socket_send(ev.sock, "B", 1, port, "127.0.0.1", dgt_on_send, &b), 0);
+    dgt_assert_code(dg_socket_send(ev.sock, "C", 1, 0, NULL, NULL, NULL), DG_ERR_SOCKET_BAD_PORT,
+                    "no destination while connecting");
+    cr_assert_eq(dg_socket_send(ev.sock, "D", 1, port, "127.0.0.1", NULL, NULL), 0);
+    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
+    dgt_run_until(loop, &a.calls, 1, DGT_WAIT_MS);
+    cr_assert_eq(a.status, 1, "A, sent before connect(): %s", dg_err_name(a.status));
+    dgt_assert_code(b.status, -EISCONN);
+    snprintf(want, sizeof(want), "send EISCONN 127.0.0.1:%d", port);
+    cr_assert_str_eq(b.text, want);
+    cr_assert_str_eq(ev.error_text, want, "D has no callback: on_error (Node drops it)");
+    cr_assert_eq(connected.status, 0);
+    cr_assert_neq(strstr(ev.log, "KBS"), NULL, "'connect', its callback, then B: %s", ev.log);
+    dgt_run_until(loop, &rx.messages, 1, DGT_WAIT_MS);
+    dgt_settle(loop, 20);
+    cr_assert_eq(rx.messages, 1, "only A reaches the receiver");
+    cr_assert_eq(rx.length, 1);
+    cr_assert_eq(rx.data[0], 'A');
+    cr_assert_eq(dg_socket_get_stats(ev.sock, &stats), 0);
+    cr_assert_eq(stats.tx_datagrams, 1);
+    cr_assert_eq(stats.tx_errors, 2);
+    dgt_close_socket(loop, ev.sock);
+    dgt_close_socket(loop, rx.sock);
+    dgt_loop_finish(loop);
+}
+
+Test(dgram_parity, send_made_while_a_connect_fails_goes_to_its_destination)
+{
+    /* P7 */
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events rx = {0}, ev = {0};
+    dgt_fake_lookup lk = nowhere_lookup();
+    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
+    dgt_send_rec sent = {.ev = &ev};
+    dgt_status_rec connected = {.ev = &ev};
+    int port;
+
+    dgt_events_socket(loop, DG_UDP4, 0, &rx);
+    port = dgt_bind(loop, rx.sock, "127.0.0.1", 0);
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &ev.sock), 0);
+    cr_assert_eq(dg_socket_connect(ev.sock, port, "nowhere.test", dgt_on_status, &connected), 0);
+    cr_assert_eq(dg_socket_send(ev.sock, "after", 5, port, "127.0.0.1", dgt_on_send, &sent), 0);
+    dgt_run_until(loop, &sent.calls, 1, DGT_WAIT_MS);
+    dgt_assert_code(connected.status, DG_ERR_DNS_NOTFOUND);
+    cr_assert_eq(sent.status, 5, "%s", dg_err_name(sent.status));
+    cr_assert_str_eq(ev.log, "LBS");
+    dgt_run_until(loop, &rx.messages, 1, DGT_WAIT_MS);
+    cr_assert_eq(rx.length, 5);
+    dgt_close_socket(loop, ev.sock);
     dgt_close_socket(loop, rx.sock);
     dgt_loop_finish(loop);
 }
