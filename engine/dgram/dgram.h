@@ -184,7 +184,7 @@ struct dg_socket {
     bool recv_armed;
     bool rearm_queued;
     bool cancel_pending;           /* closing: the cancel SQE still to be queued */
-    bool fd_bound;                 /* bind(2) succeeded: receiving */
+    bool fd_bound;                 /* bind(2) succeeded: receiving, options apply */
     bool bind_tried;               /* bind(2) was called, even if it failed */
     unsigned inflight;             /* ring ops, lookups and queued sends naming this socket */
     dg_socket *rearm_next;
