@@ -133,8 +133,7 @@ static void on_recv_bound(dg_socket *sock, int status, const dg_error *err, void
     (void)err;
     recv_state *state = data;
     const blast_config *config = state->config;
-    int code = tool_bind_done(BLAST_PROG, sock, status, state->closing, config->address,
-                              config->port, config->udp6, tool_notes(config->json));
+    int code = tool_bind_done(BLAST_PROG, sock, status, state->closing, tool_notes(config->json));
 
     if (code != TOOL_EXIT_OK) {
         state->exit_code = code;

@@ -98,15 +98,12 @@ int tool_bind_start(const char *prog, dg_socket *sock, const char *address, int 
     return TOOL_EXIT_OK;
 }
 
-int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing,
-                   const char *address, int port, bool udp6, FILE *out)
+int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing, FILE *out)
 {
     if (status < 0 && closing)
         return TOOL_EXIT_OK; /* -ECANCELED after a signal */
-    if (status < 0) {
-        tool_error_bind(prog, status, address, port, udp6);
-        return TOOL_EXIT_FAILURE;
-    }
+    if (status < 0)
+        return TOOL_EXIT_FAILURE; /* on_error has printed it, as Node's 'error' */
     return tool_print_listening(prog, sock, out) < 0 ? TOOL_EXIT_FAILURE : TOOL_EXIT_OK;
 }
 

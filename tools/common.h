@@ -63,11 +63,11 @@ int tool_bind_start(const char *prog, dg_socket *sock, const char *address, int 
                     dg_bind_cb cb, void *data);
 
 /* Handles a bind callback's status: on success prints the "listening"
- * line on out (tool_print_listening), on failure the error as
- * tool_error_bind() words it, unless the tool is closing (the bind was
- * cancelled: no failure). Returns TOOL_EXIT_OK or TOOL_EXIT_FAILURE. */
-int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing,
-                   const char *address, int port, bool udp6, FILE *out);
+ * line on out (tool_print_listening). A failure prints nothing here:
+ * dgring has reported it to the socket's on_error first (Node's 'error'),
+ * which prints it; while the tool is closing the bind was cancelled and is
+ * no failure. Returns TOOL_EXIT_OK or TOOL_EXIT_FAILURE. */
+int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing, FILE *out);
 
 /* Prints "PROG: WHAT: NAME (SENTENCE)" for a dgring return code. */
 void tool_error_code(const char *prog, const char *what, int code);

@@ -273,11 +273,9 @@ static void on_bound(dg_socket *sock, int status, const dg_error *err, void *dat
     int rc;
 
     if (status < 0) {
-        if (!state->closing) { /* -ECANCELED after a signal is no failure */
-            tool_error_bind(CAT_PROG, status, config->local_address,
-                            config->listen ? config->port : config->local_port, config->udp6);
+        /* on_socket_error has printed it; -ECANCELED after a signal is no failure. */
+        if (!state->closing)
             cat_fail(state, TOOL_EXIT_FAILURE);
-        }
         return;
     }
     if ((config->listen && print_listening(sock) < 0) || configure_socket(state) < 0 ||

@@ -409,8 +409,7 @@ static void on_echo_bound(dg_socket *sock, int status, const dg_error *err, void
     echo_server *server = data;
     const echo_config *config = server->config;
     FILE *notes = tool_notes(config->json);
-    int rc = tool_bind_done(PROG, sock, status, server->closing, config->address, config->port,
-                            config->udp6, notes);
+    int rc = tool_bind_done(PROG, sock, status, server->closing, notes);
     uint64_t every_ms = config->interval > 0 ? (uint64_t)(config->interval * 1000 + 0.5)
                                              : STATS_INTERVAL_MS;
 

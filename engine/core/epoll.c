@@ -19,12 +19,15 @@
  *   POLL_ADD / POLL_REMOVE  one-shot polls (the resolver's sockets).
  *   TIMEOUT / TIMEOUT_REMOVE (with UPDATE)  absolute CLOCK_MONOTONIC
  *       deadlines behind one timerfd, so the epoll fd also wakes for them.
- *   ASYNC_CANCEL  by fd (all) or everything (loop close).
+ *   ASYNC_CANCEL  by fd (all) or everything (loop close); a socket's close
+ *       also cancels its fd at once (dg__epoll_cancel_fd), as the ring's
+ *       synchronous cancel does.
  *
  * Completions go into a user-space CQ that the loop drains with the same
- * dispatch table as the ring's. SQEs never leave early (the SQ grows), so
- * completions are only produced inside dg__epoll_submit(), never while the
- * loop holds pointers into the CQ. */
+ * dispatch table as the ring's. The SQ grows rather than leave early, except
+ * for a socket's close, which carries it out and cancels the fd from inside
+ * a callback, while the loop walks the CQ: so the loop walks copies of the
+ * CQEs (dg__epoll_peek_batch), and the CQ may move or grow at any time. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -41,6 +44,7 @@
 #define EMU_RECV_ROUNDS 4   /* recvmmsg calls per socket per wait, for fairness */
 #define EMU_EVENTS 64
 #define EMU_MAX_POLLS 4
+#define EMU_PEEK_MAX 256    /* CQEs one peek hands out (the loop asks for 256) */
 
 /* epoll_event.data.u64 for the emulator's own fds (never a valid fd index). */
 #define EMU_TAG_TIMER (UINT64_C(1) << 40)
@@ -88,6 +92,7 @@ struct dg__epoll {
     unsigned sq_len, sq_cap;
     struct io_uring_cqe *cq;
     unsigned cq_head, cq_tail, cq_cap;
+    struct io_uring_cqe peeked[EMU_PEEK_MAX]; /* what the loop walks */
 
     struct emu_fd **fds;    /* indexed by fd */
     unsigned nfds;
@@ -132,13 +137,18 @@ unsigned dg__epoll_cq_ready(const struct dg__epoll *e)
     return e->cq_tail - e->cq_head;
 }
 
+/* Copies, so that completions posted during the walk (a close cancels its
+ * fd from a callback) may move the CQ without moving what the loop reads. */
 unsigned dg__epoll_peek_batch(struct dg__epoll *e, struct io_uring_cqe **out, unsigned max)
 {
     unsigned n = e->cq_tail - e->cq_head;
     if (n > max)
         n = max;
+    if (n > EMU_PEEK_MAX)
+        n = EMU_PEEK_MAX;
+    memcpy(e->peeked, e->cq + e->cq_head, (size_t)n * sizeof(*e->cq));
     for (unsigned i = 0; i < n; i++)
-        out[i] = &e->cq[e->cq_head + i];
+        out[i] = &e->peeked[i];
     return n;
 }
 
@@ -547,6 +557,17 @@ static void op_cancel(struct dg__epoll *e, const struct io_uring_sqe *sqe)
         return;
     }
     post_cqe(e, sqe->user_data, n > 0 ? (int)n : -ENOENT, 0);
+}
+
+int dg__epoll_cancel_fd(struct dg__epoll *e, int fd)
+{
+    int ret = dg__epoll_submit(e); /* what was queued for the fd goes first */
+    if (ret < 0)
+        return ret;
+    struct emu_fd *f = fd_get(e, fd, false);
+    if (f)
+        fd_cancel_all(e, f); /* out of the epoll set, the entry freed */
+    return 0;
 }
 
 static void op_poll_remove(struct dg__epoll *e, const struct io_uring_sqe *sqe)

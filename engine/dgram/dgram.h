@@ -127,6 +127,9 @@ struct dg__send_req {
     bool resolving;                /* lookup in flight: not ready to leave */
     bool dns_failed;               /* fail_status came from the lookup */
     bool connected;                /* no destination: the connected peer */
+    bool while_connecting;         /* made while a connect was in progress:
+                                      waits for its outcome (Node: EISCONN
+                                      if it connected) */
     dg_socket *sock;
     dg_send_cb cb;
     void *cb_data;
@@ -181,7 +184,8 @@ struct dg_socket {
     bool recv_armed;
     bool rearm_queued;
     bool cancel_pending;           /* closing: the cancel SQE still to be queued */
-    bool fd_bound;                 /* bind(2) succeeded: sends may leave */
+    bool fd_bound;                 /* bind(2) succeeded: receiving, options apply */
+    bool bind_tried;               /* bind(2) was called, even if it failed */
     unsigned inflight;             /* ring ops, lookups and queued sends naming this socket */
     dg_socket *rearm_next;
     struct msghdr rmsg;            /* template for the multishot recvmsg */
@@ -271,6 +275,14 @@ static inline void dg__socket_implicit_bind(dg_socket *s)
 {
     if (s->state == DG__UNBOUND)
         dg__socket_bind_default(s);
+}
+/* Whether a send may go to the ring now: the socket is bound and
+ * 'listening' was emitted (Node sends nothing before it), and no connect
+ * is in progress (a send made meanwhile waits for its outcome). Inline:
+ * every send asks. */
+static inline bool dg__socket_sends_leave(const dg_socket *s)
+{
+    return s->state == DG__BOUND && s->connect_state != DG__CONNECTING;
 }
 /* Bound or binding, not closing: inline, the receive path asks per datagram. */
 static inline bool dg__socket_is_open(const dg_socket *s)

@@ -366,13 +366,27 @@ static struct dg__send_req *sendq_pop(dg_socket *s)
     return req;
 }
 
+/* A queued request's status once nothing holds it back: a destination
+ * given while a connect was in progress meets a connected socket with
+ * EISCONN, as libuv answers Node. 1 while it must still wait. */
+static int sendq_ready(const dg_socket *s, const struct dg__send_req *req)
+{
+    if (req->fail_status < 0)
+        return req->fail_status;
+    if (s->state != DG__BOUND || (req->while_connecting && s->connect_state == DG__CONNECTING))
+        return 1; /* waiting for 'listening', or for the connect's outcome */
+    if (req->while_connecting && !req->connected && s->connect_state == DG__CONNECTED)
+        return -EISCONN;
+    return 0;
+}
+
 void dg__sendq_flush(dg_socket *s)
 {
     while (s->sendq_head && !s->sendq_head->resolving) {
         struct dg__send_req *head = s->sendq_head;
-        int status = head->fail_status;
-        if (status == 0 && !s->fd_bound)
-            break; /* waiting for the bind */
+        int status = sendq_ready(s, head);
+        if (status > 0)
+            break;
         sendq_pop(s);
         if (status == 0)
             status = req_dispatch(head);
@@ -516,7 +530,8 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
         return ret;
     }
     dg__socket_implicit_bind(s);
-    if (!req->resolving && !s->sendq_head && s->fd_bound) {
+    req->while_connecting = s->connect_state == DG__CONNECTING;
+    if (!req->resolving && !s->sendq_head && dg__socket_sends_leave(s)) {
         ret = req_dispatch(req);
         if (ret < 0) {
             req_fail_release(loop, req);
