@@ -1,13 +1,22 @@
-/* Denies io_uring to the calling process (and what it execs), the way
- * Docker's default seccomp profile does: io_uring_setup fails with EPERM.
- * Used to test the automatic fallback to the epoll backend for real. */
+/* Seccomp filters for tests: denying io_uring to the calling process (and
+ * what it execs), the way Docker's default seccomp profile does
+ * (io_uring_setup fails with EPERM), to test the automatic fallback to the
+ * epoll backend for real; and failing chosen io_uring_enter calls with
+ * EBUSY from a supervisor thread (user notification), to test what the
+ * engine does when the kernel refuses a submit. */
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "seccomp.h"
 
@@ -41,4 +50,106 @@ int dgt_deny_io_uring(void)
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
         return -errno;
     return 0;
+}
+
+/* ---- io_uring_enter faults ------------------------------------------------ */
+
+struct dgt_enter_faults {
+    int listener;            /* the filter's notification fd */
+    atomic_uint armed;       /* submitting calls still to fail */
+    atomic_uint injected;
+    pthread_t thread;
+};
+
+/* Answers one notification: EBUSY for an armed submitting call, else the
+ * call runs as it would have. */
+static void answer(struct dgt_enter_faults *f, const struct seccomp_notif *req)
+{
+    struct seccomp_notif_resp resp;
+    unsigned armed = atomic_load(&f->armed);
+
+    memset(&resp, 0, sizeof(resp));
+    resp.id = req->id;
+    if (req->data.args[1] > 0 && armed > 0 &&
+        atomic_compare_exchange_strong(&f->armed, &armed, armed - 1)) {
+        resp.error = -EBUSY;
+        atomic_fetch_add(&f->injected, 1);
+    } else {
+        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    }
+    (void)ioctl(f->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+static void *supervise(void *arg)
+{
+    struct dgt_enter_faults *f = arg;
+
+    for (;;) {
+        struct seccomp_notif req;
+        memset(&req, 0, sizeof(req));
+        if (ioctl(f->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+            if (errno == EINTR || errno == ENOENT)
+                continue; /* interrupted, or the caller went away */
+            return NULL;
+        }
+        answer(f, &req);
+    }
+}
+
+/* The filter: io_uring_enter goes to the supervisor, the rest runs. */
+static int install_enter_filter(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DGT_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {
+        .len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
+        .filter = filter,
+    };
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                        &prog);
+}
+
+struct dgt_enter_faults *dgt_enter_faults_start(void)
+{
+    struct dgt_enter_faults *f = calloc(1, sizeof(*f));
+    pthread_t thread;
+    int listener;
+
+    if (f == NULL)
+        return NULL;
+    /* The supervisor inherits the filter, but never calls io_uring_enter. */
+    listener = install_enter_filter();
+    if (listener < 0) {
+        free(f);
+        return NULL;
+    }
+    f->listener = listener;
+    atomic_init(&f->armed, 0);
+    atomic_init(&f->injected, 0);
+    if (pthread_create(&thread, NULL, supervise, f) != 0) {
+        /* no supervisor: every io_uring_enter of this thread would hang */
+        abort();
+    }
+    f->thread = thread;
+    return f;
+}
+
+void dgt_enter_faults_arm(struct dgt_enter_faults *f, unsigned count)
+{
+    atomic_store(&f->armed, count);
+}
+
+unsigned dgt_enter_faults_injected(const struct dgt_enter_faults *f)
+{
+    return atomic_load(&((struct dgt_enter_faults *)f)->injected);
 }
