@@ -261,6 +261,29 @@ static int gso_submit(dg_socket *s, struct dg__send_req *head, unsigned count)
 static void sendq_fail_one(dg_socket *s, struct dg__send_req *req, int status);
 static void sendq_flush_deferred(struct dg__deferred *node);
 
+/* A socket's FIFO lists of requests (the send queue, the stalled list):
+ * a head, a tail, linked through req->next. */
+static void req_list_push(struct dg__send_req **head, struct dg__send_req **tail,
+                          struct dg__send_req *req)
+{
+    req->next = NULL;
+    if (*tail)
+        (*tail)->next = req;
+    else
+        *head = req;
+    *tail = req;
+}
+
+static struct dg__send_req *req_list_pop(struct dg__send_req **head, struct dg__send_req **tail)
+{
+    struct dg__send_req *req = *head;
+    *head = req->next;
+    if (!*head)
+        *tail = NULL;
+    req->next = NULL;
+    return req;
+}
+
 /* ---- Back-pressure: no SQE -------------------------------------------------
  * dg__get_sqe answers -EBUSY when the SQ is full and the kernel refuses
  * the early flush (kernels before 5.19 do while the CQ has overflowed
@@ -272,12 +295,7 @@ static void sendq_flush_deferred(struct dg__deferred *node);
 
 static void stalled_push(dg_socket *s, struct dg__send_req *req)
 {
-    req->next = NULL;
-    if (s->stalled_tail)
-        s->stalled_tail->next = req;
-    else
-        s->stalled_head = req;
-    s->stalled_tail = req;
+    req_list_push(&s->stalled_head, &s->stalled_tail, req);
     dg__defer(&s->loop->core, &s->sendq_ev, sendq_flush_deferred);
 }
 
@@ -305,10 +323,7 @@ static void stalled_retry(dg_socket *s)
             dg__defer(&s->loop->core, &s->sendq_ev, sendq_flush_deferred);
             return;
         }
-        s->stalled_head = req->next;
-        if (!s->stalled_head)
-            s->stalled_tail = NULL;
-        req->next = NULL;
+        req_list_pop(&s->stalled_head, &s->stalled_tail);
         if (ret < 0)
             send_complete(req, ret);
     }
@@ -403,21 +418,7 @@ void dg__socket_on_send_gso(dg_loop *loop, const struct io_uring_cqe *cqe)
 
 static void sendq_push(dg_socket *s, struct dg__send_req *req)
 {
-    req->next = NULL;
-    if (s->sendq_tail)
-        s->sendq_tail->next = req;
-    else
-        s->sendq_head = req;
-    s->sendq_tail = req;
-}
-
-static struct dg__send_req *sendq_pop(dg_socket *s)
-{
-    struct dg__send_req *req = s->sendq_head;
-    s->sendq_head = req->next;
-    if (!s->sendq_head)
-        s->sendq_tail = NULL;
-    return req;
+    req_list_push(&s->sendq_head, &s->sendq_tail, req);
 }
 
 void dg__sendq_flush(dg_socket *s)
@@ -427,7 +428,7 @@ void dg__sendq_flush(dg_socket *s)
         int status = head->fail_status;
         if (status == 0 && !s->fd_bound)
             break; /* waiting for the bind */
-        sendq_pop(s);
+        req_list_pop(&s->sendq_head, &s->sendq_tail);
         if (status == 0)
             status = req_dispatch(head);
         if (status < 0)

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -28,26 +29,36 @@
 #error "add this architecture's AUDIT_ARCH_* to tests/support/seccomp.c"
 #endif
 
-int dgt_deny_io_uring(void)
+/* Installs a filter on the calling thread (and threads it starts later)
+ * that answers system call nr with action and allows every other one
+ * (all of another architecture's, whose numbers mean other things).
+ * Returns what seccomp(2) returns: 0, or a notification fd with
+ * SECCOMP_FILTER_FLAG_NEW_LISTENER; -1 with errno on failure. */
+static int install_filter(int nr, uint32_t action, unsigned flags)
 {
     struct sock_filter filter[] = {
-        /* Other architectures' syscall numbers mean other things: allow. */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DGT_AUDIT_ARCH, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, action),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {
         .len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
         .filter = filter,
     };
+
     /* Lets an unprivileged process install a filter. */
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return -errno;
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return -1;
+    return (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+int dgt_deny_io_uring(void)
+{
+    if (install_filter(__NR_io_uring_setup, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA), 0) < 0)
         return -errno;
     return 0;
 }
@@ -96,29 +107,6 @@ static void *supervise(void *arg)
     }
 }
 
-/* The filter: io_uring_enter goes to the supervisor, the rest runs. */
-static int install_enter_filter(void)
-{
-    struct sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DGT_AUDIT_ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {
-        .len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
-        .filter = filter,
-    };
-
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return -1;
-    return (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                        &prog);
-}
-
 struct dgt_enter_faults *dgt_enter_faults_start(void)
 {
     struct dgt_enter_faults *f = calloc(1, sizeof(*f));
@@ -128,7 +116,8 @@ struct dgt_enter_faults *dgt_enter_faults_start(void)
     if (f == NULL)
         return NULL;
     /* The supervisor inherits the filter, but never calls io_uring_enter. */
-    listener = install_enter_filter();
+    listener = install_filter(__NR_io_uring_enter, SECCOMP_RET_USER_NOTIF,
+                              SECCOMP_FILTER_FLAG_NEW_LISTENER);
     if (listener < 0) {
         free(f);
         return NULL;
