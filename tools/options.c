@@ -3,7 +3,9 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { PARSE_OK = -1 };
@@ -52,6 +54,7 @@ static bool row_is_sound(const tool_options *options, size_t i)
     case TOOL_ARG_STRING:
         return row->width == sizeof(const char *);
     case TOOL_ARG_POSITIVE:
+    case TOOL_ARG_PERCENT:
         return row->width == sizeof(double);
     case TOOL_ARG_NUMBER:
     case TOOL_ARG_BYTES:
@@ -147,6 +150,8 @@ static int bad_value(const tool_options *options, const tool_option *row, const 
         snprintf(expected, sizeof(expected), "%s", row->expected);
     else if (row->arg == TOOL_ARG_CHOICE)
         format_choices(row, expected, sizeof(expected));
+    else if (row->arg == TOOL_ARG_PERCENT)
+        snprintf(expected, sizeof(expected), "a percentage, 0..100");
     else
         snprintf(expected, sizeof(expected), "%llu..%llu", (unsigned long long)row->min,
                  (unsigned long long)row->max);
@@ -196,6 +201,23 @@ static bool parse_integer(const tool_option *row, const char *text, uint64_t *nu
     return find_choice(row, text, number);
 }
 
+/* A share in percent, 0..100 ("0", "12.5", "100"): no sign, no blank,
+ * nothing after the number. */
+static bool parse_percent(const char *text, double *out)
+{
+    char *end;
+    double value;
+
+    if (*text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    value = strtod(text, &end);
+    if (errno != 0 || *end != '\0' || !(value >= 0 && value <= 100))
+        return false;
+    *out = value;
+    return true;
+}
+
 /* Checks and stores one option's value. Returns PARSE_OK or
  * TOOL_EXIT_USAGE. */
 static int apply_row(const tool_options *options, const tool_option *row, const char *text,
@@ -216,6 +238,11 @@ static int apply_row(const tool_options *options, const tool_option *row, const 
     case TOOL_ARG_POSITIVE:
         if (!(row->si ? tool_parse_si(text, (double)row->max, &real)
                       : tool_parse_positive(text, (double)row->max, &real)))
+            return bad_value(options, row, text);
+        memcpy(field, &real, sizeof(real));
+        return PARSE_OK;
+    case TOOL_ARG_PERCENT:
+        if (!parse_percent(text, &real))
             return bad_value(options, row, text);
         memcpy(field, &real, sizeof(real));
         return PARSE_OK;

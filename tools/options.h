@@ -1,4 +1,4 @@
-/* Command lines from one table, for dgblast and dgring-echo.
+/* Command lines from one table, for dgblast, dgring-echo and dgring-impair.
  *
  * A tool describes each option once, as a row: long name, optional short
  * letter, the kind of value, the field of the tool's configuration it
@@ -38,6 +38,8 @@ typedef enum tool_arg {
     TOOL_ARG_BYTES,    /* a byte count in [min, max] with an optional K, M
                           or G (powers of 1024, as iperf3's -w), stored as
                           TOOL_ARG_NUMBER stores */
+    TOOL_ARG_PERCENT,  /* a double field: a finite number 0..100 (a share:
+                          0.5 is one datagram in 200) */
     TOOL_ARG_CHOICE,   /* one of choices, stored as its index like a number
                           (an enum field) */
     TOOL_ARG_HELP,     /* prints the help; parsing ends with exit status 0 */

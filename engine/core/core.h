@@ -392,7 +392,10 @@ void dg__ring_close(struct dg__core *c);
 /* Submits queued SQEs (io_uring or emulated); returns count or -errno. */
 int dg__submit(struct dg__core *c);
 /* An SQE, flushing the submission queue to the kernel if it is full.
- * NULL only if the kernel refuses the flush (the error is returned in *err). */
+ * NULL only if the kernel refuses the flush, with *err set: -EBUSY when it
+ * refused for now (EBUSY or EAGAIN: completions to reap first), which is
+ * back-pressure (try again after the next submit; the send path holds its
+ * requests back, the others retry next turn); any other value is an error. */
 struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err);
 /* SQEs queued and not yet submitted. */
 unsigned dg__ring_sq_ready(const struct dg__core *c);

@@ -218,6 +218,9 @@ struct dg_socket {
     /* sends waiting for a bind or a lookup, in call order */
     struct dg__send_req *sendq_head, *sendq_tail;
     struct dg__deferred sendq_ev;
+    /* sends that found no SQE (back-pressure), older than the run and the
+     * queue above; retried from sendq_ev */
+    struct dg__send_req *stalled_head, *stalled_tail;
 
     dg_close_cb close_cb;
     void *close_data;

@@ -37,7 +37,10 @@ typedef struct dg_timer dg_timer;
  * change only the fields you care about; zero means "the default". */
 typedef struct dg_loop_options {
     /* Submission queue entries. Default 256. Sends beyond this in one
-     * turn are flushed to the kernel early, never dropped. */
+     * turn are flushed to the kernel early, never dropped; if the kernel
+     * refuses that flush for now (EBUSY, as kernels before 5.19 do while
+     * completions overflow), the sends wait, in order, and leave after
+     * the loop's next submit: back-pressure, never a failed send. */
     unsigned sq_entries;
     /* Provided receive buffers shared by the loop's sockets; a power of
      * two, at most 32768. Default 512. */
