@@ -274,12 +274,23 @@ DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
     if (!dg__list_empty(&c->deferred) || dg__ring_sq_ready(c) > 0 ||
         dg__ring_cq_unsignalled(c) > 0)
         return 0;
-    return dg__timers_next_ms(c);
+    /* Rounded up: an embedding loop that wakes early would find nothing
+     * due and ask again at once. */
+    int64_t us = dg__timers_next_us(c);
+    if (us <= 0)
+        return (int)us;
+    uint64_t ms = ((uint64_t)us + 999u) / 1000u;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
 DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop)
 {
-    return loop ? loop->core.now_ms : 0;
+    return loop ? loop->core.now_us / 1000u : 0;
+}
+
+DG_EXPORT uint64_t dg_loop_now_us(const dg_loop *loop)
+{
+    return loop ? loop->core.now_us : 0;
 }
 
 DG_EXPORT void dg_loop_update_time(dg_loop *loop)

@@ -138,6 +138,12 @@ static inline uint64_t dg__clock_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static inline uint64_t dg__clock_us(void)
+{
+    struct timespec ts = dg__clock_now();
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static inline uint64_t dg__clock_ms(void)
 {
     struct timespec ts = dg__clock_now();
@@ -213,7 +219,8 @@ static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsi
 }
 
 /* ---- The single ring timeout (core/timer.c) ------------------------------
- * One absolute IORING_OP_TIMEOUT on CLOCK_MONOTONIC, only ever moved
+ * One absolute IORING_OP_TIMEOUT on CLOCK_MONOTONIC (nanoseconds, as the
+ * ring takes them), only ever moved
  * earlier, in place, with IORING_TIMEOUT_UPDATE (5.11); a later deadline
  * waits for the armed timeout to fire, and its owner looks again then, so
  * steady ticking costs no removals. The loop's timers own one, the resolver
@@ -221,13 +228,13 @@ static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsi
  * user_data (-ETIME when it fired, -ECANCELED when the loop closes). */
 struct dg__timeout {
     struct __kernel_timespec ts;   /* read by the kernel while armed */
-    uint64_t deadline;             /* of the armed timeout, ms */
+    uint64_t deadline;             /* of the armed timeout, ns */
     bool armed;                    /* in flight: its completion is due */
 };
 _Static_assert(_Alignof(struct dg__timeout) >= 8, "user_data keeps the kind in 3 bits");
 
 struct dg__core;
-/* Makes t fire no later than deadline (CLOCK_MONOTONIC ms): arms it, or
+/* Makes t fire no later than deadline (CLOCK_MONOTONIC ns): arms it, or
  * moves an armed one earlier. Returns false if no SQE could be had (the
  * owner tries again next turn). Inline for the common case, an armed
  * timeout that is early enough (each turn's prepare step asks). */
@@ -250,8 +257,8 @@ struct dg_timer {
     struct dg__core *core;
     dg_timer_cb cb;
     void *data;
-    uint64_t deadline;  /* loop clock, ms */
-    uint64_t repeat;
+    uint64_t deadline;  /* loop clock, µs */
+    uint64_t repeat;    /* µs; 0: one-shot */
     uint64_t order;     /* start sequence: equal deadlines run in start order */
     unsigned heap_index;
     bool active;
@@ -348,7 +355,7 @@ struct dg__core {
     uint64_t timer_order;
     struct dg__timeout timer_timeout; /* for the earliest timer */
 
-    uint64_t now_ms;
+    uint64_t now_us;               /* the loop clock, read once per turn */
     int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
     uint64_t wake_buf;
     bool wake_armed;
@@ -429,13 +436,13 @@ bool dg__timers_run_due(struct dg__core *c);
 void dg__timers_arm(struct dg__core *c);
 /* The timers' ring timeout ended (due timers run after the completions). */
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
-/* ms until the earliest deadline, -1 if none. */
-int dg__timers_next_ms(const struct dg__core *c);
-/* Reads the loop clock into c->now_ms; inline, as every turn reads it
+/* µs until the earliest deadline (0: due now), -1 if no timer is active. */
+int64_t dg__timers_next_us(const struct dg__core *c);
+/* Reads the loop clock into c->now_us; inline, as every turn reads it
  * twice. */
 static inline void dg__loop_update_time(struct dg__core *c)
 {
-    c->now_ms = dg__clock_ms();
+    c->now_us = dg__clock_us();
 }
 
 /* ---- Deferred work (core/defer.c) ----------------------------------------- */
