@@ -144,6 +144,7 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = on_timeout,
     [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_POLL] = dg__resolver_on_poll,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
+    [DG__OP_SIGNAL] = dg__signals_on_poll,
 };
 
 /* Handles the completions that are in the CQ on entry, in batches; the
@@ -205,6 +206,7 @@ static void prepare_turn(dg_loop *loop)
     dg__timers_arm(c);
     if (c->resolver)
         dg__resolver_prepare(loop);
+    dg__signals_prepare(c);
     dg__wake_prepare(c);
 }
 
@@ -330,9 +332,9 @@ DG_EXPORT void *dg_loop_get_data(const dg_loop *loop)
     return loop ? loop->data : NULL;
 }
 
-/* Cancels the loop's own ring operations (wake read, timer timeout) and
- * waits for their final completions, so the kernel never writes into the
- * loop after it is freed. */
+/* Cancels the loop's own ring operations (wake read, timer timeout, the
+ * signalfd's poll) and waits for their final completions, so the kernel
+ * never writes into the loop after it is freed. */
 static void cancel_own_ops(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
@@ -342,7 +344,8 @@ static void cancel_own_ops(dg_loop *loop)
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
     }
-    for (int i = 0; i < 100 && (c->wake_armed || c->timer_timeout.armed); i++) {
+    for (int i = 0; i < 100 && (c->wake_armed || c->timer_timeout.armed || dg__signals_armed(c));
+         i++) {
         if (dg__ring_enter(c, true) < 0)
             break;
         process_completions(loop);
@@ -365,6 +368,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     cancel_own_ops(loop);
     dg__ring_close(c);
     dg__wake_close(c);
+    dg__signals_destroy(c);
     dg__send_reqs_free(loop);
     dg__sbuf_pool_destroy(c); /* after the ring, which held it registered */
     dg__free(c->timers.items);

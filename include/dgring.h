@@ -9,6 +9,7 @@
 #include "dgring/version.h"
 #include "dgring/error.h"
 #include "dgring/loop.h"
+#include "dgring/signal.h"
 #include "dgring/socket.h"
 #include "dgring/resolver.h"
 #include "dgring/group.h"

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -835,4 +836,64 @@ Test(group, on_stop_runs_for_every_started_member_without_an_on_start)
     cr_assert_eq(atomic_load(&c.stops), 3);
     cr_assert_eq(atomic_load(&c.closes), 3);
     cr_assert_eq(atomic_load(&c.bad), 0);
+}
+
+/* ---- A signal stops the group ---------------------------------------------
+ * The pattern of docs/signals.md: the owner blocks the signal before the
+ * group's threads start (they inherit the mask), member 0 watches it with a
+ * dg_signal opened in on_start and closed in on_stop, and its callback
+ * stops the group. The signal is sent to the process, as kill(1) would. */
+
+static dg_signal *member_signal;
+static atomic_int signal_stops, signal_closes;
+
+/* data is member 0's loop. */
+static void on_group_signal(dg_signal *sig, int signum, void *data)
+{
+    (void)sig;
+    if (signum == SIGUSR1 && dg_group_index(data) == 0 &&
+        dg_group_stop(dg_group_from_loop(data)) == 0)
+        atomic_fetch_add(&signal_stops, 1);
+}
+
+static void on_group_signal_closed(dg_signal *sig, void *data)
+{
+    (void)sig;
+    (void)data;
+    atomic_fetch_add(&signal_closes, 1);
+}
+
+static void signal_in_start(dg_loop *loop, unsigned index, void *data)
+{
+    on_start(loop, index, data);
+    if (index == 0 && dg_signal_new(loop, &member_signal) == 0)
+        dg_signal_start(member_signal, SIGUSR1, on_group_signal, loop);
+}
+
+static void signal_in_stop(dg_loop *loop, unsigned index, void *data)
+{
+    on_stop(loop, index, data);
+    if (index == 0)
+        dg_signal_close(member_signal, on_group_signal_closed, NULL);
+}
+
+Test(group, a_signal_to_the_process_stops_the_group_through_member_0)
+{
+    static struct ctx c;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+    ctx_init(&c, 2);
+    dg_group_options o = group_options(&c, 2, DG_UDP4);
+    o.on_start = signal_in_start;
+    o.on_stop = signal_in_stop;
+    dg_group *g = NULL;
+    dgt_assert_code(dg_group_start(&g, &o), 0);
+    cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+    /* No dg_group_stop() here: the signal's callback makes it. */
+    dgt_assert_code(dg_group_join(g, NULL), 0);
+    cr_assert_eq(atomic_load(&signal_stops), 1);
+    cr_assert_eq(atomic_load(&signal_closes), 1);
+    check_callbacks(&c, 2, 2);
 }

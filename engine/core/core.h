@@ -20,6 +20,7 @@
  *   defer.c    the deferred-work queue
  *   wake.c     wake-ups, stop, the embedding fd and its pokes
  *   post.c     dg_loop_post: work handed over from other threads
+ *   signal.c   dg_signal: a signalfd watched by a ring poll
  *   valgrind.h memcheck annotations for buffers the kernel reads and writes
  */
 #ifndef DGRING_ENGINE_CORE_H
@@ -152,10 +153,12 @@ static inline uint64_t dg__clock_ms(void)
 
 /* ---- Completion dispatch ----------------------------------------------
  * user_data of every SQE is a pointer to the object the completion belongs
- * to, with the completion kind in the low three bits (objects come from
- * malloc, so they are at least 8-byte aligned). The kinds are numbers
- * only: their handlers live in the layers, and one static table in
- * engine/loop.c maps kinds to handlers. */
+ * to, with the completion kind in the low four bits: objects come from
+ * the allocator, which returns memory aligned for any type (16 bytes on
+ * the 64-bit targets dgring builds for), and the few that live inside
+ * another object are declared _Alignas(DG__UD_ALIGN). The kinds are
+ * numbers only: their handlers live in the layers, and one static table
+ * in engine/loop.c maps kinds to handlers. */
 enum dg__op_kind {
     DG__OP_IGNORE = 0,  /* cancel and timeout-update results: nothing to do */
     DG__OP_RECV = 1,    /* a socket's multishot recvmsg */
@@ -166,12 +169,15 @@ enum dg__op_kind {
     DG__OP_SEND_GSO = 6, /* one sendmsg carrying a run of datagrams (UDP_SEGMENT) */
     DG__OP_POST = 7,    /* a dg_loop_post() arriving via IORING_OP_MSG_RING, or
                            the sender's own MSG_RING result (tagged node) */
-    DG__OP_KINDS = 8,
+    DG__OP_SIGNAL = 8,  /* the poll of the loop's signalfd (struct dg__signals) */
+    DG__OP_KINDS = 16,
 };
 
+#define DG__UD_ALIGN 16
+_Static_assert(_Alignof(max_align_t) >= DG__UD_ALIGN, "allocations keep the kind's 4 bits free");
 #define DG__UD(ptr, kind) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(kind))
-#define DG__UD_KIND(ud) ((unsigned)((ud) & 7u))
-#define DG__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
+#define DG__UD_KIND(ud) ((unsigned)((ud) & (DG__UD_ALIGN - 1u)))
+#define DG__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)(DG__UD_ALIGN - 1u)))
 
 /* ---- Deferred callbacks (core/defer.c) ---------------------------------
  * Work that must run from the loop but not inside the call that caused it
@@ -227,11 +233,12 @@ static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsi
  * another. Its completion has kind DG__OP_TIMEOUT and the struct itself as
  * user_data (-ETIME when it fired, -ECANCELED when the loop closes). */
 struct dg__timeout {
-    struct __kernel_timespec ts;   /* read by the kernel while armed */
+    _Alignas(DG__UD_ALIGN) struct __kernel_timespec ts; /* read by the kernel
+                                                            while armed */
     uint64_t deadline;             /* of the armed timeout, ns */
     bool armed;                    /* in flight: its completion is due */
 };
-_Static_assert(_Alignof(struct dg__timeout) >= 8, "user_data keeps the kind in 3 bits");
+_Static_assert(_Alignof(struct dg__timeout) >= DG__UD_ALIGN, "user_data keeps the kind free");
 
 struct dg__core;
 /* Makes t fire no later than deadline (CLOCK_MONOTONIC ns): arms it, or
@@ -373,6 +380,8 @@ struct dg__core {
     atomic_uint posts_pending;     /* posted, not yet run: keeps the loop alive */
     void *resolver;                /* resolver/ state (opaque here), NULL
                                       until first used */
+    struct dg__signals *signals;   /* dg_signal (core/signal.c), NULL until
+                                      the first dg_signal_new */
 };
 
 /* The core of a loop, and back: struct dg_loop (engine/dgram/dgram.h)
@@ -494,6 +503,21 @@ void dg__post_destroy(struct dg__core *c);
 /* Sets the loop running on this thread (for dg_loop_post's ring road);
  * returns the previous one. */
 struct dg__core *dg__current_core_swap(struct dg__core *c);
+
+/* ---- Signals (core/signal.c) ----------------------------------------------- */
+/* Arms the signalfd's poll if a handle is started and none is in flight
+ * (each turn's prepare step; the check for no signals is inline). */
+void dg__signals_arm(struct dg__core *c);
+static inline void dg__signals_prepare(struct dg__core *c)
+{
+    if (c->signals)
+        dg__signals_arm(c);
+}
+void dg__signals_on_poll(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* Whether the poll is in flight (the loop's close waits for its end). */
+bool dg__signals_armed(const struct dg__core *c);
+/* Closes the signalfd and frees the state, after the poll ended. */
+void dg__signals_destroy(struct dg__core *c);
 
 /* ---- Addresses (core/address.c) ---------------------------------------- */
 /* Parses an IP literal of family (AF_INET/AF_INET6) with port into *out.
