@@ -11,6 +11,7 @@
 #include "dgring/loop.h"
 #include "dgring/signal.h"
 #include "dgring/socket.h"
+#include "dgring/address.h"
 #include "dgring/resolver.h"
 #include "dgring/group.h"
 #include "dgring/alloc.h"
