@@ -14,6 +14,10 @@
 #define DG__CQE_BATCH 256
 /* Batched waits (dg_loop_options.batch_wait_us). */
 #define DG__BATCH_WAIT_DEFAULT_US 200
+/* dg_loop_options.max_fanout_destinations: with the other queues it sizes
+ * the completion queue (at most 65536 entries; beyond that the kernel
+ * keeps the extra completions on its overflow list, drained next turn). */
+#define DG__FANOUT_DESTINATIONS_MAX 65536
 
 DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
 {
@@ -26,6 +30,7 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
     options->max_pending_sends = 4096;
     options->send_buffers = 256;
     options->send_buffer_size = 2048;
+    options->max_fanout_destinations = 8192;
 }
 
 static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
@@ -46,6 +51,8 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
         if (in->send_buffer_size)
             out->send_buffer_size = in->send_buffer_size;
         out->send_zerocopy_min = in->send_zerocopy_min;
+        if (in->max_fanout_destinations)
+            out->max_fanout_destinations = in->max_fanout_destinations;
         if (in->batch_wait_us)
             out->batch_wait_us = in->batch_wait_us;
     }
@@ -60,7 +67,8 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
         return DG_ERR_INVALID_ARG_VALUE;
     if (out->sq_entries > 32768 || out->recv_buffer_size > 65535 ||
         out->max_pending_sends > 32768 || out->send_buffers > 65536 ||
-        out->send_buffer_size > 65535 || out->send_zerocopy_min > 65535)
+        out->send_buffer_size > 65535 || out->send_zerocopy_min > 65535 ||
+        out->max_fanout_destinations > DG__FANOUT_DESTINATIONS_MAX)
         return DG_ERR_INVALID_ARG_VALUE;
     return 0;
 }
@@ -144,7 +152,7 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = on_timeout,
     [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_POLL] = dg__resolver_on_poll,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
-    [DG__OP_SIGNAL] = dg__signals_on_poll,
+    [DG__OP_SIGNAL] = dg__signals_on_poll,     [DG__OP_SEND_MANY] = dg__socket_on_send_many,
 };
 
 /* Handles the completions that are in the CQ on entry, in batches; the

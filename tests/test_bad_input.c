@@ -149,6 +149,7 @@ Test(bad_input, null_handles_give_the_documented_error)
     dgt_assert_code(dg_socket_bind(NULL, 0, NULL, NULL, NULL), V);
     dgt_assert_code(dg_socket_bind_ex(NULL, &(dg_bind_options){0}, NULL, NULL), V);
     dgt_assert_code(dg_socket_send(NULL, "x", 1, 9, NULL, NULL, NULL), V);
+    dgt_assert_code(dg_socket_send_many(NULL, "x", 1, NULL, 0, NULL, NULL), V);
     dgt_assert_code(dg_socket_send_slice(NULL, "x", 1, 0, 1, 9, NULL, NULL, NULL), V);
     dgt_assert_code(dg_socket_sendv(NULL, NULL, 0, 9, NULL, NULL, NULL), V);
     dgt_assert_code(dg_socket_send_to(NULL, "x", 1, NULL, 0, NULL, NULL), V);

@@ -170,6 +170,7 @@ enum dg__op_kind {
     DG__OP_POST = 7,    /* a dg_loop_post() arriving via IORING_OP_MSG_RING, or
                            the sender's own MSG_RING result (tagged node) */
     DG__OP_SIGNAL = 8,  /* the poll of the loop's signalfd (struct dg__signals) */
+    DG__OP_SEND_MANY = 9, /* one destination of a fan-out (struct dg__send_many) */
     DG__OP_KINDS = 16,
 };
 

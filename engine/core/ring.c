@@ -44,15 +44,15 @@ static unsigned round_up_pow2(unsigned v)
 
 /* CQ large enough for one turn's usual completions: one CQE per provided
  * buffer (a multishot receive posts at most one per buffer before we
- * return them), one per send in flight, and headroom for timers, cancels
- * and wake-ups. It can still overflow (hundreds of sockets each ending a
+ * return them), one per send in flight and per fan-out destination in
+ * flight, and headroom for timers, cancels and wake-ups. It can still overflow (hundreds of sockets each ending a
  * receive with ENOBUFS, floods of cross-loop posts): the kernel keeps the
  * extra completions on its overflow list, the loop drains them next turn
  * (counted in dg_loop_stats.cq_overflows) and tests/dgram/test_faults.c shows
  * nothing is lost. */
 static unsigned cq_wanted(const dg_loop_options *o)
 {
-    return o->recv_buffers + o->max_pending_sends + 64;
+    return o->recv_buffers + o->max_pending_sends + o->max_fanout_destinations + 64;
 }
 
 /* The kernel's CQ: rounded up to a power of two (the kernel would), at

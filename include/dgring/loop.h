@@ -87,7 +87,14 @@ typedef struct dg_loop_options {
      * cannot carry an address (dg_loop_caps.send_to false: Linux 6.0,
      * or DGRING_NO_SEND_TO set). */
     unsigned send_zerocopy_min;
-    unsigned reserved[7];
+    /* dg_socket_send_many(): destinations of fan-outs in flight (called,
+     * callback not yet run) on this loop, 1..65536. Default 8192. A
+     * fan-out that would pass it answers DG_ERR_SEND_QUEUE_FULL; one larger
+     * than it, DG_ERR_OUT_OF_RANGE. It bounds a fan-out's memory (about 30
+     * bytes per destination, 90 on the sendmsg road) and sizes the
+     * completion queue with recv_buffers and max_pending_sends. */
+    unsigned max_fanout_destinations;
+    unsigned reserved[6];
 } dg_loop_options;
 
 #define DG_BATCH_WAIT_NONE 0xffffffffu
