@@ -314,13 +314,17 @@ static void check_accessors(dg_group *g, unsigned threads)
 
 /* ---- Many flows ------------------------------------------------------------ */
 
-static void many_flows(unsigned threads, dg_socket_type type, int flows, int per_flow)
+/* exclusive: the default (the group's own steering program); shared: the
+ * kernel's reuse-port hash. */
+static void many_flows_steered(unsigned threads, dg_socket_type type, int flows, int per_flow,
+                               bool exclusive)
 {
     static struct ctx c;
     int family = dgt_family(type);
     int fds_before = dgt_open_fds(), tasks_before = open_tasks();
     ctx_init(&c, threads);
     dg_group_options o = group_options(&c, threads, type);
+    o.exclusive = exclusive;
     dg_group *g = NULL;
     dgt_assert_code(dg_group_start(&g, &o), 0);
     check_accessors(g, threads);
@@ -333,8 +337,9 @@ static void many_flows(unsigned threads, dg_socket_type type, int flows, int per
     dgt_assert_code(dg_group_join(g, st), 0);
 
     unsigned used = check_exactly_once(&c, flows, per_flow);
-    /* 64 flows all hashed to one member: probability 2^-63 with 2. */
-    cr_assert_geq(used, 2u, "the kernel spread %d flows over %u loops", flows, used);
+    /* 64 flows all hashed to one member: probability 2^-63 with 2 (and
+     * the exclusive group's hash is deterministic for given ports). */
+    cr_assert_geq(used, 2u, "the steering spread %d flows over %u loops", flows, used);
     check_callbacks(&c, (int)threads, (int)threads);
     check_final_stats(&c, st);
     cr_assert_eq(dgt_open_fds(), fds_before, "fds leaked");
@@ -343,9 +348,19 @@ static void many_flows(unsigned threads, dg_socket_type type, int flows, int per
 
 TestSuite(group, .description = "reuse-port groups: one loop per thread on one port");
 
+static void many_flows(unsigned threads, dg_socket_type type, int flows, int per_flow)
+{
+    many_flows_steered(threads, type, flows, per_flow, true);
+}
+
 Test(group, two_loops_receive_every_datagram_of_many_flows_exactly_once)
 {
     many_flows(2, DG_UDP4, 64, 100);
+}
+
+Test(group, a_shared_group_spreads_flows_with_the_kernels_hash)
+{
+    many_flows_steered(2, DG_UDP4, 64, 100, false);
 }
 
 Test(group, four_loops_receive_every_datagram_of_many_flows_exactly_once)
@@ -481,6 +496,9 @@ Test(group, invalid_options_are_refused_before_any_thread_starts)
     dgt_assert_code(dg_group_start(&g, &o), DG_ERR_INVALID_ARG_VALUE);
     o = group_options(&c, 2, DG_UDP4);
     o.socket.signal = (dg_abort *)&c;
+    dgt_assert_code(dg_group_start(&g, &o), DG_ERR_INVALID_ARG_VALUE);
+    o = group_options(&c, 2, DG_UDP4);
+    o.socket.flags = DG_SOCKET_REUSE_ADDR; /* would let SO_REUSEADDR sockets share */
     dgt_assert_code(dg_group_start(&g, &o), DG_ERR_INVALID_ARG_VALUE);
     cr_assert_null(g);
     cr_assert_eq(open_tasks(), tasks_before);

@@ -143,6 +143,16 @@ DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf 
  * keep of it is outstanding, for instance a second release). */
 DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf);
 
+/* Exclusivity: a socket with neither DG_SOCKET_REUSE_ADDR nor
+ * DG_SOCKET_REUSE_PORT has its port to itself: another bind of that port
+ * on the same address (or the unspecified one), by this process or
+ * another, fails with EADDRINUSE, whatever options it sets (the kernel's
+ * rule; tests/test_exclusive.c checks it from a second process). With
+ * DG_SOCKET_REUSE_ADDR, sockets that set it too may bind the port (one of
+ * them gets each unicast datagram); with DG_SOCKET_REUSE_PORT, any
+ * socket of the same user that sets SO_REUSEPORT joins and takes a share
+ * of the flows. For several loops on one port without sharing it with
+ * anyone else, use an exclusive group (dgring/group.h). */
 #define DG_SOCKET_REUSE_ADDR 0x1u /* SO_REUSEADDR before bind (reuseAddr) */
 #define DG_SOCKET_IPV6_ONLY 0x2u  /* IPV6_V6ONLY (ipv6Only), udp6 only */
 #define DG_SOCKET_REUSE_PORT 0x4u /* SO_REUSEPORT before bind (reusePort) */
@@ -279,9 +289,10 @@ typedef struct dg_bind_options {
     int port;
     const char *address;   /* copied */
     /* Node's exclusive: whether cluster workers may share the handle.
-     * dgring has no cluster: every socket owns its own fd, so sockets are
-     * always exclusive and the field is accepted for compatibility. For
-     * several processes on one port use DG_SOCKET_REUSE_PORT. */
+     * dgring has no cluster: every socket owns its own fd, so the field is
+     * accepted for compatibility and changes nothing. Whether another
+     * process may bind the same port is the socket's flags' business (see
+     * "Exclusivity" above). */
     bool exclusive;
     int fd;                /* > 0: adopt this fd; 0 or -1: none */
     void *reserved[4];
