@@ -117,7 +117,28 @@ typedef struct dg_group_options {
      * user), and later ones join it and take their share. */
     bool exclusive;
     /* Runs once on each member's thread after its socket is bound (for
-     * instance to start timers on that loop). May be NULL. */
+     * instance to start timers on that loop). May be NULL. It may call
+     * dg_loop_set_data(loop, ptr) to give the member state of its own:
+     * every handler of that member reaches it with
+     * dg_loop_get_data(dg_socket_loop(sock)), without a lock (only that
+     * thread uses it) and without indexing a shared array:
+     *
+     *     static void on_start(dg_loop *loop, unsigned index, void *data)
+     *     {
+     *         struct app *app = data;
+     *         dg_loop_set_data(loop, &app->members[index]);
+     *     }
+     *     static void on_message(dg_socket *sock, const dg_message *msg,
+     *                            void *data)
+     *     {
+     *         struct member *m = dg_loop_get_data(dg_socket_loop(sock));
+     *         m->datagrams++;
+     *     }
+     *
+     * The pointer stays set until the member's loop closes (after
+     * on_stop); free what it points to after dg_group_join(). Handlers may
+     * run before on_start (datagrams can arrive as soon as the member is
+     * bound): until then dg_loop_get_data() is NULL. */
     dg_group_member_cb on_start;
     /* Runs once on each member that got as far as on_start (its socket was
      * bound), on its thread, when the group stops, after the member's
