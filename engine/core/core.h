@@ -18,6 +18,7 @@
  *   sendbuf.c  the registered send buffer pool (dg_send_buffer_get)
  *   timer.c    timers: a heap and one ring timeout
  *   defer.c    the deferred-work queue
+ *   handle.c   keep-alive and close bookkeeping of timers and signals
  *   wake.c     wake-ups, stop, the embedding fd and its pokes
  *   post.c     dg_loop_post: work handed over from other threads
  *   signal.c   dg_signal: a signalfd watched by a ring poll
@@ -189,6 +190,28 @@ struct dg__deferred {
     void (*run)(struct dg__deferred *node);
 };
 
+/* ---- Handles (core/handle.c) -------------------------------------------
+ * The bookkeeping timers and signals share. A handle counts in
+ * core->handle_count from dg__handle_init until dg__handle_closed, and in
+ * core->alive_handles while it is active, referenced and not closing. */
+struct dg__handle {
+    struct dg__core *core;
+    bool ref;
+    bool counted;                  /* contributes to core->alive_handles */
+    bool closing;
+    struct dg__deferred close_ev;
+};
+/* Referenced, counted in handle_count. */
+void dg__handle_init(struct dg__handle *h, struct dg__core *c);
+/* Makes alive_handles match: active is the owner's own state. */
+void dg__handle_update_alive(struct dg__handle *h, bool active);
+void dg__handle_set_ref(struct dg__handle *h, bool ref, bool active);
+/* Marks the handle closing and queues finish, which runs from the loop:
+ * it calls the owner's close callback, then dg__handle_closed, then frees
+ * the owner. The owner is inactive from here on. */
+void dg__handle_close(struct dg__handle *h, void (*finish)(struct dg__deferred *));
+void dg__handle_closed(struct dg__handle *h);
+
 /* ---- Provided buffer ring (core/bufring.c) ----------------------------- */
 struct dg__bufring {
     struct io_uring_buf_ring *ring; /* mmap'd descriptor ring shared with the kernel */
@@ -262,7 +285,7 @@ static inline void dg__timeout_ended(struct dg__timeout *t)
 /* ---- Timers (core/timer.c) --------------------------------------------- */
 
 struct dg_timer {
-    struct dg__core *core;
+    struct dg__handle handle;
     dg_timer_cb cb;
     void *data;
     uint64_t deadline;  /* loop clock, µs */
@@ -270,12 +293,8 @@ struct dg_timer {
     uint64_t order;     /* start sequence: equal deadlines run in start order */
     unsigned heap_index;
     bool active;
-    bool ref;
-    bool counted;       /* contributes to core->alive_handles */
-    bool closing;
     dg_timer_close_cb close_cb;
     void *close_data;
-    struct dg__deferred close_ev;
 };
 
 struct dg__timer_heap {

@@ -39,17 +39,13 @@ struct dg__signals {
 _Static_assert(_Alignof(struct dg__signals) >= 8, "tagged with a kind");
 
 struct dg_signal {
-    struct dg__core *core;
+    struct dg__handle handle;
     int signum;
     dg_signal_cb cb;
     void *data;
     struct dg__list link;          /* in handles while started */
-    bool ref;
-    bool counted;                  /* contributes to core->alive_handles */
-    bool closing;
     dg_signal_close_cb close_cb;
     void *close_data;
-    struct dg__deferred close_ev;
 };
 
 /* ---- The signalfd and its poll ----------------------------------------- */
@@ -169,18 +165,6 @@ void dg__signals_on_poll(dg_loop *loop, const struct io_uring_cqe *cqe)
 
 /* ---- Handles ------------------------------------------------------------- */
 
-static void signal_update_alive(dg_signal *h)
-{
-    bool want = dg__list_linked(&h->link) && h->ref && !h->closing;
-    if (want == h->counted)
-        return;
-    h->counted = want;
-    if (want)
-        h->core->alive_handles++;
-    else
-        h->core->alive_handles--;
-}
-
 /* Signals a loop can take: catchable, not a fault (a fault signal that is
  * blocked kills the process), not one the C library keeps for itself. */
 static bool signal_watchable(int signum)
@@ -207,9 +191,7 @@ DG_EXPORT int dg_signal_new(dg_loop *loop, dg_signal **out)
     dg_signal *h = dg__calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
-    h->core = c;
-    h->ref = true;
-    c->handle_count++;
+    dg__handle_init(&h->handle, c);
     *out = h;
     return 0;
 }
@@ -218,7 +200,7 @@ DG_EXPORT int dg_signal_start(dg_signal *sig, int signum, dg_signal_cb cb, void 
 {
     if (!sig || !cb)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (sig->closing)
+    if (sig->handle.closing)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
     if (!signal_watchable(signum))
         return -EINVAL;
@@ -231,9 +213,9 @@ DG_EXPORT int dg_signal_start(dg_signal *sig, int signum, dg_signal_cb cb, void 
     bool was_started = dg__list_linked(&sig->link);
     int old_signum = sig->signum;
     if (!was_started)
-        dg__list_insert_tail(&sig->core->signals->handles, &sig->link);
+        dg__list_insert_tail(&sig->handle.core->signals->handles, &sig->link);
     sig->signum = signum;
-    ret = signals_sync_mask(sig->core);
+    ret = signals_sync_mask(sig->handle.core);
     if (ret < 0) {
         sig->signum = old_signum;
         if (!was_started)
@@ -242,8 +224,8 @@ DG_EXPORT int dg_signal_start(dg_signal *sig, int signum, dg_signal_cb cb, void 
     }
     sig->cb = cb;
     sig->data = data;
-    signal_update_alive(sig);
-    dg__signals_arm(sig->core);
+    dg__handle_update_alive(&sig->handle, true);
+    dg__signals_arm(sig->handle.core);
     return 0;
 }
 
@@ -254,9 +236,9 @@ DG_EXPORT int dg_signal_stop(dg_signal *sig)
     if (!dg__list_linked(&sig->link))
         return 0;
     dg__list_remove(&sig->link);
-    signal_update_alive(sig);
+    dg__handle_update_alive(&sig->handle, false);
     /* A failure leaves the signal in the mask: it is read and dropped. */
-    (void)signals_sync_mask(sig->core);
+    (void)signals_sync_mask(sig->handle.core);
     return 0;
 }
 
@@ -272,28 +254,22 @@ DG_EXPORT int dg_signal_signum(const dg_signal *sig)
 
 DG_EXPORT void dg_signal_ref(dg_signal *sig)
 {
-    if (!sig)
-        return;
-    sig->ref = true;
-    signal_update_alive(sig);
+    if (sig)
+        dg__handle_set_ref(&sig->handle, true, dg__list_linked(&sig->link));
 }
 
 DG_EXPORT void dg_signal_unref(dg_signal *sig)
 {
-    if (!sig)
-        return;
-    sig->ref = false;
-    signal_update_alive(sig);
+    if (sig)
+        dg__handle_set_ref(&sig->handle, false, dg__list_linked(&sig->link));
 }
 
 static void signal_finish_close(struct dg__deferred *node)
 {
-    dg_signal *h = DG__CONTAINER(node, dg_signal, close_ev);
-    struct dg__core *c = h->core;
+    dg_signal *h = DG__CONTAINER(node, dg_signal, handle.close_ev);
     if (h->close_cb)
         h->close_cb(h, h->close_data);
-    c->closing_handles--;
-    c->handle_count--;
+    dg__handle_closed(&h->handle);
     dg__free(h);
 }
 
@@ -301,13 +277,11 @@ DG_EXPORT int dg_signal_close(dg_signal *sig, dg_signal_close_cb cb, void *data)
 {
     if (!sig)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (sig->closing)
+    if (sig->handle.closing)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
     dg_signal_stop(sig);
-    sig->closing = true;
     sig->close_cb = cb;
     sig->close_data = data;
-    sig->core->closing_handles++;
-    dg__defer(sig->core, &sig->close_ev, signal_finish_close);
+    dg__handle_close(&sig->handle, signal_finish_close);
     return 0;
 }

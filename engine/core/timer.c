@@ -99,35 +99,23 @@ static int heap_reserve(struct dg__timer_heap *h, unsigned want)
 
 /* ---- Keep-alive -------------------------------------------------------- */
 
-static void timer_update_alive(dg_timer *t)
-{
-    bool want = t->active && t->ref && !t->closing;
-    if (want == t->counted)
-        return;
-    t->counted = want;
-    if (want)
-        t->core->alive_handles++;
-    else
-        t->core->alive_handles--;
-}
-
 static void timer_deactivate(dg_timer *t)
 {
     if (!t->active)
         return;
-    heap_remove(&t->core->timers, t);
+    heap_remove(&t->handle.core->timers, t);
     t->active = false;
-    timer_update_alive(t);
+    dg__handle_update_alive(&t->handle, false);
 }
 
 static void timer_activate(dg_timer *t, uint64_t deadline)
 {
-    struct dg__core *c = t->core;
+    struct dg__core *c = t->handle.core;
     t->deadline = deadline;
     t->order = c->timer_order++;
     t->active = true;
     heap_insert(&c->timers, t);
-    timer_update_alive(t);
+    dg__handle_update_alive(&t->handle, true);
     dg__loop_poke(c);
 }
 
@@ -169,9 +157,7 @@ DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out)
     dg_timer *t = dg__calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
-    t->core = c;
-    t->ref = true;
-    c->handle_count++;
+    dg__handle_init(&t->handle, c);
     *out = t;
     return 0;
 }
@@ -181,7 +167,7 @@ DG_EXPORT int dg_timer_start_us(dg_timer *timer, uint64_t timeout_us, uint64_t r
 {
     if (!timer || !cb)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (timer->closing)
+    if (timer->handle.closing)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
     if (timeout_us > UINT64_MAX / 2 || repeat_us > UINT64_MAX / 2)
         return DG_ERR_INVALID_ARG_VALUE;
@@ -189,7 +175,7 @@ DG_EXPORT int dg_timer_start_us(dg_timer *timer, uint64_t timeout_us, uint64_t r
     timer->cb = cb;
     timer->data = data;
     timer->repeat = repeat_us < DG__TIMER_NEVER_US ? repeat_us : DG__TIMER_NEVER_US;
-    timer_activate(timer, deadline_after(timer->core->now_us, timeout_us));
+    timer_activate(timer, deadline_after(timer->handle.core->now_us, timeout_us));
     return 0;
 }
 
@@ -229,28 +215,22 @@ DG_EXPORT bool dg_timer_active(const dg_timer *timer)
 
 DG_EXPORT void dg_timer_ref(dg_timer *timer)
 {
-    if (!timer)
-        return;
-    timer->ref = true;
-    timer_update_alive(timer);
+    if (timer)
+        dg__handle_set_ref(&timer->handle, true, timer->active);
 }
 
 DG_EXPORT void dg_timer_unref(dg_timer *timer)
 {
-    if (!timer)
-        return;
-    timer->ref = false;
-    timer_update_alive(timer);
+    if (timer)
+        dg__handle_set_ref(&timer->handle, false, timer->active);
 }
 
 static void timer_finish_close(struct dg__deferred *node)
 {
-    dg_timer *t = DG__CONTAINER(node, dg_timer, close_ev);
-    struct dg__core *c = t->core;
+    dg_timer *t = DG__CONTAINER(node, dg_timer, handle.close_ev);
     if (t->close_cb)
         t->close_cb(t, t->close_data);
-    c->closing_handles--;
-    c->handle_count--;
+    dg__handle_closed(&t->handle);
     dg__free(t);
 }
 
@@ -258,14 +238,12 @@ DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)
 {
     if (!timer)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (timer->closing)
+    if (timer->handle.closing)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
     timer_deactivate(timer);
-    timer->closing = true;
     timer->close_cb = cb;
     timer->close_data = data;
-    timer->core->closing_handles++;
-    dg__defer(timer->core, &timer->close_ev, timer_finish_close);
+    dg__handle_close(&timer->handle, timer_finish_close);
     return 0;
 }
 
