@@ -41,6 +41,7 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
 static int fail(int code)
 {
     printf("error %s\n", dg_err_name(code));
+    fflush(stdout);
     return 1;
 }
 
@@ -87,6 +88,7 @@ static int run_group(int family, int port, bool exclusive)
     if (rc < 0)
         return fail(rc);
     ready();
+    owner = NULL;
     if (dg_loop_new(&owner, NULL) == 0) {
         rc = wait_for_term(owner);
         dg_loop_run(owner, DG_RUN_DEFAULT);
@@ -107,7 +109,7 @@ static void on_bound(dg_socket *sock, int status, const dg_error *err, void *dat
 static int run_socket(int family, int port, unsigned flags)
 {
     dg_loop *loop;
-    dg_socket *sock;
+    dg_socket *sock = NULL;
     dg_socket_options so = {.type = family == 4 ? DG_UDP4 : DG_UDP6, .flags = flags};
     dg_socket_handlers h = {.on_message = on_message};
     int bound = 0;
@@ -120,14 +122,17 @@ static int run_socket(int family, int port, unsigned flags)
         rc = dg_loop_run(loop, DG_RUN_ONCE) < 0 ? -EIO : 0;
     if (rc == 0 && bound < 0)
         rc = bound;
-    if (rc < 0)
-        return fail(rc);
-    ready();
-    rc = wait_for_term(loop);
-    dg_socket_close(sock, NULL, NULL);
-    dg_loop_run(loop, DG_RUN_DEFAULT);
-    dg_loop_close(loop);
-    return rc < 0 ? 1 : 0;
+    if (rc == 0) {
+        ready();
+        rc = wait_for_term(loop);
+    }
+    if (sock != NULL)
+        dg_socket_close(sock, NULL, NULL);
+    if (loop != NULL) {
+        dg_loop_run(loop, DG_RUN_DEFAULT);
+        dg_loop_close(loop);
+    }
+    return rc < 0 ? fail(rc) : 0;
 }
 
 /* No dgring: what any other program of the same user can do. */
@@ -138,11 +143,14 @@ static int run_raw(int family, int port)
     struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int one = 1, fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-        return fail(-errno);
-    if (bind(fd, family == 4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6,
-             family == 4 ? sizeof(a4) : sizeof(a6)) < 0)
-        return fail(-errno);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, family == 4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6,
+             family == 4 ? sizeof(a4) : sizeof(a6)) < 0) {
+        int err = -errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(err);
+    }
     ready();
     sigset_t term;
     sigemptyset(&term);
