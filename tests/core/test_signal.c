@@ -291,8 +291,8 @@ Test(signal, bad_input)
     cr_assert_eq(dg_signal_new(loop, &sig), 0);
     dgt_assert_code(dg_signal_start(sig, SIGUSR1, NULL, NULL), DG_ERR_INVALID_ARG_VALUE);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        dgt_assert_code(dg_signal_start(sig, bad[i], on_signal, NULL), -EINVAL, "signal %d",
-                        bad[i]);
+        dgt_assert_code_fmt(dg_signal_start(sig, bad[i], on_signal, NULL), -EINVAL, "signal %d",
+                            bad[i]);
     cr_assert(!dg_signal_active(sig), "a refused start must change nothing");
     cr_assert(!blocked_here(SIGSEGV));
     cr_assert(!dg_loop_alive(loop));
