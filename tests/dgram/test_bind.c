@@ -542,7 +542,7 @@ static void ipv6_only(bool v6only)
     loop = dgt_loop_new(NULL);
     s6 = dgt_socket_new(loop, DG_UDP6, v6only ? DG_SOCKET_IPV6_ONLY : 0, NULL, NULL);
     s4 = dgt_events_socket(loop, DG_UDP4, 0, &e4);
-    port = dgt_bind(loop, s6, "::", 0);
+    port = dgt_bind(loop, s6, "::", dgt_free_dual_stack_port());
     cr_assert_eq(dg_socket_bind(s4, port, "0.0.0.0", dgt_on_status, &bound), 0);
     dgt_run_until(loop, &bound.calls, 1, DGT_WAIT_MS);
     if (v6only) {

@@ -137,7 +137,7 @@ Test(dgram_receive, ipv6_only_receives_no_ipv4)
     s4 = dgt_events_socket(loop, DG_UDP4, 0, &r4);
     t4 = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
     t6 = dgt_socket_new(loop, DG_UDP6, 0, NULL, NULL);
-    port = dgt_bind(loop, s6, "::", 0);
+    port = dgt_bind(loop, s6, "::", dgt_free_dual_stack_port());
     cr_assert_eq(dgt_bind(loop, s4, "0.0.0.0", port), port);
     cr_assert_eq(dg_socket_send(t4, "v4", 2, port, "127.0.0.1", dgt_on_send, &a), 0);
     dgt_run_until(loop, &r4.messages, 1, DGT_WAIT_MS);

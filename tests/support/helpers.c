@@ -339,6 +339,21 @@ void dgt_require_ipv6(void)
         cr_skip_test("IPv6 loopback ::1 cannot be bound here: %s", strerror(err));
 }
 
+int dgt_free_dual_stack_port(void)
+{
+    struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+    socklen_t len = sizeof(any);
+    int off = 0;
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+    cr_assert_eq(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)), 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&any, len), 0, "bind [::]:0: %s", strerror(errno));
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&any, &len), 0);
+    close(fd);
+    return ntohs(any.sin6_port);
+}
+
 socklen_t dgt_sockaddr(int family, int port, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof(*ss));

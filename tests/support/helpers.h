@@ -84,6 +84,13 @@ dg_socket *dgt_socket_new(dg_loop *loop, dg_socket_type type, unsigned flags,
  * ran; asserts it reported 0 and returns the bound port. */
 int dgt_bind(dg_loop *loop, dg_socket *sock, const char *address, int port);
 
+/* A UDP port free on both IPv4 and IPv6 right now: the kernel's choice for
+ * a dual-stack socket on "::" (which it picks free in both families), read
+ * and closed again. For tests that bind one family with ipv6Only and then
+ * the other on the same port: a port picked for "::" with ipv6Only alone
+ * may already be held on the IPv4 side by any other process. */
+int dgt_free_dual_stack_port(void);
+
 /* Closes sock and runs the loop until its close callback ran, asserting it
  * ran exactly once. */
 void dgt_close_socket(dg_loop *loop, dg_socket *sock);
