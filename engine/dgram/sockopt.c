@@ -20,6 +20,14 @@ static bool is_v4(const dg_socket *s)
     return s->type == DG_UDP4;
 }
 
+/* Whether Node's handle would have a descriptor: after bind(2), and also
+ * after a bind(2) that failed (libuv keeps the fd it made for it, and
+ * options apply to it: P8). A bind whose lookup failed made none. */
+static bool has_descriptor(const dg_socket *s)
+{
+    return s->fd_bound || s->bind_tried;
+}
+
 /* NOT_RUNNING after close, EBADF before bind. */
 static int usable(const dg_socket *s)
 {
@@ -27,7 +35,7 @@ static int usable(const dg_socket *s)
         return DG_ERR_INVALID_ARG_VALUE;
     if (s->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    return s->fd_bound ? 0 : -EBADF;
+    return has_descriptor(s) ? 0 : -EBADF;
 }
 
 static int set_int(const dg_socket *s, int level, int name, int value)
@@ -140,7 +148,7 @@ static int buffer_size(const dg_socket *s, long long size, bool recv, dg_error *
         return DG_ERR_SOCKET_BAD_BUFFER_SIZE;
     if (size > INT_MAX)
         return buffer_error(err, -EINVAL, recv);
-    if (!s->fd_bound)
+    if (!has_descriptor(s))
         return buffer_error(err, -EBADF, recv);
     int name = recv ? SO_RCVBUF : SO_SNDBUF;
     int value = (int)size;
@@ -260,8 +268,8 @@ static int membership(dg_socket *s, const char *source, const char *group, const
     int ret = apply(s, source, group, iface, add, false);
     if (ret < 0)
         return ret;
-    if (s->state == DG__UNBOUND)
-        dg__socket_implicit_bind(s);
+    if (s->state == DG__UNBOUND && !s->bind_tried)
+        dg__socket_implicit_bind(s); /* libuv binds only a handle without fd */
     return apply(s, source, group, iface, add, true);
 }
 

@@ -488,8 +488,10 @@ DG_EXPORT int dg_socket_remote_address(const dg_socket *sock, dg_address *out);
 
 /* ---- Options ----------------------------------------------------------
  * Each returns 0 or a negative code: DG_ERR_SOCKET_DGRAM_NOT_RUNNING after
- * close (dgring checks where Node forgets to), -EBADF on a socket that is
- * not bound (Node: "setTTL EBADF"), -EINVAL for a value out of range.
+ * close (dgring checks where Node forgets to), -EBADF on a socket with no
+ * descriptor in Node's sense (Node: "setTTL EBADF"): never bound, or whose
+ * bind failed in its lookup; after a bind(2) that failed they apply to the
+ * unbound descriptor, as Node's do. -EINVAL for a value out of range.
  * The syscall names Node would print are given for dg_error_format. */
 
 /* setBroadcast(flag): SO_BROADCAST. Syscall "setBroadcast". */
@@ -510,7 +512,8 @@ DG_EXPORT int dg_socket_set_multicast_interface(dg_socket *sock, const char *ifa
 /* get/set{Recv,Send}BufferSize. The getters return the size (Linux
  * reports twice what was set) or a negative code. The setters take
  * size >= 0 (0 only queries); size < 0 gives DG_ERR_SOCKET_BAD_BUFFER_SIZE;
- * size > INT_MAX, an unbound socket or a failing setsockopt give
+ * size > INT_MAX, a socket without descriptor (as above) or a failing
+ * setsockopt give
  * DG_ERR_SOCKET_BUFFER_SIZE, and if err is not NULL it receives the record
  * (system_code -EINVAL/-EBADF, syscall "uv_recv_buffer_size" or
  * "uv_send_buffer_size") whose dg_error_format() is Node's message. */
@@ -523,7 +526,8 @@ DG_EXPORT int dg_socket_set_send_buffer_size(dg_socket *sock, long long size, dg
  * addMembership(group, iface) / dropMembership: group is an IPv4 or IPv6
  * multicast literal (copied); iface NULL lets the kernel choose (IPv4: an
  * interface address; IPv6: an interface name or index). An unbound socket
- * is first bound as send() would (any address, random port).
+ * is first bound as send() would (any address, random port), unless a
+ * bind(2) already failed on it (libuv binds only a handle without fd).
  * Errors: DG_ERR_MISSING_ARGS (group NULL or ""), DG_ERR_SOCKET_DGRAM_NOT_RUNNING,
  * -EINVAL (group, source or iface does not parse, or is of the other
  * family; checked before the implicit bind, so the socket stays unbound),

@@ -9,6 +9,7 @@
  *   P5  address() after a failed bind
  *   P6  IPv4 shorthand literals are addresses
  *   P7  a send with a destination while a connect is in progress
+ *   P8  options after a failed bind
  *   E11 an error with nowhere to go is counted */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -576,6 +577,80 @@ Test(dgram_parity, address_after_a_failed_bind_is_the_unbound_address_udp4)
 Test(dgram_parity, address_after_a_failed_bind_is_the_unbound_address_udp6)
 {
     address_after_failed_bind(DG_UDP6, "::"); /* P5 */
+}
+
+/* ---- P8: options after a failed bind -----------------------------------
+ * Node (udp4 bind to a port another socket holds):
+ *   error EADDRINUSE
+ *   setBroadcast(true) -> undefined   setTTL(5) -> 5   setMulticastTTL(3) -> 3
+ *   setMulticastLoopback(true) -> true   getRecvBufferSize() -> 212992
+ *   setRecvBufferSize(100000) -> undefined   getSendBufferSize() -> 212992
+ *   setMulticastInterface('127.0.0.1') -> undefined
+ *   addMembership('239.1.1.1') -> undefined
+ * libuv keeps the descriptor it made for the failed bind(2); the options
+ * apply to it, and the membership does not bind the socket. */
+static void options_after_failed_bind(dg_socket_type type)
+{
+    dg_loop *loop;
+    dgt_events ev = {0};
+    bool v4 = type == DG_UDP4;
+    const char *address = dgt_loopback(dgt_family(type));
+    int taken, port;
+    dg_address addr;
+
+    if (!v4)
+        dgt_require_ipv6();
+    loop = dgt_loop_new(NULL);
+    taken = dgt_plain_socket(dgt_family(type), 0);
+    port = dgt_plain_port(taken);
+    dgt_events_socket(loop, type, 0, &ev);
+    cr_assert_eq(dg_socket_bind(ev.sock, port, address, NULL, NULL), 0);
+    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
+    dgt_assert_code(ev.error.code, -EADDRINUSE);
+    cr_assert_eq(dg_socket_set_broadcast(ev.sock, true), 0);
+    cr_assert_eq(dg_socket_set_ttl(ev.sock, 5), 0);
+    cr_assert_eq(dg_socket_set_multicast_ttl(ev.sock, 3), 0);
+    cr_assert_eq(dg_socket_set_multicast_loopback(ev.sock, true), 0);
+    cr_assert_eq(dg_socket_set_multicast_interface(ev.sock, v4 ? "127.0.0.1" : "::%lo"), 0);
+    cr_assert_gt(dg_socket_get_recv_buffer_size(ev.sock, NULL), 0);
+    cr_assert_eq(dg_socket_set_recv_buffer_size(ev.sock, 100000, NULL), 0);
+    cr_assert_gt(dg_socket_get_send_buffer_size(ev.sock, NULL), 0);
+    cr_assert_eq(dg_socket_add_membership(ev.sock, v4 ? "239.1.1.1" : "ff02::1:3", NULL), 0);
+    cr_assert_eq(dg_socket_address(ev.sock, &addr), 0);
+    cr_assert_eq(addr.port, 0, "the membership did not bind the socket");
+    close(taken);
+    dgt_close_socket(loop, ev.sock);
+    cr_assert_eq(ev.listening, 0);
+    dgt_loop_finish(loop);
+}
+
+Test(dgram_parity, options_apply_after_a_failed_bind_udp4)
+{
+    options_after_failed_bind(DG_UDP4); /* P8 */
+}
+
+Test(dgram_parity, options_apply_after_a_failed_bind_udp6)
+{
+    options_after_failed_bind(DG_UDP6); /* P8 */
+}
+
+/* P8: a bind that failed in its lookup made no bind(2): Node's handle has
+ * no descriptor, and the options stay EBADF. */
+Test(dgram_parity, options_after_a_failed_lookup_are_ebadf)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events ev = {0};
+    dgt_fake_lookup lk = nowhere_lookup();
+    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
+
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &ev.sock), 0);
+    cr_assert_eq(dg_socket_bind(ev.sock, 0, "nowhere.test", NULL, NULL), 0);
+    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
+    dgt_assert_code(dg_socket_set_broadcast(ev.sock, true), -EBADF);
+    dgt_assert_code(dg_socket_set_ttl(ev.sock, 5), -EBADF);
+    cr_assert_eq(dg_socket_get_recv_buffer_size(ev.sock, NULL), DG_ERR_SOCKET_BUFFER_SIZE);
+    dgt_close_socket(loop, ev.sock);
+    dgt_loop_finish(loop);
 }
 
 /* ---- P6: IPv4 shorthand literals are addresses ----------------------------
