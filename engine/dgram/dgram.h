@@ -337,6 +337,8 @@ struct dg_loop {
     struct dg__core core;          /* first: see dg__core_of() */
     struct dg__dgram dgram;
     void *data;
+    dg_loop_error_cb on_error;     /* dg_loop_set_error_handler(), or NULL */
+    void *on_error_data;
 };
 _Static_assert(offsetof(struct dg_loop, core) == 0, "the core starts the loop");
 

@@ -40,10 +40,22 @@ static void socket_update_alive(dg_socket *s)
 
 void dg__socket_emit_error(dg_socket *s, const dg_error *err)
 {
-    if (s->handlers.on_error)
+    if (s->handlers.on_error) {
         s->handlers.on_error(s, err, s->data);
-    else
-        s->stats.unhandled_errors++; /* Node would throw; C cannot, so it counts */
+        return;
+    }
+    s->stats.unhandled_errors++; /* Node would throw; C cannot, so it counts */
+    if (s->loop->on_error)
+        s->loop->on_error(s, err, s->loop->on_error_data);
+}
+
+DG_EXPORT int dg_loop_set_error_handler(dg_loop *loop, dg_loop_error_cb cb, void *data)
+{
+    if (!loop)
+        return DG_ERR_INVALID_ARG_VALUE;
+    loop->on_error = cb;
+    loop->on_error_data = cb ? data : NULL;
+    return 0;
 }
 
 /* Node's exceptionWithHostPort: code, syscall, address and port. */

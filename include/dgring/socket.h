@@ -95,7 +95,9 @@ typedef struct dg_socket_handlers {
      * which runs after this), receive errors, and connect and send errors
      * whose call had no callback. err is valid during the callback. A
      * socket without on_error counts each such error in
-     * dg_socket_stats.unhandled_errors (where Node would throw). */
+     * dg_socket_stats.unhandled_errors (where Node would throw) and hands
+     * it to the loop's error handler, if one is set
+     * (dg_loop_set_error_handler). */
     void (*on_error)(dg_socket *sock, const dg_error *err, void *data);
     /* 'connect': dg_socket_connect() succeeded. */
     void (*on_connect)(dg_socket *sock, void *data);
@@ -111,6 +113,20 @@ typedef struct dg_socket_handlers {
     void (*on_message_batch)(dg_socket *sock, const dg_message *msgs, size_t count, void *data);
     void (*reserved[4])(void);
 } dg_socket_handlers;
+
+/* The loop's error handler: the analogue of Node's
+ * process.on('uncaughtException') for dgram's unhandled 'error'. */
+typedef void (*dg_loop_error_cb)(dg_socket *sock, const dg_error *err, void *data);
+
+/* Sets the handler that receives every error a socket of this loop would
+ * give to on_error while it has none (each is still counted in that
+ * socket's dg_socket_stats.unhandled_errors); err is valid during the
+ * call, which runs on the loop thread as on_error would. cb NULL removes
+ * the handler (then such errors are only counted). A program that must
+ * not run on after an unexpected error can abort there, as Node does.
+ * Loop thread only. Returns 0, or DG_ERR_INVALID_ARG_VALUE for a NULL
+ * loop. */
+DG_EXPORT int dg_loop_set_error_handler(dg_loop *loop, dg_loop_error_cb cb, void *data);
 
 /* Most datagrams one on_message_batch call carries. */
 #define DG_MESSAGE_BATCH_MAX 64
@@ -236,9 +252,10 @@ typedef struct dg_socket_stats {
                                 datagrams (UDP_GRO) */
     uint64_t tx_zerocopy_sends; /* sends that left with IORING_OP_SEND_ZC
                                    (dg_loop_options.send_zerocopy_min) */
-    uint64_t unhandled_errors; /* errors that had nowhere to go: for
-                                  on_error, but the socket has none (where
-                                  Node would throw its unhandled 'error') */
+    uint64_t unhandled_errors; /* errors for on_error on a socket that has
+                                  none (where Node would throw its unhandled
+                                  'error'); counted also when the loop's
+                                  error handler took them */
     uint64_t reserved[3];
 } dg_socket_stats;
 

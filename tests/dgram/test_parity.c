@@ -10,7 +10,8 @@
  *   P6  IPv4 shorthand literals are addresses
  *   P7  a send with a destination while a connect is in progress
  *   P8  options after a failed bind
- *   E11 an error with nowhere to go is counted */
+ *   E11 an error with nowhere to go is counted (and reaches the loop's
+ *       error handler if one is set) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -879,6 +880,60 @@ Test(dgram_parity, error_with_nowhere_to_go_is_counted)
     dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
     cr_assert_eq(dg_socket_get_stats(ev.sock, &stats), 0);
     cr_assert_eq(stats.unhandled_errors, 0);
+    close(taken);
+    dgt_close_socket(loop, bare);
+    dgt_close_socket(loop, ev.sock);
+    dgt_loop_finish(loop);
+}
+
+/* What the loop's error handler saw. */
+struct loop_errors {
+    int calls;
+    dg_socket *sock;
+    char text[128];
+};
+
+static void on_loop_error(dg_socket *sock, const dg_error *err, void *data)
+{
+    struct loop_errors *seen = data;
+
+    seen->calls++;
+    seen->sock = sock;
+    dg_error_format(err, seen->text, sizeof(seen->text));
+}
+
+/* E11: the loop's error handler (Node: process.on('uncaughtException'))
+ * gets what a socket without on_error cannot take, with Node's message;
+ * the socket still counts it; a socket with on_error keeps its own; after
+ * the handler is removed errors are only counted. */
+Test(dgram_parity, loop_error_handler_gets_what_no_socket_handles)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dg_socket *bare = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
+    dgt_events ev = {0};
+    struct loop_errors seen = {0};
+    int taken = dgt_plain_socket(AF_INET, 0);
+    int port = dgt_plain_port(taken);
+    char want[64];
+    static char big[65508];
+
+    dgt_assert_code(dg_loop_set_error_handler(NULL, on_loop_error, &seen),
+                    DG_ERR_INVALID_ARG_VALUE);
+    cr_assert_eq(dg_loop_set_error_handler(loop, on_loop_error, &seen), 0);
+    dgt_events_socket(loop, DG_UDP4, 0, &ev);
+    cr_assert_eq(dg_socket_bind(bare, port, "127.0.0.1", NULL, NULL), 0);
+    run_until_unhandled(loop, bare, 1);
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_eq(seen.sock, bare);
+    snprintf(want, sizeof(want), "bind EADDRINUSE 127.0.0.1:%d", port);
+    cr_assert_str_eq(seen.text, want);
+    cr_assert_eq(dg_socket_send(ev.sock, big, sizeof(big), 9, "127.0.0.1", NULL, NULL), 0);
+    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
+    cr_assert_eq(seen.calls, 1, "a socket with on_error keeps its errors");
+    cr_assert_eq(dg_loop_set_error_handler(loop, NULL, NULL), 0);
+    cr_assert_eq(dg_socket_bind(bare, port, "127.0.0.1", NULL, NULL), 0);
+    run_until_unhandled(loop, bare, 2);
+    cr_assert_eq(seen.calls, 1, "removed: only counted");
     close(taken);
     dgt_close_socket(loop, bare);
     dgt_close_socket(loop, ev.sock);
