@@ -1,0 +1,156 @@
+/* send(): one datagram from a Buffer, TypedArray or DataView, or from an
+ * array of them (one datagram holding them one after the other). dgring
+ * copies the bytes before it returns, so JS may reuse them at once.
+ *
+ * Completions: a send with a JS callback carries its request id (chosen by
+ * lib/native.js, even, > 0) and reports a ND_REC_SEND record; a send
+ * without one carries its nd_socket with the low bit set and reports only
+ * a failed lookup (Node emits that as 'error' and drops every other error
+ * of a send without a callback). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "addon.h"
+
+#define ND_IOV_STACK 16
+
+bool nd_senders_reserve(nd_env *e, uint32_t id)
+{
+    if (id < e->senders_cap)
+        return true;
+    uint32_t cap = e->senders_cap ? e->senders_cap : 256;
+    while (cap <= id)
+        cap *= 2;
+    nd_socket **p = realloc(e->senders, cap * sizeof(*p));
+    if (!p)
+        return false;
+    memset(p + e->senders_cap, 0, (cap - e->senders_cap) * sizeof(*p));
+    e->senders = p;
+    e->senders_cap = cap;
+    return true;
+}
+
+static bool lookup_failure(const dg_error *err)
+{
+    return err && ((err->syscall && strcmp(err->syscall, "getaddrinfo") == 0) ||
+                   (err->code <= ND_CODE_LOOKUP_BASE && err->code > ND_CODE_THROWN));
+}
+
+static void send_done(dg_socket *sock, int status, const dg_error *err, void *data)
+{
+    nd_env *e = dg_loop_get_data(dg_socket_loop(sock));
+    uintptr_t tag = (uintptr_t)data;
+    if (e->tearing_down)
+        return;
+    if (tag & 1) {
+        nd_socket *s = (nd_socket *)(tag & ~(uintptr_t)1);
+        if (status < 0 && lookup_failure(err))
+            nd_tape_record(e, s, ND_REC_ERROR, nd_tape_error(e, err), 0, 0);
+        return;
+    }
+    uint32_t id = (uint32_t)(tag >> 1);
+    nd_socket *s = e->senders[id];
+    int32_t obj = status < 0 && err ? nd_tape_error(e, err) : -1;
+    nd_tape_record(e, s, ND_REC_SEND, (int32_t)id, status, obj);
+}
+
+/* The bytes of a Buffer, TypedArray or DataView; false if v is none. */
+static bool view_bytes(napi_env env, napi_value v, void **data, size_t *len)
+{
+    bool is;
+    if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+        napi_typedarray_type type;
+        size_t count, offset;
+        napi_value ab;
+        napi_get_typedarray_info(env, v, &type, &count, data, &ab, &offset);
+        static const size_t width[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
+        *len = count * ((unsigned)type < sizeof(width) / sizeof(width[0]) ? width[type] : 1);
+        return true;
+    }
+    if (napi_is_dataview(env, v, &is) == napi_ok && is) {
+        napi_value ab;
+        size_t offset;
+        napi_get_dataview_info(env, v, len, data, &ab, &offset);
+        return true;
+    }
+    return false;
+}
+
+static int send_list(nd_socket *s, napi_value list, int port, const char *address, void *tag)
+{
+    napi_env env = s->env->env;
+    uint32_t n = 0;
+    napi_get_array_length(env, list, &n);
+    struct iovec stack[ND_IOV_STACK];
+    struct iovec *iov = n <= ND_IOV_STACK ? stack : calloc(n, sizeof(*iov));
+    if (!iov)
+        return -ENOMEM;
+    int ret = 0;
+    for (uint32_t i = 0; i < n && ret == 0; i++) {
+        napi_value item;
+        napi_get_element(env, list, i, &item);
+        if (!view_bytes(env, item, &iov[i].iov_base, &iov[i].iov_len))
+            ret = DG_ERR_INVALID_ARG_TYPE;
+    }
+    if (ret == 0)
+        ret = dg_socket_sendv(s->dg, iov, (int)n, port, address, send_done, tag);
+    if (iov != stack)
+        free(iov);
+    return ret;
+}
+
+/* send(handle, data, port, address|null, id): 0 or a negative code.
+ * id 0 means no callback. */
+ND_EXPORT(nd_send)
+{
+    nd_args a;
+    if (!nd_args_get(env, info, &a, 5))
+        return NULL;
+    nd_socket *s = nd_socket_of(env, a.argv[0]);
+    if (!s)
+        return NULL;
+    if (!s->dg)
+        return nd_number(env, DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
+    char text[DG_HOSTSTRLEN];
+    const char *address;
+    int ret = nd_string(env, a.argv[3], text, sizeof(text), &address);
+    uint32_t id = (uint32_t)nd_int(env, a.argv[4], 0);
+    void *tag = id ? (void *)((uintptr_t)id << 1) : (void *)((uintptr_t)s | 1);
+    if (ret == 0 && id && !nd_senders_reserve(s->env, id))
+        ret = -ENOMEM;
+    if (ret < 0)
+        return nd_number(env, ret);
+    if (id)
+        s->env->senders[id] = s;
+    int port = nd_int(env, a.argv[2], 0);
+    void *data;
+    size_t len;
+    bool is_array = false;
+    napi_is_array(env, a.argv[1], &is_array);
+    if (is_array)
+        ret = send_list(s, a.argv[1], port, address, tag);
+    else if (view_bytes(env, a.argv[1], &data, &len))
+        ret = dg_socket_send(s->dg, data, len, port, address, send_done, tag);
+    else
+        ret = DG_ERR_INVALID_ARG_TYPE;
+    if (ret == DG_ERR_SEND_QUEUE_FULL)
+        s->env->queue_full = true;
+    nd_env_update(s->env);
+    return nd_number(env, ret);
+}
+
+/* queue(handle): [bytes, count] of sends whose callbacks have not run. */
+ND_EXPORT(nd_queue)
+{
+    nd_args a;
+    if (!nd_args_get(env, info, &a, 1))
+        return NULL;
+    nd_socket *s = nd_socket_of(env, a.argv[0]);
+    if (!s)
+        return NULL;
+    napi_value arr;
+    napi_create_array_with_length(env, 2, &arr);
+    napi_set_element(env, arr, 0, nd_number(env, s->dg ? (double)dg_socket_send_queue_size(s->dg) : 0));
+    napi_set_element(env, arr, 1, nd_number(env, s->dg ? (double)dg_socket_send_queue_count(s->dg) : 0));
+    return arr;
+}
