@@ -207,13 +207,22 @@ function dnsException(code, hostname) {
   return err;
 }
 
+// Node's SystemError (its NodeError subclass for one code).
+class SystemError extends Error {
+  toString() { return `${this.name} [${this.code}]: ${this.message}`; }
+}
+class NodeError extends SystemError {}
+
 // Node's SystemError for ERR_SOCKET_BUFFER_SIZE.
 function bufferSizeError(errno, syscall) {
   const code = util.getSystemErrorName(errno);
   const desc = util.getSystemErrorMap().get(errno)?.[1] ?? 'unknown error';
   const context = { errno, code, message: desc, syscall };
-  const err = nodeError(Error, 'ERR_SOCKET_BUFFER_SIZE',
-    `Could not get or set buffer size: ${syscall} returned ${code} (${desc})`);
+  const err = new NodeError(`Could not get or set buffer size: ${syscall} returned ${code} (${desc})`);
+  Object.defineProperty(err, 'name', { value: 'SystemError [ERR_SOCKET_BUFFER_SIZE]',
+    configurable: true });
+  err.stack; // eslint-disable-line no-unused-expressions
+  err.code = 'ERR_SOCKET_BUFFER_SIZE';
   Object.defineProperties(err, {
     name: { value: 'SystemError', enumerable: false, writable: true, configurable: true },
     info: { value: context, enumerable: true, configurable: true, writable: false },
