@@ -228,6 +228,7 @@ function backlogSend(state, args) {
 
 function retryBacklogs() {
   for (const state of backlogged) {
+    if (state.handle === null) continue; // closing: onClose cancels them
     while (state.backlog.length > 0) {
       const args = state.backlog[0];
       const ret = binding.send(state.handle, args[0], args[1], args[2], args[3]);
@@ -240,16 +241,15 @@ function retryBacklogs() {
   }
 }
 
+// At close, after dgring cancelled the sends it held: those still waiting
+// here end the same way (ECANCELED), before 'close'.
 function cancelBacklog(state) {
   const waiting = state.backlog;
   state.backlog = [];
   state.backlogBytes = 0;
   backlogged.delete(state);
   for (const args of waiting) {
-    if (args[3] !== 0) {
-      const cb = requestClose(args[3]);
-      process.nextTick(cb, E.exceptionWithHostPort(-125, 'send', args[2], args[1]));
-    }
+    if (args[3] !== 0) requestClose(args[3])(E.exceptionWithHostPort(-125, 'send', args[2], args[1]));
   }
 }
 
