@@ -4,6 +4,7 @@
 // run at a time; send requests and their callbacks; the JS lookup bridge;
 // sends waiting past dgring's queue bound; errors that come from the loop.
 
+const { AsyncResource } = require('node:async_hooks');
 const { isIP } = require('node:net');
 const binding = require('./native');
 const E = require('./errors');
@@ -45,22 +46,36 @@ const MEMBERSHIP_ADD_SOURCE = 2;
 const MEMBERSHIP_DROP_SOURCE = 3;
 
 // ---- Send requests with a callback: id -> callback, address, port -------
+// Each has its own async resource, as Node's SendWrap: the callback runs
+// in the context send() was called in (AsyncLocalStorage, async hooks).
 
-const requests = { cb: [undefined], address: [undefined], port: [undefined], free: [] };
+const requests = { cb: [undefined], res: [undefined], address: [undefined], port: [undefined],
+  free: [] };
 
 function requestOpen(cb, address, port) {
   const id = requests.free.length > 0 ? requests.free.pop() : requests.cb.length;
   requests.cb[id] = cb;
+  requests.res[id] = new AsyncResource('SENDWRAP');
   requests.address[id] = address;
   requests.port[id] = port;
   return id;
 }
 
+// The callback, for a caller still in send()'s own context.
 function requestClose(id) {
   const cb = requests.cb[id];
   requests.cb[id] = undefined;
+  requests.res[id] = undefined;
   requests.free.push(id);
   return cb;
+}
+
+// Completes a request from the loop, in its send() call's context.
+function requestComplete(id, err, n) {
+  const res = requests.res[id];
+  const cb = requestClose(id);
+  if (n === undefined) res.runInAsyncScope(cb, undefined, err);
+  else res.runInAsyncScope(cb, undefined, err, n);
 }
 
 // ---- Lookup errors a JS lookup function gave (see src/lookup.c) ---------
@@ -183,21 +198,26 @@ function onError(socket, state, rec) {
 }
 
 function onSent(id, status, errIndex) {
-  const address = requests.address[id];
-  const port = requests.port[id];
-  const cb = requestClose(id);
   if (status >= 0) {
-    cb(null, status);
+    requestComplete(id, null, status);
     return;
   }
   const rec = objects[errIndex];
-  if (rec[0] === DG.THROWN) return;
-  cb(loopError(rec, address, port));
+  if (rec[0] === DG.THROWN) {
+    requestClose(id);
+    return;
+  }
+  requestComplete(id, loopError(rec, requests.address[id], requests.port[id]));
 }
 
+// 'close' in the context close() was called in, as Node emits it from a
+// process.nextTick() queued there.
 function onClose(socket, state) {
   cancelBacklog(state);
-  socket.emit('close');
+  const res = state.closeResource;
+  state.closeResource = undefined;
+  if (res) res.runInAsyncScope(socket.emit, socket, 'close');
+  else socket.emit('close');
 }
 
 // ---- JS lookup functions (the lookup option) ----------------------------
@@ -249,7 +269,7 @@ function cancelBacklog(state) {
   state.backlogBytes = 0;
   backlogged.delete(state);
   for (const args of waiting) {
-    if (args[3] !== 0) requestClose(args[3])(E.exceptionWithHostPort(-125, 'send', args[2], args[1]));
+    if (args[3] !== 0) requestComplete(args[3], E.exceptionWithHostPort(-125, 'send', args[2], args[1]));
   }
 }
 

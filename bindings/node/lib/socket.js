@@ -4,6 +4,7 @@
 // handed to dgring, whose socket implements Node's state machine: bind
 // and implicit bind, sends queued behind a bind, connect, close.
 
+const { AsyncResource } = require('node:async_hooks');
 const EventEmitter = require('node:events');
 const { Buffer } = require('node:buffer');
 const { isIP } = require('node:net');
@@ -100,6 +101,7 @@ function Socket(type, listener) {
     connectPort: undefined,
     ipv6OnlyOn4: !!(options && options.ipv6Only && type === 'udp4'),
     adopted: false,
+    closeResource: undefined,
     backlog: [],
     backlogBytes: 0,
   };
@@ -383,6 +385,7 @@ Socket.prototype.close = function(callback) {
   healthCheck(this);
   const ret = binding.close(state.handle);
   state.handle = null;
+  state.closeResource = new AsyncResource('TickObject');
   if (ret < 0) throw E.fromCode(ret, 'close');
   return this;
 };

@@ -43,4 +43,26 @@ function child(code, { onLine, args = [], env = {} } = {}) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-module.exports = { child, sleep, moduleDir };
+// A test that fails half-way leaves its sockets bound, and a bound socket
+// keeps the test file's process (and so node --test) running: every
+// socket the given modules create is closed after the file's tests.
+function closeLeftovers(...modules) {
+  const made = [];
+  for (const m of modules) {
+    const create = m.createSocket;
+    m.createSocket = function createSocket(...args) {
+      const s = create.apply(this, args);
+      made.push(s);
+      return s;
+    };
+  }
+  require('node:test').after(() => {
+    for (const s of made) {
+      try {
+        s.close();
+      } catch { /* closed already */ }
+    }
+  });
+}
+
+module.exports = { child, sleep, moduleDir, closeLeftovers };

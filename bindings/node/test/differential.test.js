@@ -8,6 +8,9 @@ const dgram = require('node:dgram');
 const dgring = require('..');
 const { compare, assertSame } = require('./differential/harness');
 const scenarios = require('./differential/scenarios');
+const { closeLeftovers } = require('./common');
+
+closeLeftovers(dgram, dgring);
 
 for (const s of scenarios) {
   test(s.name, async () => {

@@ -11,7 +11,9 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const dgram = require('node:dgram');
-const { moduleDir } = require('./common');
+const { moduleDir, closeLeftovers } = require('./common');
+
+closeLeftovers(dgram);
 
 // A copy of the example in a temporary directory where require('dgring')
 // finds this package; with useNode, the require line names node:dgram.

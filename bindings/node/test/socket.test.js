@@ -9,7 +9,9 @@ const assert = require('node:assert');
 const asyncHooks = require('node:async_hooks');
 const nodeDgram = require('node:dgram');
 const dgram = require('..');
-const { child } = require('./common');
+const { child, closeLeftovers } = require('./common');
+
+closeLeftovers(dgram, nodeDgram);
 
 function bound(type = 'udp4', address = '127.0.0.1', options = {}) {
   const s = dgram.createSocket({ type, ...options });
@@ -176,7 +178,9 @@ test('process.nextTick callbacks queued by handlers all run, in order', async ()
   await close(server, c);
 });
 
-test('AsyncLocalStorage: a socket\'s events run in the context it was created in', async () => {
+// Events run in the socket's context (UDPWRAP, from createSocket), a send
+// callback in the context send() was called in (SENDWRAP), as in Node.
+test('AsyncLocalStorage: events in the socket\'s context, send callbacks in send()\'s', async () => {
   const als = new asyncHooks.AsyncLocalStorage();
   const server = await als.run('server', () => bound());
   const c = await als.run('client', () => bound());
@@ -185,12 +189,13 @@ test('AsyncLocalStorage: a socket\'s events run in the context it was created in
     seen.message = als.getStore();
     resolve();
   }));
-  const sent = new Promise((resolve) => c.send('x', server.address().port, '127.0.0.1', () => {
-    seen.send = als.getStore();
-    resolve();
-  }));
+  const sent = als.run('send', () => new Promise((resolve) => c.send('x', server.address().port,
+    '127.0.0.1', () => {
+      seen.send = als.getStore();
+      resolve();
+    })));
   await Promise.all([got, sent]);
-  assert.deepStrictEqual(seen, { message: 'server', send: 'client' });
+  assert.deepStrictEqual(seen, { message: 'server', send: 'send' });
   await close(server, c);
 });
 

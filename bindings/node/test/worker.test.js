@@ -8,6 +8,9 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { Worker } = require('node:worker_threads');
 const dgram = require('..');
+const { closeLeftovers } = require('./common');
+
+closeLeftovers(dgram);
 
 const echoWorker = `
   const { parentPort } = require('node:worker_threads');

@@ -464,4 +464,23 @@ scenario('close during traffic', async (dgram, t) => {
   await closeAll(t, c);
 });
 
+scenario('async context: AsyncLocalStorage in events and send callbacks', async (dgram, t) => {
+  const { AsyncLocalStorage } = require('node:async_hooks');
+  const als = new AsyncLocalStorage();
+  const server = await als.run('created', () => bound(dgram, 'udp4', '127.0.0.1'));
+  server.on('message', () => t.add('message store', als.getStore()));
+  const got = once(server, 'message');
+  await als.run('sending', () => new Promise((resolve) => {
+    server.send('x', server.address().port, '127.0.0.1', () => {
+      t.add('send callback store', als.getStore());
+      resolve();
+    });
+  }));
+  await got;
+  await als.run('closing', () => new Promise((resolve) => server.close(() => {
+    t.add('close store', als.getStore());
+    resolve();
+  })));
+});
+
 module.exports = scenarios;
