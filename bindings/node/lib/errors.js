@@ -234,32 +234,28 @@ function bufferSizeError(errno, syscall) {
   return err;
 }
 
+// Node's errors with a fixed text, by dgring's code for them.
+const FIXED = new Map([
+  [DG.SOCKET_BAD_TYPE, [TypeError, 'ERR_SOCKET_BAD_TYPE',
+    'Bad socket type specified. Valid types are: udp4, udp6']],
+  [DG.SOCKET_ALREADY_BOUND, [Error, 'ERR_SOCKET_ALREADY_BOUND', 'Socket is already bound']],
+  [DG.SOCKET_DGRAM_IS_CONNECTED, [Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected']],
+  [DG.SOCKET_DGRAM_NOT_CONNECTED, [Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected']],
+  [DG.SOCKET_DGRAM_NOT_RUNNING, [Error, 'ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running']],
+  [DG.SOCKET_BAD_BUFFER_SIZE, [TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE',
+    'Buffer size must be a positive integer']],
+  [DG.MISSING_ARGS, [TypeError, 'ERR_MISSING_ARGS',
+    'The "multicastAddress" argument must be specified']],
+]);
+
 // The Error Node throws for one of dgring's codes returned by a call.
 // what: the syscall name Node would give a system error of this call.
 function fromCode(code, what) {
-  switch (code) {
-    case DG.SOCKET_BAD_TYPE:
-      return nodeError(TypeError, 'ERR_SOCKET_BAD_TYPE',
-        'Bad socket type specified. Valid types are: udp4, udp6');
-    case DG.SOCKET_ALREADY_BOUND:
-      return nodeError(Error, 'ERR_SOCKET_ALREADY_BOUND', 'Socket is already bound');
-    case DG.SOCKET_DGRAM_IS_CONNECTED:
-      return nodeError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
-    case DG.SOCKET_DGRAM_NOT_CONNECTED:
-      return nodeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
-    case DG.SOCKET_DGRAM_NOT_RUNNING:
-      return nodeError(Error, 'ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
-    case DG.SOCKET_BAD_BUFFER_SIZE:
-      return nodeError(TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE',
-        'Buffer size must be a positive integer');
-    case DG.MISSING_ARGS:
-      return nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "multicastAddress" argument must be specified');
-    case DG.INVALID_ADDRESS:
-      return errnoException(-22, what); // EINVAL: libuv's answer to a bad address
-    default:
-      if (code > -4096) return errnoException(code, what);
-      return nodeError(Error, 'ERR_DGRING', `${what}: dgring error ${code}`);
-  }
+  const fixed = FIXED.get(code);
+  if (fixed !== undefined) return nodeError(...fixed);
+  if (code === DG.INVALID_ADDRESS) return errnoException(-22, what); // libuv's EINVAL
+  if (code > -4096) return errnoException(code, what);
+  return nodeError(Error, 'ERR_DGRING', `${what}: dgring error ${code}`);
 }
 
 module.exports = {

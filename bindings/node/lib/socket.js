@@ -5,6 +5,7 @@
 // and implicit bind, sends queued behind a bind, connect, close.
 
 const { AsyncResource } = require('node:async_hooks');
+const dc = require('node:diagnostics_channel');
 const EventEmitter = require('node:events');
 const { Buffer } = require('node:buffer');
 const { isIP } = require('node:net');
@@ -17,6 +18,7 @@ const { DG } = E;
 const { kState, binding } = L;
 
 const kBufferTypes = ['Buffer', 'TypedArray', 'DataView', 'string'];
+const udpSocketChannel = dc.channel('udp.socket'); // as Node publishes each new socket
 
 // ---- Node's validators ----------------------------------------------------
 
@@ -106,6 +108,7 @@ function Socket(type, listener) {
     backlogBytes: 0,
   };
   if (options?.signal !== undefined) watchSignal(this, options.signal);
+  if (udpSocketChannel.hasSubscribers) udpSocketChannel.publish({ socket: this });
 }
 Object.setPrototypeOf(Socket.prototype, EventEmitter.prototype);
 Object.setPrototypeOf(Socket, EventEmitter);

@@ -162,4 +162,17 @@ void nd_handle_exception(napi_env env);
 
 #define ND_EXPORT(name) napi_value name(napi_env env, napi_callback_info info)
 
+/* The start of a binding function whose first argument is a socket handle:
+ * declares a (the arguments) and s; a closed socket answers
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING. */
+#define ND_SOCKET_ARGS(n)                                                    \
+    nd_args a;                                                               \
+    if (!nd_args_get(env, info, &a, (n)))                                    \
+        return NULL;                                                         \
+    nd_socket *s = nd_socket_of(env, a.argv[0]);                             \
+    if (!s)                                                                  \
+        return NULL;                                                         \
+    if (!s->dg)                                                              \
+        return nd_number(env, DG_ERR_SOCKET_DGRAM_NOT_RUNNING)
+
 #endif

@@ -4,22 +4,12 @@
 
 #include "addon.h"
 
-#define ND_OPTION_ARGS(n)                                                    \
-    nd_args a;                                                               \
-    if (!nd_args_get(env, info, &a, (n)))                                    \
-        return NULL;                                                         \
-    nd_socket *s = nd_socket_of(env, a.argv[0]);                             \
-    if (!s)                                                                  \
-        return NULL;                                                         \
-    if (!s->dg)                                                              \
-        return nd_number(env, DG_ERR_SOCKET_DGRAM_NOT_RUNNING)
-
 enum nd_option { ND_OPT_BROADCAST, ND_OPT_TTL, ND_OPT_MULTICAST_TTL, ND_OPT_MULTICAST_LOOP };
 
 /* setOption(handle, which, value) */
 ND_EXPORT(nd_set_option)
 {
-    ND_OPTION_ARGS(3);
+    ND_SOCKET_ARGS(3);
     int v = nd_int(env, a.argv[2], 0); /* ToInt32, as Node's Int32Value */
     switch (nd_int(env, a.argv[1], -1)) {
     case ND_OPT_BROADCAST:
@@ -38,7 +28,7 @@ ND_EXPORT(nd_set_option)
 /* setMulticastInterface(handle, iface) */
 ND_EXPORT(nd_set_multicast_interface)
 {
-    ND_OPTION_ARGS(2);
+    ND_SOCKET_ARGS(2);
     char text[DG_HOSTSTRLEN];
     const char *iface;
     int ret = nd_string(env, a.argv[1], text, sizeof(text), &iface);
@@ -69,7 +59,7 @@ static int membership(dg_socket *dg, int op, const char *source, const char *gro
 /* membership(handle, op, source|null, group, iface|null) */
 ND_EXPORT(nd_membership)
 {
-    ND_OPTION_ARGS(5);
+    ND_SOCKET_ARGS(5);
     char source_text[DG_HOSTSTRLEN], group_text[DG_HOSTSTRLEN], iface_text[DG_HOSTSTRLEN];
     const char *source, *group, *iface;
     int ret = nd_string(env, a.argv[2], source_text, sizeof(source_text), &source);
@@ -89,7 +79,7 @@ ND_EXPORT(nd_membership)
  * [code, syscall, system_code] for ERR_SOCKET_BUFFER_SIZE, or a code. */
 ND_EXPORT(nd_buffer_size)
 {
-    ND_OPTION_ARGS(3);
+    ND_SOCKET_ARGS(3);
     bool recv = nd_bool(env, a.argv[1]);
     long long size = (long long)nd_double(env, a.argv[2], -1);
     dg_error err = {0};

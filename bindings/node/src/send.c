@@ -103,14 +103,7 @@ static int send_list(nd_socket *s, napi_value list, int port, const char *addres
  * id 0 means no callback. */
 ND_EXPORT(nd_send)
 {
-    nd_args a;
-    if (!nd_args_get(env, info, &a, 5))
-        return NULL;
-    nd_socket *s = nd_socket_of(env, a.argv[0]);
-    if (!s)
-        return NULL;
-    if (!s->dg)
-        return nd_number(env, DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
+    ND_SOCKET_ARGS(5);
     char text[DG_HOSTSTRLEN];
     const char *address;
     int ret = nd_string(env, a.argv[3], text, sizeof(text), &address);
@@ -142,15 +135,10 @@ ND_EXPORT(nd_send)
 /* queue(handle): [bytes, count] of sends whose callbacks have not run. */
 ND_EXPORT(nd_queue)
 {
-    nd_args a;
-    if (!nd_args_get(env, info, &a, 1))
-        return NULL;
-    nd_socket *s = nd_socket_of(env, a.argv[0]);
-    if (!s)
-        return NULL;
+    ND_SOCKET_ARGS(1);
     napi_value arr;
     napi_create_array_with_length(env, 2, &arr);
-    napi_set_element(env, arr, 0, nd_number(env, s->dg ? (double)dg_socket_send_queue_size(s->dg) : 0));
-    napi_set_element(env, arr, 1, nd_number(env, s->dg ? (double)dg_socket_send_queue_count(s->dg) : 0));
+    napi_set_element(env, arr, 0, nd_number(env, (double)dg_socket_send_queue_size(s->dg)));
+    napi_set_element(env, arr, 1, nd_number(env, (double)dg_socket_send_queue_count(s->dg)));
     return arr;
 }

@@ -166,41 +166,11 @@ ND_EXPORT(nd_create)
 
 /* ---- bind, connect, close -------------------------------------------- */
 
-#define ND_SOCKET_ARGS(n)                                                    \
-    nd_args a;                                                               \
-    if (!nd_args_get(env, info, &a, (n)))                                    \
-        return NULL;                                                         \
-    nd_socket *s = nd_socket_of(env, a.argv[0]);                             \
-    if (!s)                                                                  \
-        return NULL;                                                         \
-    if (!s->dg)                                                              \
-        return nd_number(env, DG_ERR_SOCKET_DGRAM_NOT_RUNNING)
-
 /* The result of a call that may change what keeps the loop alive. */
 static napi_value changed(nd_socket *s, int ret)
 {
     nd_env_update(s->env);
     return nd_number(s->env->env, ret);
-}
-
-/* bind(handle, port, address|null) */
-ND_EXPORT(nd_bind)
-{
-    ND_SOCKET_ARGS(3);
-    char text[DG_HOSTSTRLEN];
-    const char *address;
-    int ret = nd_string(env, a.argv[2], text, sizeof(text), &address);
-    if (ret == 0)
-        ret = dg_socket_bind(s->dg, nd_int(env, a.argv[1], 0), address, NULL, NULL);
-    return changed(s, ret);
-}
-
-/* bindFd(handle, fd) */
-ND_EXPORT(nd_bind_fd)
-{
-    ND_SOCKET_ARGS(2);
-    dg_bind_options o = {.fd = nd_int(env, a.argv[1], -1)};
-    return changed(s, dg_socket_bind_ex(s->dg, &o, NULL, NULL));
 }
 
 static void connect_done(dg_socket *sock, int status, const dg_error *err, void *data)
@@ -211,16 +181,37 @@ static void connect_done(dg_socket *sock, int status, const dg_error *err, void 
         nd_tape_record(s->env, s, ND_REC_CONNECT, status, nd_tape_error(s->env, err), 0);
 }
 
-/* connect(handle, port, address|null) */
-ND_EXPORT(nd_connect)
+/* bind(handle, port, address|null) and connect(handle, port, address|null).
+ * A bind's errors come as 'error' records (no callback), as Node emits them. */
+static napi_value port_address_call(napi_env env, napi_callback_info info, bool connect)
 {
     ND_SOCKET_ARGS(3);
     char text[DG_HOSTSTRLEN];
     const char *address;
     int ret = nd_string(env, a.argv[2], text, sizeof(text), &address);
+    int port = nd_int(env, a.argv[1], 0);
     if (ret == 0)
-        ret = dg_socket_connect(s->dg, nd_int(env, a.argv[1], 0), address, connect_done, s);
+        ret = connect ? dg_socket_connect(s->dg, port, address, connect_done, s)
+                      : dg_socket_bind(s->dg, port, address, NULL, NULL);
     return changed(s, ret);
+}
+
+ND_EXPORT(nd_bind)
+{
+    return port_address_call(env, info, false);
+}
+
+ND_EXPORT(nd_connect)
+{
+    return port_address_call(env, info, true);
+}
+
+/* bindFd(handle, fd) */
+ND_EXPORT(nd_bind_fd)
+{
+    ND_SOCKET_ARGS(2);
+    dg_bind_options o = {.fd = nd_int(env, a.argv[1], -1)};
+    return changed(s, dg_socket_bind_ex(s->dg, &o, NULL, NULL));
 }
 
 ND_EXPORT(nd_disconnect)

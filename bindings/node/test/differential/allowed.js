@@ -34,6 +34,11 @@ const notRunning = {
   code: 'ERR_SOCKET_DGRAM_NOT_RUNNING',
 };
 
+const alreadyBound = {
+  class: 'Error', name: 'Error', keys: 'code', message: 'Socket is already bound',
+  code: 'ERR_SOCKET_ALREADY_BOUND',
+};
+
 module.exports = {
   // Node forgets the closed-socket check in the buffer-size getters and
   // setters (and setTTL, setBroadcast, ...), which then fail with a
@@ -69,6 +74,35 @@ module.exports = {
   connectLookupFirst: {
     reason: "a connect queued behind the implicit bind is looked up at once, not after 'listening'",
     expect: (t) => moveBefore(t, 'callback', 's listening'),
+  },
+
+  // Node marks the socket as binding before it checks bind({fd})'s
+  // descriptor, so after that throws every later bind() is
+  // ERR_SOCKET_ALREADY_BOUND; dgring refuses the descriptor and changes
+  // nothing, so the socket can still be bound.
+  fdBindFailure: {
+    reason: 'a bind({fd}) that throws leaves the socket unbound',
+    expect: (t) => {
+      const i = t.findIndex((e) => e[0] === 'then an ordinary bind throws' &&
+        e[1].code === alreadyBound.code);
+      if (i < 0) throw new Error('allowed.js: Node no longer refuses the second bind');
+      t.splice(i, 1, ['then an ordinary bind ->', true], ['s listening']);
+      return t;
+    },
+  },
+
+  // libuv takes an IPv4 interface address on a udp6 socket
+  // (IP_MULTICAST_IF on the dual-stack socket); dgring's
+  // dg_socket_set_multicast_interface() takes "::%ifname" or an IPv6
+  // address there and answers EINVAL (reported to the C library's owners).
+  udp6MulticastInterfaceV4: {
+    reason: 'a udp6 socket refuses an IPv4 multicast interface address',
+    expect: (t) => replace(t, 'setMulticastInterface 127.0.0.1 ->', [
+      'setMulticastInterface 127.0.0.1 throws', {
+        class: 'Error', name: 'Error', keys: 'code,errno,syscall',
+        message: 'setMulticastInterface EINVAL', code: 'EINVAL', errno: -22,
+        syscall: 'setMulticastInterface',
+      }]),
   },
 
   // Node's send() goes out inside the call when the kernel takes it

@@ -464,6 +464,58 @@ scenario('close during traffic', async (dgram, t) => {
   await closeAll(t, c);
 });
 
+scenario('bind({fd}): descriptors that are not UDP sockets', async (dgram, t) => {
+  const fs = require('node:fs');
+  const fd = fs.openSync(__filename, 'r');
+  const s = dgram.createSocket('udp4');
+  watch(t, 's', s);
+  t.call('a file', () => s.bind({ fd }));
+  const ok = t.call('then an ordinary bind', () => s.bind({ port: 0, address: '127.0.0.1' }) === s);
+  if (ok) await once(s, 'listening');
+  fs.closeSync(fd);
+  await closeAll(t, s);
+}, allowed.fdBindFailure);
+
+scenario('udp6: dual stack and ipv6Only', async (dgram, t) => {
+  for (const ipv6Only of [false, true]) {
+    const six = dgram.createSocket({ type: 'udp6', ipv6Only });
+    await new Promise((resolve) => six.bind(0, '::', resolve));
+    const four = dgram.createSocket('udp4');
+    watch(t, `four (ipv6Only ${ipv6Only})`, four);
+    four.bind(six.address().port, '0.0.0.0');
+    await once(four, 'listening', 'error');
+    if (!ipv6Only) {
+      const got = once(six, 'message');
+      four.send('v4', six.address().port, '127.0.0.1');
+      const [, msg, rinfo] = await got;
+      t.add('dual stack received', msg, rinfo.address, rinfo.family);
+    }
+    await closeAll(t, six, four);
+  }
+});
+
+scenario('diagnostics_channel udp.socket', async (dgram, t) => {
+  const dc = require('node:diagnostics_channel');
+  const seen = [];
+  const listener = (msg) => seen.push(msg.socket);
+  dc.subscribe('udp.socket', listener);
+  const s = dgram.createSocket('udp4');
+  dc.unsubscribe('udp.socket', listener);
+  t.add('published the new socket', seen.length === 1 && seen[0] === s);
+  await closeAll(t, s);
+});
+
+scenario('options: udp6 multicast interface and TTLs', async (dgram, t) => {
+  const s = await bound(dgram, 'udp6', '::1');
+  t.call('setMulticastInterface ::%lo', () => s.setMulticastInterface('::%lo'));
+  t.call('setMulticastInterface 127.0.0.1', () => s.setMulticastInterface('127.0.0.1'));
+  t.call('setMulticastInterface ::1', () => s.setMulticastInterface('::1'));
+  t.call('setTTL 64', () => s.setTTL(64));
+  t.call('setMulticastTTL 8', () => s.setMulticastTTL(8));
+  t.call('setMulticastLoopback false', () => s.setMulticastLoopback(false));
+  await closeAll(t, s);
+}, allowed.udp6MulticastInterfaceV4);
+
 scenario('async context: AsyncLocalStorage in events and send callbacks', async (dgram, t) => {
   const { AsyncLocalStorage } = require('node:async_hooks');
   const als = new AsyncLocalStorage();
