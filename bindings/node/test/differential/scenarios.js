@@ -411,7 +411,34 @@ scenario('membership', async (dgram, t) => {
   t.call('ssm source number', () => s.addSourceSpecificMembership(1, '232.1.1.1'));
   t.call('ssm group number', () => s.addSourceSpecificMembership('127.0.0.1', 1));
   t.call('ssm bad source', () => s.addSourceSpecificMembership('x', '232.1.1.1', '127.0.0.1'));
+  t.call('ssm add', () => s.addSourceSpecificMembership('127.0.0.1', '232.1.1.1', '127.0.0.1'));
+  t.call('ssm drop', () => s.dropSourceSpecificMembership('127.0.0.1', '232.1.1.1', '127.0.0.1'));
+  t.call('ssm drop never joined', () => s.dropSourceSpecificMembership('127.0.0.1', '232.1.1.2',
+    '127.0.0.1'));
   await closeAll(t, s);
+});
+
+scenario('multicast and broadcast delivery on loopback', async (dgram, t) => {
+  const r = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  await new Promise((resolve) => r.bind(0, '0.0.0.0', resolve));
+  const port = r.address().port;
+  r.addMembership('224.0.0.114', '127.0.0.1');
+  const s = await bound(dgram, 'udp4', '127.0.0.1');
+  s.setMulticastInterface('127.0.0.1');
+  s.setMulticastLoopback(true);
+  s.setMulticastTTL(1);
+  let got = once(r, 'message');
+  s.send('group', port, '224.0.0.114');
+  t.add('multicast', (await got)[1]);
+  await new Promise((resolve) => s.send('no broadcast flag', port, '127.255.255.255', (err) => {
+    t.add('broadcast without the flag', err);
+    resolve();
+  }));
+  s.setBroadcast(true);
+  got = once(r, 'message');
+  s.send('broadcast', port, '127.255.255.255');
+  t.add('broadcast', (await got)[1]);
+  await closeAll(t, r, s);
 });
 
 // ---- lifetime --------------------------------------------------------------------------
