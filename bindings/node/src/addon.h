@@ -84,6 +84,7 @@ struct nd_env {
     uv_poll_t poll;
     uv_timer_t timer;
     int uv_open;             /* uv handles not yet closed */
+    int timer_ms;            /* the timer's last timeout (dg_loop_timeout) */
     bool in_run;             /* inside dg_loop_run: JS must wait for flush */
     bool flushing;
     bool queue_full;         /* a send met DG_ERR_SEND_QUEUE_FULL */

@@ -52,17 +52,19 @@ static void on_timer(uv_timer_t *timer)
  * timer never holds it (the poll handle does, for the same reasons). */
 void nd_env_update(nd_env *e)
 {
-    if (!e->loop || e->tearing_down)
+    /* Inside env_run() this waits for the run's end, which updates once. */
+    if (!e->loop || e->tearing_down || e->in_run || e->flushing)
         return;
     if (dg_loop_alive(e->loop))
         uv_ref((uv_handle_t *)&e->poll);
     else
         uv_unref((uv_handle_t *)&e->poll);
     int ms = dg_loop_timeout(e->loop);
-    if (ms >= 0)
-        uv_timer_start(&e->timer, on_timer, (uint64_t)ms, 0);
-    else
+    if (ms < 0)
         uv_timer_stop(&e->timer);
+    else if (ms != e->timer_ms || !uv_is_active((uv_handle_t *)&e->timer))
+        uv_timer_start(&e->timer, on_timer, (uint64_t)ms, 0);
+    e->timer_ms = ms;
 }
 
 static int env_watch(nd_env *e)

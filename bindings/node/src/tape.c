@@ -170,6 +170,10 @@ void nd_on_message_batch(dg_socket *sock, const dg_message *msgs, size_t count, 
         m[6] = batch_address(&b, msg);
         m[7] = ((msg->flags & DG_MSG_TRUNC) ? ND_MSG_TRUNC : 0) | (v6 ? ND_MSG_IPV6 : 0);
     }
+    /* Handed over now, from inside the loop's run: what the handlers send
+     * (an echo, a reply) is submitted at the end of this same run, with no
+     * wake-up of the loop's fd and no second run. */
+    nd_tape_flush(e);
 }
 
 /* ---- Handing the tape to JS ------------------------------------------ */
