@@ -101,3 +101,11 @@ test('process.exit() with open sockets exits cleanly', async () => {
     s.bind(0, '127.0.0.1', () => { console.log('bound'); process.exit(3); });`);
   assert.strictEqual(r.status, 3, r.stderr);
 });
+
+test("process.exit() from a 'message' handler (inside the loop's run)", async () => {
+  const r = await child(`${prelude}
+    const s = dgram.createSocket('udp4');
+    s.on('message', () => process.exit(5));
+    s.bind(0, '127.0.0.1', () => s.send('x', s.address().port, '127.0.0.1'));`);
+  assert.strictEqual(r.status, 5, r.stderr);
+});

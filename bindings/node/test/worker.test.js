@@ -87,3 +87,13 @@ test('process.exit() inside a worker with open sockets', async () => {
   `);
   assert.strictEqual(await exited, 7);
 });
+
+test("process.exit() from a worker's 'message' handler", async () => {
+  const { exited } = startWorker(`
+    const dgram = require(${JSON.stringify(require.resolve('..'))});
+    const s = dgram.createSocket('udp4');
+    s.on('message', () => process.exit(6));
+    s.bind(0, '127.0.0.1', () => s.send('x', s.address().port, '127.0.0.1'));
+  `);
+  assert.strictEqual(await exited, 6);
+});
