@@ -28,7 +28,9 @@ static void env_run(nd_env *e)
         e->in_run = true;
         dg_loop_run(e->loop, DG_RUN_NOWAIT);
         e->in_run = false;
-        if (e->ngroups == 0 && !e->queue_full)
+        /* Completions already waiting (a reply's send that the kernel did
+         * at once) are taken now rather than after another poll. */
+        if (e->ngroups == 0 && !e->queue_full && dg_loop_timeout(e->loop) != 0)
             break;
         nd_tape_flush(e);
     }
