@@ -105,6 +105,43 @@ module.exports = {
       }]),
   },
 
+  // ---- The C library before its Node parity work (docs/conformance.md
+  // P1-P7). These go when that work lands: the scenarios then match Node.
+
+  // P1: close() frees the port only when the close completes in the loop,
+  // so a bind to that port right after close() is EADDRINUSE.
+  closeFreesPort: {
+    reason: 'P1: the port is freed when the close completes, not in close()',
+    expect: (t) => replace(t, 'b listening', ['b error', {
+      class: 'Error', name: 'Error', keys: 'address,code,errno,port,syscall',
+      message: 'bind EADDRINUSE 127.0.0.1:P1', code: 'EADDRINUSE', errno: -98,
+      syscall: 'bind', address: '127.0.0.1', port: 'P1',
+    }]),
+  },
+
+  // P6: "127.1", "0x7f000001" and "2130706433" are host names to dgring's
+  // resolver, which asks DNS (in the tests a loopback port where nothing
+  // answers: EAI_AGAIN); getaddrinfo reads them as 127.0.0.1.
+  ipv4Shorthand: {
+    reason: 'P6: IPv4 shorthand literals go to DNS',
+    expect: (t) => t.map((e) => {
+      if (e[0].startsWith('send to ')) {
+        const host = e[0].slice(8);
+        return [e[0], { class: 'Error', name: 'Error', keys: 'code,errno,hostname,syscall',
+          message: `getaddrinfo EAI_AGAIN ${host}`, code: 'EAI_AGAIN', errno: -3001,
+          syscall: 'getaddrinfo', hostname: host }, undefined];
+      }
+      return e[0] === 'received' ? ['received', ['end']] : e;
+    }),
+  },
+
+  // P7: a send with a destination made while connect() is in progress
+  // is sent; Node fails it with EISCONN.
+  sendWhileConnecting: {
+    reason: 'P7: a send with a destination while connecting is sent',
+    expect: (t) => replace(t, 'send while connecting', ['send while connecting', null, 1]),
+  },
+
   // Node's send() goes out inside the call when the kernel takes it
   // (libuv's uv_udp_try_send), so the queue is empty right after; dgring
   // submits the sends of a turn together, so they count until the loop

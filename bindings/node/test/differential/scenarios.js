@@ -543,6 +543,76 @@ scenario('options: udp6 multicast interface and TTLs', async (dgram, t) => {
   await closeAll(t, s);
 }, allowed.udp6MulticastInterfaceV4);
 
+// ---- Node parity items (docs/conformance.md P1-P7) ---------------------------
+
+scenario('P1: close() frees the port before it returns', async (dgram, t) => {
+  const a = await bound(dgram, 'udp4', '127.0.0.1');
+  const port = a.address().port;
+  a.close();
+  const b = dgram.createSocket('udp4');
+  watch(t, 'b', b);
+  b.bind(port, '127.0.0.1');
+  await once(b, 'listening', 'error');
+  await closeAll(t, b);
+}, allowed.closeFreesPort);
+
+scenario("P2: 'listening' before the first send's callback, sent from a timer", async (dgram, t) => {
+  const server = await bound(dgram, 'udp4', '127.0.0.1');
+  const c = dgram.createSocket('udp4');
+  watch(t, 'c', c);
+  await new Promise((resolve) => setTimeout(() => c.send('x', server.address().port, '127.0.0.1',
+    (err, n) => {
+      t.add('send callback', err, n);
+      resolve();
+    }), 1));
+  await closeAll(t, server, c);
+});
+
+scenario('P4: udp6 datagrams of 65527 and 65528 bytes', async (dgram, t) => {
+  const server = await bound(dgram, 'udp6', '::1');
+  const c = dgram.createSocket('udp6');
+  for (const size of [65527, 65528]) {
+    const got = size === 65527 ? once(server, 'message') : null;
+    await new Promise((resolve) => c.send(Buffer.alloc(size, 1), server.address().port, '::1',
+      (err, n) => {
+        t.add(`send ${size}`, err, n);
+        resolve();
+      }));
+    if (got) t.add('received size', (await got)[2].size);
+  }
+  await closeAll(t, server, c);
+});
+
+scenario('P6: IPv4 shorthand literals', async (dgram, t) => {
+  const server = await bound(dgram, 'udp4', '127.0.0.1');
+  const c = dgram.createSocket('udp4');
+  const got = [];
+  server.on('message', (m) => got.push(m.toString()));
+  for (const address of ['127.1', '0x7f000001', '2130706433']) {
+    await new Promise((resolve) => c.send(address, server.address().port, address, (err, n) => {
+      t.add(`send to ${address}`, err, n);
+      resolve();
+    }));
+  }
+  c.send('end', server.address().port, '127.0.0.1');
+  while (!got.includes('end')) await turns(1);
+  t.add('received', got);
+  await closeAll(t, server, c);
+}, allowed.ipv4Shorthand);
+
+scenario('P7: a send with a destination while connecting', async (dgram, t) => {
+  const server = await bound(dgram, 'udp4', '127.0.0.1');
+  const port = server.address().port;
+  const c = dgram.createSocket('udp4');
+  watch(t, 'c', c);
+  c.connect(port, '127.0.0.1');
+  await new Promise((resolve) => c.send('x', port, '127.0.0.1', (err, n) => {
+    t.add('send while connecting', err, n);
+    resolve();
+  }));
+  await closeAll(t, server, c);
+}, allowed.sendWhileConnecting);
+
 scenario('async context: AsyncLocalStorage in events and send callbacks', async (dgram, t) => {
   const { AsyncLocalStorage } = require('node:async_hooks');
   const als = new AsyncLocalStorage();
