@@ -22,7 +22,7 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
     memset(options, 0, sizeof(*options));
     options->sq_entries = 256;
     options->recv_buffers = 512;
-    options->recv_buffer_size = DG__UDP4_PAYLOAD_MAX; /* Node's default */
+    options->recv_buffer_size = DG__UDP6_PAYLOAD_MAX; /* nothing is cut, as in Node */
     options->max_pending_sends = 4096;
     options->send_buffers = 256;
     options->send_buffer_size = 2048;

@@ -11,6 +11,9 @@
  *                        fills queues (drain) and offers load (stream)
  *   baseline echo        blocking recvfrom/sendto echo answering sockperf's
  *                        ping-pong protocol
+ *   baseline echo-mmsg   recvmmsg(--batch, 64) + sendmmsg echo of every
+ *                        datagram to its sender (the echo scenario's
+ *                        baseline); ends after --count echoes or on SIGTERM
  *
  * Every datagram a sender makes carries a sequence number in its first
  * 8 bytes (little endian), so receivers can count gaps.
@@ -327,6 +330,82 @@ static int echo(const perf_opts *o)
     return 0;
 }
 
+/* ---- recvmmsg + sendmmsg echo -------------------------------------------- */
+
+static volatile sig_atomic_t g_stop;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* Sends msgs[0, n) back where they came from; returns the failures. */
+static uint64_t echo_back(int fd, struct mmsghdr *msgs, int n)
+{
+    uint64_t failed = 0;
+    for (int off = 0; off < n;) {
+        int s = sendmmsg(fd, msgs + off, (unsigned)(n - off), 0);
+        if (s < 0 && errno == EINTR)
+            continue;
+        if (s < 0) { /* this one failed: skip it */
+            failed++;
+            s = 1;
+        }
+        off += s;
+    }
+    return failed;
+}
+
+static int echo_mmsg(const perf_opts *o)
+{
+    int fd = perf_udp_bound(o->port, o->rcvbuf);
+    set_rcvtimeo(fd, 100); /* so a SIGTERM between two checks is seen */
+    unsigned n = (unsigned)o->batch;
+    unsigned char *bufs = malloc((size_t)n * RX_BUF);
+    struct mmsghdr *msgs = calloc(n, sizeof(*msgs));
+    struct iovec *iovs = calloc(n, sizeof(*iovs));
+    struct sockaddr_in6 *names = calloc(n, sizeof(*names));
+    if (!bufs || !msgs || !iovs || !names)
+        perf_die("malloc");
+    struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: EINTR ends the wait */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    uint64_t echoed = 0, failed = 0, calls = 0;
+    perf_ready(perf_bound_port(fd));
+    CALLGRIND_TOGGLE_COLLECT;
+    for (unsigned i = 0; i < n; i++) {
+        iovs[i] = (struct iovec){.iov_base = bufs + (size_t)i * RX_BUF, .iov_len = RX_BUF};
+        msgs[i].msg_hdr = (struct msghdr){.msg_name = &names[i], .msg_namelen = sizeof(names[i]),
+                                          .msg_iov = &iovs[i], .msg_iovlen = 1};
+    }
+    while (!g_stop && !(o->count && echoed + failed >= o->count)) {
+        int got = recvmmsg(fd, msgs, n, MSG_WAITFORONE, NULL);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                continue;
+            perf_die("recvmmsg");
+        }
+        calls++;
+        for (int i = 0; i < got; i++) /* the reply is what arrived, to its sender */
+            iovs[i].iov_len = msgs[i].msg_len;
+        uint64_t bad = echo_back(fd, msgs, got);
+        failed += bad;
+        echoed += (uint64_t)got - bad;
+        for (int i = 0; i < got; i++) { /* the kernel shortened these: reset */
+            iovs[i].iov_len = RX_BUF;
+            msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+        }
+    }
+    CALLGRIND_TOGGLE_COLLECT;
+    printf("{\"peer\":\"c-mmsg\",\"echoed\":%llu,\"send_errors\":%llu,\"batches\":%llu,"
+           "\"batch\":%u,\"drops\":%lld}\n",
+           (unsigned long long)echoed, (unsigned long long)failed, (unsigned long long)calls, n,
+           perf_proc_drops(perf_bound_port(fd)));
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     perf_opts o;
@@ -346,6 +425,8 @@ int main(int argc, char **argv)
         return send_plain(&o);
     if (strcmp(o.mode, "echo") == 0)
         return echo(&o);
+    if (strcmp(o.mode, "echo-mmsg") == 0)
+        return echo_mmsg(&o);
     perf_usage(argv[0]);
     return 2;
 }

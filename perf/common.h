@@ -87,6 +87,8 @@ typedef struct perf_opts {
     uint64_t max;      /* gen: stop after this many even before --duration */
     int wait_nr;       /* uring_raw recv: completions to wait for when busy (1) */
     bool zerocopy;     /* dgring_bench send-ebuf: zero-copy sends */
+    int flows;         /* echo_gen: source addresses sending (64) */
+    int burst;         /* echo_gen: consecutive datagrams from one flow (1) */
 } perf_opts;
 
 static inline void perf_usage(const char *prog)
@@ -94,7 +96,8 @@ static inline void perf_usage(const char *prog)
     fprintf(stderr,
             "usage: %s MODE [--port P] [--size B] [--duration S] [--count N]\n"
             "          [--idle-ms MS] [--batch N] [--window N] [--gso N] [--gro]\n"
-            "          [--rate PPS] [--rcvbuf BYTES] [--buffers N] [--warmup] [--max N] [--wait-nr N]\n",
+            "          [--rate PPS] [--rcvbuf BYTES] [--buffers N] [--warmup] [--max N] [--wait-nr N]\n"
+            "          [--zerocopy] [--flows N] [--burst N]\n",
             prog);
     exit(2);
 }
@@ -110,6 +113,7 @@ static inline void perf_parse(perf_opts *o, int argc, char **argv)
         {"rcvbuf", required_argument, NULL, 'R'}, {"buffers", required_argument, NULL, 'B'},
         {"warmup", no_argument, NULL, 'W'},       {"max", required_argument, NULL, 'M'},
         {"wait-nr", required_argument, NULL, 'N'}, {"zerocopy", no_argument, NULL, 'Z'},
+        {"flows", required_argument, NULL, 'F'},  {"burst", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -118,6 +122,8 @@ static inline void perf_parse(perf_opts *o, int argc, char **argv)
     o->idle_ms = 300;
     o->batch = 64;
     o->window = 64;
+    o->flows = 64;
+    o->burst = 1;
     if (argc < 2 || argv[1][0] == '-')
         perf_usage(argv[0]);
     o->mode = argv[1];
@@ -141,10 +147,13 @@ static inline void perf_parse(perf_opts *o, int argc, char **argv)
         case 'M': o->max = strtoull(optarg, NULL, 10); break;
         case 'N': o->wait_nr = atoi(optarg); break;
         case 'Z': o->zerocopy = true; break;
+        case 'F': o->flows = atoi(optarg); break;
+        case 'U': o->burst = atoi(optarg); break;
         default: perf_usage(argv[0]);
         }
     }
-    if (o->size < 0 || o->size > 65507 || o->batch < 1 || o->batch > 1024 || o->window < 1)
+    if (o->size < 0 || o->size > 65507 || o->batch < 1 || o->batch > 1024 || o->window < 1 ||
+        o->flows < 1 || o->flows > 1024 || o->burst < 1)
         perf_usage(argv[0]);
 }
 

@@ -25,6 +25,8 @@
 
 #include <dgring.h>
 
+#include "dgring_common.h"
+
 #define RECV_BUFFERS 4096
 #define RECV_BUFFER_SIZE 2048
 
@@ -47,12 +49,6 @@ typedef struct bench {
     unsigned starved; /* sends waiting for a buffer (zero-copy) */
     bool retry_posted;
 } bench;
-
-static void die_dg(const char *what, int code)
-{
-    fprintf(stderr, "%s: %s (%s)\n", what, dg_strerror(code), dg_err_name(code));
-    exit(1);
-}
 
 static void finish(bench *b)
 {
@@ -111,7 +107,7 @@ static void on_recv_listening(dg_socket *sock, void *data)
     bench *b = data;
     dg_address a;
     if (dg_socket_address(sock, &a) < 0)
-        die_dg("address", -EBADF);
+        perf_die_dg("address", -EBADF);
     b->port = a.port;
     int rcvbuf = b->o->rcvbuf;
     if (rcvbuf > 0 &&
@@ -119,15 +115,6 @@ static void on_recv_listening(dg_socket *sock, void *data)
         perf_die("SO_RCVBUFFORCE");
     perf_ready(b->port);
     CALLGRIND_TOGGLE_COLLECT;
-}
-
-static void on_error(dg_socket *sock, const dg_error *err, void *data)
-{
-    (void)sock;
-    (void)data;
-    char text[256];
-    dg_error_format(err, text, sizeof(text));
-    fprintf(stderr, "dgring error: %s\n", text);
 }
 
 static int do_recv(const perf_opts *o, bool batch)
@@ -139,7 +126,7 @@ static int do_recv(const perf_opts *o, bool batch)
     lo.recv_buffer_size = o->gro ? 65507 : RECV_BUFFER_SIZE;
     int ret = dg_loop_new(&b.loop, &lo);
     if (ret < 0)
-        die_dg("dg_loop_new", ret);
+        perf_die_dg("dg_loop_new", ret);
     dg_socket_options so = {.type = DG_UDP4};
     if (o->gro) {
 #ifdef DG_SOCKET_GRO
@@ -150,7 +137,7 @@ static int do_recv(const perf_opts *o, bool batch)
 #endif
     }
     dg_socket_handlers h = {
-        .on_message = on_message, .on_listening = on_recv_listening, .on_error = on_error};
+        .on_message = on_message, .on_listening = on_recv_listening, .on_error = perf_dg_on_error};
     if (batch) {
 #ifdef DG_MESSAGE_BATCH_MAX
         h.on_message_batch = on_message_batch;
@@ -160,29 +147,19 @@ static int do_recv(const perf_opts *o, bool batch)
 #endif
     }
     if ((ret = dg_socket_create(b.loop, &so, &h, &b, &b.sock)) < 0)
-        die_dg("dg_socket_create", ret);
+        perf_die_dg("dg_socket_create", ret);
     if ((ret = dg_socket_bind(b.sock, o->port, "127.0.0.1", NULL, NULL)) < 0)
-        die_dg("dg_socket_bind", ret);
+        perf_die_dg("dg_socket_bind", ret);
     if ((ret = dg_timer_new(b.loop, &b.timer)) < 0 ||
         (ret = dg_timer_start(b.timer, 50, 50, on_idle_tick, &b)) < 0)
-        die_dg("timer", ret);
+        perf_die_dg("timer", ret);
     if ((ret = dg_loop_run(b.loop, DG_RUN_DEFAULT)) < 0)
-        die_dg("dg_loop_run", ret);
-    char extra[320];
-    snprintf(extra, sizeof(extra),
-             ",\"rxq_ovfl\":%llu,\"rx_no_buffers\":%llu,\"rx_rearms\":%llu,"
-             "\"recv_buffers\":%u,\"recv_buffer_size\":%u,\"gro\":%s"
-#ifdef DG_SOCKET_GRO
-             ",\"rx_gro_buffers\":%llu"
-#endif
-             ,
-             (unsigned long long)g_stats.rx_kernel_drops,
-             (unsigned long long)g_stats.rx_no_buffers, (unsigned long long)g_stats.rx_rearms,
-             lo.recv_buffers, lo.recv_buffer_size, o->gro ? "true" : "false"
-#ifdef DG_SOCKET_GRO
-             , (unsigned long long)g_stats.rx_gro_buffers
-#endif
-    );
+        perf_die_dg("dg_loop_run", ret);
+    char extra[480];
+    perf_dg_rx_json(&g_stats, &lo, extra, sizeof(extra));
+    perf_dg_loop_json(b.loop, extra, sizeof(extra));
+    size_t used = strlen(extra);
+    snprintf(extra + used, sizeof(extra) - used, ",\"gro\":%s", o->gro ? "true" : "false");
     perf_rx_report(o->gro ? (batch ? "dgring+gro-rxbatch" : "dgring+gro")
                           : (batch ? "dgring-rxbatch" : "dgring"),
                    &b.rx, g_proc_drops, "/proc/net/udp",
@@ -260,7 +237,7 @@ static void send_next(bench *b)
             return;
         }
         if (ret < 0)
-            die_dg("dg_send_buffer_get", ret);
+            perf_die_dg("dg_send_buffer_get", ret);
         perf_stamp_seq(buf->data, (size_t)b->o->size, b->issued);
         ret = dg_socket_send_buffer_to(b->sock, buf, (size_t)b->o->size,
                                        (const struct sockaddr *)&b->to, sizeof(b->to), on_sent,
@@ -277,7 +254,7 @@ static void send_next(bench *b)
             b->refused++;
             return;
         }
-        die_dg("dg_socket_send_to", ret);
+        perf_die_dg("dg_socket_send_to", ret);
     }
     b->issued++;
     b->inflight++;
@@ -316,20 +293,20 @@ static int do_send(const perf_opts *o, bool nogso, bool ebuf, bool zerocopy)
     }
     int ret = dg_loop_new(&b.loop, &lo);
     if (ret < 0)
-        die_dg("dg_loop_new", ret);
+        perf_die_dg("dg_loop_new", ret);
     dg_socket_options so = {.type = DG_UDP4};
     if (nogso) {
 #ifdef DG_SOCKET_NO_GSO
         so.flags |= DG_SOCKET_NO_GSO;
 #endif
     }
-    dg_socket_handlers h = {.on_listening = on_send_listening, .on_error = on_error};
+    dg_socket_handlers h = {.on_listening = on_send_listening, .on_error = perf_dg_on_error};
     if ((ret = dg_socket_create(b.loop, &so, &h, &b, &b.sock)) < 0)
-        die_dg("dg_socket_create", ret);
+        perf_die_dg("dg_socket_create", ret);
     if ((ret = dg_socket_bind(b.sock, 0, "127.0.0.1", NULL, NULL)) < 0)
-        die_dg("dg_socket_bind", ret);
+        perf_die_dg("dg_socket_bind", ret);
     if ((ret = dg_loop_run(b.loop, DG_RUN_DEFAULT)) < 0)
-        die_dg("dg_loop_run", ret);
+        perf_die_dg("dg_loop_run", ret);
     char extra[160];
     snprintf(extra, sizeof(extra),
              ",\"window\":%d,\"size\":%d,\"gso\":%s,\"engine_buffers\":%s,\"zerocopy\":%s,"

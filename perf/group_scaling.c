@@ -17,15 +17,20 @@
  *       first and last datagram; once no datagram came for 300 ms the
  *       program prints per member and aggregate rates: receive capacity
  *       with no sender competing (the kernel's receive work was done by
- *       the sender before the loops resumed).
+ *       the sender before the loops resumed), then the same as one JSON
+ *       line (perf/run's groups scenario reads it). Warm-up datagrams
+ *       (gen --mark-warmup) are not counted.
  *
  *   group_scaling gen --port P [--flows F] [--size B] [--seconds S]
- *                     [--batch N] [--cpu C]
+ *                     [--batch N] [--cpu C] [--max N] [--mark-warmup]
  *       F connected UDP sockets (distinct source ports; default 64) send
  *       B-byte datagrams (default 64) to 127.0.0.1:P with sendmmsg, N per
  *       call (default 64), round robin over the flows, flat out for S
- *       seconds (default 8); optionally pinned to CPU C. Prints the rate
- *       and its CPU time per datagram.
+ *       seconds (default 8) or until about N datagrams went out;
+ *       optionally pinned to CPU C. Each datagram carries a sequence
+ *       number in its first 8 bytes, UINT64_MAX with --mark-warmup (the drain
+ *       skips those). Prints "sent N", the rate and its CPU time per
+ *       datagram.
  *
  * Build: meson setup build -Dperf=true && ninja -C build perf/group_scaling
  * (perf/meson.build), then run build/perf/group_scaling.
@@ -66,7 +71,11 @@ struct opts {
     int size;
     int batch;
     int cpu;
+    unsigned long long max;
+    bool mark_warmup;
 };
+
+#define WARMUP_SEQ UINT64_MAX /* perf/common.h's PERF_WARMUP_SEQ */
 
 static double now_s(clockid_t clock)
 {
@@ -161,8 +170,12 @@ static uint64_t mono_ns(void)
 
 static void on_drain_message(dg_socket *sock, const dg_message *msg, void *data)
 {
-    (void)msg;
     (void)data;
+    uint64_t seq = 0;
+    if (msg->length >= 8)
+        memcpy(&seq, msg->data, 8);
+    if (seq == WARMUP_SEQ)
+        return; /* warm-up: buffers touched, nothing counted */
     struct drain_slot *d = &drain_slots[dg_group_index(dg_socket_loop(sock))];
     uint64_t now = mono_ns();
     unsigned long long n = atomic_load_explicit(&d->count, memory_order_relaxed);
@@ -199,10 +212,16 @@ static uint64_t drain_total(unsigned n)
     return total;
 }
 
-static void drain_report(dg_group *g, unsigned n)
+/* One member's drain, as measured on its own thread. */
+struct drain_member {
+    uint64_t count, first_ns, last_ns;
+    double secs, busy; /* first to last datagram; thread CPU in that time */
+    dg_socket_stats stats;
+};
+
+static void drain_collect(dg_group *g, unsigned n, struct drain_member *m)
 {
     static struct sample cpu[MAX_THREADS];
-    uint64_t first = UINT64_MAX, last = 0, total = 0;
     for (unsigned i = 0; i < n; i++) {
         atomic_store(&cpu[i].done, false);
         if (dg_group_post(g, i, drain_cpu, &cpu[i]) < 0)
@@ -212,23 +231,63 @@ static void drain_report(dg_group *g, unsigned n)
         while (!atomic_load(&cpu[i].done))
             sleep_s(0.0002);
         struct drain_slot *d = &drain_slots[i];
-        uint64_t c = atomic_load(&d->count), f = atomic_load(&d->first_ns),
-                 l = atomic_load(&d->last_ns);
-        double secs = c > 1 ? (double)(l - f) / 1e9 : 0;
-        double busy = cpu[i].cpu - d->cpu0;
+        m[i].count = atomic_load(&d->count);
+        m[i].first_ns = atomic_load(&d->first_ns);
+        m[i].last_ns = atomic_load(&d->last_ns);
+        m[i].secs = m[i].count > 1 ? (double)(m[i].last_ns - m[i].first_ns) / 1e9 : 0;
+        m[i].busy = cpu[i].cpu - d->cpu0;
+        dg_group_stats(g, i, &m[i].stats);
+    }
+}
+
+/* The same figures as JSON, for perf/run: aggregate over the span from
+ * the first member's first datagram to the last member's last. */
+static void drain_json(dg_group *g, unsigned n, const struct drain_member *m, uint64_t total,
+                       double secs)
+{
+    double busy = 0, member_sum = 0;
+    unsigned long long drops = 0, no_buffers = 0;
+    printf("{\"peer\":\"dgring-group\",\"threads\":%u,\"members\":[", n);
+    for (unsigned i = 0; i < n; i++) {
+        double pps = m[i].secs > 0 ? (double)m[i].count / m[i].secs : 0;
+        printf("%s{\"cpu\":%d,\"packets\":%llu,\"seconds\":%.6f,\"pps\":%.1f,"
+               "\"busy\":%.3f,\"cpu_ns_per_dgram\":%.1f}",
+               i ? "," : "", dg_group_cpu(g, i), (unsigned long long)m[i].count, m[i].secs, pps,
+               m[i].secs > 0 ? m[i].busy / m[i].secs : 0,
+               m[i].count ? m[i].busy * 1e9 / (double)m[i].count : 0);
+        busy += m[i].busy;
+        member_sum += pps;
+        drops += m[i].stats.rx_kernel_drops;
+        no_buffers += m[i].stats.rx_no_buffers;
+    }
+    printf("],\"packets\":%llu,\"seconds\":%.6f,\"pps\":%.1f,\"sum_member_pps\":%.1f,"
+           "\"cpu_ns_per_dgram\":%.1f,\"drops\":%llu,\"rx_no_buffers\":%llu}\n",
+           (unsigned long long)total, secs, secs > 0 ? (double)total / secs : 0, member_sum,
+           total ? busy * 1e9 / (double)total : 0, drops, no_buffers);
+}
+
+static void drain_report(dg_group *g, unsigned n)
+{
+    static struct drain_member m[MAX_THREADS];
+    uint64_t first = UINT64_MAX, last = 0, total = 0;
+    drain_collect(g, n, m);
+    for (unsigned i = 0; i < n; i++) {
         printf("member %u cpu %d: %llu datagrams in %.3f s = %.0f datagrams/s, thread cpu "
                "%.3f s (%.0f ns/datagram)\n",
-               i, dg_group_cpu(g, i), (unsigned long long)c, secs, secs > 0 ? c / secs : 0,
-               busy, c ? busy * 1e9 / (double)c : 0);
-        if (c) {
-            first = f < first ? f : first;
-            last = l > last ? l : last;
+               i, dg_group_cpu(g, i), (unsigned long long)m[i].count, m[i].secs,
+               m[i].secs > 0 ? (double)m[i].count / m[i].secs : 0, m[i].busy,
+               m[i].count ? m[i].busy * 1e9 / (double)m[i].count : 0);
+        if (m[i].count) {
+            first = m[i].first_ns < first ? m[i].first_ns : first;
+            last = m[i].last_ns > last ? m[i].last_ns : last;
         }
-        total += c;
+        total += m[i].count;
     }
     double secs = last > first ? (double)(last - first) / 1e9 : 0;
     printf("drain total: %llu datagrams in %.3f s = %.0f datagrams/s\n",
            (unsigned long long)total, secs, secs > 0 ? (double)total / secs : 0);
+    drain_json(g, n, m, total, secs);
+    fflush(stdout);
 }
 
 static int run_drain(const struct opts *o, dg_group_options *go)
@@ -343,10 +402,13 @@ static int run_gen(const struct opts *o)
     }
     uint64_t sent = 0, errors = 0, seq = 0;
     double cpu0 = now_s(CLOCK_PROCESS_CPUTIME_ID), t0 = now_s(CLOCK_MONOTONIC), t = t0;
-    for (int f = 0; t - t0 < o->seconds; f = (f + 1) % o->flows) {
-        for (int i = 0; i < o->batch; i++, seq++)
+    for (int f = 0; t - t0 < o->seconds && !(o->max && sent >= o->max);
+         f = (f + 1) % o->flows) {
+        for (int i = 0; i < o->batch; i++, seq++) {
+            uint64_t stamp = o->mark_warmup ? WARMUP_SEQ : seq;
             if (o->size >= 8)
-                memcpy(payload[i], &seq, 8);
+                memcpy(payload[i], &stamp, 8);
+        }
         int n = sendmmsg(fds[f], msgs, (unsigned)o->batch, 0);
         if (n < 0)
             errors++;
@@ -356,6 +418,7 @@ static int run_gen(const struct opts *o)
             t = now_s(CLOCK_MONOTONIC);
     }
     double secs = now_s(CLOCK_MONOTONIC) - t0, cpu = now_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    printf("sent %llu\n", (unsigned long long)sent);
     printf("gen: %.0f datagrams/s over %.2f s from %d flows, %llu failed calls, cpu %.2f s "
            "(%.0f ns/datagram, receive-side kernel work included)\n",
            (double)sent / secs, secs, o->flows, (unsigned long long)errors, cpu,
@@ -374,7 +437,8 @@ static void parse(struct opts *o, int argc, char **argv)
         {"rcvbuf", required_argument, NULL, 'r'},  {"flows", required_argument, NULL, 'f'},
         {"size", required_argument, NULL, 'z'},    {"batch", required_argument, NULL, 'b'},
         {"cpu", required_argument, NULL, 'c'},     {"drain", no_argument, NULL, 'D'},
-        {"rcvbuf-force", required_argument, NULL, 'F'}, {NULL, 0, NULL, 0},
+        {"rcvbuf-force", required_argument, NULL, 'F'}, {"max", required_argument, NULL, 'M'},
+        {"mark-warmup", no_argument, NULL, 'W'},   {NULL, 0, NULL, 0},
     };
     *o = (struct opts){.threads = 1, .warmup = 1, .seconds = 5, .flows = 64, .size = 64,
                        .batch = 64, .cpu = -1, .rcvbuf_force = 256 << 20};
@@ -398,6 +462,8 @@ static void parse(struct opts *o, int argc, char **argv)
         case 'c': o->cpu = atoi(optarg); break;
         case 'D': o->drain = true; break;
         case 'F': o->rcvbuf_force = atoi(optarg); break;
+        case 'M': o->max = strtoull(optarg, NULL, 10); break;
+        case 'W': o->mark_warmup = true; break;
         default: goto usage;
         }
     }

@@ -7,6 +7,11 @@
  *                           refilled from the send callback (libuv flushes
  *                           its queue with sendmmsg)
  *   libuv_bench send-try    uv_udp_try_send in a loop: one sendmsg each
+ *   libuv_bench echo        the recv socket sends every datagram back to its
+ *                           sender with uv_udp_try_send, or, when libuv
+ *                           still has queued sends (UV_EAGAIN), a copy with
+ *                           uv_udp_send behind them; ends after --count
+ *                           echoes or on SIGTERM
  */
 #include "common.h"
 
@@ -49,6 +54,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(mem, MMSG_BYTES);
 }
 
+/* The receiver's other handle: its idle timer (recv) or SIGTERM (echo). */
+static uv_handle_t *g_side;
+
 static void finish(void)
 {
     if (g.done)
@@ -58,7 +66,7 @@ static void finish(void)
     g.proc_drops = perf_proc_drops(g.port);
     uv_udp_recv_stop(&g.udp);
     uv_close((uv_handle_t *)&g.udp, NULL);
-    uv_close((uv_handle_t *)&g.timer, NULL);
+    uv_close(g_side, NULL);
 }
 
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
@@ -84,7 +92,8 @@ static void on_tick(uv_timer_t *t)
         finish();
 }
 
-static int do_recv(const perf_opts *o)
+/* g.udp bound to 127.0.0.1:--port with recvmmsg, receiving into recv_cb. */
+static void open_receiver(const perf_opts *o, uv_udp_recv_cb recv_cb)
 {
     g.o = o;
     g.loop = uv_default_loop();
@@ -100,9 +109,15 @@ static int do_recv(const perf_opts *o)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &o->rcvbuf, sizeof(o->rcvbuf)) < 0)
         perf_die("SO_RCVBUFFORCE");
     g.port = perf_bound_port(fd);
-    if ((r = uv_udp_recv_start(&g.udp, on_alloc, on_recv)) < 0)
+    if ((r = uv_udp_recv_start(&g.udp, on_alloc, recv_cb)) < 0)
         uv_die("uv_udp_recv_start", r);
+}
+
+static int do_recv(const perf_opts *o)
+{
+    open_receiver(o, on_recv);
     uv_timer_init(g.loop, &g.timer);
+    g_side = (uv_handle_t *)&g.timer;
     uv_timer_start(&g.timer, on_tick, 50, 50);
     perf_ready(g.port);
     CALLGRIND_TOGGLE_COLLECT;
@@ -221,6 +236,76 @@ static int do_send(const perf_opts *o, bool try_send)
     return 0;
 }
 
+/* ---- Echo ---------------------------------------------------------------- */
+
+typedef struct echo_req {
+    uv_udp_send_t req;
+    uv_buf_t buf;
+    char data[];
+} echo_req;
+
+static uint64_t g_echoed, g_echo_queued, g_echo_failed;
+static uv_signal_t g_sigterm;
+
+static void on_echo_sent(uv_udp_send_t *req, int status)
+{
+    if (status < 0)
+        g_echo_failed++;
+    free(req);
+}
+
+static void on_echo_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                         const struct sockaddr *addr, unsigned flags)
+{
+    (void)flags;
+    if (nread < 0 || addr == NULL || g.done)
+        return;
+    uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+    int r = uv_udp_try_send(h, &b, 1, addr);
+    if (r == UV_EAGAIN) { /* sends are queued: this one goes behind them */
+        echo_req *e = malloc(sizeof(*e) + (size_t)nread);
+        if (!e)
+            perf_die("malloc");
+        memcpy(e->data, buf->base, (size_t)nread);
+        e->buf = uv_buf_init(e->data, (unsigned)nread);
+        if ((r = uv_udp_send(&e->req, h, &e->buf, 1, addr, on_echo_sent)) < 0)
+            free(e);
+        else
+            g_echo_queued++;
+    }
+    if (r < 0)
+        g_echo_failed++;
+    else
+        g_echoed++;
+    if (g.o->count && g_echoed + g_echo_failed >= g.o->count)
+        finish();
+}
+
+static void on_sigterm(uv_signal_t *s, int sig)
+{
+    (void)s;
+    (void)sig;
+    finish();
+}
+
+static int do_echo(const perf_opts *o)
+{
+    open_receiver(o, on_echo_recv);
+    uv_signal_init(g.loop, &g_sigterm);
+    g_side = (uv_handle_t *)&g_sigterm;
+    uv_signal_start(&g_sigterm, on_sigterm, SIGTERM);
+    perf_ready(g.port);
+    CALLGRIND_TOGGLE_COLLECT;
+    uv_run(g.loop, UV_RUN_DEFAULT);
+    printf("{\"peer\":\"libuv\",\"echoed\":%llu,\"queued\":%llu,\"send_errors\":%llu,"
+           "\"drops\":%lld,\"libuv\":\"%s\",\"recvmmsg\":%s}\n",
+           (unsigned long long)g_echoed, (unsigned long long)g_echo_queued,
+           (unsigned long long)g_echo_failed, g.proc_drops, uv_version_string(),
+           uv_udp_using_recvmmsg(&g.udp) ? "true" : "false");
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     perf_opts o;
@@ -231,6 +316,8 @@ int main(int argc, char **argv)
         return do_send(&o, false);
     if (strcmp(o.mode, "send-try") == 0)
         return do_send(&o, true);
+    if (strcmp(o.mode, "echo") == 0)
+        return do_echo(&o);
     perf_usage(argv[0]);
     return 2;
 }

@@ -4,6 +4,10 @@
 //   node node_bench.js recv [--port P] [--count N] [--idle-ms MS]
 //   node node_bench.js send --port P --size B --duration S [--window W] [--count N]
 //   node node_bench.js echo [--port P]       answers sockperf's ping-pong protocol
+//   node node_bench.js relay [--port P] [--count N]
+//                                            sends every datagram back to its sender
+//                                            (the echo scenario); prints its JSON line
+//                                            on SIGTERM or after N echoes
 //
 // --dgring DIR runs the same program on dgring's Node module (DIR is
 // bindings/node; $DGRING_NODE_ADDON may name the built addon) instead of
@@ -178,10 +182,36 @@ function echo(o) {
   });
 }
 
+// The echo scenario's Node peer: what a Node user writes for an echo.
+function relay(o) {
+  const sock = dgram.createSocket('udp4');
+  let echoed = 0, failed = 0, done = false, port = 0;
+  const onSent = (err) => { if (err) failed++; };
+  const finish = () => {
+    if (done) return;
+    done = true;
+    process.stdout.write(JSON.stringify({
+      peer: 'node', echoed, send_errors: failed, drops: procDrops(port), node: process.version,
+    }) + '\n');
+    sock.close();
+  };
+  sock.on('message', (msg, rinfo) => {
+    sock.send(msg, rinfo.port, rinfo.address, onSent);
+    echoed++;
+    if (o.count && echoed >= o.count) finish();
+  });
+  process.on('SIGTERM', finish);
+  sock.bind({ port: o.port, address: '127.0.0.1' }, () => {
+    port = sock.address().port;
+    process.stdout.write(`ready ${port} ${process.pid}\n`);
+  });
+}
+
 const o = parse(process.argv.slice(2));
 const dgram = o.dgring ? require(require('node:path').resolve(o.dgring)) : require('node:dgram');
 const PEER = o.dgring ? 'node-dgring' : 'node';
 if (o.mode === 'recv') recv(o);
 else if (o.mode === 'send') send(o);
 else if (o.mode === 'echo') echo(o);
-else { process.stderr.write('usage: node node_bench.js recv|send|echo ...\n'); process.exit(2); }
+else if (o.mode === 'relay') relay(o);
+else { process.stderr.write('usage: node node_bench.js recv|send|echo|relay ...\n'); process.exit(2); }

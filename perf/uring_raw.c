@@ -8,7 +8,10 @@
  *
  *   uring_raw recv   multishot recvmsg over a provided buffer ring; buffers
  *                    go back with one tail store per batch of completions;
- *                    --wait-nr N: see the experiment in do_recv
+ *                    --wait-nr N: see the experiment in do_recv;
+ *                    --buffers N: N provided buffers instead of 4096 (a
+ *                    power of two), for the dry-ring experiment in
+ *                    perf/README.md
  *   uring_raw send   --batch sendmsg SQEs per io_uring_enter (64)
  */
 #include "common.h"
@@ -50,7 +53,7 @@ static void ring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
 
 static int do_recv(const perf_opts *o)
 {
-    const unsigned nbufs = 4096;
+    const unsigned nbufs = o->buffers > 0 ? (unsigned)o->buffers : 4096;
     unsigned payload = o->size > 64 ? (unsigned)o->size : 2048;
     unsigned bufsize = HEADER_LEN + payload;
     unsigned stride = (bufsize + 63u) & ~63u;

@@ -469,10 +469,13 @@ static void query_attach(struct dg__query *q, struct dg__resolve_req *req)
     dg__list_insert_head(&q->waiters, &req->link);
 }
 
-/* The first address and the smallest TTL of an A or AAAA answer. */
+/* The first address and the smallest TTL of an A or AAAA answer. An
+ * answer with records but no address is "not found" too, as c-ares says,
+ * but unlike a plain NXDOMAIN or NODATA it is not negatively cached. */
 static int parse_answer(struct dg__query *q, const unsigned char *abuf, int alen)
 {
     int n = MAX_ADDRTTLS, status, ttl;
+    q->odd_negative = alen >= 12 && (abuf[6] != 0 || abuf[7] != 0);
     if (q->family == AF_INET) {
         struct ares_addrttl ttls[MAX_ADDRTTLS];
         status = ares_parse_a_reply(abuf, alen, NULL, ttls, &n);
@@ -617,7 +620,8 @@ static void query_cache(struct dg__resolver *res, const struct dg__query *q)
     if (q->answer.status == 0 && q->ttl_s > 0)
         dg__cache_store(&res->cache, q->name, q->family, &q->answer,
                         now + (uint64_t)q->ttl_s * 1000u);
-    else if (q->answer.status == DG_ERR_DNS_NOTFOUND && res->options.negative_ttl_ms > 0)
+    else if (q->answer.status == DG_ERR_DNS_NOTFOUND && !q->odd_negative &&
+             res->options.negative_ttl_ms > 0)
         dg__cache_store(&res->cache, q->name, q->family, &q->answer,
                         now + res->options.negative_ttl_ms);
 }

@@ -161,6 +161,9 @@ struct dg__query {
     int family;
     int server_status;            /* ARES_ESERVFAIL etc. a server answered */
     bool done;
+    bool odd_negative;            /* "no address" from an answer that had
+                                     records (a CNAME loop, records of the
+                                     wrong size): not remembered */
     struct dg__answer answer;
     uint32_t ttl_s;
     char name[];                  /* lower case */

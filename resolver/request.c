@@ -72,7 +72,7 @@ static bool answer_literal(struct dg__resolve_req *req, const char *name, int fa
     struct sockaddr_storage ss;
     socklen_t len = 0;
     int lit;
-    if (inet_pton(AF_INET, name, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+    if (dg__parse_ipv4(name, &((struct sockaddr_in *)&ss)->sin_addr) == 0)
         lit = AF_INET;
     else if (strchr(name, ':') && dg__parse_address(AF_INET6, name, 0, false, &ss, &len) == 0)
         lit = AF_INET6;
@@ -291,7 +291,7 @@ static int literal_family(const char *name)
     struct sockaddr_storage ss;
     socklen_t len;
     struct in_addr v4;
-    if (inet_pton(AF_INET, name, &v4) == 1)
+    if (dg__parse_ipv4(name, &v4) == 0)
         return 4;
     if (strchr(name, ':') && dg__parse_address(AF_INET6, name, 0, false, &ss, &len) == 0)
         return 6;

@@ -5,7 +5,9 @@
 set -eu
 
 build_pkgs="gcc libc6-dev pkg-config meson ninja-build liburing-dev libc-ares-dev"
-test_pkgs="$build_pkgs libcriterion-dev iproute2 dnsmasq-base sockperf"
+# iproute2: ip, ss and nstat (the tools' tests compare with the kernel's
+# counters); gnuplot-nox: dgblast --plot; jq: the tests parse JSON lines.
+test_pkgs="$build_pkgs libcriterion-dev iproute2 dnsmasq-base sockperf gnuplot-nox jq"
 ci_pkgs="$test_pkgs clang libclang-rt-14-dev valgrind libuv1-dev"
 
 case "${1:-build}" in

@@ -2,6 +2,43 @@
 #include "blast.h"
 #include "sockperf.h"
 
+#include <string.h>
+#include <sys/random.h>
+
+static const unsigned char seq_magic[4] = {'d', 'g', 'b', '1'};
+
+uint32_t blast_sender_id(void)
+{
+    uint32_t id;
+
+    /* Without getrandom (it cannot fail for 4 bytes on Linux >= 3.17), the
+     * clock still tells two senders apart. */
+    if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
+        id = (uint32_t)tool_now_ns();
+    return id;
+}
+
+void blast_seq_write(unsigned char *payload, uint32_t sender, uint64_t seq)
+{
+    memcpy(payload, seq_magic, sizeof(seq_magic));
+    for (int i = 0; i < 4; i++)
+        payload[4 + i] = (unsigned char)(sender >> (8 * i));
+    tool_put_u64le(payload + 8, seq);
+}
+
+bool blast_seq_read(const void *payload, size_t length, uint32_t *sender, uint64_t *seq)
+{
+    const unsigned char *bytes = payload;
+
+    if (length < BLAST_SEQ_HEADER_SIZE || memcmp(bytes, seq_magic, sizeof(seq_magic)) != 0)
+        return false;
+    *sender = 0;
+    for (int i = 0; i < 4; i++)
+        *sender |= (uint32_t)bytes[4 + i] << (8 * i);
+    *seq = tool_get_u64le(bytes + 8);
+    return true;
+}
+
 /* xorshift64: a fixed seed, so "random" payloads are the same every run
  * and a capture of one run can be compared with another. */
 static uint64_t next_random(uint64_t *state)

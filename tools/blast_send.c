@@ -1,5 +1,10 @@
 /* dgblast send: datagrams of --size bytes to --host:--port for --duration.
  *
+ * Each datagram of 16 bytes or more starts with the header recv counts by
+ * (blast_payload.c): the socket's random sender id and a sequence number
+ * from 0; --skip-every N leaves a number out after every N datagrams, a
+ * known loss for the receiver to find.
+ *
  * Without --rate the sender keeps a window of sends in flight and tops it
  * up from the send callbacks, so the loop (not a busy spin) sets the pace.
  * With --rate a 1 ms timer sends whatever the rate allows by now, never
@@ -32,11 +37,19 @@ typedef struct send_state {
     dg_socket *sock;
     dg_timer *end_timer;  /* fires once after --duration */
     dg_timer *pace_timer; /* every PACE_MS, only with --rate */
+    dg_timer *interval_timer; /* --interval */
     blast_progress progress;
+    blast_intervals intervals;
+    blast_buffers buffers;
     unsigned char *payload;
-    uint64_t next_seq;    /* sends handed to dgring so far */
+    uint32_t sender;      /* the id in every header */
+    uint64_t handed;      /* sends handed to dgring so far */
+    uint64_t seq_skipped; /* --skip-every: numbers left out between
+                             datagrams sent */
     uint64_t in_flight;   /* handed over, callback not yet run */
     uint64_t packets;     /* completed successfully */
+    uint64_t published;   /* --threads: packets, for the main thread's
+                             --interval lines (atomic) */
     uint64_t bytes;
     uint64_t errors;      /* failed synchronously or in their callback */
     uint64_t last_bytes;  /* bytes at the previous progress line */
@@ -78,13 +91,19 @@ static int send_one(send_state *state)
     const blast_config *config = state->config;
     int rc;
 
-    if (config->size >= 8)
-        tool_put_u64le(state->payload, state->next_seq);
+    /* --skip-every N: datagram k carries k + k / N, so one number is
+     * left out before every Nth datagram, always between two that go out
+     * (a receiver sees every gap). */
+    uint64_t skips = config->skip_every > 0 ? state->handed / config->skip_every : 0;
+
+    if (config->size >= BLAST_SEQ_HEADER_SIZE)
+        blast_seq_write(state->payload, state->sender, state->handed + skips);
     rc = dg_socket_send(state->sock, state->payload, config->size, config->port, config->host,
                         on_sent, state);
     if (rc == 0) {
-        state->next_seq++;
+        state->handed++;
         state->in_flight++;
+        state->seq_skipped = skips;
     } else if (rc != DG_ERR_SEND_QUEUE_FULL) {
         count_error(state, rc, NULL);
     }
@@ -95,7 +114,7 @@ static int send_one(send_state *state)
  * stops at the first refusal (queue full or error) until the next call. */
 static void send_fill(send_state *state, uint64_t total)
 {
-    while (!state->stopping && state->in_flight < SEND_WINDOW && state->next_seq < total) {
+    while (!state->stopping && state->in_flight < SEND_WINDOW && state->handed < total) {
         if (send_one(state) < 0)
             break;
     }
@@ -111,6 +130,8 @@ static void on_sent(dg_socket *sock, int status, const dg_error *err, void *data
     if (status >= 0) {
         state->packets++;
         state->bytes += (uint64_t)status;
+        if (state->config->threads > 1)
+            __atomic_store_n(&state->published, state->packets, __ATOMIC_RELAXED);
     } else {
         count_error(state, status, err);
     }
@@ -164,9 +185,28 @@ static void send_finish(void *ctx)
     }
     blast_timer_close(&state->end_timer);
     blast_timer_close(&state->pace_timer);
+    blast_timer_close(&state->interval_timer);
     blast_timer_close(&state->progress.timer);
     if (state->sock != NULL)
         close_when_drained(state);
+}
+
+static void on_send_interval(dg_timer *timer, void *data)
+{
+    send_state *state = data;
+
+    (void)timer;
+    (void)blast_intervals_tick(&state->intervals, state->config, state->packets);
+}
+
+/* Bound (implicitly, by the first send): the buffers granted. */
+static void on_send_listening(dg_socket *sock, void *data)
+{
+    send_state *state = data;
+
+    blast_buffers_read(&state->buffers, state->config, sock);
+    if (state->config->threads <= 1)
+        blast_buffers_print(&state->buffers, state->config, false);
 }
 
 static void on_send_socket_error(dg_socket *sock, const dg_error *err, void *data)
@@ -182,13 +222,21 @@ static void on_send_socket_error(dg_socket *sock, const dg_error *err, void *dat
 static int send_start(send_state *state)
 {
     const blast_config *config = state->config;
-    dg_socket_handlers handlers = {.on_error = on_send_socket_error};
+    dg_socket_handlers handlers = {
+        .on_error = on_send_socket_error,
+        .on_listening = on_send_listening,
+    };
     uint64_t duration_ms = (uint64_t)(config->duration * 1000 + 0.5);
     int rc = blast_socket_open(state->loop, config, &handlers, state, &state->sock);
 
     if (rc < 0)
         return rc;
+    state->sender = blast_sender_id();
+    blast_intervals_init(&state->intervals, config);
     rc = blast_timer_open(state->loop, &state->end_timer, duration_ms, 0, on_end, state);
+    if (rc == 0 && config->threads <= 1) /* with --threads the main thread ticks */
+        rc = blast_intervals_timer(&state->intervals, state->loop, &state->interval_timer,
+                                   on_send_interval, state);
     if (rc == 0)
         rc = blast_progress_start(&state->progress, state->loop, on_send_progress, state);
     if (rc < 0)
@@ -205,19 +253,43 @@ static void send_summary(const send_state *state)
 {
     tool_json json;
     double seconds = (double)(state->end_ns - state->start_ns) / 1e9;
+    const blast_config *config = state->config;
 
-    blast_summary_begin(&json, state->config, state->backend, state->packets, state->bytes,
-                        seconds);
-    if (!state->config->json) {
-        printf("  errors %llu, %.1f Mbit/s payload\n", (unsigned long long)state->errors,
-               tool_rate(state->bytes * 8, seconds) / 1e6);
+    blast_summary_begin(&json, config, state->backend, state->packets, state->bytes, seconds);
+    if (!config->json) {
+        printf("  errors %llu", (unsigned long long)state->errors);
+        if (tool_rate_measurable(seconds))
+            printf(", %.1f Mbit/s payload", tool_rate(state->bytes * 8, seconds) / 1e6);
+        if (config->skip_every > 0)
+            printf(", %llu sequence numbers skipped (--skip-every %llu)",
+                   (unsigned long long)state->seq_skipped,
+                   (unsigned long long)config->skip_every);
+        printf("\n");
         fflush(stdout);
         return;
     }
     tool_json_uint(&json, "errors", state->errors);
-    tool_json_uint(&json, "size", state->config->size);
+    tool_json_uint(&json, "size", config->size);
+    tool_json_uint(&json, "seq_skipped", state->seq_skipped);
+    blast_buffers_json(&json, &state->buffers);
     tool_json_end(&json);
 }
+
+/* What every sender's payload holds before its header goes in. */
+static unsigned char *payload_new(const blast_config *config)
+{
+    /* malloc(0) may return NULL; one byte keeps the NULL check meaningful. */
+    unsigned char *payload = calloc(1, config->size > 0 ? config->size : 1);
+
+    if (payload == NULL)
+        tool_error(BLAST_PROG, "out of memory for a %zu-byte payload", config->size);
+    else
+        blast_fill_pattern(payload, config->size,
+                           config->size >= BLAST_SEQ_HEADER_SIZE ? BLAST_SEQ_HEADER_SIZE : 0,
+                           config->pattern);
+    return payload;
+}
+
 
 int blast_send_run(const blast_config *config)
 {
@@ -228,21 +300,19 @@ int blast_send_run(const blast_config *config)
     dg_loop_options_init(&options);
     options.max_pending_sends = SEND_QUEUE;
     options.sq_entries = SEND_QUEUE;
-    /* malloc(0) may return NULL; one byte keeps the NULL check meaningful. */
-    state.payload = calloc(1, config->size > 0 ? config->size : 1);
-    if (state.payload == NULL) {
-        tool_error(BLAST_PROG, "out of memory for a %zu-byte payload", config->size);
+    state.payload = payload_new(config);
+    if (state.payload == NULL)
         return TOOL_EXIT_FAILURE;
-    }
-    blast_fill_pattern(state.payload, config->size, config->size >= 8 ? 8 : 0, config->pattern);
     state.loop = tool_loop_open(BLAST_PROG, &options);
     if (state.loop == NULL) {
         free(state.payload);
         return TOOL_EXIT_FAILURE;
     }
     snprintf(state.backend, sizeof(state.backend), "%s", dg_loop_backend(state.loop));
-    if (send_start(&state) < 0) {
-        state.exit_code = TOOL_EXIT_FAILURE;
+    state.exit_code = tool_pin_thread(BLAST_PROG, &config->net, 0);
+    if (state.exit_code != TOOL_EXIT_OK || send_start(&state) < 0) {
+        if (state.exit_code == TOOL_EXIT_OK)
+            state.exit_code = TOOL_EXIT_FAILURE;
         send_finish(&state);
     }
     rc = tool_run_loop(state.loop, send_finish, &state);
@@ -255,6 +325,7 @@ int blast_send_run(const blast_config *config)
         state.exit_code = TOOL_EXIT_FAILURE;
     if (state.exit_code == TOOL_EXIT_OK)
         send_summary(&state);
+    blast_intervals_free(&state.intervals);
     free(state.payload);
     return state.exit_code;
 }
@@ -267,6 +338,7 @@ int blast_send_run(const blast_config *config)
 
 typedef struct send_worker {
     send_state state;
+    unsigned index;
     pthread_t thread;
     pthread_mutex_t lock; /* guards loop_open against the loop's close */
     bool loop_open;
@@ -288,16 +360,22 @@ static void *send_worker_main(void *arg)
     dg_loop_options_init(&options);
     options.max_pending_sends = SEND_QUEUE;
     options.sq_entries = SEND_QUEUE;
-    if (dg_loop_new(&state->loop, &options) < 0) {
+    int rc = dg_loop_new(&state->loop, &options);
+
+    if (rc < 0) {
+        tool_error_loop(BLAST_PROG, rc);
         state->exit_code = TOOL_EXIT_FAILURE;
+        __atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
         return NULL;
     }
     snprintf(state->backend, sizeof(state->backend), "%s", dg_loop_backend(state->loop));
     pthread_mutex_lock(&w->lock);
     w->loop_open = true;
     pthread_mutex_unlock(&w->lock);
-    if (send_start(state) < 0) {
-        state->exit_code = TOOL_EXIT_FAILURE;
+    state->exit_code = tool_pin_thread(BLAST_PROG, &state->config->net, w->index); /* --cpu */
+    if (state->exit_code != TOOL_EXIT_OK || send_start(state) < 0) {
+        if (state->exit_code == TOOL_EXIT_OK)
+            state->exit_code = TOOL_EXIT_FAILURE;
         send_finish(state);
     }
     if (tool_run_loop(state->loop, send_finish, state) < 0)
@@ -329,7 +407,33 @@ static bool workers_done(send_worker *workers, unsigned n)
     return true;
 }
 
-/* Per-thread lines, then the total as the summary. */
+/* One line per thread: text before the summary, JSON lines after it. */
+static void send_thread_line(const blast_config *config, unsigned i, const send_state *s)
+{
+    double seconds = (double)(s->end_ns - s->start_ns) / 1e9;
+    tool_json json;
+
+    if (!config->json) {
+        printf("thread %u: %llu packets, ", i, (unsigned long long)s->packets);
+        if (tool_rate_measurable(seconds))
+            printf("%.0f pps", tool_rate(s->packets, seconds));
+        else
+            printf("rate: too short");
+        printf(", errors %llu, sequence numbers skipped %llu\n", (unsigned long long)s->errors,
+               (unsigned long long)s->seq_skipped);
+        return;
+    }
+    tool_json_begin(&json, stdout);
+    tool_json_string(&json, "mode", "send-thread");
+    tool_json_uint(&json, "thread", i);
+    tool_json_uint(&json, "packets", s->packets);
+    tool_json_uint(&json, "bytes", s->bytes);
+    tool_json_uint(&json, "errors", s->errors);
+    tool_json_uint(&json, "seq_skipped", s->seq_skipped);
+    tool_json_end(&json);
+}
+
+/* Per-thread lines and the total as the summary. */
 static int send_threads_summary(const blast_config *config, send_worker *workers, unsigned n)
 {
     send_state sum = {.config = config};
@@ -339,57 +443,87 @@ static int send_threads_summary(const blast_config *config, send_worker *workers
         const send_state *s = &workers[i].state;
         if (s->exit_code != TOOL_EXIT_OK)
             status = s->exit_code;
-        if (!config->json)
-            printf("thread %u: %llu packets, %.0f pps, errors %llu\n", i,
-                   (unsigned long long)s->packets,
-                   tool_rate(s->packets, (double)(s->end_ns - s->start_ns) / 1e9),
-                   (unsigned long long)s->errors);
         sum.packets += s->packets;
         sum.bytes += s->bytes;
         sum.errors += s->errors;
+        sum.seq_skipped += s->seq_skipped;
         if (sum.start_ns == 0 || s->start_ns < sum.start_ns)
             sum.start_ns = s->start_ns;
         if (s->end_ns > sum.end_ns)
             sum.end_ns = s->end_ns;
     }
+    if (status != TOOL_EXIT_OK)
+        return status;
+    blast_buffers_print(&workers[0].state.buffers, config, false);
+    sum.buffers = workers[0].state.buffers;
     snprintf(sum.backend, sizeof(sum.backend), "%s", workers[0].state.backend);
-    if (status == TOOL_EXIT_OK)
-        send_summary(&sum);
+    for (unsigned i = 0; !config->json && i < n; i++)
+        send_thread_line(config, i, &workers[i].state);
+    send_summary(&sum);
+    for (unsigned i = 0; config->json && i < n; i++)
+        send_thread_line(config, i, &workers[i].state);
     return status;
+}
+
+/* Starts worker i; false (after printing why) if it could not start. */
+static bool worker_start(send_worker *w, const blast_config *config, unsigned i)
+{
+    w->index = i;
+    w->state.config = config;
+    w->state.payload = payload_new(config);
+    pthread_mutex_init(&w->lock, NULL);
+    if (w->state.payload != NULL && pthread_create(&w->thread, NULL, send_worker_main, w) == 0)
+        return true;
+    tool_error(BLAST_PROG, "cannot start sender thread %u", i);
+    free(w->state.payload);
+    pthread_mutex_destroy(&w->lock);
+    return false;
+}
+
+static uint64_t workers_packets(send_worker *workers, unsigned n)
+{
+    uint64_t total = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        total += __atomic_load_n(&workers[i].state.published, __ATOMIC_RELAXED);
+    return total;
+}
+
+/* Waits for the workers, handing them a signal's stop and ticking the
+ * --interval lines of the total. */
+static void workers_wait(const blast_config *config, send_worker *workers, unsigned n,
+                         const sigset_t *stops)
+{
+    struct timespec tick = {0, 20 * 1000000};
+    blast_intervals intervals;
+
+    blast_intervals_init(&intervals, config);
+    while (!workers_done(workers, n)) {
+        if (sigtimedwait(stops, NULL, &tick) > 0)
+            stop_workers(workers, n);
+        if (blast_intervals_due(&intervals))
+            (void)blast_intervals_tick(&intervals, config, workers_packets(workers, n));
+    }
+    blast_intervals_free(&intervals);
 }
 
 int blast_send_threads_run(const blast_config *config)
 {
     static send_worker workers[64];
     unsigned n = config->threads, started = 0;
-    struct timespec tick = {0, 20 * 1000000};
     sigset_t stops;
 
     tool_block_stop_signals(&stops); /* the workers inherit the mask */
-    for (; started < n; started++) {
-        send_worker *w = &workers[started];
-        w->state.config = config;
-        w->state.payload = calloc(1, config->size > 0 ? config->size : 1);
-        pthread_mutex_init(&w->lock, NULL);
-        if (w->state.payload != NULL)
-            blast_fill_pattern(w->state.payload, config->size, config->size >= 8 ? 8 : 0,
-                               config->pattern);
-        if (w->state.payload == NULL || pthread_create(&w->thread, NULL, send_worker_main, w)) {
-            tool_error(BLAST_PROG, "cannot start sender thread %u", started);
-            free(w->state.payload);
-            pthread_mutex_destroy(&w->lock);
-            break;
-        }
-    }
+    while (started < n && worker_start(&workers[started], config, started))
+        started++;
     if (started < n)
         stop_workers(workers, started);
-    while (!workers_done(workers, started))
-        if (sigtimedwait(&stops, NULL, &tick) > 0)
-            stop_workers(workers, started);
+    workers_wait(config, workers, started, &stops);
     for (unsigned i = 0; i < started; i++) {
         pthread_join(workers[i].thread, NULL);
         pthread_mutex_destroy(&workers[i].lock);
         free(workers[i].state.payload);
+        blast_intervals_free(&workers[i].state.intervals);
     }
     if (started < n)
         return TOOL_EXIT_FAILURE;

@@ -1,5 +1,10 @@
 /* dgblast underload: latency under load, as sockperf's under-load test.
  *
+ * Its latencies are full round trips (sockperf's own client prints half
+ * of them unless given --full-rtt). --warmup SECS runs first at the same
+ * rate; samples sent in it are left out of the percentiles (the counts
+ * cover the whole run).
+ *
  * Datagrams go out at --rate for --duration (paced by a 1 ms timer, never
  * more in flight than the send window). Every --reply-every'th one is a
  * sample: its send time is kept, and its reply gives one round-trip time.
@@ -36,7 +41,14 @@ typedef struct underload_state {
     dg_timer *end_timer;    /* after --duration: stop sending */
     dg_timer *pace_timer;   /* every PACE_MS while sending */
     dg_timer *drain_timer;  /* --timeout-ms after the last send */
+    dg_timer *interval_timer; /* --interval */
     blast_progress progress;
+    blast_intervals intervals;
+    blast_buffers buffers;
+    FILE *full_log;         /* --full-log, or NULL */
+    uint64_t measure_ns;    /* the end of --warmup */
+    uint64_t warmup;        /* samples left out by --warmup */
+    uint64_t kernel_drops;  /* the socket's, final once it closed */
     unsigned char *payload;
     sample_slot *slots;     /* SAMPLE_SLOTS entries */
     uint64_t next_seq;
@@ -155,6 +167,12 @@ static void record_sample(underload_state *state, uint64_t seq, uint64_t now)
     if (!slot->waiting || slot->seq != seq)
         return; /* a duplicate, or a reply so late its slot was reused */
     slot->waiting = false;
+    if (slot->sent_ns < state->measure_ns) {
+        state->warmup++;
+        return;
+    }
+    if (state->full_log != NULL)
+        blast_full_log_write(state->full_log, seq, slot->sent_ns, now);
     if (tool_samples_push(&state->rtts, now - slot->sent_ns) < 0) {
         tool_error(BLAST_PROG, "out of memory for round-trip times");
         state->exit_code = TOOL_EXIT_FAILURE;
@@ -222,6 +240,7 @@ static void underload_finish(void *ctx)
     blast_timer_close(&state->end_timer);
     blast_timer_close(&state->pace_timer);
     blast_timer_close(&state->drain_timer);
+    blast_timer_close(&state->interval_timer);
     blast_timer_close(&state->progress.timer);
     if (state->sock != NULL && !state->closing) {
         state->closing = true;
@@ -254,22 +273,57 @@ static void on_underload_error(dg_socket *sock, const dg_error *err, void *data)
     tool_error_dg(BLAST_PROG, err);
 }
 
+static void on_underload_interval(dg_timer *timer, void *data)
+{
+    underload_state *state = data;
+
+    (void)timer;
+    (void)blast_intervals_tick(&state->intervals, state->config, state->sent);
+}
+
+/* Bound by the first send: the buffers granted. */
+static void on_underload_listening(dg_socket *sock, void *data)
+{
+    underload_state *state = data;
+
+    blast_buffers_read(&state->buffers, state->config, sock);
+    blast_buffers_print(&state->buffers, state->config, false);
+}
+
+/* The socket's counters are final in on_close: its kernel drops. */
+static void on_underload_close(dg_socket *sock, void *data)
+{
+    underload_state *state = data;
+
+    state->kernel_drops = blast_kernel_drops(sock);
+}
+
 /* Opens the socket and timers. Returns 0, or a negative code after
  * printing why (what was opened is left for underload_finish). */
 static int underload_start(underload_state *state)
 {
     const blast_config *config = state->config;
-    dg_socket_handlers handlers = {.on_message = on_reply, .on_error = on_underload_error};
-    uint64_t duration_ms = (uint64_t)(config->duration * 1000 + 0.5);
+    dg_socket_handlers handlers = {
+        .on_message = on_reply,
+        .on_error = on_underload_error,
+        .on_listening = on_underload_listening,
+        .on_close = on_underload_close,
+    };
+    uint64_t run_ms = (uint64_t)((config->warmup + config->duration) * 1000 + 0.5);
     int rc = blast_socket_open(state->loop, config, &handlers, state, &state->sock);
 
     if (rc < 0)
         return rc;
     state->next_seq = blast_probe_first_seq(config);
     state->start_ns = tool_now_ns();
-    rc = blast_timer_open(state->loop, &state->end_timer, duration_ms, 0, on_end, state);
+    state->measure_ns = state->start_ns + (uint64_t)(config->warmup * 1e9);
+    blast_intervals_init(&state->intervals, config);
+    rc = blast_timer_open(state->loop, &state->end_timer, run_ms, 0, on_end, state);
     if (rc == 0)
         rc = blast_timer_open(state->loop, &state->pace_timer, 0, PACE_MS, on_pace, state);
+    if (rc == 0)
+        rc = blast_intervals_timer(&state->intervals, state->loop, &state->interval_timer,
+                                   on_underload_interval, state);
     if (rc == 0)
         rc = blast_progress_start(&state->progress, state->loop, on_underload_progress, state);
     return rc;
@@ -284,11 +338,14 @@ static void underload_summary(underload_state *state)
                         seconds);
     if (!state->config->json) {
         printf("  replies %llu of %llu expected, lost %llu, reordered %llu, stray %llu, "
-               "skipped %llu, errors %llu\n",
+               "skipped %llu, errors %llu, kernel drops %llu",
                (unsigned long long)state->replies, (unsigned long long)state->expected,
                (unsigned long long)lost(state), (unsigned long long)state->reordered,
                (unsigned long long)state->stray, (unsigned long long)state->skipped,
-               (unsigned long long)state->errors);
+               (unsigned long long)state->errors, (unsigned long long)state->kernel_drops);
+        if (state->config->warmup > 0)
+            printf(", %llu warm-up samples left out", (unsigned long long)state->warmup);
+        printf("\n");
         blast_latency_summary(&json, state->config, &state->rtts);
         return;
     }
@@ -299,8 +356,10 @@ static void underload_summary(underload_state *state)
     tool_json_uint(&json, "stray", state->stray);
     tool_json_uint(&json, "skipped", state->skipped);
     tool_json_uint(&json, "errors", state->errors);
-    tool_json_uint(&json, "samples", state->rtts.count);
+    tool_json_uint(&json, "kernel_drops", state->kernel_drops);
+    tool_json_uint(&json, "warmup", state->warmup);
     blast_latency_summary(&json, state->config, &state->rtts);
+    blast_buffers_json(&json, &state->buffers);
     tool_json_end(&json);
 }
 
@@ -311,8 +370,10 @@ static int underload_loop(underload_state *state)
     int rc;
 
     snprintf(state->backend, sizeof(state->backend), "%s", dg_loop_backend(state->loop));
-    if (underload_start(state) < 0) {
-        state->exit_code = TOOL_EXIT_FAILURE;
+    state->exit_code = tool_pin_thread(BLAST_PROG, &state->config->net, 0);
+    if (state->exit_code != TOOL_EXIT_OK || underload_start(state) < 0) {
+        if (state->exit_code == TOOL_EXIT_OK)
+            state->exit_code = TOOL_EXIT_FAILURE;
         underload_finish(state);
     }
     rc = tool_run_loop(state->loop, underload_finish, state);
@@ -322,9 +383,10 @@ static int underload_loop(underload_state *state)
     }
     if (!tool_loop_close(BLAST_PROG, state->loop))
         return TOOL_EXIT_FAILURE;
-    if (state->exit_code == TOOL_EXIT_OK)
-        underload_summary(state);
-    return state->exit_code;
+    if (state->exit_code != TOOL_EXIT_OK)
+        return state->exit_code;
+    underload_summary(state);
+    return blast_round_trip_end(state->config, &state->rtts, state->replies);
 }
 
 int blast_underload_run(const blast_config *config)
@@ -344,10 +406,18 @@ int blast_underload_run(const blast_config *config)
     }
     blast_fill_pattern(state.payload, config->size, blast_probe_header_size(config),
                        config->pattern);
+    if (config->full_log != NULL) {
+        state.full_log = blast_full_log_open(config->full_log);
+        if (state.full_log == NULL)
+            goto out;
+    }
     state.loop = tool_loop_open(BLAST_PROG, &options);
     if (state.loop != NULL)
         status = underload_loop(&state);
 out:
+    if (state.full_log != NULL && !blast_full_log_close(state.full_log, config->full_log))
+        status = TOOL_EXIT_FAILURE;
+    blast_intervals_free(&state.intervals);
     tool_samples_free(&state.rtts);
     free(state.slots);
     free(state.payload);

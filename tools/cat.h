@@ -4,6 +4,7 @@
 #define DGRING_TOOLS_CAT_H
 
 #include "common.h"
+#include "setup.h"
 
 #define CAT_PROG "dgcat"
 
@@ -17,6 +18,9 @@ typedef enum cat_format {
 /* The command line, validated. */
 typedef struct cat_config {
     bool listen;
+    bool ipv4, ipv6;          /* -4, -6 (parsing only: udp6 is the result) */
+    bool udp;                 /* -u: nc's flag, always true here */
+    const char *local_port_text; /* -p, read once the mode is known */
     const char *host;         /* send: destination, IP literal or host name */
     int port;                 /* send: destination port; listen: local port */
     const char *local_address; /* address to bind; NULL = unspecified */
@@ -30,11 +34,15 @@ typedef struct cat_config {
     bool broadcast;
     double wait_s;            /* -w: idle timeout; 0 = none */
     uint64_t count;           /* --count: stop after N received; 0 = none */
+    tool_net_options net;     /* --rcvbuf, --sndbuf, --dns-server */
 } cat_config;
 
 /* Parses argv into *config. Returns -1 to go on, or the exit status (0
  * after --help, 2 after printing the problem). */
 int cat_parse_args(int argc, char *argv[], cat_config *config);
+
+/* Whether text is a multicast literal of the family (udp6 or not). */
+bool cat_is_multicast(const char *text, bool udp6);
 
 /* Prints msg on stdout in config->format, buffered: the caller flushes
  * once per loop turn, not once per datagram. Returns false if stdout

@@ -1,167 +1,77 @@
-/* dgcat's command line. See cat.h; the flags follow nc -u where nc has
- * one (-l, -4, -6, -u, -s, -p, -w, -b). */
+/* dgcat's command line, from options.c's table like the other tools'. See
+ * cat.h; the flags follow nc -u where nc has one (-l, -4, -6, -u, -s, -p,
+ * -w, -b). */
 #include "cat.h"
+#include "options.h"
 
 #include <arpa/inet.h>
-#include <getopt.h>
 #include <string.h>
 
 enum { PARSE_OK = -1 };
 
-#define MAX_WAIT_S 1e7
+#define MAX_WAIT_S 10000000
 
-static const char usage_text[] =
-    "usage: dgcat [options] HOST PORT            send stdin as datagrams to HOST:PORT\n"
-    "       dgcat -l [options] [ADDRESS] PORT    receive datagrams and print them\n"
-    "\n"
-    "  -l, --listen          receive on [ADDRESS] PORT (0 picks a free port)\n"
-    "  -4, -6                use IPv4 or IPv6 (default: from the addresses given,\n"
-    "                        else IPv4)\n"
-    "  -u, --udp             accepted for nc compatibility: always UDP\n"
-    "  -s, --source ADDRESS  local address to bind\n"
-    "  -p, --local-port PORT local port (listening: the port to receive on)\n"
-    "  -w, --wait SECS       stop after SECS without a datagram sent or received;\n"
-    "                        when sending, also wait this long for replies after\n"
-    "                        the end of stdin\n"
-    "      --count N         stop after receiving N datagrams\n"
-    "      --format FORMAT   how to print received datagrams: text (default,\n"
-    "                        sender and escaped payload), hex, json (one object a\n"
-    "                        line: from, port, size, data) or raw (payload only)\n"
-    "      --raw SIZE        send stdin in SIZE-byte datagrams instead of lines\n"
-    "      --keep-newline    send each line with its newline\n"
-    "      --join GROUP      receive multicast GROUP (listening)\n"
-    "      --iface ADDRESS   interface for --join and for sending multicast\n"
-    "  -b, --broadcast       allow sending to a broadcast address\n"
-    "  -h, --help            show this help\n"
-    "\n"
+static const char synopsis[] =
+    "dgcat [options] HOST PORT            send stdin as datagrams to HOST:PORT\n"
+    "       dgcat -l [options] [ADDRESS] PORT    receive datagrams and print them\n";
+
+static const char outro[] =
     "HOST may be an IP address or a host name. Sending reads stdin (one\n"
-    "datagram per line) and prints replies; listening prints \"listening\n"
-    "ADDRESS:PORT\" on stderr once bound. Exit status: 0 done, 1 runtime\n"
-    "failure (bind, host name, send), 2 bad command line.\n";
+    "datagram per line), prints replies and reports ICMP errors (a closed\n"
+    "port: ECONNREFUSED), as nc -u does from its connected socket; listening\n"
+    "prints \"listening ADDRESS:PORT\" on stderr once bound. Exit status: 0\n"
+    "done, 1 runtime failure (bind, host name, send, ICMP error), 2 bad\n"
+    "command line.\n";
 
-static const struct option cat_options[] = {
-    {"listen", no_argument, NULL, 'l'},
-    {"ipv4", no_argument, NULL, '4'},
-    {"ipv6", no_argument, NULL, '6'},
-    {"udp", no_argument, NULL, 'u'},
-    {"source", required_argument, NULL, 's'},
-    {"local-port", required_argument, NULL, 'p'},
-    {"wait", required_argument, NULL, 'w'},
-    {"broadcast", no_argument, NULL, 'b'},
-    {"count", required_argument, NULL, 'c'},
-    {"format", required_argument, NULL, 'f'},
-    {"raw", required_argument, NULL, 'r'},
-    {"keep-newline", no_argument, NULL, 'n'},
-    {"join", required_argument, NULL, 'J'},
-    {"iface", required_argument, NULL, 'I'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+static const char *const format_names[] = {"text", "hex", "json", "raw", NULL};
+
+#define FIELD(member) TOOL_FIELD(cat_config, member)
+
+static const tool_option cat_table[] = {
+    {"listen", 'l', TOOL_ARG_FLAG, FIELD(listen), NULL,
+     "receive on [ADDRESS] PORT (0 picks a free port)"},
+    {"ipv4", '4', TOOL_ARG_FLAG, FIELD(ipv4), NULL,
+     "use IPv4 (default: from the addresses given, else IPv4)"},
+    {"ipv6", '6', TOOL_ARG_FLAG, FIELD(ipv6), NULL, "use IPv6"},
+    {"udp", 'u', TOOL_ARG_FLAG, FIELD(udp), NULL, "accepted for nc compatibility: always UDP"},
+    {"source", 's', TOOL_ARG_STRING, FIELD(local_address), "ADDRESS", "local address to bind"},
+    {"local-port", 'p', TOOL_ARG_STRING, FIELD(local_port_text), "PORT",
+     "local port (listening: the port to receive on)"},
+    {"wait", 'w', TOOL_ARG_POSITIVE, FIELD(wait_s), "SECS",
+     "stop after SECS without a datagram sent or received; when sending, also wait this long "
+     "for replies and ICMP errors after the end of stdin",
+     .max = MAX_WAIT_S, .expected = "seconds > 0"},
+    {"count", 0, TOOL_ARG_NUMBER, FIELD(count), "N", "stop after receiving N datagrams",
+     .min = 1, .max = UINT64_MAX, .expected = "a number > 0"},
+    {"format", 0, TOOL_ARG_CHOICE, FIELD(format), "FORMAT",
+     "how to print received datagrams: text (default, sender and escaped payload), hex, json "
+     "(one object a line: from, port, size, data) or raw (payload only)",
+     .choices = format_names},
+    {"raw", 0, TOOL_ARG_NUMBER, FIELD(raw_size), "SIZE",
+     "send stdin in SIZE-byte datagrams instead of lines", .min = 1, .max = TOOL_MAX_PAYLOAD,
+     .what = "raw size"},
+    {"keep-newline", 0, TOOL_ARG_FLAG, FIELD(keep_newline), NULL,
+     "send each line with its newline"},
+    {"join", 0, TOOL_ARG_STRING, FIELD(join_group), "GROUP",
+     "receive multicast GROUP (listening)"},
+    {"iface", 0, TOOL_ARG_STRING, FIELD(iface), "ADDRESS",
+     "interface for --join and for sending multicast"},
+    {"broadcast", 'b', TOOL_ARG_FLAG, FIELD(broadcast), NULL,
+     "allow sending to a broadcast address (the socket then stays unconnected)"},
+    TOOL_ROW_RCVBUF(cat_config, 0,
+                    "ask for a receive buffer (SO_RCVBUF) of BYTES (K, M, G: powers of 1024; "
+                    "default: the system's); the kernel grants twice that, at most twice "
+                    "net.core.rmem_max"),
+    TOOL_ROW_SNDBUF(cat_config, 0),
+    TOOL_ROW_DNS_SERVER(cat_config, 0),
+    {"help", 'h', TOOL_ARG_HELP, .help = "show this help"},
 };
-
-/* What parsing collects before the positionals decide the mode. */
-typedef struct cat_parse {
-    bool ipv4;
-    bool ipv6;
-    const char *local_port_text;
-} cat_parse;
-
-/* Prints a usage problem naming value; returns TOOL_EXIT_USAGE. */
-static int bad(const char *format, const char *value)
-{
-    tool_error(CAT_PROG, format, value);
-    return TOOL_EXIT_USAGE;
-}
 
 /* Prints a usage problem; returns TOOL_EXIT_USAGE. */
 static int usage_error(const char *message)
 {
     tool_error(CAT_PROG, "%s", message);
     return TOOL_EXIT_USAGE;
-}
-
-static int apply_format(cat_config *config, const char *text)
-{
-    static const char *const names[] = {"text", "hex", "json", "raw"};
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(text, names[i]) == 0) {
-            config->format = (cat_format)i;
-            return PARSE_OK;
-        }
-    }
-    return bad("bad format '%s': expected text, hex, json or raw", text);
-}
-
-/* Options with a numeric value. Returns PARSE_OK or TOOL_EXIT_USAGE. */
-static int apply_number(cat_config *config, int option, const char *text)
-{
-    uint64_t value;
-
-    switch (option) {
-    case 'w':
-        if (tool_parse_positive(text, MAX_WAIT_S, &config->wait_s))
-            return PARSE_OK;
-        return bad("bad wait '%s': expected seconds > 0", text);
-    case 'c':
-        if (tool_parse_uint64(text, 1, UINT64_MAX, &config->count))
-            return PARSE_OK;
-        return bad("bad count '%s': expected a number > 0", text);
-    default: /* 'r' */
-        if (tool_parse_uint64(text, 1, TOOL_MAX_PAYLOAD, &value)) {
-            config->raw_size = (size_t)value;
-            return PARSE_OK;
-        }
-        tool_error(CAT_PROG, "bad raw size '%s': expected 1..%d", text, TOOL_MAX_PAYLOAD);
-        return TOOL_EXIT_USAGE;
-    }
-}
-
-/* Applies one getopt_long() result. Returns PARSE_OK or the exit status. */
-static int apply_option(cat_config *config, cat_parse *parse, int option, char *const argv[])
-{
-    switch (option) {
-    case 'l':
-        config->listen = true;
-        return PARSE_OK;
-    case '4':
-        parse->ipv4 = true;
-        return PARSE_OK;
-    case '6':
-        parse->ipv6 = true;
-        return PARSE_OK;
-    case 'u': /* nc's UDP flag: dgcat speaks nothing else */
-        return PARSE_OK;
-    case 's':
-        config->local_address = optarg;
-        return PARSE_OK;
-    case 'p':
-        parse->local_port_text = optarg;
-        return PARSE_OK;
-    case 'b':
-        config->broadcast = true;
-        return PARSE_OK;
-    case 'n':
-        config->keep_newline = true;
-        return PARSE_OK;
-    case 'J':
-        config->join_group = optarg;
-        return PARSE_OK;
-    case 'I':
-        config->iface = optarg;
-        return PARSE_OK;
-    case 'f':
-        return apply_format(config, optarg);
-    case 'w':
-    case 'c':
-    case 'r':
-        return apply_number(config, option, optarg);
-    case 'h':
-        fputs(usage_text, stdout);
-        return TOOL_EXIT_OK;
-    default:
-        tool_option_error(CAT_PROG, option, argv);
-        return TOOL_EXIT_USAGE;
-    }
 }
 
 static int parse_port(const char *text, bool allow_zero, int *out)
@@ -173,10 +83,9 @@ static int parse_port(const char *text, bool allow_zero, int *out)
 }
 
 /* Listening: [ADDRESS] PORT, or -p PORT. */
-static int take_listen_positionals(cat_config *config, cat_parse *parse, int count,
-                                   char *const args[])
+static int take_listen_positionals(cat_config *config, int count, char *const args[])
 {
-    const char *port_text = parse->local_port_text;
+    const char *port_text = config->local_port_text;
 
     if (count > 2 || (count == 2 && config->local_address != NULL) ||
         (count >= 1 && port_text != NULL))
@@ -191,8 +100,7 @@ static int take_listen_positionals(cat_config *config, cat_parse *parse, int cou
 }
 
 /* Sending: HOST PORT, with an optional -p source port. */
-static int take_send_positionals(cat_config *config, cat_parse *parse, int count,
-                                 char *const args[])
+static int take_send_positionals(cat_config *config, int count, char *const args[])
 {
     int status;
 
@@ -201,22 +109,22 @@ static int take_send_positionals(cat_config *config, cat_parse *parse, int count
                                      : "too many arguments (see --help)");
     config->host = args[0];
     status = parse_port(args[1], false, &config->port);
-    if (status == PARSE_OK && parse->local_port_text != NULL)
-        status = parse_port(parse->local_port_text, true, &config->local_port);
+    if (status == PARSE_OK && config->local_port_text != NULL)
+        status = parse_port(config->local_port_text, true, &config->local_port);
     return status;
 }
 
 /* IPv6 if asked for, or if an address given is an IPv6 literal. */
-static int choose_family(cat_config *config, const cat_parse *parse)
+static int choose_family(cat_config *config)
 {
     const char *texts[] = {config->host, config->local_address, config->join_group};
     bool literal6 = false;
 
-    if (parse->ipv4 && parse->ipv6)
+    if (config->ipv4 && config->ipv6)
         return usage_error("-4 and -6 exclude each other");
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
         literal6 = literal6 || tool_literal_family(texts[i]) == AF_INET6;
-    config->udp6 = parse->ipv6 || (!parse->ipv4 && literal6);
+    config->udp6 = config->ipv6 || (!config->ipv4 && literal6);
     return PARSE_OK;
 }
 
@@ -235,6 +143,11 @@ static bool is_multicast_group(const char *text, bool udp6)
     if (inet_pton(udp6 ? AF_INET6 : AF_INET, unscoped, bytes) != 1)
         return false;
     return udp6 ? bytes[0] == 0xff : (bytes[0] & 0xf0) == 0xe0;
+}
+
+bool cat_is_multicast(const char *text, bool udp6)
+{
+    return text != NULL && is_multicast_group(text, udp6);
 }
 
 /* The addresses against the family, and options against the mode. */
@@ -268,20 +181,24 @@ static int check_config(const cat_config *config)
 
 int cat_parse_args(int argc, char *argv[], cat_config *config)
 {
-    cat_parse parse = {0};
-    int option, status;
+    tool_options options = {
+        .prog = CAT_PROG,
+        .usage = CAT_PROG,
+        .table = cat_table,
+        .count = sizeof(cat_table) / sizeof(cat_table[0]),
+        .synopsis = synopsis,
+        .outro = outro,
+        .positionals = true,
+    };
+    int status = tool_options_parse(&options, argc, argv, config);
 
-    opterr = 0;
-    while ((option = getopt_long(argc, argv, ":l46us:p:w:bh", cat_options, NULL)) != -1) {
-        status = apply_option(config, &parse, option, argv);
-        if (status != PARSE_OK)
-            return status;
-    }
+    if (status != PARSE_OK)
+        return status;
     if (config->listen)
-        status = take_listen_positionals(config, &parse, argc - optind, argv + optind);
+        status = take_listen_positionals(config, argc - options.next, argv + options.next);
     else
-        status = take_send_positionals(config, &parse, argc - optind, argv + optind);
+        status = take_send_positionals(config, argc - options.next, argv + options.next);
     if (status == PARSE_OK)
-        status = choose_family(config, &parse);
+        status = choose_family(config);
     return status == PARSE_OK ? check_config(config) : status;
 }

@@ -63,7 +63,12 @@ bool tool_is_dns_error(int code)
     return code <= -11000 && code > -12000;
 }
 
-int tool_print_listening(const char *prog, const dg_socket *sock)
+FILE *tool_notes(bool json)
+{
+    return json ? stderr : stdout;
+}
+
+int tool_print_listening(const char *prog, const dg_socket *sock, FILE *out)
 {
     dg_address bound;
     int rc = dg_socket_address(sock, &bound);
@@ -72,8 +77,8 @@ int tool_print_listening(const char *prog, const dg_socket *sock)
         tool_error_code(prog, "address", rc);
         return rc;
     }
-    printf("listening %s:%d\n", bound.address, bound.port);
-    fflush(stdout);
+    fprintf(out, "listening %s:%d\n", bound.address, bound.port);
+    fflush(out);
     return 0;
 }
 
@@ -93,16 +98,13 @@ int tool_bind_start(const char *prog, dg_socket *sock, const char *address, int 
     return TOOL_EXIT_OK;
 }
 
-int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing,
-                   const char *address, int port, bool udp6)
+int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing, FILE *out)
 {
     if (status < 0 && closing)
         return TOOL_EXIT_OK; /* -ECANCELED after a signal */
-    if (status < 0) {
-        tool_error_bind(prog, status, address, port, udp6);
-        return TOOL_EXIT_FAILURE;
-    }
-    return tool_print_listening(prog, sock) < 0 ? TOOL_EXIT_FAILURE : TOOL_EXIT_OK;
+    if (status < 0)
+        return TOOL_EXIT_FAILURE; /* on_error has printed it, as Node's 'error' */
+    return tool_print_listening(prog, sock, out) < 0 ? TOOL_EXIT_FAILURE : TOOL_EXIT_OK;
 }
 
 void tool_error_code(const char *prog, const char *what, int code)
@@ -162,6 +164,68 @@ bool tool_parse_positive(const char *text, double max, double *out)
     if (errno != 0 || *end != '\0' || !isfinite(value) || value <= 0 || value > max)
         return false;
     *out = value;
+    return true;
+}
+
+/* The power of base a suffix letter stands for (k, M, G), 0 for none. */
+static double suffix_scale(char letter, double base)
+{
+    switch (letter) {
+    case 'k':
+    case 'K':
+        return base;
+    case 'm':
+    case 'M':
+        return base * base;
+    case 'g':
+    case 'G':
+        return base * base * base;
+    default:
+        return 0;
+    }
+}
+
+/* text without its last character, if that is a suffix letter, into
+ * digits; *scale is the letter's power of base, or 1. False if text is too
+ * long to be a number. */
+static bool split_suffix(const char *text, double base, char *digits, size_t size, double *scale)
+{
+    size_t length = text != NULL ? strlen(text) : 0;
+
+    if (length == 0 || length >= size)
+        return false;
+    memcpy(digits, text, length + 1);
+    *scale = suffix_scale(text[length - 1], base);
+    if (*scale == 0)
+        *scale = 1;
+    else
+        digits[length - 1] = '\0';
+    return true;
+}
+
+bool tool_parse_si(const char *text, double max, double *out)
+{
+    char digits[64];
+    double scale, value;
+
+    if (!split_suffix(text, 1000, digits, sizeof(digits), &scale) ||
+        !tool_parse_positive(digits, max / scale, &value))
+        return false;
+    *out = value * scale;
+    return true;
+}
+
+bool tool_parse_bytes(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char digits[64];
+    double scale;
+    uint64_t value;
+
+    if (!split_suffix(text, 1024, digits, sizeof(digits), &scale) ||
+        !tool_parse_uint64(digits, 0, max / (uint64_t)scale, &value) ||
+        value * (uint64_t)scale < min)
+        return false;
+    *out = value * (uint64_t)scale;
     return true;
 }
 
@@ -331,13 +395,23 @@ int tool_run_loop(dg_loop *loop, tool_finish_fn finish, void *ctx)
     }
 }
 
+void tool_error_loop(const char *prog, int code)
+{
+    const char *backend = getenv("DGRING_BACKEND");
+
+    if (code == DG_ERR_INVALID_ARG_VALUE && backend != NULL && *backend != '\0')
+        tool_error(prog, "bad DGRING_BACKEND '%s': expected io_uring, epoll or auto", backend);
+    else
+        tool_error_code(prog, "cannot create the loop", code);
+}
+
 dg_loop *tool_loop_open(const char *prog, const dg_loop_options *options)
 {
     dg_loop *loop = NULL;
     int rc = dg_loop_new(&loop, options);
 
     if (rc < 0) {
-        tool_error_code(prog, "cannot create the loop", rc);
+        tool_error_loop(prog, rc);
         return NULL;
     }
     rc = tool_signals_attach(loop);
@@ -380,20 +454,25 @@ void tool_group_options_init(dg_group_options *options, unsigned threads, const 
     options->socket.type = udp6 ? DG_UDP6 : DG_UDP4;
 }
 
-int tool_group_start(const char *prog, dg_group **group, const dg_group_options *options)
+int tool_group_start(const char *prog, dg_group **group, const dg_group_options *options,
+                     FILE *out)
 {
     bool udp6 = options->socket.type == DG_UDP6;
     const char *shown = options->address;
     int rc = dg_group_start(group, options);
 
+    if (rc == DG_ERR_INVALID_ARG_VALUE) {
+        tool_error_loop(prog, rc);
+        return rc;
+    }
     if (rc < 0) {
         tool_error_bind(prog, rc, options->address, options->port, udp6);
         return rc;
     }
     if (shown == NULL)
         shown = udp6 ? "::" : "0.0.0.0";
-    printf("listening %s:%d\n", shown, dg_group_port(*group));
-    fflush(stdout);
+    fprintf(out, "listening %s:%d\n", shown, dg_group_port(*group));
+    fflush(out);
     return 0;
 }
 
@@ -439,6 +518,18 @@ void tool_json_uint(tool_json *json, const char *key, uint64_t value)
 {
     json_key(json, key);
     fprintf(json->out, "%llu", (unsigned long long)value);
+}
+
+void tool_json_bool(tool_json *json, const char *key, bool value)
+{
+    json_key(json, key);
+    fputs(value ? "true" : "false", json->out);
+}
+
+void tool_json_null(tool_json *json, const char *key)
+{
+    json_key(json, key);
+    fputs("null", json->out);
 }
 
 void tool_json_double(tool_json *json, const char *key, double value, int decimals)
@@ -514,4 +605,9 @@ void tool_samples_free(tool_samples *samples)
 double tool_rate(uint64_t count, double seconds)
 {
     return seconds > 0 ? (double)count / seconds : 0.0;
+}
+
+bool tool_rate_measurable(double seconds)
+{
+    return seconds >= TOOL_RATE_MIN_SECONDS;
 }

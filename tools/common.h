@@ -46,10 +46,14 @@ void tool_error_bind(const char *prog, int code, const char *address, int port, 
  * could not be resolved. */
 bool tool_is_dns_error(int code);
 
-/* Prints "listening ADDRESS:PORT" for a bound socket on stdout and flushes,
+/* Where a tool's notes go (the "listening" line, the buffer sizes):
+ * stdout, or stderr with --json, whose stdout carries only JSON lines. */
+FILE *tool_notes(bool json);
+
+/* Prints "listening ADDRESS:PORT" for a bound socket on out and flushes,
  * the line scripts wait for. Returns 0, or the code of dg_socket_address()
  * after printing why. */
-int tool_print_listening(const char *prog, const dg_socket *sock);
+int tool_print_listening(const char *prog, const dg_socket *sock, FILE *out);
 
 /* Starts dg_socket_bind(sock, port, address, cb, data) for a tool that
  * receives. Returns TOOL_EXIT_OK, or the exit status after printing why:
@@ -59,11 +63,11 @@ int tool_bind_start(const char *prog, dg_socket *sock, const char *address, int 
                     dg_bind_cb cb, void *data);
 
 /* Handles a bind callback's status: on success prints the "listening"
- * line (tool_print_listening), on failure the error as tool_error_bind()
- * words it, unless the tool is closing (the bind was cancelled: no
- * failure). Returns TOOL_EXIT_OK or TOOL_EXIT_FAILURE. */
-int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing,
-                   const char *address, int port, bool udp6);
+ * line on out (tool_print_listening). A failure prints nothing here:
+ * dgring has reported it to the socket's on_error first (Node's 'error'),
+ * which prints it; while the tool is closing the bind was cancelled and is
+ * no failure. Returns TOOL_EXIT_OK or TOOL_EXIT_FAILURE. */
+int tool_bind_done(const char *prog, dg_socket *sock, int status, bool closing, FILE *out);
 
 /* Prints "PROG: WHAT: NAME (SENTENCE)" for a dgring return code. */
 void tool_error_code(const char *prog, const char *what, int code);
@@ -85,6 +89,13 @@ bool tool_parse_uint64(const char *text, uint64_t min, uint64_t max, uint64_t *o
 
 /* A finite number > 0 and <= max (seconds, rates). */
 bool tool_parse_positive(const char *text, double max, double *out);
+
+/* The same with an optional k/K, M or G suffix (powers of 1000): 200k. */
+bool tool_parse_si(const char *text, double max, double *out);
+
+/* A byte count in [min, max] with an optional K, M or G suffix (powers of
+ * 1024, upper or lower case): 65536, 64K, 32M. */
+bool tool_parse_bytes(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Whether host can be handed to dgring as a destination of the family
  * (udp6 or not): an IP literal of that family, or text shaped like a host
@@ -131,6 +142,10 @@ typedef void (*tool_finish_fn)(void *ctx);
  * and the loop winds down. Returns 0 or the fatal code of dg_loop_run(). */
 int tool_run_loop(dg_loop *loop, tool_finish_fn finish, void *ctx);
 
+/* Prints why a loop (or a group's loops) could not be created; names
+ * DGRING_BACKEND when that is what dg_loop_new() refused. */
+void tool_error_loop(const char *prog, int code);
+
 /* Creates a loop with options (may be NULL) and attaches the signal
  * handlers to it. On failure prints why and returns NULL. */
 dg_loop *tool_loop_open(const char *prog, const dg_loop_options *options);
@@ -154,11 +169,12 @@ void tool_block_stop_signals(sigset_t *stops);
 void tool_group_options_init(dg_group_options *options, unsigned threads, const char *address,
                              int port, bool udp6);
 
-/* Starts the group. Prints "listening ADDRESS:PORT" with the address given
- * or the unspecified one (the sockets belong to their threads; the port
- * is the group's) and flushes. Returns 0, or the code of dg_group_start()
- * after printing why. */
-int tool_group_start(const char *prog, dg_group **group, const dg_group_options *options);
+/* Starts the group. Prints "listening ADDRESS:PORT" on out with the
+ * address given or the unspecified one (the sockets belong to their
+ * threads; the port is the group's) and flushes. Returns 0, or the code of
+ * dg_group_start() after printing why. */
+int tool_group_start(const char *prog, dg_group **group, const dg_group_options *options,
+                     FILE *out);
 
 /* ---- Live progress ------------------------------------------------------ */
 
@@ -176,6 +192,9 @@ typedef struct tool_json {
 void tool_json_begin(tool_json *json, FILE *out);
 void tool_json_string(tool_json *json, const char *key, const char *value);
 void tool_json_uint(tool_json *json, const char *key, uint64_t value);
+void tool_json_bool(tool_json *json, const char *key, bool value);
+/* "key":null: a figure that has no value (a rate over too short a time). */
+void tool_json_null(tool_json *json, const char *key);
 /* Non-finite values print as 0: JSON has no NaN or infinity. */
 void tool_json_double(tool_json *json, const char *key, double value, int decimals);
 /* Closes the object, ends the line and flushes. */
@@ -201,5 +220,12 @@ void tool_samples_free(tool_samples *samples);
 
 /* count / seconds, or 0 when no time passed. */
 double tool_rate(uint64_t count, double seconds);
+
+/* The shortest time a rate is computed over: below it, the clock's and
+ * the loop's granularity would make any rate fiction ("too short"). */
+#define TOOL_RATE_MIN_SECONDS 0.005
+
+/* Whether seconds is long enough for a rate. */
+bool tool_rate_measurable(double seconds);
 
 #endif

@@ -6,12 +6,19 @@
  *
  * dgring has no watcher for other file descriptors, so dgcat drives its
  * loop from a poll(2) loop of its own: the loop's embedding fd
- * (dg_loop_fd) and stdin, then dg_loop_run(DG_RUN_NOWAIT). Host names are
- * resolved by the library on each send (it caches the answer).
+ * (dg_loop_fd) and stdin, then dg_loop_run(DG_RUN_NOWAIT).
+ *
+ * Sending, dgcat connects its socket to HOST:PORT first, as nc -u does
+ * (the library resolves a host name once): replies come only from there,
+ * and the kernel reports an ICMP error such as port unreachable to the
+ * socket, which dgcat prints before it exits 1. An error the kernel
+ * recorded but no receive has reported yet is read (SO_ERROR) before the
+ * socket closes. A broadcast (-b) or multicast destination stays
+ * unconnected, since replies come from other addresses.
  *
  * Exit status: 0 done (end of input, --count, -w, SIGINT/SIGTERM), 1 on a
- * runtime failure (bind, an unresolvable host, a failed send, stdout),
- * 2 on a bad command line.
+ * runtime failure (bind, an unresolvable host, a failed send, an ICMP
+ * error, stdout), 2 on a bad command line.
  */
 #include "cat.h"
 
@@ -19,6 +26,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Sends in flight before stdin waits: enough to keep the kernel busy,
@@ -36,7 +44,9 @@ typedef struct cat_state {
     uint64_t received;
     uint64_t pending;          /* sends whose callback has not run */
     uint64_t last_activity_ns;
-    bool ready;                /* bound and configured: stdin may be read */
+    bool ready;                /* bound, configured (and connected): stdin
+                                  may be read */
+    bool connected;            /* sends go to the connected peer */
     bool closing;
     int exit_code;
 } cat_state;
@@ -65,6 +75,37 @@ static void cat_fail(cat_state *state, int status)
     cat_finish(state);
 }
 
+/* "dgcat: HOST port PORT: recvmsg ECONNREFUSED (connection refused)":
+ * the receive errors of a connected socket are the peer's ICMP errors. */
+static void report_peer_error(const cat_state *state, const dg_error *err)
+{
+    const cat_config *config = state->config;
+
+    tool_error(CAT_PROG, "%s port %d: %s %s (%s)", config->host, config->port,
+               err->syscall != NULL ? err->syscall : "recvmsg", dg_err_name(err->code),
+               dg_strerror(err->code));
+}
+
+/* An error the kernel recorded on the connected socket (an ICMP port
+ * unreachable answering the last datagram) that no receive reported yet:
+ * read (and cleared) with SO_ERROR. Returns true after reporting one,
+ * which ends the run with status 1. */
+static bool report_socket_error(cat_state *state)
+{
+    int fd = state->connected ? dg_socket_fd(state->sock) : -1;
+    int error = 0;
+    socklen_t len = sizeof(error);
+    dg_error err = {.syscall = "recvmsg"};
+
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0 || error == 0)
+        return false;
+    err.code = -error;
+    if (state->exit_code == TOOL_EXIT_OK)
+        report_peer_error(state, &err);
+    cat_fail(state, TOOL_EXIT_FAILURE);
+    return true;
+}
+
 /* Sending: done once stdin is sent, unless -w or --count asks to wait
  * for replies. */
 static void maybe_done(cat_state *state)
@@ -73,7 +114,7 @@ static void maybe_done(cat_state *state)
 
     if (config->listen || !cat_input_done(&state->input) || state->pending > 0)
         return;
-    if (config->wait_s == 0 && config->count == 0)
+    if (config->wait_s == 0 && config->count == 0 && !report_socket_error(state))
         cat_finish(state);
 }
 
@@ -124,7 +165,11 @@ static bool emit_datagram(const void *data, size_t length, void *ctx)
 
     if (state->closing || state->pending >= SEND_WINDOW)
         return false;
-    rc = dg_socket_send(state->sock, data, length, config->port, config->host, on_sent, state);
+    if (state->connected)
+        rc = dg_socket_send(state->sock, data, length, 0, NULL, on_sent, state);
+    else
+        rc = dg_socket_send(state->sock, data, length, config->port, config->host, on_sent,
+                            state);
     if (rc < 0) {
         tool_error_code(CAT_PROG, "send", rc);
         cat_fail(state, TOOL_EXIT_FAILURE);
@@ -141,7 +186,7 @@ static void on_idle_check(dg_timer *timer, void *data)
     uint64_t idle_ns = (uint64_t)(state->config->wait_s * 1e9);
 
     (void)timer;
-    if (tool_now_ns() - state->last_activity_ns >= idle_ns)
+    if (tool_now_ns() - state->last_activity_ns >= idle_ns && !report_socket_error(state))
         cat_finish(state);
 }
 
@@ -197,18 +242,40 @@ static int print_listening(const dg_socket *sock)
     return 0;
 }
 
+/* Unicast destinations are connected, as nc -u connects: replies from
+ * the peer only, and its ICMP errors reported. A broadcast (-b) or
+ * multicast destination is answered from other addresses: unconnected. */
+static bool wants_connect(const cat_config *config)
+{
+    return !config->listen && !config->broadcast && !cat_is_multicast(config->host, config->udp6);
+}
+
+static void on_connected(dg_socket *sock, int status, const dg_error *err, void *data)
+{
+    cat_state *state = data;
+
+    (void)sock;
+    if (status < 0) {
+        if (!state->closing) /* -ECANCELED after a signal is no failure */
+            tool_error_dg(CAT_PROG, err);
+        cat_fail(state, TOOL_EXIT_FAILURE);
+        return;
+    }
+    state->connected = true;
+    state->ready = true;
+}
+
 static void on_bound(dg_socket *sock, int status, const dg_error *err, void *data)
 {
     (void)err;
     cat_state *state = data;
     const cat_config *config = state->config;
+    int rc;
 
     if (status < 0) {
-        if (!state->closing) { /* -ECANCELED after a signal is no failure */
-            tool_error_bind(CAT_PROG, status, config->local_address,
-                            config->listen ? config->port : config->local_port, config->udp6);
+        /* on_socket_error has printed it; -ECANCELED after a signal is no failure. */
+        if (!state->closing)
             cat_fail(state, TOOL_EXIT_FAILURE);
-        }
         return;
     }
     if ((config->listen && print_listening(sock) < 0) || configure_socket(state) < 0 ||
@@ -217,14 +284,31 @@ static void on_bound(dg_socket *sock, int status, const dg_error *err, void *dat
         return;
     }
     state->last_activity_ns = tool_now_ns();
-    state->ready = true;
+    if (!wants_connect(config)) {
+        state->ready = true;
+        return;
+    }
+    rc = dg_socket_connect(sock, config->port, config->host, on_connected, state);
+    if (rc < 0) {
+        tool_error_code(CAT_PROG, "connect", rc);
+        cat_fail(state, TOOL_EXIT_FAILURE);
+    }
 }
 
+/* Receive errors: when sending, an ICMP error from the peer (the socket
+ * is connected) ends the run; a listener reports and goes on. */
 static void on_socket_error(dg_socket *sock, const dg_error *err, void *data)
 {
+    cat_state *state = data;
+
     (void)sock;
-    (void)data;
-    tool_error_dg(CAT_PROG, err);
+    if (state->config->listen) {
+        tool_error_dg(CAT_PROG, err);
+        return;
+    }
+    if (state->exit_code == TOOL_EXIT_OK && !state->closing)
+        report_peer_error(state, err);
+    cat_fail(state, TOOL_EXIT_FAILURE);
 }
 
 /* Creates the socket and binds it: the local address and port when
@@ -239,7 +323,10 @@ static int cat_start(cat_state *state)
     };
     dg_socket_handlers handlers = {.on_message = on_message, .on_error = on_socket_error};
     int port = config->listen ? config->port : config->local_port;
-    int rc = dg_socket_create(state->loop, &options, &handlers, state, &state->sock);
+    int rc;
+
+    tool_socket_buffers(&options, &config->net);
+    rc = dg_socket_create(state->loop, &options, &handlers, state, &state->sock);
 
     if (rc < 0) {
         tool_error_code(CAT_PROG, "socket", rc);
@@ -347,11 +434,14 @@ static bool ensure_stdin(void)
 
 int main(int argc, char *argv[])
 {
-    cat_config config = {0};
+    cat_config config = {.net = {.cpu = -1}};
     cat_state state = {.config = &config, .input_drained = true};
     int status = cat_parse_args(argc, argv, &config);
 
     if (status >= 0)
+        return status;
+    status = tool_dns_servers(CAT_PROG, &config.net);
+    if (status != TOOL_EXIT_OK)
         return status;
     if (!ensure_stdin()) {
         tool_error(CAT_PROG, "stdin: %s", strerror(errno));

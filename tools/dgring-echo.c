@@ -2,18 +2,23 @@
  *
  * Sends every datagram back to its sender until SIGINT or SIGTERM (or,
  * with --count N, until N datagrams were received and echoed), then prints
- * what it did and the socket's own counters (dg_socket_get_stats). Once
- * bound it prints "listening ADDRESS:PORT" on stdout (flushed), so scripts
- * can bind port 0 and read the port back.
- * --stats adds a line of statistics a second on stderr; --sockperf answers
- * the way sockperf's own server does (see sockperf.h), so sockperf's
- * ping-pong and under-load clients can measure against dgring.
+ * what it did and the socket's own counters (dg_socket_get_stats), the
+ * kernel's drops among them, final as of the close. Once bound it prints
+ * "listening ADDRESS:PORT" (flushed; on stderr with --json, whose stdout
+ * carries only JSON lines), so scripts can bind port 0 and read the port
+ * back, then the receive buffer the kernel granted (32 MiB asked unless
+ * --rcvbuf says otherwise) and whether net.core.rmem_max capped it.
+ * --stats adds a line of statistics a second (--interval: every S) on
+ * stderr; --sockperf answers the way sockperf's own server does (see
+ * sockperf.h), so sockperf's ping-pong and under-load clients can measure
+ * against dgring.
  *
  * Exit status: 0 after a signal or --count, 1 on a runtime failure (bind, loop),
  * 2 on a bad command line.
  */
 #include "common.h"
 #include "options.h"
+#include "setup.h"
 #include "sockperf.h"
 
 #include <errno.h>
@@ -29,9 +34,12 @@
 typedef struct echo_config {
     const char *address; /* bind address; NULL = the unspecified address */
     int port;            /* 0 = a free port */
-    bool udp6;
+    bool udp4;           /* -4 */
+    bool udp6;           /* -6, or inferred from an IPv6 --address */
     bool json;
-    bool stats;          /* a line of statistics a second on stderr */
+    bool stats;          /* a line of statistics every interval on stderr */
+    double interval;     /* seconds between them (default 1; implies --stats) */
+    tool_net_options net; /* --rcvbuf, --sndbuf, --dns-server, --cpu */
     bool sockperf;       /* answer as sockperf's server instead of echoing */
     unsigned threads;    /* > 1: a reuse-port group of that many loops */
     uint64_t count;      /* > 0: stop after this many datagrams, echoed */
@@ -66,7 +74,11 @@ typedef struct echo_server {
     echo_counters now;
     echo_counters last;      /* at the previous per-second line */
     sockperf_counts sockperf;
-    uint64_t kernel_drops;   /* SO_RXQ_OVFL, as of the last statistics */
+    uint64_t kernel_drops;   /* the socket's, as of the last statistics (and
+                                final once the socket closed) */
+    tool_buffer rcvbuf;      /* granted, read once bound */
+    tool_buffer sndbuf;
+    bool have_rcvbuf;        /* both read */
     uint64_t answers;        /* sends dgring accepted */
     uint64_t completed;      /* ... whose callback ran */
     dg_socket_stats sock_stats; /* the socket's counters, taken in on_close */
@@ -91,21 +103,35 @@ static const char echo_outro[] =
 #define FIELD(member) TOOL_FIELD(echo_config, member)
 
 static const tool_option echo_table[] = {
-    {"port", 0, TOOL_ARG_NUMBER, FIELD(port), "P", "port to bind, 0..65535 (0 picks a free port)",
-     .required = true, TOOL_PORT_RANGE(0)},
-    {"address", 0, TOOL_ARG_STRING, FIELD(address), "A",
-     "IP address or host name to bind (default: all addresses)"},
-    {"udp6", 0, TOOL_ARG_FLAG, FIELD(udp6), NULL, "use IPv6 (default IPv4)"},
+    {"port", 'p', TOOL_ARG_NUMBER, FIELD(port), "P",
+     "port to bind, 0..65535 (0 picks a free port)", .required = true, TOOL_PORT_RANGE(0)},
+    {"address", 'B', TOOL_ARG_STRING, FIELD(address), "A",
+     "IP address or host name to bind (default: all addresses; an IPv6 address implies -6)"},
+    {"udp4", '4', TOOL_ARG_FLAG, FIELD(udp4), NULL,
+     "use IPv4 (the default, unless --address is an IPv6 literal)"},
+    {"udp6", '6', TOOL_ARG_FLAG, FIELD(udp6), NULL, "use IPv6 (implied by an IPv6 --address)"},
     {"stats", 0, TOOL_ARG_FLAG, FIELD(stats), NULL, "print statistics every second on stderr"},
+    {"interval", 'i', TOOL_ARG_POSITIVE, FIELD(interval), "S",
+     "print the statistics every S seconds instead (implies --stats)", .max = 86400,
+     .expected = "seconds > 0"},
     {"sockperf", 0, TOOL_ARG_FLAG, FIELD(sockperf), NULL,
      "answer like sockperf's server: reply only to client messages that ask for it, with the "
      "client flag cleared"},
-    {"json", 0, TOOL_ARG_FLAG, FIELD(json), NULL,
-     "print the summary (and --stats lines) as JSON objects"},
-    {"threads", 0, TOOL_ARG_NUMBER, FIELD(threads), "N",
+    {"json", 'J', TOOL_ARG_FLAG, FIELD(json), NULL,
+     "print the summary (and --stats lines) as JSON objects; stdout carries only JSON lines, "
+     "the listening line and notes go to stderr"},
+    {"threads", 'P', TOOL_ARG_NUMBER, FIELD(threads), "N",
      "N loops in N threads on the same port (SO_REUSEPORT), 1..64; the summary has a line per "
      "thread and the total (not with --stats or --sockperf)",
      TOOL_THREADS_RANGE},
+    TOOL_ROW_RCVBUF(echo_config, 0,
+                    "ask for a receive buffer (SO_RCVBUF) of BYTES (K, M, G: powers of 1024; "
+                    "default 32M); the kernel grants twice that, at most twice "
+                    "net.core.rmem_max, and the size granted is printed"),
+    TOOL_ROW_SNDBUF(echo_config, 0),
+    TOOL_ROW_DNS_SERVER(echo_config, 0),
+    TOOL_ROW_CPU(echo_config, 0, "pin the loop's thread to CPU N (with --threads, thread i to "
+                 "CPU N + i)"),
     {"count", 0, TOOL_ARG_NUMBER, FIELD(count), "N",
      "stop once N datagrams were received and their echoes completed (not with --threads)",
      .min = 1, .max = UINT64_MAX, .expected = "a positive number"},
@@ -131,6 +157,16 @@ static int parse_args(int argc, char *argv[], echo_config *config)
         tool_error(PROG, "missing --port (use --port 0 for a free port)");
         return TOOL_EXIT_USAGE;
     }
+    if (config->udp4 && config->udp6) {
+        tool_error(PROG, "-4 and -6 exclude each other");
+        return TOOL_EXIT_USAGE;
+    }
+    if (!config->udp4 && tool_literal_family(config->address) == AF_INET6)
+        config->udp6 = true;
+    if (config->interval > 0)
+        config->stats = true;
+    if (!tool_options_given(&options, "rcvbuf"))
+        config->net.rcvbuf = TOOL_RECEIVER_RCVBUF;
     if (config->threads > 1 && (config->stats || config->sockperf)) {
         tool_error(PROG, "--threads cannot be combined with --stats or --sockperf");
         return TOOL_EXIT_USAGE;
@@ -275,14 +311,17 @@ static void sync_sent(echo_server *server, const dg_socket_stats *st)
     server->now.sent_bytes = st->tx_bytes;
 }
 
-/* The socket is still valid in on_close: keep its final counters. */
+/* The socket is still valid in on_close: keep its final counters (the
+ * kernel's drops up to the close among them). */
 static void on_echo_close(dg_socket *sock, void *data)
 {
     echo_server *server = data;
 
     server->have_sock_stats = dg_socket_get_stats(sock, &server->sock_stats) == 0;
-    if (server->have_sock_stats)
+    if (server->have_sock_stats) {
         sync_sent(server, &server->sock_stats);
+        server->kernel_drops = server->sock_stats.rx_kernel_drops;
+    }
 }
 
 /* Receive errors, and failed echoes sent without a callback: the socket
@@ -316,23 +355,27 @@ static void print_stats_json(const echo_server *server, const echo_counters *del
 {
     tool_json json;
 
+    double seconds = server->config->interval > 0 ? server->config->interval : 1;
+
     tool_json_begin(&json, stderr);
     tool_json_string(&json, "mode", "echo-stats");
     tool_json_uint(&json, "second", server->seconds);
-    tool_json_uint(&json, "rx_pps", delta->received);
-    tool_json_double(&json, "rx_mbps", (double)delta->received_bytes * 8 / 1e6, 3);
-    tool_json_uint(&json, "tx_pps", delta->sent);
-    tool_json_double(&json, "tx_mbps", (double)delta->sent_bytes * 8 / 1e6, 3);
+    tool_json_double(&json, "elapsed", seconds * server->seconds, 3);
+    tool_json_double(&json, "rx_pps", (double)delta->received / seconds, 1);
+    tool_json_double(&json, "rx_mbps", (double)delta->received_bytes * 8 / 1e6 / seconds, 3);
+    tool_json_double(&json, "tx_pps", (double)delta->sent / seconds, 1);
+    tool_json_double(&json, "tx_mbps", (double)delta->sent_bytes * 8 / 1e6 / seconds, 3);
     tool_json_uint(&json, "dropped", delta->dropped);
     tool_json_uint(&json, "errors", delta->errors);
     tool_json_uint(&json, "kernel_drops", server->kernel_drops);
     tool_json_end(&json);
 }
 
-/* One line of the last second's rates on stderr (--stats). */
+/* One line of the last interval's rates on stderr (--stats). */
 static void on_stats(dg_timer *timer, void *data)
 {
     echo_server *server = data;
+    double seconds = server->config->interval > 0 ? server->config->interval : 1;
     refresh_kernel_drops(server); /* and the sent counts */
     echo_counters delta = {
         .received = server->now.received - server->last.received,
@@ -351,11 +394,11 @@ static void on_stats(dg_timer *timer, void *data)
         return;
     }
     fprintf(stderr,
-            "[%3us] rx %llu pkt/s %.1f Mbit/s  tx %llu pkt/s %.1f Mbit/s  dropped %llu  "
+            "[%5.1fs] rx %.0f pkt/s %.1f Mbit/s  tx %.0f pkt/s %.1f Mbit/s  dropped %llu  "
             "errors %llu  kernel drops %llu\n",
-            server->seconds, (unsigned long long)delta.received,
-            (double)delta.received_bytes * 8 / 1e6, (unsigned long long)delta.sent,
-            (double)delta.sent_bytes * 8 / 1e6, (unsigned long long)delta.dropped,
+            seconds * server->seconds, (double)delta.received / seconds,
+            (double)delta.received_bytes * 8 / 1e6 / seconds, (double)delta.sent / seconds,
+            (double)delta.sent_bytes * 8 / 1e6 / seconds, (unsigned long long)delta.dropped,
             (unsigned long long)delta.errors, (unsigned long long)server->kernel_drops);
 }
 
@@ -365,19 +408,29 @@ static void on_echo_bound(dg_socket *sock, int status, const dg_error *err, void
     (void)err;
     echo_server *server = data;
     const echo_config *config = server->config;
-    int rc = tool_bind_done(PROG, sock, status, server->closing, config->address, config->port,
-                            config->udp6);
+    FILE *notes = tool_notes(config->json);
+    int rc = tool_bind_done(PROG, sock, status, server->closing, notes);
+    uint64_t every_ms = config->interval > 0 ? (uint64_t)(config->interval * 1000 + 0.5)
+                                             : STATS_INTERVAL_MS;
 
     if (rc != TOOL_EXIT_OK) {
         server->exit_code = rc;
         echo_finish(server);
     }
-    if (status < 0 || rc != TOOL_EXIT_OK || !config->stats)
+    if (status < 0 || rc != TOOL_EXIT_OK)
+        return;
+    tool_buffer_read(&server->rcvbuf, sock, true, config->net.rcvbuf);
+    tool_buffer_read(&server->sndbuf, sock, false, config->net.sndbuf);
+    server->have_rcvbuf = true;
+    tool_buffer_print(notes, &server->rcvbuf);
+    if (config->net.sndbuf > 0)
+        tool_buffer_print(notes, &server->sndbuf);
+    if (!config->stats)
         return;
     rc = dg_timer_new(server->loop, &server->stats_timer);
     if (rc == 0)
-        rc = dg_timer_start(server->stats_timer, STATS_INTERVAL_MS, STATS_INTERVAL_MS, on_stats,
-                            server);
+        rc = dg_timer_start(server->stats_timer, every_ms > 0 ? every_ms : 1,
+                            every_ms > 0 ? every_ms : 1, on_stats, server);
     if (rc < 0) {
         tool_error_code(PROG, "statistics timer", rc);
         server->exit_code = TOOL_EXIT_FAILURE;
@@ -396,7 +449,10 @@ static void echo_start(echo_server *server)
         .on_error = on_echo_error,
         .on_close = on_echo_close,
     };
-    int rc = dg_socket_create(server->loop, &options, &handlers, server, &server->sock);
+    int rc;
+
+    tool_socket_buffers(&options, &config->net);
+    rc = dg_socket_create(server->loop, &options, &handlers, server, &server->sock);
 
     if (rc < 0) {
         tool_error_code(PROG, "socket", rc);
@@ -472,10 +528,12 @@ static void print_summary_text(const echo_server *server)
     const sockperf_counts *sp = &server->sockperf;
 
     printf("received %llu datagrams (%llu bytes), sent %llu datagrams, "
-           "dropped %llu, errors %llu [%s]\n",
+           "dropped %llu, errors %llu, kernel drops %llu [%s]\n",
            (unsigned long long)c->received, (unsigned long long)c->received_bytes,
            (unsigned long long)c->sent, (unsigned long long)c->dropped,
-           (unsigned long long)c->errors, server->backend);
+           (unsigned long long)c->errors, (unsigned long long)server->kernel_drops,
+           server->backend);
+    tool_explain_drops(stdout, server->kernel_drops, server->have_rcvbuf ? &server->rcvbuf : NULL);
     if (server->config->sockperf)
         printf("sockperf: %llu messages, %llu replies, %llu warm-up, %llu ignored, "
                "%llu malformed\n",
@@ -507,6 +565,10 @@ static void print_summary(const echo_server *server)
     tool_json_uint(&json, "dropped", server->now.dropped);
     tool_json_uint(&json, "errors", server->now.errors);
     tool_json_uint(&json, "kernel_drops", server->kernel_drops);
+    if (server->have_rcvbuf) {
+        tool_buffer_json(&json, &server->rcvbuf);
+        tool_buffer_json(&json, &server->sndbuf);
+    }
     if (server->config->sockperf) {
         tool_json_uint(&json, "messages", sp->messages);
         tool_json_uint(&json, "replies", sp->replies);
@@ -530,7 +592,11 @@ static int echo_run(echo_server *server)
     if (server->loop == NULL)
         return TOOL_EXIT_FAILURE;
     snprintf(server->backend, sizeof(server->backend), "%s", dg_loop_backend(server->loop));
-    echo_start(server);
+    server->exit_code = tool_pin_thread(PROG, &server->config->net, 0);
+    if (server->exit_code == TOOL_EXIT_OK)
+        echo_start(server);
+    else
+        server->closing = true; /* no socket was opened */
     rc = tool_run_loop(server->loop, echo_finish, server);
     if (rc < 0) {
         tool_error_code(PROG, "loop", rc);
@@ -571,82 +637,146 @@ static void on_group_error(dg_socket *sock, const dg_error *err, void *data)
 }
 
 static char group_backend[16]; /* copied while the member loops exist */
+static tool_buffer group_rcvbuf;  /* member 0's, read before the start returns */
+static atomic_int group_pin_failed;
+
+/* Member 0's receive buffer, on its thread before dg_group_start()
+ * returns. */
+static void on_group_listening(dg_socket *sock, void *data)
+{
+    const echo_config *config = data;
+
+    if (dg_group_index(dg_socket_loop(sock)) == 0)
+        tool_buffer_read(&group_rcvbuf, sock, true, config->net.rcvbuf);
+}
+
+/* --cpu: member i runs on CPU --cpu + i. */
+static void on_group_start(dg_loop *loop, unsigned index, void *data)
+{
+    const echo_config *config = data;
+
+    (void)loop;
+    if (tool_pin_thread(PROG, &config->net, index) != TOOL_EXIT_OK)
+        atomic_store(&group_pin_failed, 1);
+}
+
+/* One member's line: text before the summary, a JSON line after it. */
+static void print_group_thread(const echo_config *config, unsigned i, const dg_socket_stats *st)
+{
+    tool_json json;
+
+    if (!config->json) {
+        printf("thread %u: received %llu datagrams (%llu bytes), sent %llu datagrams, kernel "
+               "drops %llu\n",
+               i, (unsigned long long)st->rx_datagrams, (unsigned long long)st->rx_bytes,
+               (unsigned long long)st->tx_datagrams, (unsigned long long)st->rx_kernel_drops);
+        return;
+    }
+    tool_json_begin(&json, stdout);
+    tool_json_string(&json, "mode", "echo-thread");
+    tool_json_uint(&json, "thread", i);
+    json_counters(&json, "", st, COUNTERS(socket_counters));
+    tool_json_end(&json);
+}
 
 static void print_group_summary(const echo_config *config, unsigned n, const dg_socket_stats *st)
 {
-    uint64_t rx = 0, bytes = 0, tx = 0;
     dg_socket_stats sum = {0};
+    tool_json json;
+
     for (unsigned i = 0; i < n; i++) {
         for (size_t k = 0; k < sizeof(socket_counters) / sizeof(socket_counters[0]); k++)
             *counter_at(&sum, &socket_counters[k]) += counter_value(&st[i], &socket_counters[k]);
-        rx += st[i].rx_datagrams;
-        bytes += st[i].rx_bytes;
-        tx += st[i].tx_datagrams;
         if (!config->json)
-            printf("thread %u: received %llu datagrams (%llu bytes), sent %llu datagrams\n", i,
-                   (unsigned long long)st[i].rx_datagrams, (unsigned long long)st[i].rx_bytes,
-                   (unsigned long long)st[i].tx_datagrams);
+            print_group_thread(config, i, &st[i]);
     }
     if (!config->json) {
         printf("received %llu datagrams (%llu bytes), sent %llu datagrams, dropped %lu, "
-               "errors %lu [%s, %u threads]\n",
-               (unsigned long long)rx, (unsigned long long)bytes, (unsigned long long)tx,
-               atomic_load(&group_dropped), atomic_load(&group_errors), group_backend, n);
+               "errors %lu, kernel drops %llu [%s, %u threads]\n",
+               (unsigned long long)sum.rx_datagrams, (unsigned long long)sum.rx_bytes,
+               (unsigned long long)sum.tx_datagrams, atomic_load(&group_dropped),
+               atomic_load(&group_errors), (unsigned long long)sum.rx_kernel_drops,
+               group_backend, n);
+        tool_explain_drops(stdout, sum.rx_kernel_drops, &group_rcvbuf);
         /* the sockets of all threads together */
         print_counters_text("socket", &sum, COUNTERS(socket_counters));
         fflush(stdout);
         return;
     }
-    tool_json json;
     tool_json_begin(&json, stdout);
     tool_json_string(&json, "mode", "echo");
+    tool_json_string(&json, "backend", group_backend);
     tool_json_uint(&json, "threads", n);
-    tool_json_uint(&json, "received", rx);
-    tool_json_uint(&json, "bytes", bytes);
-    tool_json_uint(&json, "sent", tx);
+    tool_json_uint(&json, "received", sum.rx_datagrams);
+    tool_json_uint(&json, "bytes", sum.rx_bytes);
+    tool_json_uint(&json, "sent", sum.tx_datagrams);
     tool_json_uint(&json, "dropped", atomic_load(&group_dropped));
     tool_json_uint(&json, "errors", atomic_load(&group_errors));
+    tool_json_uint(&json, "kernel_drops", sum.rx_kernel_drops);
+    tool_buffer_json(&json, &group_rcvbuf);
     json_counters(&json, "", &sum, COUNTERS(socket_counters));
     tool_json_end(&json);
+    for (unsigned i = 0; i < n; i++)
+        print_group_thread(config, i, &st[i]);
+}
+
+/* Starts the group: prints the listening line and the receive buffer. */
+static int echo_group_start(const echo_config *config, dg_group **group)
+{
+    dg_group_options o;
+
+    tool_group_options_init(&o, config->threads, config->address, config->port, config->udp6);
+    tool_socket_buffers(&o.socket, &config->net);
+    o.handlers.on_message = on_group_message;
+    o.handlers.on_error = on_group_error;
+    o.handlers.on_listening = on_group_listening;
+    o.on_start = on_group_start;
+    o.data = (void *)config;
+    if (tool_group_start(PROG, group, &o, tool_notes(config->json)) < 0)
+        return -1;
+    snprintf(group_backend, sizeof(group_backend), "%s",
+             dg_loop_backend(dg_group_loop(*group, 0)));
+    tool_buffer_print(tool_notes(config->json), &group_rcvbuf);
+    return atomic_load(&group_pin_failed) ? -1 : 0;
 }
 
 /* Blocks SIGINT/SIGTERM in every thread (the group's threads inherit the
  * mask) and waits for one in the main thread. */
 static int echo_run_group(const echo_config *config)
 {
+    static dg_socket_stats stats[64];
+    dg_group *group = NULL;
     sigset_t stops;
-    tool_block_stop_signals(&stops);
+    int sig = 0, started, rc;
 
-    dg_group_options o;
-    tool_group_options_init(&o, config->threads, config->address, config->port, config->udp6);
-    o.handlers.on_message = on_group_message;
-    o.handlers.on_error = on_group_error;
-    dg_group *group;
-    int rc = tool_group_start(PROG, &group, &o);
-    if (rc < 0)
+    tool_block_stop_signals(&stops);
+    started = echo_group_start(config, &group);
+    if (group == NULL)
         return TOOL_EXIT_FAILURE;
-    snprintf(group_backend, sizeof(group_backend), "%s",
-             dg_loop_backend(dg_group_loop(group, 0)));
-    int sig = 0;
-    sigwait(&stops, &sig);
+    if (started == 0)
+        sigwait(&stops, &sig);
     dg_group_stop(group);
-    dg_socket_stats stats[64];
     rc = dg_group_join(group, stats);
     if (rc < 0) {
         tool_error_code(PROG, "group", rc);
         return TOOL_EXIT_FAILURE;
     }
+    if (started < 0)
+        return TOOL_EXIT_USAGE; /* --cpu named a CPU the process may not use */
     print_group_summary(config, config->threads, stats);
     return TOOL_EXIT_OK;
 }
 
 int main(int argc, char *argv[])
 {
-    echo_config config = {0};
+    echo_config config = {.net = {.cpu = -1}};
     echo_server server = {.config = &config};
     int status = parse_args(argc, argv, &config);
 
     if (status != PARSE_OK)
+        return status;
+    status = tool_dns_servers(PROG, &config.net);
+    if (status != TOOL_EXIT_OK)
         return status;
     if (config.threads > 1)
         return echo_run_group(&config);

@@ -3,7 +3,9 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { PARSE_OK = -1 };
@@ -52,8 +54,10 @@ static bool row_is_sound(const tool_options *options, size_t i)
     case TOOL_ARG_STRING:
         return row->width == sizeof(const char *);
     case TOOL_ARG_POSITIVE:
+    case TOOL_ARG_PERCENT:
         return row->width == sizeof(double);
     case TOOL_ARG_NUMBER:
+    case TOOL_ARG_BYTES:
         return fits(row->width, row->max) && row->min <= row->max;
     case TOOL_ARG_CHOICE:
         return row->choices != NULL && fits(row->width, 0);
@@ -146,6 +150,8 @@ static int bad_value(const tool_options *options, const tool_option *row, const 
         snprintf(expected, sizeof(expected), "%s", row->expected);
     else if (row->arg == TOOL_ARG_CHOICE)
         format_choices(row, expected, sizeof(expected));
+    else if (row->arg == TOOL_ARG_PERCENT)
+        snprintf(expected, sizeof(expected), "a percentage, 0..100");
     else
         snprintf(expected, sizeof(expected), "%llu..%llu", (unsigned long long)row->min,
                  (unsigned long long)row->max);
@@ -184,6 +190,34 @@ static bool find_choice(const tool_option *row, const char *text, uint64_t *inde
     return false;
 }
 
+/* The value of a row stored as an integer: a number, a byte count or
+ * the index of a choice. */
+static bool parse_integer(const tool_option *row, const char *text, uint64_t *number)
+{
+    if (row->arg == TOOL_ARG_NUMBER)
+        return tool_parse_uint64(text, row->min, row->max, number);
+    if (row->arg == TOOL_ARG_BYTES)
+        return tool_parse_bytes(text, row->min, row->max, number);
+    return find_choice(row, text, number);
+}
+
+/* A share in percent, 0..100 ("0", "12.5", "100"): no sign, no blank,
+ * nothing after the number. */
+static bool parse_percent(const char *text, double *out)
+{
+    char *end;
+    double value;
+
+    if (*text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    value = strtod(text, &end);
+    if (errno != 0 || *end != '\0' || !(value >= 0 && value <= 100))
+        return false;
+    *out = value;
+    return true;
+}
+
 /* Checks and stores one option's value. Returns PARSE_OK or
  * TOOL_EXIT_USAGE. */
 static int apply_row(const tool_options *options, const tool_option *row, const char *text,
@@ -202,14 +236,20 @@ static int apply_row(const tool_options *options, const tool_option *row, const 
         memcpy(field, &text, sizeof(text));
         return PARSE_OK;
     case TOOL_ARG_POSITIVE:
-        if (!tool_parse_positive(text, (double)row->max, &real))
+        if (!(row->si ? tool_parse_si(text, (double)row->max, &real)
+                      : tool_parse_positive(text, (double)row->max, &real)))
+            return bad_value(options, row, text);
+        memcpy(field, &real, sizeof(real));
+        return PARSE_OK;
+    case TOOL_ARG_PERCENT:
+        if (!parse_percent(text, &real))
             return bad_value(options, row, text);
         memcpy(field, &real, sizeof(real));
         return PARSE_OK;
     case TOOL_ARG_NUMBER:
+    case TOOL_ARG_BYTES:
     case TOOL_ARG_CHOICE:
-        if (row->arg == TOOL_ARG_NUMBER ? !tool_parse_uint64(text, row->min, row->max, &number)
-                                        : !find_choice(row, text, &number))
+        if (!parse_integer(row, text, &number))
             return bad_value(options, row, text);
         store_number(field, row->width, number);
         return PARSE_OK;
@@ -255,7 +295,8 @@ int tool_options_parse(tool_options *options, int argc, char *argv[], void *conf
         if (status != PARSE_OK)
             return status;
     }
-    if (optind < argc) {
+    options->next = optind;
+    if (optind < argc && !options->positionals) {
         tool_error(options->prog, "unexpected argument '%s'", argv[optind]);
         return TOOL_EXIT_USAGE;
     }
@@ -369,7 +410,10 @@ void tool_options_print_help(const tool_options *options, FILE *out)
     int column = help_column(options);
     char text[80];
 
-    print_usage_lines(options, out);
+    if (options->synopsis != NULL)
+        fprintf(out, "usage: %s", options->synopsis);
+    else
+        print_usage_lines(options, out);
     fputc('\n', out);
     if (options->intro != NULL)
         fprintf(out, "%s\n", options->intro);

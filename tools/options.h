@@ -1,4 +1,4 @@
-/* Command lines from one table, for dgblast and dgring-echo.
+/* Command lines from one table, for dgblast, dgring-echo and dgring-impair.
  *
  * A tool describes each option once, as a row: long name, optional short
  * letter, the kind of value, the field of the tool's configuration it
@@ -20,6 +20,7 @@
 #ifndef DGRING_TOOLS_OPTIONS_H
 #define DGRING_TOOLS_OPTIONS_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +33,13 @@ typedef enum tool_arg {
     TOOL_ARG_STRING,   /* a const char * field, borrowed from argv */
     TOOL_ARG_NUMBER,   /* a decimal integer in [min, max], stored into an
                           unsigned or int field of 1, 2, 4 or 8 bytes */
-    TOOL_ARG_POSITIVE, /* a double field: a finite number > 0, <= max */
+    TOOL_ARG_POSITIVE, /* a double field: a finite number > 0, <= max;
+                          with .si also 200k, 1.5M, 2G (powers of 1000) */
+    TOOL_ARG_BYTES,    /* a byte count in [min, max] with an optional K, M
+                          or G (powers of 1024, as iperf3's -w), stored as
+                          TOOL_ARG_NUMBER stores */
+    TOOL_ARG_PERCENT,  /* a double field: a finite number 0..100 (a share:
+                          0.5 is one datagram in 200) */
     TOOL_ARG_CHOICE,   /* one of choices, stored as its index like a number
                           (an enum field) */
     TOOL_ARG_HELP,     /* prints the help; parsing ends with exit status 0 */
@@ -46,6 +53,24 @@ typedef enum tool_arg {
 #define TOOL_PORT_RANGE(lowest) .min = (lowest), .max = 65535
 #define TOOL_THREADS_RANGE .min = 1, .max = 64, .what = "thread count"
 
+/* Rows every tool has, for a configuration type with a tool_net_options
+ * member named net (common.h); help texts that differ are arguments. */
+#define TOOL_ROW_RCVBUF(type, modes_, help_)                                                  \
+    {"rcvbuf", 0, TOOL_ARG_BYTES, TOOL_FIELD(type, net.rcvbuf), "BYTES", (help_),           \
+     .modes = (modes_), .min = 1, .max = INT_MAX, .what = "receive buffer size"}
+#define TOOL_ROW_SNDBUF(type, modes_)                                                         \
+    {"sndbuf", 0, TOOL_ARG_BYTES, TOOL_FIELD(type, net.sndbuf), "BYTES",                    \
+     "ask for a send buffer (SO_SNDBUF) of BYTES (K, M, G: powers of 1024); the kernel "      \
+     "grants twice that, at most twice net.core.wmem_max (default: the system's)",           \
+     .modes = (modes_), .min = 1, .max = INT_MAX, .what = "send buffer size"}
+#define TOOL_ROW_DNS_SERVER(type, modes_)                                                     \
+    {"dns-server", 0, TOOL_ARG_STRING, TOOL_FIELD(type, net.dns_server), "IP[:PORT]",        \
+     "resolve host names with this DNS server (a comma-separated list; default: "            \
+     "DGRING_DNS_SERVERS, else /etc/resolv.conf)", .modes = (modes_)}
+#define TOOL_ROW_CPU(type, modes_, help_)                                                     \
+    {"cpu", 'A', TOOL_ARG_NUMBER, TOOL_FIELD(type, net.cpu), "N", (help_), .modes = (modes_),  \
+     .max = 1023, .what = "CPU"}
+
 /* One option. Unused members stay zero (designated initialisers). */
 typedef struct tool_option {
     const char *name;    /* the long name, without "--" */
@@ -57,8 +82,9 @@ typedef struct tool_option {
     const char *help;    /* one sentence; --help wraps it */
     unsigned modes;      /* the modes taking the option; 0: every mode */
     bool required;       /* the modes above cannot do without it */
-    uint64_t min, max;   /* TOOL_ARG_NUMBER: the range; TOOL_ARG_POSITIVE:
-                            max only */
+    uint64_t min, max;   /* TOOL_ARG_NUMBER, TOOL_ARG_BYTES: the range;
+                            TOOL_ARG_POSITIVE: max only */
+    bool si;             /* TOOL_ARG_POSITIVE: k, M, G suffixes allowed */
     const char *const *choices; /* TOOL_ARG_CHOICE: names, NULL-terminated */
     const char *what;    /* "bad WHAT ...": what the value is; NULL: name */
     const char *expected; /* "... expected RANGE": NULL for "MIN..MAX" or,
@@ -66,7 +92,7 @@ typedef struct tool_option {
 } tool_option;
 
 /* The most rows a table may have. */
-#define TOOL_OPTIONS_MAX 48
+#define TOOL_OPTIONS_MAX 64
 
 /* One command line being parsed: the table, the mode, the help's frame,
  * and (filled by tool_options_parse) which rows were given. */
@@ -79,12 +105,19 @@ typedef struct tool_options {
     const char *mode_name; /* the mode's name in messages, or NULL */
     const char *intro;     /* help text between the usage lines and the */
     const char *outro;     /* options, and after them; NULL for none */
+    const char *synopsis;  /* the usage lines, written out, for a tool with
+                              arguments; NULL: generated from the table */
+    bool positionals;      /* non-option arguments allowed (see below) */
+    int next;              /* after parsing: argv[next..argc) are the
+                              non-option arguments */
     bool given[TOOL_OPTIONS_MAX];
 } tool_options;
 
 /* Parses the options of argv (argv[0] is the program or the mode name)
  * into config, the structure the rows' fields belong to; strings stay
- * borrowed from argv. Non-option arguments are refused. Returns -1 to go
+ * borrowed from argv. Non-option arguments are refused, unless
+ * options->positionals: then they are moved behind the options (GNU
+ * getopt's order) and options->next indexes the first. Returns -1 to go
  * on, TOOL_EXIT_OK after printing the help on stdout, or TOOL_EXIT_USAGE
  * after printing the problem on stderr as one line. Uses getopt_long()'s
  * globals: one thread, one parse at a time. */

@@ -7,6 +7,18 @@
 
 #include "core.h"
 
+/* Node resolves addresses with getaddrinfo, which takes IPv4 in
+ * inet_aton's forms: 1 to 4 parts, each decimal, octal (0177) or hex
+ * (0x7f), the last filling the remaining bytes ("127.1", "2130706433").
+ * glibc's inet_aton also stops at white space and ignores what follows;
+ * getaddrinfo does not, so neither does this. */
+int dg__parse_ipv4(const char *text, struct in_addr *out)
+{
+    if (!text || text[0] == '\0' || strpbrk(text, " \t\n\v\f\r"))
+        return DG_ERR_INVALID_ADDRESS;
+    return inet_aton(text, out) ? 0 : DG_ERR_INVALID_ADDRESS;
+}
+
 static int parse_scope(const char *scope, uint32_t *out)
 {
     if (*scope == '\0')
@@ -60,7 +72,7 @@ int dg__parse_address(int family, const char *text, int port, bool empty_any,
     memset(out, 0, sizeof(*out));
     if (family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)out;
-        if (inet_pton(AF_INET, text, &sin->sin_addr) != 1)
+        if (dg__parse_ipv4(text, &sin->sin_addr) < 0)
             return DG_ERR_INVALID_ADDRESS;
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)port);

@@ -392,10 +392,25 @@ void dg__ring_close(struct dg__core *c);
 /* Submits queued SQEs (io_uring or emulated); returns count or -errno. */
 int dg__submit(struct dg__core *c);
 /* An SQE, flushing the submission queue to the kernel if it is full.
- * NULL only if the kernel refuses the flush (the error is returned in *err). */
+ * NULL only if the kernel refuses the flush, with *err set: -EBUSY when it
+ * refused for now (EBUSY or EAGAIN: completions to reap first), which is
+ * back-pressure (try again after the next submit; the send path holds its
+ * requests back, the others retry next turn); any other value is an error. */
 struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err);
 /* SQEs queued and not yet submitted. */
 unsigned dg__ring_sq_ready(const struct dg__core *c);
+/* Ends every request on fd before it returns, so the caller may close fd
+ * at once and the kernel lets go of what the fd holds (a socket's port):
+ * the SQEs queued so far are submitted first (they name the fd's number,
+ * which the next fd opened may reuse), then the fd's requests are
+ * cancelled synchronously (io_uring: IORING_REGISTER_SYNC_CANCEL, 6.0;
+ * epoll: in the emulator). Their completions (-ECANCELED, or the result of
+ * a request that finished first) still arrive through the CQ afterwards,
+ * exactly once each; they may be posted while the loop walks the CQ.
+ * Returns 0, or a negative code when the ring cannot do it (no sync cancel
+ * in the kernel, the submit failed, or the cancel timed out): then the
+ * caller cancels asynchronously and closes fd after the last completion. */
+int dg__ring_cancel_fd_sync(struct dg__core *c, int fd);
 /* Submits this turn's SQEs and, with block, waits for a completion (after a
  * busy turn, for a batch of them or batch_wait_us); one io_uring_enter.
  * Returns 0 or a negative errno the loop cannot go on after. */
@@ -489,9 +504,14 @@ void dg__post_destroy(struct dg__core *c);
 struct dg__core *dg__current_core_swap(struct dg__core *c);
 
 /* ---- Addresses (core/address.c) ---------------------------------------- */
-/* Parses an IP literal of family (AF_INET/AF_INET6) with port into *out.
- * NULL or "" gives `empty_any ? unspecified : loopback`; "localhost" gives
- * loopback. Returns 0 or DG_ERR_INVALID_ADDRESS. */
+/* An IPv4 literal as getaddrinfo (and so Node) reads one: inet_aton's
+ * forms, "127.0.0.1" and the shorthands "127.1", "0x7f.1", "2130706433".
+ * Returns 0 or DG_ERR_INVALID_ADDRESS. */
+int dg__parse_ipv4(const char *text, struct in_addr *out);
+/* Parses an IP literal of family (AF_INET/AF_INET6) with port into *out
+ * (IPv4 as dg__parse_ipv4 does). NULL or "" gives `empty_any ? unspecified
+ * : loopback`; "localhost" gives loopback. Returns 0 or
+ * DG_ERR_INVALID_ADDRESS. */
 int dg__parse_address(int family, const char *text, int port, bool empty_any,
                       struct sockaddr_storage *out, socklen_t *outlen);
 

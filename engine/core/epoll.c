@@ -19,12 +19,23 @@
  *   POLL_ADD / POLL_REMOVE  one-shot polls (the resolver's sockets).
  *   TIMEOUT / TIMEOUT_REMOVE (with UPDATE)  absolute CLOCK_MONOTONIC
  *       deadlines behind one timerfd, so the epoll fd also wakes for them.
- *   ASYNC_CANCEL  by fd (all) or everything (loop close).
+ *   ASYNC_CANCEL  by fd (all) or everything (loop close); a socket's close
+ *       also cancels its fd at once (dg__epoll_cancel_fd), as the ring's
+ *       synchronous cancel does.
  *
  * Completions go into a user-space CQ that the loop drains with the same
- * dispatch table as the ring's. SQEs never leave early (the SQ grows), so
- * completions are only produced inside dg__epoll_submit(), never while the
- * loop holds pointers into the CQ. */
+ * dispatch table as the ring's. The SQ grows rather than leave early, except
+ * for a socket's close, which carries it out and cancels the fd from inside
+ * a callback, while the loop walks the CQ: so the loop walks copies of the
+ * CQEs (dg__epoll_peek_batch), and the CQ may move or grow at any time.
+ *
+ * The CQ never drops a completion: each SQE reserves its slot when it is
+ * taken (dg__epoll_get_sqe fails, and the caller hears -ENOMEM at once,
+ * when the CQ cannot grow for it), and a multishot receive reserves a slot
+ * per datagram before reading it, reading fewer (the rest waits in the
+ * socket) when memory is short. Every operation's final completion goes
+ * into the slot its SQE reserved. */
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -41,6 +52,7 @@
 #define EMU_RECV_ROUNDS 4   /* recvmmsg calls per socket per wait, for fairness */
 #define EMU_EVENTS 64
 #define EMU_MAX_POLLS 4
+#define EMU_PEEK_MAX 256    /* CQEs one peek hands out (the loop asks for 256) */
 
 /* epoll_event.data.u64 for the emulator's own fds (never a valid fd index). */
 #define EMU_TAG_TIMER (UINT64_C(1) << 40)
@@ -88,6 +100,8 @@ struct dg__epoll {
     unsigned sq_len, sq_cap;
     struct io_uring_cqe *cq;
     unsigned cq_head, cq_tail, cq_cap;
+    struct io_uring_cqe peeked[EMU_PEEK_MAX]; /* what the loop walks */
+    unsigned cq_reserved;   /* slots promised to completions not yet posted */
 
     struct emu_fd **fds;    /* indexed by fd */
     unsigned nfds;
@@ -99,32 +113,54 @@ struct dg__epoll {
 
 /* ---- Queues ---------------------------------------------------------------- */
 
-static int post_cqe(struct dg__epoll *e, uint64_t ud, int res, uint32_t flags)
+/* Room in the CQ for n more completions beyond those waiting in it and
+ * those already promised, growing it if needed. False, changing nothing,
+ * when it cannot grow. */
+static bool cq_reserve(struct dg__epoll *e, unsigned n)
 {
+    unsigned need = e->cq_tail - e->cq_head + e->cq_reserved + n;
+    if (need > e->cq_cap) {
+        unsigned cap = e->cq_cap;
+        while (cap < need)
+            cap *= 2;
+        struct io_uring_cqe *cq = dg__realloc(e->cq, (size_t)cap * sizeof(*cq));
+        if (!cq)
+            return false;
+        e->cq = cq;
+        e->cq_cap = cap;
+    }
+    e->cq_reserved += n;
+    return true;
+}
+
+/* Up to n reserved slots: n if the CQ can grow for them, else as many as
+ * it has free now (0 when none). */
+static unsigned cq_reserve_some(struct dg__epoll *e, unsigned n)
+{
+    if (cq_reserve(e, n))
+        return n;
+    unsigned used = e->cq_tail - e->cq_head + e->cq_reserved;
+    unsigned free_now = e->cq_cap > used ? e->cq_cap - used : 0;
+    n = n < free_now ? n : free_now;
+    e->cq_reserved += n;
+    return n;
+}
+
+/* Posts a completion into a slot reserved for it. */
+static void post_cqe(struct dg__epoll *e, uint64_t ud, int res, uint32_t flags)
+{
+    assert(e->cq_reserved > 0);
+    e->cq_reserved--;
     if (e->cq_tail == e->cq_cap) {
-        if (e->cq_head > 0) {
-            memmove(e->cq, e->cq + e->cq_head,
-                    (size_t)(e->cq_tail - e->cq_head) * sizeof(*e->cq));
-            e->cq_tail -= e->cq_head;
-            e->cq_head = 0;
-        } else {
-            unsigned cap = e->cq_cap * 2;
-            struct io_uring_cqe *cq = dg__realloc(e->cq, (size_t)cap * sizeof(*cq));
-            if (!cq) {
-                /* Out of memory with the CQ full: like the kernel's
-                 * dropped-CQE counter, counted, not hidden. */
-                e->stats->cq_dropped++;
-                return -ENOMEM;
-            }
-            e->cq = cq;
-            e->cq_cap = cap;
-        }
+        /* the reservation guarantees a free slot, so cq_head > 0 */
+        memmove(e->cq, e->cq + e->cq_head, (size_t)(e->cq_tail - e->cq_head) * sizeof(*e->cq));
+        e->cq_tail -= e->cq_head;
+        e->cq_head = 0;
     }
     struct io_uring_cqe *c = &e->cq[e->cq_tail++];
     c->user_data = ud;
     c->res = res;
     c->flags = flags;
-    return 0;
 }
 
 unsigned dg__epoll_cq_ready(const struct dg__epoll *e)
@@ -132,13 +168,18 @@ unsigned dg__epoll_cq_ready(const struct dg__epoll *e)
     return e->cq_tail - e->cq_head;
 }
 
+/* Copies, so that completions posted during the walk (a close cancels its
+ * fd from a callback) may move the CQ without moving what the loop reads. */
 unsigned dg__epoll_peek_batch(struct dg__epoll *e, struct io_uring_cqe **out, unsigned max)
 {
     unsigned n = e->cq_tail - e->cq_head;
     if (n > max)
         n = max;
+    if (n > EMU_PEEK_MAX)
+        n = EMU_PEEK_MAX;
+    memcpy(e->peeked, e->cq + e->cq_head, (size_t)n * sizeof(*e->cq));
     for (unsigned i = 0; i < n; i++)
-        out[i] = &e->cq[e->cq_head + i];
+        out[i] = &e->peeked[i];
     return n;
 }
 
@@ -164,6 +205,8 @@ struct io_uring_sqe *dg__epoll_get_sqe(struct dg__epoll *e)
         e->sq = sq;
         e->sq_cap = cap;
     }
+    if (!cq_reserve(e, 1))
+        return NULL; /* the operation's completion would have no slot */
     struct io_uring_sqe *sqe = &e->sq[e->sq_len++];
     memset(sqe, 0, sizeof(*sqe));
     return sqe;
@@ -347,7 +390,9 @@ static void recv_ready(struct dg__epoll *e, struct emu_fd *f)
             recv_end(e, f, -ENOBUFS);
             return;
         }
-        unsigned n = avail < EMU_BATCH ? avail : EMU_BATCH;
+        unsigned n = cq_reserve_some(e, avail < EMU_BATCH ? avail : EMU_BATCH);
+        if (n == 0)
+            return; /* no room for a completion: the datagrams wait in the socket */
         struct mmsghdr mm[EMU_BATCH];
         struct iovec iov[EMU_BATCH];
         struct io_uring_buf *bufs[EMU_BATCH];
@@ -369,6 +414,7 @@ static void recv_ready(struct dg__epoll *e, struct emu_fd *f)
         }
         e->stats->enters++;
         int r = recvmmsg(f->fd, mm, n, f->recv_flags | MSG_DONTWAIT, NULL);
+        e->cq_reserved -= r > 0 ? n - (unsigned)r : n; /* the slots not used */
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 return;
@@ -547,6 +593,17 @@ static void op_cancel(struct dg__epoll *e, const struct io_uring_sqe *sqe)
         return;
     }
     post_cqe(e, sqe->user_data, n > 0 ? (int)n : -ENOENT, 0);
+}
+
+int dg__epoll_cancel_fd(struct dg__epoll *e, int fd)
+{
+    int ret = dg__epoll_submit(e); /* what was queued for the fd goes first */
+    if (ret < 0)
+        return ret;
+    struct emu_fd *f = fd_get(e, fd, false);
+    if (f)
+        fd_cancel_all(e, f); /* out of the epoll set, the entry freed */
+    return 0;
 }
 
 static void op_poll_remove(struct dg__epoll *e, const struct io_uring_sqe *sqe)

@@ -15,6 +15,10 @@ struct io_uring_sqe *dg__epoll_get_sqe(struct dg__epoll *e);
 unsigned dg__epoll_sq_ready(const struct dg__epoll *e);
 /* Carries out every queued SQE; returns how many. */
 int dg__epoll_submit(struct dg__epoll *e);
+/* Carries out the queued SQEs, then ends every operation on fd with
+ * -ECANCELED (completions posted now, read later) and forgets the fd, so
+ * it may be closed at once and its number reused. Returns 0 or -errno. */
+int dg__epoll_cancel_fd(struct dg__epoll *e, int fd);
 /* Turns readiness into completions; with block, waits for at least one. */
 int dg__epoll_wait(struct dg__epoll *e, bool block);
 unsigned dg__epoll_cq_ready(const struct dg__epoll *e);

@@ -24,6 +24,9 @@
 #define DG__BUSY_TURN 32     /* completions that make a turn "busy" */
 #define DG__BATCH_WAIT_NR 128
 
+/* Public structs grow only into their reserved space (ABI). */
+_Static_assert(sizeof(dg_loop_caps) == 64, "dg_loop_caps keeps its size");
+
 static const unsigned setup_attempts[] = {
     /* 6.1+: completions run only when we ask, in our own thread. */
     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
@@ -102,6 +105,20 @@ static bool probe_send_to(struct dg__core *c)
     return ok;
 }
 
+/* IORING_REGISTER_SYNC_CANCEL (6.0): with nothing in flight yet, a kernel
+ * that has it finds nothing to cancel (-ENOENT, or a count of 0); one
+ * without it refuses the opcode (-EINVAL). */
+static bool probe_sync_cancel(struct dg__core *c)
+{
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.flags = IORING_ASYNC_CANCEL_ANY;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    int ret = io_uring_register_sync_cancel(&c->ring, &reg);
+    return ret == -ENOENT || ret >= 0;
+}
+
 static int ring_init(struct dg__core *c)
 {
     int ret = -EINVAL;
@@ -137,6 +154,7 @@ static int ring_init(struct dg__core *c)
         return DG_ERR_KERNEL_UNSUPPORTED;
     }
     c->caps.send_to = probe_send_to(c) && !getenv("DGRING_NO_SEND_TO");
+    c->caps.sync_cancel = probe_sync_cancel(c) && !getenv("DGRING_NO_SYNC_CANCEL");
     /* Saves the fd lookup on every io_uring_enter (5.18+); optional. */
     (void)io_uring_register_ring_fd(&c->ring);
     return 0;
@@ -246,8 +264,8 @@ struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
 {
     dg__loop_poke(c); /* an embedding loop must come back to submit it */
     if (c->epoll) {
-        /* The emulated SQ grows instead of flushing early, so completions
-         * never appear while the loop walks the CQ. */
+        /* The emulated SQ grows instead of flushing early: its operations
+         * leave together, in one sendmmsg per socket where they can. */
         struct io_uring_sqe *sqe = dg__epoll_get_sqe(c->epoll);
         if (!sqe)
             *err = -ENOMEM;
@@ -266,6 +284,42 @@ struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
     if (!sqe)
         *err = -EBUSY;
     return sqe;
+}
+
+/* The ring's side of dg__ring_cancel_fd_sync. The cancelled requests end
+ * in task work: under DEFER_TASKRUN (6.1) that runs only when the loop asks
+ * for events, and a request lets go of its file only then, so the call
+ * ends with io_uring_get_events. A request already running in an io-wq
+ * worker cannot be cancelled and keeps the file until it ends; dgring's
+ * socket operations never go there (nonblocking first, then poll). */
+static int uring_cancel_fd_sync(struct dg__core *c, int fd)
+{
+    if (!c->caps.sync_cancel)
+        return -EOPNOTSUPP; /* before 6.0: the caller cancels asynchronously */
+    if (io_uring_sq_ready(&c->ring) > 0) {
+        int ret = dg__submit(c); /* queued SQEs name the fd's number */
+        if (ret < 0)
+            return ret;
+        if (io_uring_sq_ready(&c->ring) > 0)
+            return -EAGAIN;
+    }
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.fd = fd;
+    reg.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+    reg.timeout.tv_sec = 1; /* a bound, not a wait: nothing dgring queues runs that long */
+    int ret = io_uring_register_sync_cancel(&c->ring, &reg);
+    if (ret < 0 && ret != -ENOENT)
+        return ret;
+    c->stats.enters++;
+    (void)io_uring_get_events(&c->ring);
+    return 0;
+}
+
+int dg__ring_cancel_fd_sync(struct dg__core *c, int fd)
+{
+    dg__loop_poke(c); /* completions to read: an embedding loop must come back */
+    return c->epoll ? dg__epoll_cancel_fd(c->epoll, fd) : uring_cancel_fd_sync(c, fd);
 }
 
 unsigned dg__ring_sq_ready(const struct dg__core *c)

@@ -127,6 +127,9 @@ struct dg__send_req {
     bool resolving;                /* lookup in flight: not ready to leave */
     bool dns_failed;               /* fail_status came from the lookup */
     bool connected;                /* no destination: the connected peer */
+    bool while_connecting;         /* made while a connect was in progress:
+                                      waits for its outcome (Node: EISCONN
+                                      if it connected) */
     dg_socket *sock;
     dg_send_cb cb;
     void *cb_data;
@@ -181,7 +184,8 @@ struct dg_socket {
     bool recv_armed;
     bool rearm_queued;
     bool cancel_pending;           /* closing: the cancel SQE still to be queued */
-    bool fd_bound;                 /* bind(2) succeeded: sends may leave */
+    bool fd_bound;                 /* bind(2) succeeded: receiving, options apply */
+    bool bind_tried;               /* bind(2) was called, even if it failed */
     unsigned inflight;             /* ring ops, lookups and queued sends naming this socket */
     dg_socket *rearm_next;
     struct msghdr rmsg;            /* template for the multishot recvmsg */
@@ -214,6 +218,9 @@ struct dg_socket {
     /* sends waiting for a bind or a lookup, in call order */
     struct dg__send_req *sendq_head, *sendq_tail;
     struct dg__deferred sendq_ev;
+    /* sends that found no SQE (back-pressure), older than the run and the
+     * queue above; retried from sendq_ev */
+    struct dg__send_req *stalled_head, *stalled_tail;
 
     dg_close_cb close_cb;
     void *close_data;
@@ -222,7 +229,27 @@ struct dg_socket {
     size_t queue_bytes;
     size_t queue_count;
     dg_socket_stats stats;
+    uint32_t drops_seen;           /* the kernel's drop counter as last folded
+                                      into stats.rx_kernel_drops */
 };
+
+/* Folds a reading of the socket's kernel drop counter (sk_drops: the
+ * SO_RXQ_OVFL value a datagram carries, or SO_MEMINFO's at stats and close
+ * time) into stats.rx_kernel_drops. The counter is 32 bits and wraps, and
+ * readings come out of order (a datagram queued before an SO_MEMINFO read
+ * carries an older count), so only a step forward modulo 2^32 counts.
+ * Inline: the receive path calls it for each buffer that carries a count. */
+static inline uint32_t dg__drops_ahead(uint32_t seen, uint32_t raw)
+{
+    uint32_t ahead = raw - seen;
+    return ahead < 0x80000000u ? ahead : 0;
+}
+static inline void dg__socket_note_drops(dg_socket *s, uint32_t raw)
+{
+    uint32_t ahead = dg__drops_ahead(s->drops_seen, raw);
+    s->stats.rx_kernel_drops += ahead;
+    s->drops_seen += ahead;
+}
 
 /* recv.c */
 void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe);
@@ -251,6 +278,14 @@ static inline void dg__socket_implicit_bind(dg_socket *s)
 {
     if (s->state == DG__UNBOUND)
         dg__socket_bind_default(s);
+}
+/* Whether a send may go to the ring now: the socket is bound and
+ * 'listening' was emitted (Node sends nothing before it), and no connect
+ * is in progress (a send made meanwhile waits for its outcome). Inline:
+ * every send asks. */
+static inline bool dg__socket_sends_leave(const dg_socket *s)
+{
+    return s->state == DG__BOUND && s->connect_state != DG__CONNECTING;
 }
 /* Bound or binding, not closing: inline, the receive path asks per datagram. */
 static inline bool dg__socket_is_open(const dg_socket *s)

@@ -187,7 +187,7 @@ static void deliver(dg_socket *s, void *buf, int res)
     if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0)
         return; /* shorter than the header the kernel always writes: cannot happen */
     if (v.drops)
-        s->stats.rx_kernel_drops = v.drops;
+        dg__socket_note_drops(s, v.drops);
     dg_message m;
     message_from_view(&m, &v);
     struct dg__rx *rx = &s->loop->dgram.rx;
@@ -286,7 +286,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     }
     rx->batch_sock = s;
     if (v.drops)
-        s->stats.rx_kernel_drops = v.drops;
+        dg__socket_note_drops(s, v.drops);
     dg_message m;
     message_from_view(&m, &v);
     if (v.gro_size == 0) {

@@ -259,6 +259,75 @@ static int gso_submit(dg_socket *s, struct dg__send_req *head, unsigned count)
 }
 
 static void sendq_fail_one(dg_socket *s, struct dg__send_req *req, int status);
+static void sendq_flush_deferred(struct dg__deferred *node);
+
+/* A socket's FIFO lists of requests (the send queue, the stalled list):
+ * a head, a tail, linked through req->next. */
+static void req_list_push(struct dg__send_req **head, struct dg__send_req **tail,
+                          struct dg__send_req *req)
+{
+    req->next = NULL;
+    if (*tail)
+        (*tail)->next = req;
+    else
+        *head = req;
+    *tail = req;
+}
+
+static struct dg__send_req *req_list_pop(struct dg__send_req **head, struct dg__send_req **tail)
+{
+    struct dg__send_req *req = *head;
+    *head = req->next;
+    if (!*head)
+        *tail = NULL;
+    req->next = NULL;
+    return req;
+}
+
+/* ---- Back-pressure: no SQE -------------------------------------------------
+ * dg__get_sqe answers -EBUSY when the SQ is full and the kernel refuses
+ * the early flush (kernels before 5.19 do while the CQ has overflowed
+ * entries). That is back-pressure, not a failed send: the request, and
+ * every later one of the socket that would go to the ring, waits in the
+ * socket's stalled list, in call order, and goes out from the loop after
+ * the next submit (sendq_ev). A socket that closes meanwhile completes
+ * them with -ECANCELED, as any send still pending at close. */
+
+static void stalled_push(dg_socket *s, struct dg__send_req *req)
+{
+    req_list_push(&s->stalled_head, &s->stalled_tail, req);
+    dg__defer(&s->loop->core, &s->sendq_ev, sendq_flush_deferred);
+}
+
+/* To the ring, behind any stalled request of the socket. Returns 0 (sent
+ * or stalled) or the ring's error. */
+static int req_to_ring(struct dg__send_req *req)
+{
+    dg_socket *s = req->sock;
+    int ret = s->stalled_head ? -EBUSY : req_submit(req);
+    if (ret == -EBUSY) {
+        stalled_push(s, req);
+        return 0;
+    }
+    return ret;
+}
+
+/* Hands the stalled requests to the ring in order, until one still finds
+ * no SQE (then it waits for the next turn) or none is left. */
+static void stalled_retry(dg_socket *s)
+{
+    while (s->stalled_head) {
+        struct dg__send_req *req = s->stalled_head;
+        int ret = s->state >= DG__CLOSING ? -ECANCELED : req_submit(req);
+        if (ret == -EBUSY) {
+            dg__defer(&s->loop->core, &s->sendq_ev, sendq_flush_deferred);
+            return;
+        }
+        req_list_pop(&s->stalled_head, &s->stalled_tail);
+        if (ret < 0)
+            send_complete(req, ret);
+    }
+}
 
 /* Sends the requests of a list one by one; a request the ring refuses
  * fails through its callback, from the loop. */
@@ -267,7 +336,7 @@ static void submit_each(struct dg__send_req *req)
     while (req) {
         struct dg__send_req *next = req->next;
         req->next = NULL;
-        int ret = req_submit(req);
+        int ret = req_to_ring(req);
         if (ret < 0)
             sendq_fail_one(req->sock, req, ret);
         req = next;
@@ -282,7 +351,7 @@ void dg__send_run_flush(dg_socket *s)
         return;
     s->run_head = s->run_tail = NULL;
     s->run_count = 0;
-    if (count > 1 && gso_submit(s, head, count) == 0)
+    if (count > 1 && !s->stalled_head && gso_submit(s, head, count) == 0)
         return;
     submit_each(head);
 }
@@ -307,7 +376,7 @@ static int req_dispatch(struct dg__send_req *req)
         dg__send_run_flush(s);
     if (s->gso_off || req->len == 0 || req->zerocopy) {
         dg__send_run_flush(s);
-        return req_submit(req);
+        return req_to_ring(req);
     }
     req->next = NULL;
     if (s->run_tail)
@@ -349,31 +418,31 @@ void dg__socket_on_send_gso(dg_loop *loop, const struct io_uring_cqe *cqe)
 
 static void sendq_push(dg_socket *s, struct dg__send_req *req)
 {
-    req->next = NULL;
-    if (s->sendq_tail)
-        s->sendq_tail->next = req;
-    else
-        s->sendq_head = req;
-    s->sendq_tail = req;
+    req_list_push(&s->sendq_head, &s->sendq_tail, req);
 }
 
-static struct dg__send_req *sendq_pop(dg_socket *s)
+/* A queued request's status once nothing holds it back: a destination
+ * given while a connect was in progress meets a connected socket with
+ * EISCONN, as libuv answers Node. 1 while it must still wait. */
+static int sendq_ready(const dg_socket *s, const struct dg__send_req *req)
 {
-    struct dg__send_req *req = s->sendq_head;
-    s->sendq_head = req->next;
-    if (!s->sendq_head)
-        s->sendq_tail = NULL;
-    return req;
+    if (req->fail_status < 0)
+        return req->fail_status;
+    if (s->state != DG__BOUND || (req->while_connecting && s->connect_state == DG__CONNECTING))
+        return 1; /* waiting for 'listening', or for the connect's outcome */
+    if (req->while_connecting && !req->connected && s->connect_state == DG__CONNECTED)
+        return -EISCONN;
+    return 0;
 }
 
 void dg__sendq_flush(dg_socket *s)
 {
     while (s->sendq_head && !s->sendq_head->resolving) {
         struct dg__send_req *head = s->sendq_head;
-        int status = head->fail_status;
-        if (status == 0 && !s->fd_bound)
-            break; /* waiting for the bind */
-        sendq_pop(s);
+        int status = sendq_ready(s, head);
+        if (status > 0)
+            break;
+        req_list_pop(&s->sendq_head, &s->sendq_tail);
         if (status == 0)
             status = req_dispatch(head);
         if (status < 0)
@@ -383,7 +452,9 @@ void dg__sendq_flush(dg_socket *s)
 
 static void sendq_flush_deferred(struct dg__deferred *node)
 {
-    dg__sendq_flush(DG__CONTAINER(node, dg_socket, sendq_ev));
+    dg_socket *s = DG__CONTAINER(node, dg_socket, sendq_ev);
+    stalled_retry(s);
+    dg__sendq_flush(s);
 }
 
 void dg__sendq_fail(dg_socket *s, int status)
@@ -516,7 +587,8 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
         return ret;
     }
     dg__socket_implicit_bind(s);
-    if (!req->resolving && !s->sendq_head && s->fd_bound) {
+    req->while_connecting = s->connect_state == DG__CONNECTING;
+    if (!req->resolving && !s->sendq_head && dg__socket_sends_leave(s)) {
         ret = req_dispatch(req);
         if (ret < 0) {
             req_fail_release(loop, req);

@@ -8,6 +8,7 @@
  * completion ever meets freed memory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,9 @@
 #include <unistd.h>
 
 #include "dgram.h"
+
+/* Public structs grow only into their reserved space (ABI). */
+_Static_assert(sizeof(dg_socket_stats) == 16 * sizeof(uint64_t), "dg_socket_stats keeps its size");
 
 static int socket_family(const dg_socket *s)
 {
@@ -38,6 +42,8 @@ void dg__socket_emit_error(dg_socket *s, const dg_error *err)
 {
     if (s->handlers.on_error)
         s->handlers.on_error(s, err, s->data);
+    else
+        s->stats.unhandled_errors++; /* Node would throw; C cannot, so it counts */
 }
 
 /* Node's exceptionWithHostPort: code, syscall, address and port. */
@@ -215,14 +221,23 @@ static void connect_finish(dg_socket *s, int status, const dg_error *err)
         cb(s, status, status < 0 ? err : NULL, s->connect_data);
     else if (status < 0 && status != -ECANCELED)
         dg__socket_emit_error(s, err);
+    dg__sendq_flush(s); /* the sends made while connecting */
 }
 
-/* connect(2) once both the bind and the peer's address are there; the
- * connect fails with the bind's error if the implicit bind failed. */
+/* The connect's outcome once both the bind and the peer's lookup are done:
+ * Node connects only after 'listening', so even a failed lookup is
+ * reported after it. The bind's error if the implicit bind failed,
+ * -ECANCELED if the socket closed meanwhile, the lookup's error, or
+ * connect(2)'s result. */
 static void connect_continue(dg_socket *s)
 {
     if (s->connect_state != DG__CONNECTING || !s->connect_resolved)
         return;
+    if (s->state == DG__CLOSING) {
+        dg_error err = {.code = -ECANCELED, .syscall = "connect"};
+        connect_finish(s, -ECANCELED, &err);
+        return;
+    }
     if (s->state == DG__UNBOUND) {
         connect_finish(s, s->bind_status, &s->bind_error);
         return;
@@ -231,8 +246,13 @@ static void connect_continue(dg_socket *s)
         return; /* 'listening' comes first (Node); bind_finish comes back here */
     struct dg__lookup *lk = &s->connect_lookup;
     dg_error err;
-    int ret = connect(s->fd, (struct sockaddr *)&lk->addr, lk->addrlen) < 0 ? -errno : 0;
-    error_at(&err, ret, "connect", (struct sockaddr *)&lk->addr, lk->addrlen);
+    int ret = lk->status;
+    if (ret < 0) {
+        dg__lookup_error(lk, &err);
+    } else {
+        ret = connect(s->fd, (struct sockaddr *)&lk->addr, lk->addrlen) < 0 ? -errno : 0;
+        error_at(&err, ret, "connect", (struct sockaddr *)&lk->addr, lk->addrlen);
+    }
     connect_finish(s, ret, &err);
 }
 
@@ -248,37 +268,50 @@ static int apply_buffer_sizes(dg_socket *s)
     return ret;
 }
 
+/* A failed bind, as Node reports it: 'error' (on_error) with Node's
+ * message, also when bind had a callback; then that callback with the same
+ * record, as the callback contract wants (bind returned 0). The socket is
+ * unbound first, so either may bind it again (Node's bind-error-repeat),
+ * and the sends that waited for the bind are already marked failed. */
+static void bind_failed(dg_socket *s, int status, dg_bind_cb cb, void *cb_data)
+{
+    dg_error err = s->bind_error; /* a bind from on_error rewrites it */
+    s->state = DG__UNBOUND;
+    socket_update_alive(s);
+    dg__sendq_fail(s, status);
+    if (s->handlers.on_error || !cb)
+        dg__socket_emit_error(s, &err);
+    if (cb)
+        cb(s, status, &err, cb_data);
+    connect_continue(s);
+}
+
 /* Runs from the loop: 'listening' or the error, then whatever waited for
- * the bind (queued sends, a connect). */
+ * the bind: queued sends leave after 'listening' (Node), then a connect. */
 static void bind_finish(dg_socket *s)
 {
     int status = s->bind_status;
     dg_bind_cb cb = s->bind_cb;
+    void *cb_data = s->bind_data;
     s->bind_cb = NULL;
     if (s->state == DG__CLOSING) {
         if (cb) { /* closed before 'listening': the request ends here */
             dg_error err = {.code = -ECANCELED, .syscall = "bind"};
-            cb(s, -ECANCELED, &err, s->bind_data);
+            cb(s, -ECANCELED, &err, cb_data);
         }
-        return;
-    }
-    if (status == 0) {
-        s->state = DG__BOUND;
-        if (s->handlers.on_listening)
-            s->handlers.on_listening(s, s->data);
-        if (cb)
-            cb(s, 0, NULL, s->bind_data);
-        dg__sendq_flush(s);
         connect_continue(s);
         return;
     }
-    s->state = DG__UNBOUND; /* Node: the socket may be bound again */
-    socket_update_alive(s);
+    if (status < 0) {
+        bind_failed(s, status, cb, cb_data);
+        return;
+    }
+    s->state = DG__BOUND;
+    if (s->handlers.on_listening)
+        s->handlers.on_listening(s, s->data);
     if (cb)
-        cb(s, status, &s->bind_error, s->bind_data);
-    else
-        dg__socket_emit_error(s, &s->bind_error);
-    dg__sendq_fail(s, status);
+        cb(s, 0, NULL, cb_data);
+    dg__sendq_flush(s);
     connect_continue(s);
 }
 
@@ -291,6 +324,7 @@ static void bind_finish_deferred(struct dg__deferred *node)
 static void bind_syscall(dg_socket *s, const struct sockaddr *sa, socklen_t len)
 {
     int ret = bind(s->fd, sa, len) < 0 ? -errno : 0;
+    s->bind_tried = true;
     if (ret == 0)
         ret = apply_buffer_sizes(s);
     error_at(&s->bind_error, ret, "bind", sa, len);
@@ -453,16 +487,8 @@ DG_EXPORT int dg_socket_bind_ex(dg_socket *sock, const dg_bind_options *options,
 static void connect_lookup_done(struct dg__lookup *lk)
 {
     dg_socket *s = lk->sock;
-    if (lk->status < 0) {
-        dg_error err;
-        dg__lookup_error(lk, &err);
-        if (lk->status == -ECANCELED)
-            err.code = -ECANCELED;
-        connect_finish(s, lk->status, &err);
-        return;
-    }
-    s->connect_resolved = true;
-    connect_continue(s); /* or later, when the bind is done */
+    s->connect_resolved = true; /* the outcome, failure too, waits for the bind */
+    connect_continue(s);
 }
 
 DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, dg_connect_cb cb,
@@ -520,6 +546,21 @@ DG_EXPORT int dg_socket_remote_address(const dg_socket *sock, dg_address *out)
 
 /* ---- Close --------------------------------------------------------------- */
 
+/* The kernel's drop counter of the socket now (SO_MEMINFO, Linux 4.12).
+ * False where the kernel lacks it: the count then stays as of the last
+ * datagram's SO_RXQ_OVFL. One syscall, made only at stats and close time,
+ * never on the receive path. */
+static bool read_kernel_drops(int fd, uint32_t *raw)
+{
+    uint32_t meminfo[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(meminfo);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &len) < 0 ||
+        len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))
+        return false;
+    *raw = meminfo[SK_MEMINFO_DROPS];
+    return true;
+}
+
 static void close_finish(struct dg__deferred *node)
 {
     dg_socket *s = DG__CONTAINER(node, dg_socket, close_ev);
@@ -535,10 +576,38 @@ static void close_finish(struct dg__deferred *node)
     dg__free(s);
 }
 
+/* The drops up to the close are folded in first, so the counters the
+ * close callback (and anyone after it) reads are final; fd -1 says the
+ * number is no longer ours to ask about. */
+static void close_fd(dg_socket *s)
+{
+    uint32_t raw;
+    if (s->fd < 0)
+        return;
+    if (read_kernel_drops(s->fd, &raw))
+        dg__socket_note_drops(s, raw);
+    close(s->fd);
+    s->fd = -1;
+}
+
 void dg__socket_last_op_done(dg_socket *s)
 {
-    close(s->fd);
+    close_fd(s);
     dg__defer(&s->loop->core, &s->close_ev, close_finish);
+}
+
+/* Node's close frees the port before it returns, so a.close();
+ * b.bind(samePort) works. The fd's requests end now (their completions
+ * follow from the loop) and the fd closes at once; where the ring cannot
+ * cancel synchronously, the cancel is queued and the fd closes after the
+ * last completion, as before Linux 6.0. */
+static void close_fd_now(dg_socket *s)
+{
+    if (dg__ring_cancel_fd_sync(&s->loop->core, s->fd) < 0) {
+        dg__socket_close_cancel(s);
+        return;
+    }
+    close_fd(s);
 }
 
 /* One cancel for every request on the fd: the multishot receive and any
@@ -575,7 +644,7 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
     dg__lookup_cancel(&sock->connect_lookup);
     dg__sendq_fail(sock, -ECANCELED);
     if (sock->recv_armed || sock->inflight > 0)
-        dg__socket_close_cancel(sock);
+        close_fd_now(sock);
     sock->inflight++; /* the close itself, so the common path ends it */
     dg__socket_op_done(sock);
     return 0;
@@ -638,8 +707,9 @@ DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out)
         return DG_ERR_INVALID_ARG_VALUE;
     if (sock->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    if (!sock->fd_bound)
-        return -EBADF; /* Node: getsockname EBADF */
+    if (!sock->fd_bound && !sock->bind_tried)
+        return -EBADF; /* Node: getsockname EBADF; after a failed bind(2),
+                          the unbound fd's 0.0.0.0:0 or [::]:0, as Node */
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     if (getsockname(sock->fd, (struct sockaddr *)&ss, &len) < 0)
@@ -683,6 +753,9 @@ DG_EXPORT int dg_socket_get_stats(const dg_socket *sock, dg_socket_stats *out)
     if (!sock || !out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = sock->stats;
+    uint32_t raw;
+    if (sock->fd >= 0 && read_kernel_drops(sock->fd, &raw))
+        out->rx_kernel_drops += dg__drops_ahead(sock->drops_seen, raw);
     return 0;
 }
 

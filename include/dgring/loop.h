@@ -37,14 +37,23 @@ typedef struct dg_timer dg_timer;
  * change only the fields you care about; zero means "the default". */
 typedef struct dg_loop_options {
     /* Submission queue entries. Default 256. Sends beyond this in one
-     * turn are flushed to the kernel early, never dropped. */
+     * turn are flushed to the kernel early, never dropped; if the kernel
+     * refuses that flush for now (EBUSY, as kernels before 5.19 do while
+     * completions overflow), the sends wait, in order, and leave after
+     * the loop's next submit: back-pressure, never a failed send. */
     unsigned sq_entries;
     /* Provided receive buffers shared by the loop's sockets; a power of
      * two, at most 32768. Default 512. */
     unsigned recv_buffers;
     /* Largest datagram payload received without truncation. Default
-     * 65507 (the IPv4 UDP maximum), like Node. Telemetry and game
-     * traffic can set 2048 or less to use far less memory. */
+     * 65527, the largest UDP payload (IPv6; IPv4's is 65507), so no
+     * datagram of either family is cut, as in Node. What the default
+     * costs: recv_buffers buffers of this size plus a 96-byte header,
+     * each rounded up to 64 bytes: 512 x 65664 bytes = 32 MiB of address
+     * space per loop, mapped at dg_loop_new() but resident only where
+     * datagrams were written (a page or two per buffer for small ones,
+     * the whole buffer once a large datagram used it). Telemetry and
+     * game traffic can set 2048 or less to use far less memory. */
     unsigned recv_buffer_size;
     /* Sends in flight (submitted, callback not yet run) per loop before
      * dg_socket_send() answers DG_ERR_SEND_QUEUE_FULL. Default 4096. */
@@ -121,7 +130,12 @@ typedef struct dg_loop_caps {
     bool msg_ring;                /* IORING_OP_MSG_RING (5.18) */
     bool send_to;                 /* IORING_OP_SEND with a destination
                                      (6.1): sends skip the msghdr copy */
-    bool reserved_flags[7];
+    bool sync_cancel;             /* IORING_REGISTER_SYNC_CANCEL (6.0):
+                                     dg_socket_close() frees the port before
+                                     it returns (see there); the environment
+                                     variable DGRING_NO_SYNC_CANCEL (any
+                                     value) turns it off */
+    bool reserved_flags[6];
     unsigned reserved[8];
 } dg_loop_caps;
 

@@ -90,9 +90,11 @@ typedef struct dg_socket_handlers {
     void (*on_message)(dg_socket *sock, const dg_message *msg, void *data);
     void (*on_listening)(dg_socket *sock, void *data);
     void (*on_close)(dg_socket *sock, void *data);
-    /* Errors with no per-call callback to go to (receive errors, a bind
-     * failure when bind had no callback, ...). err is valid during the
-     * callback. */
+    /* Node's 'error': every bind failure (also when bind had a callback,
+     * which runs after this), receive errors, and connect and send errors
+     * whose call had no callback. err is valid during the callback. A
+     * socket without on_error counts each such error in
+     * dg_socket_stats.unhandled_errors (where Node would throw). */
     void (*on_error)(dg_socket *sock, const dg_error *err, void *data);
     /* 'connect': dg_socket_connect() succeeded. */
     void (*on_connect)(dg_socket *sock, void *data);
@@ -212,15 +214,21 @@ typedef struct dg_socket_stats {
     uint64_t tx_datagrams;   /* sends completed successfully */
     uint64_t tx_bytes;
     uint64_t tx_errors;      /* sends completed with an error */
-    uint64_t rx_kernel_drops; /* datagrams the kernel dropped because the
-                                 socket's receive queue was full
-                                 (SO_RXQ_OVFL, as of the last datagram) */
+    uint64_t rx_kernel_drops; /* datagrams the kernel dropped for this
+                                 socket (its receive queue was full, or a
+                                 checksum failed): the socket's own drop
+                                 counter, the "drops" column of
+                                 /proc/net/udp, up to the moment of
+                                 dg_socket_get_stats() (see there) */
     uint64_t tx_gso_sends;   /* GSO sends that carried a run of datagrams */
     uint64_t rx_gro_buffers; /* received buffers that held several
                                 datagrams (UDP_GRO) */
     uint64_t tx_zerocopy_sends; /* sends that left with IORING_OP_SEND_ZC
                                    (dg_loop_options.send_zerocopy_min) */
-    uint64_t reserved[4];
+    uint64_t unhandled_errors; /* errors that had nowhere to go: for
+                                  on_error, but the socket has none (where
+                                  Node would throw its unhandled 'error') */
+    uint64_t reserved[3];
 } dg_socket_stats;
 
 /* Outcome of a bind or a connect: status 0 on success (err NULL), or the
@@ -249,10 +257,12 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
                                dg_socket **out);
 
 /* Addresses: wherever a call takes `const char *address`, it is copied and
- * may be an IP literal of the socket's family (IPv6 with %scope), a host
- * name (resolved from the loop, by the socket's lookup option or dgring's
- * resolver; "localhost" and hosts-file names need no DNS), or NULL/"" for
- * the default (bind: 0.0.0.0 or ::; send/connect: 127.0.0.1 or ::1).
+ * may be an IP literal of the socket's family (IPv6 with %scope; IPv4 also
+ * in the shorthand forms getaddrinfo and Node accept: "127.1", "0x7f.1",
+ * "2130706433"), a host name (resolved from the loop, by the socket's
+ * lookup option or dgring's resolver; "localhost" and hosts-file names need
+ * no DNS), or NULL/"" for the default (bind: 0.0.0.0 or ::; send/connect:
+ * 127.0.0.1 or ::1).
  * DG_ERR_INVALID_ADDRESS (synchronous) means a literal of the other family
  * or text that cannot be a host name; resolution failures (ENOTFOUND, ...)
  * arrive from the loop like any other error of the call. */
@@ -260,11 +270,17 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
 /* Binds to port (0 picks a free port) and address, in Node's order
  * bind(port, address), then starts receiving.
  * Asynchronous as in Node: the outcome arrives from the loop, on_listening
- * then cb(sock, 0, NULL, cb_data) on success; on failure cb(sock, code,
- * err, cb_data), or on_error with syscall "bind" (Node's "bind EADDRINUSE
- * 0.0.0.0:41234") if cb is NULL, and the socket is unbound again, so it
- * may be bound again. A socket closed before 'listening' gets cb with
- * -ECANCELED and no on_listening. cb may be NULL.
+ * then cb(sock, 0, NULL, cb_data) on success. On failure the socket is
+ * unbound again (it may be bound again, also from the handlers below;
+ * dg_socket_address() then gives the unbound address, as Node's does),
+ * then on_error gets it with syscall "bind" (Node's "bind EADDRINUSE
+ * 0.0.0.0:41234"; "getaddrinfo ENOTFOUND host" for a name), as Node emits
+ * 'error' whether or not bind had a callback, and then cb(sock, code, err,
+ * cb_data) with the same record, so the call's callback still runs exactly
+ * once (Node never calls it: it is a 'listening' listener there). Sends
+ * waiting for the bind fail with its error. A socket closed before
+ * 'listening' gets cb with -ECANCELED and no on_listening. cb may be
+ * NULL.
  * Synchronous errors (nothing changes): DG_ERR_SOCKET_DGRAM_NOT_RUNNING
  * (closed), DG_ERR_SOCKET_ALREADY_BOUND (bound or binding, including the
  * implicit bind of a send), DG_ERR_SOCKET_BAD_PORT (port < 0 or > 65535),
@@ -301,8 +317,13 @@ DG_EXPORT int dg_socket_bind_ex(dg_socket *sock, const dg_bind_options *options,
  * 0 and address NULL: the datagram goes to the connected peer.
  * The payload is copied before the call returns: the caller may reuse buf
  * at once. An unbound socket is bound to the unspecified address and a
- * random port first (Node's implicit bind, once; 'listening' follows).
- * Datagrams leave in call order, also when some wait for a host name.
+ * random port first (Node's implicit bind, once). Nothing leaves before
+ * 'listening' (so options set in on_listening, such as broadcast, apply to
+ * the sends queued before it), and datagrams leave in call order, also
+ * when some wait for a host name. A send with a destination made while a
+ * connect is in progress waits for the connect's outcome: if the socket
+ * connected, it fails with -EISCONN and sends nothing (libuv's answer to
+ * Node); if the connect failed, it goes to its destination.
  * cb (may be NULL) runs exactly once from the loop with the byte count or
  * the error (syscall "send", or the DNS error with the host name); a send
  * still pending when the socket closes completes with -ECANCELED; a send
@@ -387,9 +408,11 @@ DG_EXPORT int dg_socket_send_buffer_to(dg_socket *sock, dg_send_buffer *buf, siz
 
 /* Node's connect(port, address, cb): associates the socket with
  * address:port (host name, IP literal, or NULL/"" for loopback), binding it
- * first if needed. From the loop: on_connect then cb(sock, 0, NULL, cb_data); or
- * on failure (lookup or connect(2)) cb with the error, or on_error with
- * syscall "connect" if cb is NULL, and the socket is disconnected again.
+ * first if needed. From the loop, after 'listening' (as Node connects only
+ * once bound): on_connect then cb(sock, 0, NULL, cb_data); or on failure
+ * (lookup or connect(2)) cb with the error, or on_error if cb is NULL
+ * (syscall "connect", or "getaddrinfo" with the host name), and the socket
+ * is disconnected again. A socket closed first gets cb with -ECANCELED.
  * Synchronous errors: DG_ERR_SOCKET_BAD_PORT (checked first: port <= 0 or
  * > 65535), DG_ERR_SOCKET_DGRAM_NOT_RUNNING, DG_ERR_SOCKET_DGRAM_IS_CONNECTED
  * (connecting or connected), DG_ERR_INVALID_ADDRESS (a literal of the other
@@ -460,8 +483,12 @@ DG_EXPORT int dg_socket_add_source_specific_membership(dg_socket *sock, const ch
 DG_EXPORT int dg_socket_drop_source_specific_membership(dg_socket *sock, const char *source,
                                                         const char *group, const char *iface);
 
-/* Node's socket.address(): the bound address. Returns 0, -EBADF if not
- * bound, DG_ERR_SOCKET_DGRAM_NOT_RUNNING if closed. */
+/* Node's socket.address(): the bound address. Returns 0,
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING if closed, -EBADF if never bound (Node:
+ * getsockname EBADF). After a bind whose bind(2) failed, the socket's own
+ * unbound address, "0.0.0.0" or "::" with port 0, as Node answers (Node's
+ * handle has its descriptor then); after a bind whose lookup failed,
+ * -EBADF. */
 DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out);
 
 /* Formats a socket address as Node's rinfo does (IPv6 link-local with
@@ -470,11 +497,19 @@ DG_EXPORT int dg_socket_address(const dg_socket *sock, dg_address *out);
 DG_EXPORT int dg_address_from_sockaddr(const struct sockaddr *sa, socklen_t len,
                                        dg_address *out);
 
-/* Closes the socket (Node's close): stops receiving (the multishot
- * receive is cancelled and its final completion awaited), completes
- * sends the kernel has not finished with -ECANCELED, closes the fd, then
- * runs on_close and cb (may be NULL) from the loop and frees the socket.
- * Returns 0, or DG_ERR_SOCKET_DGRAM_NOT_RUNNING if already closing. */
+/* Closes the socket (Node's close): stops receiving, and closes the fd
+ * before it returns, so the port is free at once (Node: a.close();
+ * b.bind(samePort) listens): the sends already handed over leave first,
+ * then every request still on the fd is cancelled synchronously (io_uring:
+ * IORING_REGISTER_SYNC_CANCEL, Linux 6.0, dg_loop_caps.sync_cancel; the
+ * epoll backend always). Should the kernel refuse that (it is probed: no
+ * sync cancel, or a request that would not end within a second), the
+ * cancel is asynchronous and the fd, with its port, closes only after the
+ * last completion, from the loop. Either way every pending request completes
+ * exactly once, from the loop (sends the kernel has not finished with
+ * -ECANCELED), then on_close and cb (may be NULL) run and the socket is
+ * freed. Returns 0, or DG_ERR_SOCKET_DGRAM_NOT_RUNNING if already
+ * closing. */
 DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data);
 
 /* Node's [Symbol.asyncDispose]: closes the socket if it is open, and is a
@@ -494,7 +529,17 @@ DG_EXPORT bool dg_socket_has_ref(const dg_socket *sock);
 DG_EXPORT size_t dg_socket_send_queue_size(const dg_socket *sock);
 DG_EXPORT size_t dg_socket_send_queue_count(const dg_socket *sock);
 
-/* Copies the socket's counters into *out. Returns 0 or
+/* Copies the socket's counters into *out. rx_kernel_drops is read from
+ * the kernel at the call (SO_MEMINFO: one getsockopt, never made on the
+ * receive path), so drops after the last datagram delivered, such as the
+ * tail of a burst followed by silence, are counted; in between, each
+ * datagram's SO_RXQ_OVFL count keeps it current. When the socket's fd
+ * closes (after dg_socket_close(), before the close callbacks) the count is
+ * read a last time, and from then on the counters are final. The kernel's
+ * counter is 32 bits; dgring widens it, counting across its wrap as long
+ * as fewer than 2^31 drops happen between two readings. On kernels
+ * without SO_MEMINFO (before 4.12) the count is as of the last datagram.
+ * Loop thread only (also from on_close). Returns 0 or
  * DG_ERR_INVALID_ARG_VALUE. */
 DG_EXPORT int dg_socket_get_stats(const dg_socket *sock, dg_socket_stats *out);
 

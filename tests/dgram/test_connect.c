@@ -478,6 +478,40 @@ Test(dgram_connect, close_while_connecting)
     dgt_loop_finish(loop);
 }
 
+/* N19, E3: close while the connect's address is known but the bind it
+ * waits for is not done (the bind's lookup held): the connect callback
+ * still runs once, with -ECANCELED, as the bind callback does; no
+ * 'listening', no 'connect'. */
+Test(dgram_connect, close_while_the_connect_waits_for_the_bind)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events ev = {0};
+    dgt_fake_lookup lk = {.mode = DGT_FAKE_LOOKUP_MANUAL, .manual_host = "bind-host.test"};
+    dg_socket_options options = dgt_fake_lookup_options(DG_UDP4, 0, &lk);
+    dgt_status_rec bound = {.ev = &ev}, conn = {.ev = &ev};
+    dgt_close_rec cr = {.ev = &ev};
+    dg_socket *sock;
+
+    cr_assert_eq(dgt_events_socket_opts(loop, &options, &ev, &sock), 0);
+    cr_assert_eq(dg_socket_bind(sock, 0, "bind-host.test", dgt_on_status, &bound), 0);
+    cr_assert_eq(dg_socket_connect(sock, 9, "127.0.0.1", dgt_on_status, &conn), 0);
+    /* A turn delivers the connect's answer; the bind's stays held. */
+    cr_assert_geq(dg_loop_run(loop, DG_RUN_NOWAIT), 0);
+    cr_assert_eq(dgt_fake_lookup_count(&lk, "127.0.0.1"), 1);
+    cr_assert_eq(lk.npending, 1);
+    cr_assert_eq(conn.calls + bound.calls, 0);
+    cr_assert_eq(dg_socket_close(sock, dgt_on_close, &cr), 0);
+    dgt_fake_lookup_release(&lk);
+    dgt_run(loop, DGT_WAIT_MS);
+    cr_assert_eq(bound.calls, 1);
+    dgt_assert_code(bound.status, -ECANCELED);
+    cr_assert_eq(conn.calls, 1, "the connect must complete exactly once");
+    dgt_assert_code(conn.status, -ECANCELED);
+    cr_assert_eq(cr.calls, 1);
+    cr_assert_str_eq(ev.log, "BBCX");
+    dgt_loop_finish(loop);
+}
+
 /* N19: close right after connect with a literal (before the loop ran):
  * the pending connect completes exactly once, with -ECANCELED. */
 Test(dgram_connect, close_right_after_connect)

@@ -23,9 +23,13 @@
 
 #define MAX_RULES 64
 #define MAX_CONNS 16
-#define MAX_MSG 1500
+#define MAX_MSG 1500     /* a query */
+#define MAX_ANSWER 8192  /* an answer: DGT_DNS_HUGE is over 6 KB */
 #define TYPE_A 1
+#define TYPE_CNAME 5
 #define TYPE_AAAA 28
+#define HUGE_RECORDS 400
+#define OVERSIZED_RDATA 300
 
 struct rule {
     char name[256];
@@ -44,7 +48,14 @@ struct delayed {
     struct sockaddr_storage to;
     socklen_t tolen;
     size_t len;
-    unsigned char buf[MAX_MSG];
+    unsigned char buf[MAX_ANSWER];
+};
+
+/* What to do with one query. */
+struct reply {
+    size_t len;          /* 0: stay silent */
+    unsigned delay_ms;   /* UDP: send this much later */
+    bool hang_up;        /* TCP: close the connection instead */
 };
 
 struct conn {
@@ -60,7 +71,7 @@ struct dgt_dns_server {
     char address[32];
     struct rule rules[MAX_RULES];
     unsigned nrules;
-    unsigned total, tcp_queries;
+    unsigned total, tcp_queries, delayed_sent;
     struct delayed *delayed;
     struct conn conns[MAX_CONNS];
 };
@@ -100,12 +111,15 @@ static bool parse_question(const unsigned char *q, size_t n, char *name, unsigne
     return true;
 }
 
-static size_t put_record(unsigned char *out, size_t at, unsigned type, unsigned ttl,
-                         const void *rdata, size_t rdlen)
+/* One resource record at out + at, its name a compression pointer to
+ * name_at: type, class IN, ttl, then rdlen bytes of rdata (NULL: zeros).
+ * Returns the offset after it. */
+static size_t put_record(unsigned char *out, size_t at, size_t name_at, unsigned type,
+                         unsigned ttl, const void *rdata, size_t rdlen)
 {
     unsigned char *p = out + at;
-    p[0] = 0xc0; /* the name: a pointer to the question's */
-    p[1] = 12;
+    p[0] = (unsigned char)(0xc0 | (name_at >> 8));
+    p[1] = (unsigned char)name_at;
     p[2] = (unsigned char)(type >> 8);
     p[3] = (unsigned char)type;
     p[4] = 0;
@@ -114,10 +128,19 @@ static size_t put_record(unsigned char *out, size_t at, unsigned type, unsigned 
     p[7] = (unsigned char)(ttl >> 16);
     p[8] = (unsigned char)(ttl >> 8);
     p[9] = (unsigned char)ttl;
-    p[10] = 0;
+    p[10] = (unsigned char)(rdlen >> 8);
     p[11] = (unsigned char)rdlen;
-    memcpy(p + 12, rdata, rdlen);
+    if (rdata)
+        memcpy(p + 12, rdata, rdlen);
+    else
+        memset(p + 12, 0, rdlen);
     return at + 12 + rdlen;
+}
+
+static void set_answer_count(unsigned char *out, unsigned count)
+{
+    out[6] = (unsigned char)(count >> 8);
+    out[7] = (unsigned char)count;
 }
 
 static unsigned rcode_of(dgt_dns_action action)
@@ -155,46 +178,155 @@ static struct rule rule_take(dgt_dns_server *s, const char *name, bool tcp)
     return r;
 }
 
-/* Builds the answer to query q; returns its length, 0 to stay silent. */
-static size_t build_answer(dgt_dns_server *s, const unsigned char *q, size_t n, bool tcp,
-                           unsigned char *out, unsigned *delay_ms)
+/* The name's address record for type, if it has one: rdata and length. */
+static size_t rule_rdata(const struct rule *r, unsigned type, const void **rdata)
 {
-    char name[256];
-    unsigned type;
-    size_t end;
-    if (!parse_question(q, n, name, &type, &end) || end > 512)
-        return 0;
-    struct rule r = rule_take(s, name, tcp);
-    *delay_ms = tcp ? 0 : r.delay_ms;
-    if (r.action == DGT_DNS_DROP)
-        return 0;
-    memset(out, 0, 12);
-    out[0] = q[0];
-    out[1] = q[1];
-    out[2] = (unsigned char)(0x80 | (q[2] & 0x79) | 0x04); /* QR, opcode, AA, RD */
-    out[3] = (unsigned char)(0x80 | rcode_of(r.action));   /* RA, rcode */
-    out[5] = 1;
-    memcpy(out + 12, q + 12, end - 12);
-    size_t at = end;
-    bool truncate = r.action == DGT_DNS_TRUNCATE && !tcp;
-    bool records = r.action == DGT_DNS_ANSWER || (r.action == DGT_DNS_TRUNCATE && tcp);
-    if (truncate)
+    if (type == TYPE_A && r->has4) {
+        *rdata = &r->a4;
+        return 4;
+    }
+    if (type == TYPE_AAAA && r->has6) {
+        *rdata = &r->a6;
+        return 16;
+    }
+    return 0;
+}
+
+/* The honest answers: records (NODATA for a type the name lacks), an
+ * rcode, or the TC bit over UDP. */
+static size_t honest_answer(const struct rule *r, unsigned type, bool tcp, unsigned char *out,
+                            size_t at)
+{
+    const void *rdata = NULL;
+    size_t rdlen = rule_rdata(r, type, &rdata);
+    bool records = r->action == DGT_DNS_ANSWER || (r->action == DGT_DNS_TRUNCATE && tcp);
+
+    out[3] |= (unsigned char)rcode_of(r->action);
+    if (r->action == DGT_DNS_TRUNCATE && !tcp)
         out[2] |= 0x02;
-    if (records && type == TYPE_A && r.has4) {
-        at = put_record(out, at, TYPE_A, r.ttl, &r.a4, 4);
-        out[7] = 1;
-    } else if (records && type == TYPE_AAAA && r.has6) {
-        at = put_record(out, at, TYPE_AAAA, r.ttl, &r.a6, 16);
-        out[7] = 1;
+    if (records && rdlen > 0) {
+        at = put_record(out, at, 12, type, r->ttl, rdata, rdlen);
+        set_answer_count(out, 1);
     }
     return at;
 }
 
+/* "loop2.NAME CNAME NAME" after "NAME CNAME loop2.NAME": a chain that
+ * comes back to the name asked, with no address. */
+static size_t cname_loop(const struct rule *r, unsigned char *out, size_t at)
+{
+    static const unsigned char to_loop2[] = {5, 'l', 'o', 'o', 'p', '2', 0xc0, 12};
+    static const unsigned char to_name[] = {0xc0, 12};
+    size_t loop2_at = at + 12; /* where the first record's rdata starts */
+
+    at = put_record(out, at, 12, TYPE_CNAME, r->ttl, to_loop2, sizeof(to_loop2));
+    at = put_record(out, at, loop2_at, TYPE_CNAME, r->ttl, to_name, sizeof(to_name));
+    set_answer_count(out, 2);
+    return at;
+}
+
+/* The hostile answers (see dns_server.h), built after the header and the
+ * question (at); q is the query. Returns the length. */
+static size_t hostile_answer(const struct rule *r, unsigned type, const unsigned char *q,
+                             unsigned char *out, size_t at)
+{
+    const void *rdata = NULL;
+    size_t rdlen = rule_rdata(r, type, &rdata), end;
+    struct rule honest = *r;
+
+    honest.action = DGT_DNS_ANSWER;
+    switch (r->action) {
+    case DGT_DNS_SHORT:
+        memcpy(out, q, 5);
+        return 5;
+    case DGT_DNS_BAD_COUNT:
+        set_answer_count(out, 2);
+        return at;
+    case DGT_DNS_NAME_LOOP: /* the record's name points at itself */
+        end = put_record(out, at, at, type, r->ttl, rdata, rdlen);
+        set_answer_count(out, 1);
+        return end;
+    case DGT_DNS_CUT:
+        set_answer_count(out, 1);
+        return put_record(out, at, 12, type, r->ttl, rdata, rdlen) - rdlen / 2;
+    case DGT_DNS_WRONG_ID:
+        out[0] ^= 0xa5;
+        return honest_answer(&honest, type, false, out, at);
+    case DGT_DNS_WRONG_QUESTION:
+        out[13] ^= 0x01; /* the first letter of the name: another name */
+        return honest_answer(&honest, type, false, out, at);
+    case DGT_DNS_OVERSIZED:
+        set_answer_count(out, 1);
+        return put_record(out, at, 12, type, r->ttl, NULL, OVERSIZED_RDATA);
+    case DGT_DNS_HUGE:
+        for (unsigned i = 0; i < HUGE_RECORDS; i++)
+            at = put_record(out, at, 12, type, r->ttl, rdata, rdlen);
+        set_answer_count(out, HUGE_RECORDS);
+        return at;
+    case DGT_DNS_CNAME_LOOP:
+        return cname_loop(r, out, at);
+    default:
+        return at;
+    }
+}
+
+static bool is_hostile(dgt_dns_action action)
+{
+    return action >= DGT_DNS_SHORT;
+}
+
+/* Builds the answer to query q; reply->len 0 means silence. */
+static void build_answer(dgt_dns_server *s, const unsigned char *q, size_t n, bool tcp,
+                         unsigned char *out, struct reply *reply)
+{
+    char name[256];
+    unsigned type;
+    size_t end;
+    memset(reply, 0, sizeof(*reply));
+    if (!parse_question(q, n, name, &type, &end) || end > 512)
+        return;
+    struct rule r = rule_take(s, name, tcp);
+    reply->delay_ms = tcp ? 0 : r.delay_ms;
+    if (r.action == DGT_DNS_DROP)
+        return;
+    if (r.action == DGT_DNS_TC_TCP_CLOSE) {
+        r.action = DGT_DNS_TRUNCATE; /* UDP: TC; TCP: hang up */
+        reply->hang_up = tcp;
+    }
+    memset(out, 0, 12);
+    out[0] = q[0];
+    out[1] = q[1];
+    out[2] = (unsigned char)(0x80 | (q[2] & 0x79) | 0x04); /* QR, opcode, AA, RD */
+    out[3] = 0x80;                                         /* RA */
+    out[5] = 1;
+    memcpy(out + 12, q + 12, end - 12);
+    if (is_hostile(r.action))
+        reply->len = hostile_answer(&r, type, q, out, end);
+    else
+        reply->len = honest_answer(&r, type, tcp, out, end);
+}
+
 /* ---- UDP ------------------------------------------------------------- */
+
+/* Queues an answer to send delay_ms later. */
+static void delayed_add(dgt_dns_server *s, const unsigned char *out, const struct reply *reply,
+                        const struct sockaddr_storage *to, socklen_t tolen)
+{
+    struct delayed *d = calloc(1, sizeof(*d));
+    if (!d)
+        return;
+    d->due_ms = now_ms() + reply->delay_ms;
+    d->to = *to;
+    d->tolen = tolen;
+    d->len = reply->len;
+    memcpy(d->buf, out, reply->len);
+    d->next = s->delayed;
+    s->delayed = d;
+}
 
 static void udp_read(dgt_dns_server *s)
 {
-    unsigned char q[MAX_MSG], out[MAX_MSG];
+    unsigned char q[MAX_MSG], out[MAX_ANSWER];
     struct sockaddr_storage from;
     for (;;) {
         socklen_t fromlen = sizeof(from);
@@ -202,24 +334,12 @@ static void udp_read(dgt_dns_server *s)
                              &fromlen);
         if (n < 0)
             return;
-        unsigned delay = 0;
-        size_t len = build_answer(s, q, (size_t)n, false, out, &delay);
-        if (len == 0)
-            continue;
-        if (delay == 0) {
-            sendto(s->udp, out, len, 0, (struct sockaddr *)&from, fromlen);
-            continue;
-        }
-        struct delayed *d = calloc(1, sizeof(*d));
-        if (!d)
-            continue;
-        d->due_ms = now_ms() + delay;
-        d->to = from;
-        d->tolen = fromlen;
-        d->len = len;
-        memcpy(d->buf, out, len);
-        d->next = s->delayed;
-        s->delayed = d;
+        struct reply reply;
+        build_answer(s, q, (size_t)n, false, out, &reply);
+        if (reply.len > 0 && reply.delay_ms == 0)
+            sendto(s->udp, out, reply.len, 0, (struct sockaddr *)&from, fromlen);
+        else if (reply.len > 0)
+            delayed_add(s, out, &reply, &from, fromlen);
     }
 }
 
@@ -233,6 +353,9 @@ static int delayed_run(dgt_dns_server *s)
         struct delayed *d = *link;
         if (d->due_ms <= now) {
             sendto(s->udp, d->buf, d->len, 0, (struct sockaddr *)&d->to, d->tolen);
+            pthread_mutex_lock(&s->mutex);
+            s->delayed_sent++;
+            pthread_mutex_unlock(&s->mutex);
             *link = d->next;
             free(d);
             continue;
@@ -277,24 +400,28 @@ static void write_all(int fd, const unsigned char *buf, size_t len)
     }
 }
 
-/* Answers every complete length-prefixed message in the buffer. */
-static void tcp_answer_all(dgt_dns_server *s, struct conn *c)
+/* Answers every complete length-prefixed message in the buffer. Returns
+ * false if the connection is to be closed unanswered (hang_up). */
+static bool tcp_answer_all(dgt_dns_server *s, struct conn *c)
 {
-    unsigned char out[2 + MAX_MSG];
+    unsigned char out[2 + MAX_ANSWER];
     while (c->len >= 2) {
         size_t msg = ((size_t)c->buf[0] << 8) | c->buf[1];
         if (c->len < 2 + msg)
-            return;
-        unsigned delay;
-        size_t len = build_answer(s, c->buf + 2, msg, true, out + 2, &delay);
-        if (len > 0) {
-            out[0] = (unsigned char)(len >> 8);
-            out[1] = (unsigned char)len;
-            write_all(c->fd, out, len + 2);
+            return true;
+        struct reply reply;
+        build_answer(s, c->buf + 2, msg, true, out + 2, &reply);
+        if (reply.hang_up)
+            return false;
+        if (reply.len > 0) {
+            out[0] = (unsigned char)(reply.len >> 8);
+            out[1] = (unsigned char)reply.len;
+            write_all(c->fd, out, reply.len + 2);
         }
         memmove(c->buf, c->buf + 2 + msg, c->len - 2 - msg);
         c->len -= 2 + msg;
     }
+    return true;
 }
 
 static void tcp_read(dgt_dns_server *s, struct conn *c)
@@ -308,7 +435,10 @@ static void tcp_read(dgt_dns_server *s, struct conn *c)
         return;
     }
     c->len += (size_t)n;
-    tcp_answer_all(s, c);
+    if (!tcp_answer_all(s, c)) {
+        close(c->fd);
+        c->fd = -1;
+    }
 }
 
 /* ---- The thread ------------------------------------------------------ */
@@ -457,6 +587,14 @@ unsigned dgt_dns_tcp_queries(dgt_dns_server *s)
 {
     pthread_mutex_lock(&s->mutex);
     unsigned n = s->tcp_queries;
+    pthread_mutex_unlock(&s->mutex);
+    return n;
+}
+
+unsigned dgt_dns_delayed_sent(dgt_dns_server *s)
+{
+    pthread_mutex_lock(&s->mutex);
+    unsigned n = s->delayed_sent;
     pthread_mutex_unlock(&s->mutex);
     return n;
 }

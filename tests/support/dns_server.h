@@ -4,8 +4,10 @@
  *  - a scripted server (UDP and TCP on the same ephemeral port, in a
  *    thread of the test process) whose answer per name is chosen by the
  *    test: records, silence, NXDOMAIN, NODATA, SERVFAIL, REFUSED, a
- *    truncated UDP answer (the full one over TCP), a slow answer; it
- *    counts the queries it receives;
+ *    truncated UDP answer (the full one over TCP), a slow answer, and
+ *    hostile answers (malformed, cut, with another ID or question,
+ *    oversized, CNAME loops; late ones are slow answers past the
+ *    resolver's timeout); it counts the queries it receives;
  *  - dnsmasq from Debian's archive (dnsmasq-base), started on an ephemeral
  *    port as a child process, for tests against a real DNS server;
  *  - a "black hole": a bound UDP socket that never answers (timeouts).
@@ -30,6 +32,18 @@ typedef enum dgt_dns_action {
     DGT_DNS_SERVFAIL,
     DGT_DNS_REFUSED,
     DGT_DNS_TRUNCATE,   /* UDP: TC bit and no records; TCP: the full answer */
+    DGT_DNS_TC_TCP_CLOSE, /* UDP: TC bit; TCP: the connection closed unanswered */
+    /* Hostile answers (from here on; each keeps the query's ID unless
+     * said otherwise, and its records use the rule's addresses): */
+    DGT_DNS_SHORT,      /* 5 bytes: less than a DNS header */
+    DGT_DNS_BAD_COUNT,  /* the header announces 2 answers, none follows */
+    DGT_DNS_NAME_LOOP,  /* the record's name is a compression pointer to itself */
+    DGT_DNS_CUT,        /* the record ends half-way through its data, no TC bit */
+    DGT_DNS_WRONG_ID,   /* a correct answer with another ID */
+    DGT_DNS_WRONG_QUESTION, /* a correct answer to another name */
+    DGT_DNS_OVERSIZED,  /* one A/AAAA record with 300 bytes of data */
+    DGT_DNS_HUGE,       /* 400 records: a UDP answer of over 6 KB */
+    DGT_DNS_CNAME_LOOP, /* NAME CNAME loop2.NAME, loop2.NAME CNAME NAME, no address */
 } dgt_dns_action;
 
 typedef struct dgt_dns_server dgt_dns_server;
@@ -54,6 +68,8 @@ unsigned dgt_dns_queries(dgt_dns_server *server, const char *name);
 unsigned dgt_dns_tcp_queries(dgt_dns_server *server);
 /* Every query received, all names, known or not. */
 unsigned dgt_dns_total_queries(dgt_dns_server *server);
+/* UDP answers sent after their delay so far (all names). */
+unsigned dgt_dns_delayed_sent(dgt_dns_server *server);
 
 /* ---- Black hole ------------------------------------------------------ */
 

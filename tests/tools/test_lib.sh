@@ -103,12 +103,13 @@ run_input() {
     wait_bounded "$LAST_PID" 60
 }
 
-# listening_port FILE PID: prints the port of FILE's "listening A:P" line,
-# waiting up to 10 s. Fails if the line does not come or PID dies first.
+# listening_port FILE PID [FILE2]: prints the port of the "listening A:P"
+# line of FILE (or FILE2), waiting up to 10 s. Fails if the line does not
+# come or PID dies first.
 listening_port() {
     tries=0
     while [ $tries -lt 100 ]; do
-        line=$(grep '^listening ' "$1" 2>/dev/null | head -n 1)
+        line=$(cat "$1" ${3:+"$3"} 2>/dev/null | grep '^listening ' | head -n 1)
         if [ -n "$line" ]; then
             echo "${line##*:}"
             return 0
@@ -120,9 +121,10 @@ listening_port() {
     return 1
 }
 
-# wait_for_port NAME PID: listening_port of NAME's stdout.
+# wait_for_port NAME PID: listening_port of NAME's stdout or stderr (where
+# the tools print it with --json, whose stdout carries only JSON).
 wait_for_port() {
-    listening_port "$WORK/$1.out" "$2"
+    listening_port "$WORK/$1.out" "$2" "$WORK/$1.err"
 }
 
 # wait_for_line FILE PATTERN PID: waits up to 10 s for a line of FILE
@@ -138,9 +140,38 @@ wait_for_line() {
     return 1
 }
 
-# json_value FILE KEY: the number after "KEY": on FILE's first JSON line.
+# json_value FILE KEY: the value (a number, true, false or null) after
+# "KEY": on FILE's summary: its first JSON line of a "mode" that is no
+# per-thread line (those follow the summary; interval lines start with
+# "interval").
 json_value() {
-    grep '^{' "$1" | head -n 1 | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+    grep '^{"mode":' "$1" | grep -v '^{"mode":"[a-z]*-thread"' | head -n 1 |
+        sed -n "s/.*\"$2\":\([0-9.a-z]*\).*/\1/p"
+}
+
+# json_lines FILE: every line of FILE is a JSON object (jq parses each);
+# fails naming the first that is not. Without jq: returns 2 (the caller
+# skips).
+json_lines() {
+    command -v jq >/dev/null 2>&1 || return 2
+    [ -s "$1" ] || return 1
+    jq -e 'type == "object"' "$1" >/dev/null 2>"$WORK/jq.err"
+}
+
+# proc_udp_drops PORT: the drops column of the UDP socket bound to PORT in
+# /proc/net/udp and /proc/net/udp6 (the kernel's own count for it).
+proc_udp_drops() {
+    hex=$(printf '%04X' "$1")
+    cat /proc/net/udp /proc/net/udp6 2>/dev/null |
+        awk -v p=":$hex" '$2 ~ p"$" { print $NF; exit }'
+}
+
+# snmp_udp FIELD: the kernel's counter FIELD of the Udp line of
+# /proc/net/snmp (RcvbufErrors, InDatagrams ...): what nstat reports as
+# UdpFIELD.
+snmp_udp() {
+    awk -v f="$1" '/^Udp:/ { if (!n) { for (i = 2; i <= NF; i++) col[$i] = i; n = 1 }
+                             else { print $col[f]; exit } }' /proc/net/snmp
 }
 
 # expect_status DESCRIPTION WANT CMD...: CMD (stdin /dev/null) must exit

@@ -3,10 +3,10 @@
 # appears in its page, every page documents the exit statuses 0, 1 and 2,
 # and (where groff is installed) formats without a warning.
 #
-# usage: test_man.sh MAN_DIR DGRING_ECHO DGBLAST DGCAT
+# usage: test_man.sh MAN_DIR DGRING_ECHO DGBLAST DGCAT DGRING_IMPAIR
 
-if [ $# -ne 4 ]; then
-    echo "usage: $0 MAN_DIR DGRING_ECHO DGBLAST DGCAT" >&2
+if [ $# -ne 5 ]; then
+    echo "usage: $0 MAN_DIR DGRING_ECHO DGBLAST DGCAT DGRING_IMPAIR" >&2
     exit 2
 fi
 MAN_DIR=$1
@@ -52,4 +52,6 @@ done
 check_page dgblast.1 "$WORK/blast.help"
 "$4" --help >"$WORK/cat.help"
 check_page dgcat.1 "$WORK/cat.help"
+"$5" --help >"$WORK/impair.help"
+check_page dgring-impair.1 "$WORK/impair.help"
 finish

@@ -148,7 +148,33 @@ check_sockperf_server() {
     wait_bounded "$server_pid" 10
 }
 
+# What sockperf's figures are: by default half the round trip, printed as
+# "latency" (the README and tools/README label them one-way); with
+# --full-rtt the whole round trip, as dgblast prints. Checked here so the
+# labels stay true.
+check_sockperf_labels() {
+    start label_echo "$ECHO_TOOL" --sockperf --port 0 --address 127.0.0.1
+    label_pid=$LAST_PID
+    if ! port=$(wait_for_port label_echo "$label_pid"); then
+        fail "dgring-echo --sockperf: no listening line"
+        return 1
+    fi
+    run half sockperf ping-pong -i 127.0.0.1 -p "$port" -t 1
+    run full sockperf ping-pong -i 127.0.0.1 -p "$port" -t 1 --full-rtt
+    if grep -q 'avg-latency=' "$WORK/half.out" && grep -q 'Summary: Latency is' "$WORK/half.out" &&
+        grep -q 'avg-rtt=' "$WORK/full.out" && grep -q 'Summary: Round trip is' "$WORK/full.out"
+    then
+        pass "sockperf prints one-way latency (half the round trip) unless --full-rtt"
+    else
+        fail "sockperf's labels changed: the README's one-way/round-trip labels need checking"
+        show "$WORK/half.out" "$WORK/full.out"
+    fi
+    kill -INT "$label_pid"
+    wait_bounded "$label_pid" 10
+}
+
 check_sockperf_clients
+check_sockperf_labels
 check_plain_echo_ignored
 check_sockperf_server
 finish

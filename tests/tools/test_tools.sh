@@ -67,7 +67,8 @@ check_usage() {
     expect_usage "echo unknown option" "$ECHO_TOOL" --port 0 --bogus
     expect_usage "echo missing port" "$ECHO_TOOL"
     expect_usage "echo missing value" "$ECHO_TOOL" --port
-    expect_usage "echo IPv6 address on udp4" "$ECHO_TOOL" --port 0 --address ::1
+    expect_usage "echo -4 with an IPv6 address" "$ECHO_TOOL" --port 0 -4 --address ::1
+    expect_usage "echo -4 and -6" "$ECHO_TOOL" -p 0 -4 -6
     expect_usage "echo count 0" "$ECHO_TOOL" --port 0 --count 0
     expect_usage "echo count with threads" "$ECHO_TOOL" --port 0 --count 1 --threads 2
     expect_usage "dgblast no mode" "$BLAST_TOOL"
@@ -81,10 +82,13 @@ check_usage() {
         --duration abc
     expect_usage "send rate 0" "$BLAST_TOOL" send --host 127.0.0.1 --port 9 --size 1 \
         --duration 1 --rate 0
-    expect_usage "send missing size" "$BLAST_TOOL" send --host 127.0.0.1 --port 9 --duration 1
+    expect_usage "send missing port" "$BLAST_TOOL" send -c 127.0.0.1
+    expect_usage "send --rate and --bitrate" "$BLAST_TOOL" send -c 127.0.0.1 -p 9 -r 10 -b 1M
+    expect_usage "send bitrate 0" "$BLAST_TOOL" send -c 127.0.0.1 -p 9 -b 0
+    expect_usage "send rate 5x" "$BLAST_TOOL" send -c 127.0.0.1 -p 9 -r 5x
     expect_usage "send bad host" "$BLAST_TOOL" send --host 'no host!' --port 9 --size 1 \
         --duration 1
-    expect_usage "send IPv6 host on udp4" "$BLAST_TOOL" send --host ::1 --port 9 --size 1 \
+    expect_usage "send -4 with an IPv6 host" "$BLAST_TOOL" send -4 --host ::1 --port 9 --size 1 \
         --duration 1
     expect_usage "send bad pattern" "$BLAST_TOOL" send --host 127.0.0.1 --port 9 --size 1 \
         --duration 1 --pattern ones
@@ -161,10 +165,12 @@ check_round_trip() {
         return 1
     fi
     if [ "$mode" = pingpong ]; then
-        check_json "$name" "$mode" loss p50_us p90_us p99_us p999_us max_us || return 1
+        check_json "$name" "$mode" loss rtt_p50_us rtt_p90_us rtt_p99_us rtt_p999_us \
+            rtt_max_us kernel_drops || return 1
         expect_zero "$name" loss
     else
-        check_json "$name" "$mode" replies expected lost samples p50_us max_us || return 1
+        check_json "$name" "$mode" replies expected lost rtt_samples rtt_p50_us rtt_max_us \
+            kernel_drops || return 1
         expect_zero "$name" lost
     fi
 }
@@ -218,7 +224,7 @@ check_echo_ipv4() {
     run pingpong_human "$BLAST_TOOL" pingpong --host localhost --port "$ECHO_PORT" \
         --duration 0.3 --size 100
     if [ "$STATUS" -eq 0 ] && grep -q '^pingpong: ' "$WORK/pingpong_human.out" &&
-        grep -q 'p99.9' "$WORK/pingpong_human.out"; then
+        grep -q '^  round trip us ([0-9]* samples):  p50 .* p99.9 ' "$WORK/pingpong_human.out"; then
         pass "pingpong human summary"
     else
         fail "pingpong human summary: exit $STATUS"
@@ -232,7 +238,7 @@ check_echo_ipv4() {
         show "$WORK/echo_busy.out" "$WORK/echo_busy.err"
     fi
     # --stats prints a line a second; the round trips above took > 2 s.
-    if grep -q '^\[ *[0-9]*s\] rx [0-9]* pkt/s' "$WORK/echo4.err"; then
+    if grep -q '^\[ *[0-9]*\.[0-9]s\] rx [0-9]* pkt/s' "$WORK/echo4.err"; then
         pass "echo --stats: $(head -n 1 "$WORK/echo4.err")"
     else
         fail "echo --stats: no per-second line on stderr"
@@ -304,7 +310,17 @@ check_send_recv() {
         show "$WORK/${name}_recv.out" "$WORK/${name}_recv.err"
         return 1
     fi
-    check_json "${name}_recv" recv lost reordered
+    check_json "${name}_recv" recv lost reordered senders foreign kernel_drops rcvbuf || return 1
+    for side in send recv; do
+        if json_lines "$WORK/${name}_$side.out"; then
+            pass "${name}_$side: stdout is JSON lines only"
+        elif [ $? -eq 2 ]; then
+            skip "${name}_$side: jq is not installed, JSON lines not parsed"
+        else
+            fail "${name}_$side: stdout is not JSON lines only"
+            show "$WORK/${name}_$side.out" "$WORK/jq.err"
+        fi
+    done
 }
 
 # recv must end on SIGINT with status 0 and a summary, even with nothing

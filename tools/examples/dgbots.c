@@ -11,7 +11,7 @@
  * event, and the server that it received every chat, in order.
  *
  * The report: bots connected, bots that got state, bots finished, the
- * PING round trips (p50, p90, p99, max) and the reliable channel's
+ * PING round trips (min, p50, p90, p99, max) and the reliable channel's
  * counters. Exit status: 0 if every bot connected, got state and finished
  * with every reliable message delivered in order; 1 otherwise (one line
  * on stderr says what failed); 2 on a bad command line.
@@ -397,7 +397,8 @@ static int compare_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Nearest-rank percentile of the sorted round trips, in microseconds. */
+/* Nearest-rank percentile of the sorted round trips, in microseconds
+ * (per_mille 0: the smallest). */
 static double rtt_us(const samples *s, unsigned per_mille)
 {
     size_t rank = (s->count * per_mille + 999) / 1000;
@@ -430,13 +431,14 @@ static void print_report_json(const fleet *f, const fleet_report *r, bool in_ord
     const samples *s = &f->rtts;
 
     printf("{\"mode\":\"dgbots\",\"bots\":%lu,\"connected\":%lu,\"with_state\":%lu,"
-           "\"finished\":%lu,\"in_order\":%s,\"rtt_samples\":%zu,\"rtt_p50_us\":%.1f,"
+           "\"finished\":%lu,\"in_order\":%s,\"rtt_samples\":%zu,\"rtt_min_us\":%.1f,"
+           "\"rtt_p50_us\":%.1f,"
            "\"rtt_p90_us\":%.1f,\"rtt_p99_us\":%.1f,\"rtt_max_us\":%.1f,\"chats_sent\":%llu,"
            "\"chats_confirmed\":%llu,\"events_received\":%llu,\"events_confirmed\":%llu,"
            "\"retransmits\":%llu,\"duplicates\":%llu,\"early\":%llu,\"simulated_drops\":%llu,"
            "\"send_errors\":%llu}\n",
            f->config->bots, r->connected, r->with_state, r->finished,
-           in_order ? "true" : "false", s->count, rtt_us(s, 500), rtt_us(s, 900),
+           in_order ? "true" : "false", s->count, rtt_us(s, 0), rtt_us(s, 500), rtt_us(s, 900),
            rtt_us(s, 990), rtt_us(s, 1000), (unsigned long long)r->chats_sent,
            (unsigned long long)r->chats_confirmed, (unsigned long long)r->events_received,
            (unsigned long long)r->events_confirmed, (unsigned long long)r->retransmits,
@@ -450,8 +452,9 @@ static void print_report_text(const fleet *f, const fleet_report *r, bool in_ord
 
     printf("bots %lu: connected %lu, with state %lu, finished %lu, in order: %s\n",
            f->config->bots, r->connected, r->with_state, r->finished, in_order ? "yes" : "no");
-    printf("rtt us (%zu samples): p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", s->count,
-           rtt_us(s, 500), rtt_us(s, 900), rtt_us(s, 990), rtt_us(s, 1000));
+    printf("rtt us (%zu samples): min %.1f  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
+           s->count, rtt_us(s, 0), rtt_us(s, 500), rtt_us(s, 900), rtt_us(s, 990),
+           rtt_us(s, 1000));
     printf("reliable: chats sent %llu (confirmed %llu), events received %llu (confirmed %llu)\n",
            (unsigned long long)r->chats_sent, (unsigned long long)r->chats_confirmed,
            (unsigned long long)r->events_received, (unsigned long long)r->events_confirmed);

@@ -43,8 +43,9 @@ bool example_parse_ulong(const char *text, unsigned long min, unsigned long max,
 /* ---- Sockets ------------------------------------------------------------ */
 
 /* For a bind callback: on success prints "listening ADDRESS:PORT" on out
- * and returns true; on failure prints "PROG: bind: NAME (SENTENCE)" on
- * stderr (not for -ECANCELED: the program is closing) and returns false. */
+ * and returns true; on failure returns false and prints nothing: dgring
+ * reports a failed bind to the socket's on_error first, as Node's 'error',
+ * and the examples' on_error prints it. */
 bool example_bound(const char *prog, const dg_socket *sock, int status, FILE *out);
 
 /* Prints "PROG: " and err as dg_error_format() words it, on stderr: what
