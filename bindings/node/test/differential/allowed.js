@@ -22,13 +22,6 @@ function remove(trace, label) {
   return trace;
 }
 
-// Moves the entry labelled `label` to just before the one labelled `before`.
-function moveBefore(trace, label, before) {
-  const [entry] = trace.splice(at(trace, label), 1);
-  trace.splice(at(trace, before), 0, entry);
-  return trace;
-}
-
 const notRunning = {
   class: 'Error', name: 'Error', keys: 'code', message: 'Not running',
   code: 'ERR_SOCKET_DGRAM_NOT_RUNNING',
@@ -60,22 +53,16 @@ module.exports = {
     }]), 's listening'),
   },
 
-  // Node looks up a send's (or connect's) address only once the implicit
-  // bind it queued behind is done, so the lookup, and its failure, come
-  // after 'listening'; dgring looks it up when send()/connect() is called,
-  // so a failure is reported before 'listening'.
+  // Node looks up a send's address only once the implicit bind it queued
+  // behind is done, so the lookup, and its failure, come after
+  // 'listening'; dgring looks it up when send() is called, so a failure
+  // is reported before 'listening'.
   // Node: lookup 0.0.0.0 (bind), listening, lookup bad.invalid, callback.
   // dgring: lookup bad.invalid, lookup 0.0.0.0, callback, listening.
   sendLookupFirst: {
     reason: "a send queued behind the implicit bind is looked up at once, not after 'listening'",
     expect: (t) => [t[2], t[0], t[3], t[1], ...t.slice(4)],
   },
-  // Node: listening, callback; dgring: callback, listening.
-  connectLookupFirst: {
-    reason: "a connect queued behind the implicit bind is looked up at once, not after 'listening'",
-    expect: (t) => moveBefore(t, 'callback', 's listening'),
-  },
-
   // Node marks the socket as binding before it checks bind({fd})'s
   // descriptor, so after that throws every later bind() is
   // ERR_SOCKET_ALREADY_BOUND; dgring refuses the descriptor and changes
@@ -103,43 +90,6 @@ module.exports = {
         message: 'setMulticastInterface EINVAL', code: 'EINVAL', errno: -22,
         syscall: 'setMulticastInterface',
       }]),
-  },
-
-  // ---- The C library before its Node parity work (docs/conformance.md
-  // P1-P7). These go when that work lands: the scenarios then match Node.
-
-  // P1: close() frees the port only when the close completes in the loop,
-  // so a bind to that port right after close() is EADDRINUSE.
-  closeFreesPort: {
-    reason: 'P1: the port is freed when the close completes, not in close()',
-    expect: (t) => replace(t, 'b listening', ['b error', {
-      class: 'Error', name: 'Error', keys: 'address,code,errno,port,syscall',
-      message: 'bind EADDRINUSE 127.0.0.1:P1', code: 'EADDRINUSE', errno: -98,
-      syscall: 'bind', address: '127.0.0.1', port: 'P1',
-    }]),
-  },
-
-  // P6: "127.1", "0x7f000001" and "2130706433" are host names to dgring's
-  // resolver, which asks DNS (in the tests a loopback port where nothing
-  // answers: EAI_AGAIN); getaddrinfo reads them as 127.0.0.1.
-  ipv4Shorthand: {
-    reason: 'P6: IPv4 shorthand literals go to DNS',
-    expect: (t) => t.map((e) => {
-      if (e[0].startsWith('send to ')) {
-        const host = e[0].slice(8);
-        return [e[0], { class: 'Error', name: 'Error', keys: 'code,errno,hostname,syscall',
-          message: `getaddrinfo EAI_AGAIN ${host}`, code: 'EAI_AGAIN', errno: -3001,
-          syscall: 'getaddrinfo', hostname: host }, undefined];
-      }
-      return e[0] === 'received' ? ['received', ['end']] : e;
-    }),
-  },
-
-  // P7: a send with a destination made while connect() is in progress
-  // is sent; Node fails it with EISCONN.
-  sendWhileConnecting: {
-    reason: 'P7: a send with a destination while connecting is sent',
-    expect: (t) => replace(t, 'send while connecting', ['send while connecting', null, 1]),
   },
 
   // Node's send() goes out inside the call when the kernel takes it
