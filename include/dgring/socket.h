@@ -442,11 +442,14 @@ DG_EXPORT int dg_socket_set_ttl(dg_socket *sock, int ttl);
 DG_EXPORT int dg_socket_set_multicast_ttl(dg_socket *sock, int ttl);
 /* setMulticastLoopback(flag). Syscall "setMulticastLoopback". */
 DG_EXPORT int dg_socket_set_multicast_loopback(dg_socket *sock, bool on);
-/* setMulticastInterface(iface): udp4 takes an IPv4 address of a local
- * interface ("0.0.0.0" = the default choice); udp6 takes "::%ifname" or
- * "::%index" (the scope names the interface; an unknown name picks the
- * default). DG_ERR_INVALID_ARG_TYPE for NULL, -EINVAL for text that does
- * not parse. Syscall "setMulticastInterface". */
+/* setMulticastInterface(iface), read as libuv reads it for Node: an IPv4
+ * address of a local interface ("0.0.0.0" = the default choice) sets
+ * IP_MULTICAST_IF, on udp4 and for a udp6 socket's IPv4 traffic alike;
+ * an IPv6 address sets IPV6_MULTICAST_IF to its scope: "::%ifname" or
+ * "::%index" (an unknown name, or no scope, picks the default). The kernel
+ * answers for the family: IPv6 text on udp4 is -ENOPROTOOPT.
+ * DG_ERR_INVALID_ARG_TYPE for NULL, -EINVAL for text that does not parse.
+ * Syscall "setMulticastInterface". */
 DG_EXPORT int dg_socket_set_multicast_interface(dg_socket *sock, const char *iface);
 
 /* get/set{Recv,Send}BufferSize. The getters return the size (Linux

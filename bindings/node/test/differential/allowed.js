@@ -78,20 +78,6 @@ module.exports = {
     },
   },
 
-  // libuv takes an IPv4 interface address on a udp6 socket
-  // (IP_MULTICAST_IF on the dual-stack socket); dgring's
-  // dg_socket_set_multicast_interface() takes "::%ifname" or an IPv6
-  // address there and answers EINVAL (reported to the C library's owners).
-  udp6MulticastInterfaceV4: {
-    reason: 'a udp6 socket refuses an IPv4 multicast interface address',
-    expect: (t) => replace(t, 'setMulticastInterface 127.0.0.1 ->', [
-      'setMulticastInterface 127.0.0.1 throws', {
-        class: 'Error', name: 'Error', keys: 'code,errno,syscall',
-        message: 'setMulticastInterface EINVAL', code: 'EINVAL', errno: -22,
-        syscall: 'setMulticastInterface',
-      }]),
-  },
-
   // Node's send() goes out inside the call when the kernel takes it
   // (libuv's uv_udp_try_send), so the queue is empty right after; dgring
   // submits the sends of a turn together, so they count until the loop
