@@ -30,10 +30,12 @@ const DG = {
   DNS_NOTFOUND: -11004,
   DNS_NOMEM: -11015,
   DNS_LAST: -11999,
-  // bindings/node/src/addon.h: a JS lookup's error object rides as
-  // LOOKUP_BASE - slot; THROWN means the caller already got the exception.
-  LOOKUP_BASE: -20000,
-  THROWN: -29999,
+  // A lookup function that threw (src/lookup.c): the exception was the
+  // report, and dgring calls no on_error for it; callbacks get it.
+  LOOKUP_REPORTED: -10019,
+  // The user's range: a JS lookup's error object rides as FIRST - n.
+  LOOKUP_USER_FIRST: -20000,
+  LOOKUP_USER_LAST: -29999,
 };
 
 const kIsNodeError = Symbol('kIsNodeError');

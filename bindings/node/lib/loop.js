@@ -79,15 +79,17 @@ function requestComplete(id, err, n) {
 }
 
 // ---- Lookup errors a JS lookup function gave (see src/lookup.c) ---------
+// Each rides through dgring as a code of the user's range, FIRST - n.
 
 const lookupErrors = new Map();
+const LOOKUP_CODES = DG.LOOKUP_USER_FIRST - DG.LOOKUP_USER_LAST + 1;
 let lookupNext = 0;
 
 function keepLookupError(err) {
-  while (lookupErrors.has(lookupNext)) lookupNext = (lookupNext + 1) % 9000;
+  while (lookupErrors.has(lookupNext)) lookupNext = (lookupNext + 1) % LOOKUP_CODES;
   const n = lookupNext;
   lookupErrors.set(n, err);
-  return DG.LOOKUP_BASE - n;
+  return DG.LOOKUP_USER_FIRST - n;
 }
 
 // ---- Errors coming from the loop ----------------------------------------
@@ -96,8 +98,8 @@ function keepLookupError(err) {
 // address/port: what the call was given (Node names those, not the IP).
 function loopError(rec, address, port) {
   const code = rec[0];
-  if (code <= DG.LOOKUP_BASE && code > DG.THROWN) {
-    const n = DG.LOOKUP_BASE - code;
+  if (code <= DG.LOOKUP_USER_FIRST && code >= DG.LOOKUP_USER_LAST) {
+    const n = DG.LOOKUP_USER_FIRST - code;
     const err = lookupErrors.get(n);
     lookupErrors.delete(n);
     return err;
@@ -179,7 +181,7 @@ function onConnect(socket, state, status, errIndex) {
   }
   state.connectState = CONNECT_STATE_DISCONNECTED;
   const rec = objects[errIndex];
-  if (rec[0] === DG.THROWN) return;
+  if (rec[0] === DG.LOOKUP_REPORTED) return; // its lookup threw out of connect()
   const err = loopError(rec, state.connectAddress, state.connectPort);
   if (callback) {
     socket.removeListener('connect', callback);
@@ -190,7 +192,7 @@ function onConnect(socket, state, status, errIndex) {
 }
 
 function onError(socket, state, rec) {
-  if (state.handle === null || rec[0] === DG.THROWN) return;
+  if (state.handle === null) return;
   if (rec[1] === 'bind' || rec[1] === 'getaddrinfo') {
     if (state.bindState === BIND_STATE_BINDING) state.bindState = BIND_STATE_UNBOUND;
   }
@@ -203,7 +205,7 @@ function onSent(id, status, errIndex) {
     return;
   }
   const rec = objects[errIndex];
-  if (rec[0] === DG.THROWN) {
+  if (rec[0] === DG.LOOKUP_REPORTED) { // its lookup threw out of send()
     requestClose(id);
     return;
   }

@@ -57,11 +57,6 @@ enum nd_record {
 #define ND_TAPE_FIRST 1
 #define ND_TAPE_INTS 65536
 
-/* Errors that ride through dgring as codes: a JS lookup's error object
- * (-20000 - slot, lib/lookup.js keeps the object) and "already thrown". */
-#define ND_CODE_LOOKUP_BASE (-20000)
-#define ND_CODE_THROWN (-29999)
-
 typedef struct nd_env nd_env;
 typedef struct nd_socket nd_socket;
 
@@ -99,8 +94,6 @@ struct nd_env {
     uint32_t nobjects;
     struct nd_group *groups;
     uint32_t ngroups, groups_cap;
-    nd_socket **senders;     /* request id -> socket (see send.c) */
-    uint32_t senders_cap;
     struct nd_lookup *lookups;
     uint32_t lookups_cap;
     nd_socket *sockets;      /* open sockets, for teardown */
@@ -136,9 +129,6 @@ void nd_on_message_batch(dg_socket *sock, const dg_message *msgs, size_t count, 
 nd_socket *nd_socket_of(napi_env env, napi_value handle);
 void nd_socket_closed(nd_socket *s);
 extern const dg_socket_handlers nd_handlers;
-
-/* send.c */
-bool nd_senders_reserve(nd_env *e, uint32_t id);
 
 /* lookup.c */
 int nd_lookup_bridge(dg_socket *sock, const char *host, int family, dg_lookup_done done,

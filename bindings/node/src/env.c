@@ -106,7 +106,6 @@ int nd_env_loop(nd_env *e)
     o.max_pending_sends = 16384;
     int ret = dg_loop_new(&e->loop, &o);
     if (ret == 0) {
-        dg_loop_set_data(e->loop, e); /* send completions find their env */
         ret = env_watch(e);
         if (ret < 0) {
             dg_loop_close(e->loop);
@@ -122,7 +121,6 @@ int nd_env_loop(nd_env *e)
 static void env_free(nd_env *e)
 {
     free(e->groups);
-    free(e->senders);
     free(e->lookups);
     free(e);
 }

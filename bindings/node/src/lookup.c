@@ -2,8 +2,10 @@
  * this bridge (dg_lookup_fn) for every address it resolves, as Node does.
  * Each lookup in progress holds a slot; JS answers with
  * lookupDone(slot, code, address, family). A JS error object cannot cross
- * dgring, so lib/lookup.js keeps it and answers with a code from a
- * private range (ND_CODE_LOOKUP_BASE - n) that lib/errors.js maps back. */
+ * dgring, so lib/loop.js keeps it and answers with a code of the user's
+ * range (DG_ERR_LOOKUP_USER_FIRST - n) that it maps back when the failure
+ * comes out; a lookup function that threw is DG_ERR_LOOKUP_REPORTED, which
+ * dgring reports to no on_error (the exception already left the call). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,7 +61,7 @@ int nd_lookup_bridge(dg_socket *sock, const char *host, int family, dg_lookup_do
     e->lookups[slot].used = false; /* any answer from now on is ignored */
     if (e->in_run)
         nd_handle_exception(env);
-    return ND_CODE_THROWN; /* lib/dgram.js reports nothing for it */
+    return DG_ERR_LOOKUP_REPORTED; /* the exception was the report */
 }
 
 /* lookupDone(slot, code, address|null, family) */

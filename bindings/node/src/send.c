@@ -3,10 +3,10 @@
  * copies the bytes before it returns, so JS may reuse them at once.
  *
  * Completions: a send with a JS callback carries its request id (chosen by
- * lib/native.js, even, > 0) and reports a ND_REC_SEND record; a send
- * without one carries its nd_socket with the low bit set and reports only
- * a failed lookup (Node emits that as 'error' and drops every other error
- * of a send without a callback). */
+ * lib/loop.js, > 0) as its data and reports a ND_REC_SEND record; one
+ * without has no callback in dgring either, so its failures go to
+ * on_error, which keeps only a failed lookup (socket.c: Node emits that as
+ * 'error' and drops every other error of a send without a callback). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,44 +14,13 @@
 
 #define ND_IOV_STACK 16
 
-bool nd_senders_reserve(nd_env *e, uint32_t id)
-{
-    if (id < e->senders_cap)
-        return true;
-    uint32_t cap = e->senders_cap ? e->senders_cap : 256;
-    while (cap <= id)
-        cap *= 2;
-    nd_socket **p = realloc(e->senders, cap * sizeof(*p));
-    if (!p)
-        return false;
-    memset(p + e->senders_cap, 0, (cap - e->senders_cap) * sizeof(*p));
-    e->senders = p;
-    e->senders_cap = cap;
-    return true;
-}
-
-static bool lookup_failure(const dg_error *err)
-{
-    return err && ((err->syscall && strcmp(err->syscall, "getaddrinfo") == 0) ||
-                   (err->code <= ND_CODE_LOOKUP_BASE && err->code > ND_CODE_THROWN));
-}
-
 static void send_done(dg_socket *sock, int status, const dg_error *err, void *data)
 {
-    nd_env *e = dg_loop_get_data(dg_socket_loop(sock));
-    uintptr_t tag = (uintptr_t)data;
-    if (e->tearing_down)
+    nd_socket *s = dg_socket_get_data(sock);
+    if (s->env->tearing_down)
         return;
-    if (tag & 1) {
-        nd_socket *s = (nd_socket *)(tag & ~(uintptr_t)1);
-        if (status < 0 && lookup_failure(err))
-            nd_tape_record(e, s, ND_REC_ERROR, nd_tape_error(e, err), 0, 0);
-        return;
-    }
-    uint32_t id = (uint32_t)(tag >> 1);
-    nd_socket *s = e->senders[id];
-    int32_t obj = status < 0 && err ? nd_tape_error(e, err) : -1;
-    nd_tape_record(e, s, ND_REC_SEND, (int32_t)id, status, obj);
+    int32_t obj = status < 0 && err ? nd_tape_error(s->env, err) : -1;
+    nd_tape_record(s->env, s, ND_REC_SEND, (int32_t)(uintptr_t)data, status, obj);
 }
 
 /* The bytes of a Buffer, TypedArray or DataView; false if v is none. */
@@ -76,7 +45,8 @@ static bool view_bytes(napi_env env, napi_value v, void **data, size_t *len)
     return false;
 }
 
-static int send_list(nd_socket *s, napi_value list, int port, const char *address, void *tag)
+static int send_list(nd_socket *s, napi_value list, int port, const char *address,
+                     dg_send_cb cb, void *id)
 {
     napi_env env = s->env->env;
     uint32_t n = 0;
@@ -93,7 +63,7 @@ static int send_list(nd_socket *s, napi_value list, int port, const char *addres
             ret = DG_ERR_INVALID_ARG_TYPE;
     }
     if (ret == 0)
-        ret = dg_socket_sendv(s->dg, iov, (int)n, port, address, send_done, tag);
+        ret = dg_socket_sendv(s->dg, iov, (int)n, port, address, cb, id);
     if (iov != stack)
         free(iov);
     return ret;
@@ -107,23 +77,20 @@ ND_EXPORT(nd_send)
     char text[DG_HOSTSTRLEN];
     const char *address;
     int ret = nd_string(env, a.argv[3], text, sizeof(text), &address);
-    uint32_t id = (uint32_t)nd_int(env, a.argv[4], 0);
-    void *tag = id ? (void *)((uintptr_t)id << 1) : (void *)((uintptr_t)s | 1);
-    if (ret == 0 && id && !nd_senders_reserve(s->env, id))
-        ret = -ENOMEM;
     if (ret < 0)
         return nd_number(env, ret);
-    if (id)
-        s->env->senders[id] = s;
+    uint32_t id = (uint32_t)nd_int(env, a.argv[4], 0);
+    dg_send_cb cb = id ? send_done : NULL;
+    void *tag = (void *)(uintptr_t)id;
     int port = nd_int(env, a.argv[2], 0);
     void *data;
     size_t len;
     bool is_array = false;
     napi_is_array(env, a.argv[1], &is_array);
     if (is_array)
-        ret = send_list(s, a.argv[1], port, address, tag);
+        ret = send_list(s, a.argv[1], port, address, cb, tag);
     else if (view_bytes(env, a.argv[1], &data, &len))
-        ret = dg_socket_send(s->dg, data, len, port, address, send_done, tag);
+        ret = dg_socket_send(s->dg, data, len, port, address, cb, tag);
     else
         ret = DG_ERR_INVALID_ARG_TYPE;
     if (ret == DG_ERR_SEND_QUEUE_FULL)
