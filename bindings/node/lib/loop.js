@@ -8,6 +8,7 @@ const { AsyncResource } = require('node:async_hooks');
 const { isIP } = require('node:net');
 const binding = require('./native');
 const E = require('./errors');
+const Q = require('./queue');
 
 const { DG } = E;
 const kState = Symbol('dgring state');
@@ -215,6 +216,7 @@ function onSent(id, status, errIndex) {
 // 'close' in the context close() was called in, as Node emits it from a
 // process.nextTick() queued there.
 function onClose(socket, state) {
+  Q.cancel(socket, state);
   cancelBacklog(state);
   const res = state.closeResource;
   state.closeResource = undefined;

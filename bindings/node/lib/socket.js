@@ -1,8 +1,10 @@
 'use strict';
 // dgram.Socket on dgring. Arguments are read and checked as Node's
-// lib/dgram.js does (same forms, same errors, same order of checks), then
-// handed to dgring, whose socket implements Node's state machine: bind
-// and implicit bind, sends queued behind a bind, connect, close.
+// lib/dgram.js does (same forms, same errors, same order of checks), and
+// the socket's states change as Node's do: the implicit bind is a bind()
+// call, and sends and connects wait in Node's queue until 'listening'
+// (lib/queue.js). The bind, the connect, the sends and the close
+// themselves are dgring's.
 
 const { AsyncResource } = require('node:async_hooks');
 const dc = require('node:diagnostics_channel');
@@ -13,6 +15,7 @@ const fs = require('node:fs');
 const { promisify, types: { isArrayBufferView } } = require('node:util');
 const E = require('./errors');
 const L = require('./loop');
+const Q = require('./queue');
 
 const { DG } = E;
 const { kState, binding } = L;
@@ -106,6 +109,11 @@ function Socket(type, listener) {
     closeResource: undefined,
     backlog: [],
     backlogBytes: 0,
+    queue: undefined, // lib/queue.js: what waits for 'listening'
+    queueListening: undefined,
+    queueError: undefined,
+    queueBytes: 0,
+    queueCount: 0,
   };
   if (options?.signal !== undefined) watchSignal(this, options.signal);
   if (udpSocketChannel.hasSubscribers) udpSocketChannel.publish({ socket: this });
@@ -150,10 +158,19 @@ function bindCallback(socket, cb) {
 
 // What Node reports later for an address dgring refuses at once: a name
 // that cannot resolve, or EINVAL for a literal of the other family.
-function addressErrorLater(socket, syscall, address, port) {
-  const err = isIP(address) === 0 ? E.dnsException(DG.DNS_NOTFOUND, address) :
+function addressError(syscall, address, port) {
+  return isIP(address) === 0 ? E.dnsException(DG.DNS_NOTFOUND, address) :
     E.exceptionWithHostPort(-22, syscall, address, port);
-  process.nextTick(() => socket.emit('error', err));
+}
+
+// A bind failure dgring knew at once, reported as Node's lookup or bind
+// reports it: from the loop, the socket unbound again first.
+function bindErrorLater(socket, state, err) {
+  process.nextTick(() => {
+    if (state.handle === null) return;
+    state.bindState = L.BIND_STATE_UNBOUND;
+    socket.emit('error', err);
+  });
 }
 
 function adoptFd(socket, state, fd) {
@@ -178,44 +195,57 @@ function guessFdType(fd) {
   }
 }
 
+// The descriptor of bind({fd}), or undefined.
+function fdOf(options) {
+  return options !== null && typeof options === 'object' && Number.isInteger(options.fd) &&
+    options.fd > 0 && options.fd <= 2147483647 ? options.fd : undefined;
+}
+
 Socket.prototype.bind = function(port_, address_ /* , callback */) {
   let port = port_;
   healthCheck(this);
   const state = this[kState];
   if (state.bindState !== L.BIND_STATE_UNBOUND) throw E.fromCode(DG.SOCKET_ALREADY_BOUND);
   const cb = arguments.length && arguments[arguments.length - 1];
+  const fd = fdOf(port);
   let address;
-  if (port !== null && typeof port === 'object' && Number.isInteger(port.fd) &&
-      port.fd > 0 && port.fd <= 2147483647) {
-    adoptFd(this, state, port.fd);
-  } else {
+  if (fd === undefined) {
     if (port !== null && typeof port === 'object') {
       address = port.address || '';
       port = port.port;
     } else {
       address = typeof address_ === 'function' ? '' : address_;
     }
-    bindAddress(this, state, address, port);
+    // Node turns the port to a 32-bit unsigned integer (and its C++ layer
+    // cuts it to 16 bits); dgring refuses ports above 65535 and changes
+    // nothing (docs/migrating-from-node.md, E1).
+    const p = (port || 0) >>> 0;
+    if (p > 65535) throw E.badPort('Port', port, true);
+    port = p;
   }
+  // Binding from here on, as in Node, even if what follows throws (a
+  // bind({fd}) that is no UDP socket, a lookup function that throws).
   state.bindState = L.BIND_STATE_BINDING;
   if (typeof cb === 'function') bindCallback(this, cb);
+  if (fd !== undefined) adoptFd(this, state, fd);
+  else bindAddress(this, state, address, port);
   return this;
 };
 
 function bindAddress(socket, state, address, port) {
-  // Node turns the port to a 32-bit unsigned integer (and its C++ layer
-  // cuts it to 16 bits); dgring refuses ports above 65535 instead.
-  const p = (port || 0) >>> 0;
-  if (p > 65535) throw E.badPort('Port', port, true);
   const text = address ? String(address) : null;
   if (state.ipv6OnlyOn4) { // libuv refuses IPV6ONLY on an IPv4 socket at bind
-    process.nextTick(() => socket.emit('error', E.exceptionWithHostPort(-22, 'bind',
-      text || '0.0.0.0', p)));
+    bindErrorLater(socket, state, E.exceptionWithHostPort(-22, 'bind', text || '0.0.0.0', port));
     return;
   }
-  const ret = binding.bind(state.handle, p, text);
-  if (ret === DG.INVALID_ADDRESS) addressErrorLater(socket, 'bind', text, p);
+  const ret = binding.bind(state.handle, port, text);
+  if (ret === DG.INVALID_ADDRESS) bindErrorLater(socket, state, addressError('bind', text, port));
   else if (ret < 0) throw E.fromCode(ret, 'bind');
+}
+
+// Node's implicit bind, for send() and connect() on an unbound socket.
+function implicitBind(socket) {
+  socket.bind({ port: 0, exclusive: true }, null);
 }
 
 // ---- connect ---------------------------------------------------------------
@@ -234,28 +264,46 @@ Socket.prototype.connect = function(port, address, callback) {
     throw E.fromCode(DG.SOCKET_DGRAM_IS_CONNECTED);
   }
   healthCheck(this);
-  const ret = binding.connect(state.handle, port, address || null);
-  if (ret === DG.INVALID_ADDRESS) {
-    connectErrorLater(this, address, port, callback);
+  state.connectState = L.CONNECT_STATE_CONNECTING;
+  if (state.bindState === L.BIND_STATE_UNBOUND) implicitBind(this);
+  if (state.bindState !== L.BIND_STATE_BOUND) {
+    Q.enqueue(this, state, {
+      run: () => connectNow(this, state, port, address, callback),
+      fail: (err) => { // E3: the bind's error
+        state.connectState = L.CONNECT_STATE_DISCONNECTED;
+        if (callback) callback(err);
+      },
+    });
     return;
   }
-  if (ret < 0) throw E.fromCode(ret, 'connect');
-  state.connectState = L.CONNECT_STATE_CONNECTING;
-  state.connectAddress = address;
-  state.connectPort = port;
-  if (state.bindState === L.BIND_STATE_UNBOUND) state.bindState = L.BIND_STATE_BINDING;
-  if (callback) {
-    state.connectCallback = callback;
-    this.once('connect', callback);
-  }
+  connectNow(this, state, port, address, callback);
 };
 
-function connectErrorLater(socket, address, port, callback) {
-  const err = isIP(address) === 0 ? E.dnsException(DG.DNS_NOTFOUND, address) :
-    E.exceptionWithHostPort(-22, 'connect', address, port);
+// Node's _connect(): the callback listens for 'connect' from here on.
+function connectNow(socket, state, port, address, callback) {
+  if (callback) {
+    state.connectCallback = callback;
+    socket.once('connect', callback);
+  }
+  state.connectAddress = address;
+  state.connectPort = port;
+  const ret = binding.connect(state.handle, port, address || null);
+  if (ret === DG.INVALID_ADDRESS) connectErrorLater(socket, state, address, port, callback);
+  else if (ret < 0) throw E.fromCode(ret, 'connect');
+}
+
+// As Node's doConnect() reports a failed lookup or connect(2).
+function connectErrorLater(socket, state, address, port, callback) {
+  const err = addressError('connect', address, port);
+  state.connectState = L.CONNECT_STATE_DISCONNECTED;
+  state.connectCallback = undefined;
   process.nextTick(() => {
-    if (callback) callback(err);
-    else socket.emit('error', err);
+    if (callback) {
+      socket.removeListener('connect', callback);
+      callback(err);
+    } else {
+      socket.emit('error', err);
+    }
   });
 }
 
@@ -353,21 +401,46 @@ Socket.prototype.send = function(buffer, offset, length, port, address, callback
     validateString(address, 'address');
   }
   healthCheck(this);
-  doSend(this, state, data, connected ? 0 : port, connected ? null : (address || null), callback);
+  if (connected) {
+    doSend(this, state, data, 0, null, callback);
+    return;
+  }
+  address = address || null;
+  if (state.bindState === L.BIND_STATE_UNBOUND) implicitBind(this);
+  if (state.bindState !== L.BIND_STATE_BOUND) {
+    enqueueSend(this, state, data, port, address, callback);
+    return;
+  }
+  doSend(this, state, data, port, address, callback);
 };
 
-function doSend(socket, state, data, port, address, callback) {
+// A send waiting for 'listening' (lib/queue.js).
+function enqueueSend(socket, state, data, port, address, callback) {
+  Q.enqueue(socket, state, {
+    run: () => doSend(socket, state, data, port, address, callback, false),
+    fail: callback, // E3: the bind's error
+    cancel: callback && (() => callback(E.exceptionWithHostPort(-125, 'send', address, port))),
+    bytes: byteSize(data),
+  });
+}
+
+// Hands a send to dgring (or to the backlog behind its queue bound). What
+// dgring refuses at once is thrown where Node throws it (throwable), else
+// reported as Node reports it later.
+function doSend(socket, state, data, port, address, callback, throwable = true) {
   const id = callback ? L.requestOpen(callback, address ?? undefined, port || undefined) : 0;
-  if (state.bindState === L.BIND_STATE_UNBOUND) state.bindState = L.BIND_STATE_BINDING;
   if (state.backlog.length > 0) {
     L.backlogSend(state, [data, port, address, id, byteSize(data)]);
     return;
   }
+  // If the socket's lookup function throws, the exception leaves here and
+  // dgring ends the request with DG_ERR_LOOKUP_REPORTED: no callback, as
+  // in Node (lib/loop.js, onSent).
   const ret = binding.send(state.handle, data, port, address, id);
   if (ret === DG.SEND_QUEUE_FULL) {
     L.backlogSend(state, [data, port, address, id, byteSize(data)]);
   } else if (ret < 0) {
-    const err = L.sendFailed(state, ret, id, address, port, true);
+    const err = L.sendFailed(state, ret, id, address, port, throwable);
     if (err !== null) throw err;
   }
 }
@@ -539,12 +612,14 @@ Socket.prototype.getSendBufferSize = function() {
 
 Socket.prototype.getSendQueueSize = function() {
   const state = this[kState];
-  return (state.handle === null ? 0 : binding.queue(state.handle)[0]) + state.backlogBytes;
+  return (state.handle === null ? 0 : binding.queue(state.handle)[0]) + state.backlogBytes +
+    state.queueBytes;
 };
 
 Socket.prototype.getSendQueueCount = function() {
   const state = this[kState];
-  return (state.handle === null ? 0 : binding.queue(state.handle)[1]) + state.backlog.length;
+  return (state.handle === null ? 0 : binding.queue(state.handle)[1]) + state.backlog.length +
+    state.queueCount;
 };
 
 module.exports = { Socket, createSocket };
