@@ -135,11 +135,11 @@ function dispatch(socket, start, end) {
   }
 }
 
+// The payload: a slice of the batch's shared ArrayBuffer, or one of its
+// own (src/tape.c); a Buffer over it, as Node's pool hands out.
 function deliverMessage(socket, i) {
-  const buf = objects[tape[i + 1]];
-  const offset = tape[i + 2];
-  const length = tape[i + 3];
-  const msg = offset === 0 && length === buf.length ? buf : buf.subarray(offset, offset + length);
+  const ab = tape[i + 1] >= 0 ? objects[tape[i + 1]] : new ArrayBuffer(0);
+  const msg = Buffer.from(ab, tape[i + 2], tape[i + 3]);
   const rinfo = {
     address: objects[tape[i + 6]],
     family: (tape[i + 7] & MSG_IPV6) !== 0 ? 'IPv6' : 'IPv4',

@@ -57,6 +57,16 @@ enum nd_record {
 #define ND_TAPE_FIRST 1
 #define ND_TAPE_INTS 65536
 
+/* The objects array: slot 0 holds the address string of the last sender
+ * seen, kept from one flush to the next (a peer that keeps talking costs
+ * no string); a flush's objects start at ND_OBJ_FIRST. The array keeps its
+ * length between flushes (stale entries are overwritten) and is cut back
+ * only after a flush that used more than ND_OBJ_KEEP slots: stale entries
+ * keep at most a few payloads alive past their use. */
+#define ND_OBJ_ADDRESS 0
+#define ND_OBJ_FIRST 1
+#define ND_OBJ_KEEP 8
+
 typedef struct nd_env nd_env;
 typedef struct nd_socket nd_socket;
 
@@ -83,6 +93,7 @@ struct nd_env {
     bool in_run;             /* inside dg_loop_run: JS must wait for flush */
     bool flushing;
     bool queue_full;         /* a send met DG_ERR_SEND_QUEUE_FULL */
+    bool sent;               /* JS handed dgring a send during this run */
     bool tearing_down;       /* record nothing, call no JS */
     napi_ref dispatch;       /* lib/dgram.js: dispatch(owner, start, end) */
     napi_ref retry;          /* lib/dgram.js: retry() after a full queue */
@@ -91,7 +102,10 @@ struct nd_env {
     napi_ref objects_ref;    /* the objects Array */
     int32_t *tape;
     uint32_t tape_len;
-    uint32_t nobjects;
+    uint32_t nobjects;       /* the next object's slot (>= ND_OBJ_FIRST) */
+    struct sockaddr_storage last_addr; /* the sender in ND_OBJ_ADDRESS */
+    socklen_t last_addr_len; /* 0: none yet */
+    int32_t new_last_addr;   /* this flush's slot of a newer last sender, or -1 */
     struct nd_group *groups;
     uint32_t ngroups, groups_cap;
     struct nd_lookup *lookups;

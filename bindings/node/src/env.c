@@ -15,9 +15,12 @@ nd_env *nd_env_of(napi_env env)
 }
 
 /* Runs the loop without waiting and hands what it recorded to JS; again
- * while JS queued more (a reply sent from a 'message' handler leaves in
- * this wake-up, not the next), at most a few times so other libuv work
- * is not starved. */
+ * while JS queued more, at most a few times so other libuv work is not
+ * starved. A reply sent from a 'message' handler leaves at the end of the
+ * run that delivered the message; the kernel has usually completed it by
+ * the time that run returns, so one more run takes its completion (and
+ * clears the loop fd the completion signalled) in this wake-up instead of
+ * a second one: one poll and one crossing per echo, as Node's. */
 static void env_run(nd_env *e)
 {
     napi_handle_scope scope;
@@ -25,12 +28,11 @@ static void env_run(nd_env *e)
         return;
     napi_open_handle_scope(e->env, &scope);
     for (int i = 0; i < 4; i++) {
+        e->sent = false;
         e->in_run = true;
         dg_loop_run(e->loop, DG_RUN_NOWAIT);
         e->in_run = false;
-        /* Completions already waiting (a reply's send that the kernel did
-         * at once) are taken now rather than after another poll. */
-        if (e->ngroups == 0 && !e->queue_full && dg_loop_timeout(e->loop) != 0)
+        if (e->ngroups == 0 && !e->queue_full && !e->sent && dg_loop_timeout(e->loop) != 0)
             break;
         nd_tape_flush(e);
     }
@@ -166,6 +168,8 @@ napi_status nd_env_init(napi_env env, nd_env **out)
         return napi_generic_failure;
     e->env = env;
     e->tape_len = ND_TAPE_FIRST;
+    e->nobjects = ND_OBJ_FIRST;
+    e->new_last_addr = -1;
     napi_status st = napi_set_instance_data(env, e, NULL, NULL);
     if (st == napi_ok)
         st = napi_add_async_cleanup_hook(env, env_teardown, e, NULL);

@@ -35,6 +35,7 @@ static ND_EXPORT(nd_setup)
     napi_create_arraybuffer(env, ND_TAPE_INTS * sizeof(int32_t), &data, &ab);
     napi_create_typedarray(env, napi_int32_array, ND_TAPE_INTS, ab, 0, &tape);
     napi_create_array(env, &objects);
+    napi_set_element(env, objects, ND_OBJ_ADDRESS, nd_undefined(env));
     e->tape = data;
     napi_create_reference(env, tape, 1, &e->tape_ref);
     napi_create_reference(env, objects, 1, &e->objects_ref);

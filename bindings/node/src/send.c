@@ -95,6 +95,8 @@ ND_EXPORT(nd_send)
         ret = DG_ERR_INVALID_ARG_TYPE;
     if (ret == DG_ERR_SEND_QUEUE_FULL)
         s->env->queue_full = true;
+    else if (ret == 0)
+        s->env->sent = true;
     nd_env_update(s->env);
     return nd_number(env, ret);
 }

@@ -6,9 +6,11 @@
 
 #include "addon.h"
 
-/* Datagrams smaller than this share one Buffer per batch (slices of it,
- * as Node's Buffer pool hands out slices for allocations under 4 KiB);
- * larger ones get a Buffer of their own. */
+/* Datagrams smaller than this share one ArrayBuffer per batch (JS makes
+ * each its Buffer over a slice of it, as Node's Buffer pool hands out
+ * slices for allocations under 4 KiB); larger ones get an ArrayBuffer of
+ * their own. ArrayBuffers, not Buffers: a Buffer made here costs a
+ * prototype change per object, Buffer.from(arrayBuffer) in JS does not. */
 #define ND_SHARED_MAX 4096
 
 static bool groups_push(nd_env *e, nd_socket *s)
@@ -88,7 +90,7 @@ void nd_tape_record(nd_env *e, nd_socket *s, int32_t kind, int32_t a, int32_t b,
 
 struct batch {
     nd_env *e;
-    int32_t shared_obj;      /* the batch's shared Buffer, or -1 */
+    int32_t shared_obj;      /* the batch's shared ArrayBuffer, or -1 */
     unsigned char *shared;
     size_t shared_used;
     const struct sockaddr *last_addr;
@@ -96,18 +98,33 @@ struct batch {
     int32_t last_obj;        /* the address string of last_addr */
 };
 
+static bool same_sockaddr(const struct sockaddr *a, socklen_t alen, const void *b, socklen_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* The slot of m's sender as a string: the batch's last one, the last
+ * sender of earlier flushes (slot ND_OBJ_ADDRESS), or a new string. */
 static int32_t batch_address(struct batch *b, const dg_message *m)
 {
-    if (b->last_addr && m->addrlen == b->last_len && memcmp(m->addr, b->last_addr, m->addrlen) == 0)
+    nd_env *e = b->e;
+    if (b->last_addr && same_sockaddr(m->addr, m->addrlen, b->last_addr, b->last_len))
         return b->last_obj;
+    b->last_addr = m->addr;
+    b->last_len = m->addrlen;
+    if (same_sockaddr(m->addr, m->addrlen, &e->last_addr, e->last_addr_len)) {
+        b->last_obj = e->new_last_addr >= 0 ? e->new_last_addr : ND_OBJ_ADDRESS;
+        return b->last_obj;
+    }
     dg_address a;
     napi_value str;
     if (dg_address_from_sockaddr(m->addr, m->addrlen, &a) < 0)
         a.address[0] = '\0';
-    napi_create_string_latin1(b->e->env, a.address, NAPI_AUTO_LENGTH, &str);
-    b->last_addr = m->addr;
-    b->last_len = m->addrlen;
-    b->last_obj = nd_tape_object(b->e, str);
+    napi_create_string_latin1(e->env, a.address, NAPI_AUTO_LENGTH, &str);
+    b->last_obj = nd_tape_object(e, str);
+    memcpy(&e->last_addr, m->addr, m->addrlen);
+    e->last_addr_len = m->addrlen;
+    e->new_last_addr = b->last_obj; /* slot 0 takes it at the flush's end */
     return b->last_obj;
 }
 
@@ -122,7 +139,12 @@ static void batch_payload(struct batch *b, const dg_message *m, int32_t *rec)
     }
     napi_value buf;
     void *data;
-    napi_create_buffer_copy(b->e->env, m->length, m->data, &data, &buf);
+    if (napi_create_arraybuffer(b->e->env, m->length, &data, &buf) != napi_ok) {
+        rec[0] = -1; /* JS delivers an empty Buffer; out of memory */
+        rec[1] = 0;
+        return;
+    }
+    memcpy(data, m->data, m->length);
     rec[0] = nd_tape_object(b->e, buf);
     rec[1] = 0;
 }
@@ -139,7 +161,7 @@ static void batch_shared_buffer(struct batch *b, const dg_message *msgs, size_t 
         return;
     napi_value buf;
     void *data;
-    if (napi_create_buffer(b->e->env, total, &data, &buf) != napi_ok)
+    if (napi_create_arraybuffer(b->e->env, total, &data, &buf) != napi_ok)
         return;
     b->shared = data;
     b->shared_obj = nd_tape_object(b->e, buf);
@@ -208,11 +230,19 @@ static void flush_reset(nd_env *e)
     napi_value objects;
     e->tape_len = ND_TAPE_FIRST;
     e->ngroups = 0;
-    if (e->nobjects == 0)
+    uint32_t used = e->nobjects;
+    e->nobjects = ND_OBJ_FIRST;
+    if (e->new_last_addr < 0 && used <= ND_OBJ_KEEP)
         return;
-    e->nobjects = 0;
     napi_get_reference_value(e->env, e->objects_ref, &objects);
-    napi_set_named_property(e->env, objects, "length", nd_number(e->env, 0));
+    if (e->new_last_addr >= 0) {
+        napi_value str;
+        napi_get_element(e->env, objects, (uint32_t)e->new_last_addr, &str);
+        napi_set_element(e->env, objects, ND_OBJ_ADDRESS, str);
+        e->new_last_addr = -1;
+    }
+    if (used > ND_OBJ_KEEP)
+        napi_set_named_property(e->env, objects, "length", nd_number(e->env, ND_OBJ_FIRST));
 }
 
 /* Sockets whose close record went by now let go of their JS objects. */

@@ -73,6 +73,46 @@ test('received Buffers belong to the program; large ones have their own memory',
   await close(server, c);
 });
 
+// The addon reuses the last sender's address string from one batch to the
+// next (src/tape.c): senders that alternate, one datagram per batch and
+// several in one, each get their own rinfo.
+test('rinfo.address is each datagram\'s own when senders alternate', async () => {
+  const server = await bound('udp6', '::');
+  const port = server.address().port;
+  const four = await bound('udp4', '127.0.0.1');
+  const six = await bound('udp6', '::1');
+  const want = new Map([[four.address().port, '::ffff:127.0.0.1'], [six.address().port, '::1']]);
+  const seen = [];
+  server.on('message', (m, rinfo) => seen.push([m.toString(), rinfo.address, rinfo.port]));
+  const arrived = async (n) => { while (seen.length < n) await new Promise(setImmediate); };
+  const order = [four, six, six, four, four, six];
+  for (let i = 0; i < order.length; i++) {
+    order[i].send(`m${i}`, port, order[i].type === 'udp4' ? '127.0.0.1' : '::1');
+    await arrived(i + 1);
+  }
+  for (let i = 0; i < 6; i++) nodeSend(i % 2 ? '::1' : '127.0.0.1', port, `b${i}`);
+  await arrived(order.length + 6);
+  for (const [text, address, from] of seen) {
+    if (from !== four.address().port && from !== six.address().port) {
+      assert.strictEqual(address, text.slice(1) % 2 ? '::1' : '::ffff:127.0.0.1', text);
+    } else {
+      assert.strictEqual(address, want.get(from), text);
+    }
+  }
+  await close(server, four, six);
+  await closeNodeSenders();
+});
+
+// node:dgram senders, one per family, that send inside send() (so several
+// datagrams are queued before the server's loop runs).
+const nodeSenders = {};
+function nodeSend(address, port, text) {
+  const type = address === '::1' ? 'udp6' : 'udp4';
+  nodeSenders[type] ??= nodeDgram.createSocket(type);
+  nodeSenders[type].send(text, port, address);
+}
+const closeNodeSenders = () => close(...Object.values(nodeSenders));
+
 for (const [type, address, size] of [['udp4', '127.0.0.1', 65507], ['udp6', '::1', 65527]]) {
   test(`the largest ${type} datagram (${size} bytes) arrives whole`, async () => {
     const server = await bound(type, address);
