@@ -25,7 +25,7 @@ for (const s of scenarios) {
 // reason starts with an item of docs/migrating-from-node.md's table, and
 // each entry is some scenario's.
 test('allowed.js: rows of docs/migrating-from-node.md, each in use', (t) => {
-  const doc = path.join(__dirname, '..', '..', '..', 'docs', 'migrating-from-node.md');
+  const doc = path.join(__dirname, '..', '..', '..', 'docs/migrating-from-node.md');
   if (!fs.existsSync(doc)) {
     t.skip('not in the dgring repository (docs/ is not packaged)');
     return;
