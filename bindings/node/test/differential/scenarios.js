@@ -8,6 +8,8 @@
 const { once, turns } = require('./harness');
 const allowed = require('./allowed');
 
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+
 // Closes sockets and waits for their 'close' events, recording them.
 async function closeAll(trace, ...sockets) {
   await Promise.all(sockets.map((s, i) => new Promise((resolve) => {
@@ -42,9 +44,13 @@ scenario('createSocket: types and bad options', async (dgram, t) => {
     const s = t.call(`create ${JSON.stringify(type)}`, () => dgram.createSocket(type) && 'ok');
     if (s) dgram.createSocket(type).close();
   }
+  // Node 18's dgram (Debian 12's node) does not check buffer sizes at
+  // creation; dgring checks them as Node 20 does, so they are compared only
+  // where the oracle checks them too.
+  const sizes = nodeMajor >= 20 ? [{ type: 'udp4', recvBufferSize: -1 },
+    { type: 'udp4', sendBufferSize: 1.5 }, { type: 'udp4', recvBufferSize: 'x' }] : [];
   for (const bad of ['udp5', undefined, null, 4, { type: 'tcp' }, { type: 'udp4', lookup: 1 },
-    { type: 'udp4', recvBufferSize: -1 }, { type: 'udp4', sendBufferSize: 1.5 },
-    { type: 'udp4', recvBufferSize: 'x' }, { type: 'udp4', signal: {} }]) {
+    ...sizes, { type: 'udp4', signal: {} }]) {
     t.call(`create ${JSON.stringify(bad)}`, () => dgram.createSocket(bad));
   }
   t.add('Socket is exported', typeof dgram.Socket === 'function');
