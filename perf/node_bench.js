@@ -9,10 +9,13 @@
 //                                            (the echo scenario); prints its JSON line
 //                                            on SIGTERM or after N echoes
 //
+// --dgring DIR runs the same program on dgring's Node module (DIR is
+// bindings/node; $DGRING_NODE_ADDON may name the built addon) instead of
+// node:dgram: the node-dgring peer. Only the module differs.
+//
 // Same contract as the C peers (see common.h): "ready PORT PID" once bound,
 // one JSON line at the end. Time stamps at the first datagram and every
 // 64th, never per datagram.
-const dgram = require('node:dgram');
 const fs = require('node:fs');
 
 function parse(argv) {
@@ -27,6 +30,7 @@ function parse(argv) {
       case '--count': o.count = Number(v); i++; break;
       case '--idle-ms': o.idleMs = Number(v); i++; break;
       case '--window': o.window = Number(v); i++; break;
+      case '--dgring': o.dgring = v; i++; break;
       case '--rcvbuf': case '--batch': i++; break; // accepted, unused
       default:
         process.stderr.write(`unknown option ${k}\n`);
@@ -71,7 +75,7 @@ function recv(o) {
     const counted = stampPackets - 1;
     const cpu = cpuSeconds() - firstCpu;
     const out = {
-      peer: 'node', packets, bytes, seconds, pps: seconds > 0 ? counted / seconds : 0,
+      peer: PEER, packets, bytes, seconds, pps: seconds > 0 ? counted / seconds : 0,
       drops, drops_from: '/proc/net/udp', seq_gaps: packets ? seqMax - seqFirst + 1 - packets : -1,
       cpu_seconds: cpu, cpu_ns_per_dgram: counted ? cpu * 1e9 / counted : 0, warmup,
       max_gap_ms: Number(maxGapNs) / 1e6,
@@ -127,7 +131,7 @@ function send(o) {
     const seconds = Number(endNs - startNs) / 1e9;
     const cpu = cpuSeconds() - cpu0;
     process.stdout.write(JSON.stringify({
-      peer: 'node', packets: completed, errors, seconds, pps: completed / seconds,
+      peer: PEER, packets: completed, errors, seconds, pps: completed / seconds,
       cpu_seconds: cpu, cpu_ns_per_dgram: completed ? cpu * 1e9 / completed : 0,
       window: o.window, size: o.size, node: process.version,
     }) + '\n');
@@ -204,6 +208,8 @@ function relay(o) {
 }
 
 const o = parse(process.argv.slice(2));
+const dgram = o.dgring ? require(require('node:path').resolve(o.dgring)) : require('node:dgram');
+const PEER = o.dgring ? 'node-dgring' : 'node';
 if (o.mode === 'recv') recv(o);
 else if (o.mode === 'send') send(o);
 else if (o.mode === 'echo') echo(o);

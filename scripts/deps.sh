@@ -16,6 +16,13 @@ case "${1:-build}" in
     ci) want=$ci_pkgs ;;
     *) echo "deps.sh: unknown set '$1' (build, test or ci)" >&2; exit 2 ;;
 esac
+# The Node module's suite (bindings/node, suite "node") needs node and its
+# headers: Debian's nodejs and libnode-dev where no node is installed (a
+# node installed otherwise, e.g. NodeSource's, carries its own headers).
+# Without npm (Debian packages it apart) its package test is skipped.
+if [ "${1:-build}" != build ] && ! command -v node >/dev/null 2>&1; then
+    want="$want nodejs libnode-dev"
+fi
 
 missing=""
 for p in $want; do

@@ -26,6 +26,11 @@ static const struct error_entry *find_entry(int code)
     return NULL;
 }
 
+static bool is_user_code(int code)
+{
+    return code <= DG_ERR_LOOKUP_USER_FIRST && code >= DG_ERR_LOOKUP_USER_LAST;
+}
+
 DG_EXPORT const char *dg_err_name(int code)
 {
     if (code == 0)
@@ -33,6 +38,8 @@ DG_EXPORT const char *dg_err_name(int code)
     const struct error_entry *e = find_entry(code);
     if (e)
         return e->name;
+    if (is_user_code(code))
+        return "ERR_LOOKUP_USER";
     if (code < 0 && code > -4096) {
         const char *name = strerrorname_np(-code);
         if (name)
@@ -48,6 +55,8 @@ DG_EXPORT const char *dg_strerror(int code)
     const struct error_entry *e = find_entry(code);
     if (e)
         return e->text;
+    if (is_user_code(code))
+        return "An error of the socket's lookup function";
     if (code < 0 && code > -4096) {
         const char *text = strerrordesc_np(-code);
         if (text)

@@ -40,6 +40,8 @@ static void socket_update_alive(dg_socket *s)
 
 void dg__socket_emit_error(dg_socket *s, const dg_error *err)
 {
+    if (err->code == DG_ERR_LOOKUP_REPORTED)
+        return; /* the lookup function reported it (socket.h, dg_lookup_fn) */
     if (s->handlers.on_error) {
         s->handlers.on_error(s, err, s->data);
         return;
@@ -788,4 +790,15 @@ DG_EXPORT dg_loop *dg_socket_loop(const dg_socket *sock)
 DG_EXPORT dg_socket_type dg_socket_get_type(const dg_socket *sock)
 {
     return sock ? sock->type : (dg_socket_type)0;
+}
+
+DG_EXPORT void *dg_socket_get_data(const dg_socket *sock)
+{
+    return sock ? sock->data : NULL;
+}
+
+DG_EXPORT void dg_socket_set_data(dg_socket *sock, void *data)
+{
+    if (sock)
+        sock->data = data;
 }

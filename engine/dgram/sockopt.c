@@ -111,12 +111,14 @@ DG_EXPORT int dg_socket_set_multicast_interface(dg_socket *sock, const char *ifa
     int ret = usable(sock);
     if (ret < 0)
         return ret;
-    if (is_v4(sock)) {
-        struct in_addr a;
-        if (inet_pton(AF_INET, iface, &a) != 1)
-            return -EINVAL;
+    /* libuv's reading, which Node's is: an IPv4 address sets IP_MULTICAST_IF,
+     * an IPv6 one (its scope naming the interface) IPV6_MULTICAST_IF,
+     * whatever the socket's family; the kernel answers for the mismatch
+     * (ENOPROTOOPT for IPv6 on udp4; a udp6 socket takes an IPv4 interface
+     * for its IPv4-mapped traffic). */
+    struct in_addr a;
+    if (inet_pton(AF_INET, iface, &a) == 1)
         return setsockopt(sock->fd, IPPROTO_IP, IP_MULTICAST_IF, &a, sizeof(a)) < 0 ? -errno : 0;
-    }
     struct in6_addr a6;
     unsigned index;
     if (parse_v6_scoped(iface, &a6, &index) < 0)

@@ -5,6 +5,9 @@
  *   -1 .. -4095        negative errno values from the kernel or libc
  *   -10000 .. -10999   dgring's own codes, named after Node's dgram errors
  *   -11000 .. -11999   resolver (DNS) codes, named after Node's dns errors
+ *   -20000 .. -29999   the user's: codes a socket's lookup function may
+ *                      give (DG_ERR_LOOKUP_USER_FIRST .. _LAST); dgring
+ *                      never produces them and passes them on unchanged
  * The library never returns -1 for "see errno" and never writes errno.
  */
 #ifndef DGRING_ERROR_H
@@ -56,6 +59,8 @@ extern "C" {
       "The running kernel lacks an io_uring feature dgring requires")                \
     X(INVALID_FD_TYPE, -10018, "ERR_INVALID_FD_TYPE",                                \
       "Unsupported fd type: the fd is not a UDP socket of this family")              \
+    X(LOOKUP_REPORTED, -10019, "ERR_LOOKUP_REPORTED",                              \
+      "The socket's lookup function reported this failure itself")                  \
     X(MESSAGE_NOT_CURRENT, -10030, "ERR_MESSAGE_NOT_CURRENT",                        \
       "The message is not the one being delivered to this socket's callback")       \
     X(MESSAGE_ALREADY_KEPT, -10031, "ERR_MESSAGE_ALREADY_KEPT",                      \
@@ -86,6 +91,15 @@ enum dg_error_code {
     DG_ERROR_MAP(DG__ERROR_ENUM)
 #undef DG__ERROR_ENUM
 };
+
+/* The user's range: a lookup function (dg_lookup_fn, socket.h) that fails
+ * with a reason of its own gives a code from this range, say FIRST - n for
+ * its n-th kept error, and gets the same code back in the callback's or
+ * on_error's dg_error (err->code; syscall "getaddrinfo", the host in
+ * address), so it can find its own record of the failure. dg_err_name()
+ * says "ERR_LOOKUP_USER" for every code of the range. */
+#define DG_ERR_LOOKUP_USER_FIRST (-20000)
+#define DG_ERR_LOOKUP_USER_LAST (-29999)
 
 /* Name of a code: "ERR_SOCKET_BAD_PORT" for dgring codes, the errno
  * symbol ("EADDRINUSE") for negative errno values, "OK" for 0 and

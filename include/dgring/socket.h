@@ -196,10 +196,24 @@ DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf);
  * ("0.0.0.0", "127.0.0.1", "::", "::1") included, as Node does.
  * It must call done(done_ctx, status, address, family) exactly once, now
  * or later from the loop's thread: status 0 with an IP literal of the
- * given family (address is copied), or a negative code (DG_ERR_DNS_* or
- * -errno) and address NULL. Returning a negative code instead means failure
- * and done must then not be called. Results always reach the socket from
- * the loop, never inside the call that started the lookup. */
+ * given family (address is copied), or a negative code and address NULL.
+ * Returning a negative code instead means failure and done must then not
+ * be called. Results always reach the socket from the loop, never inside
+ * the call that started the lookup. The failure codes a lookup function
+ * gives, returned or through done:
+ *   DG_ERR_DNS_* or -errno     as dgring's resolver would fail;
+ *   DG_ERR_LOOKUP_USER_FIRST .. _LAST (error.h)
+ *                              a failure of its own: the code reaches the
+ *                              call's callback or on_error unchanged, so the
+ *                              function can tell which of its failures it
+ *                              was (a binding keeps an error object per code);
+ *   DG_ERR_LOOKUP_REPORTED     a failure it has already reported itself (a
+ *                              binding whose lookup function threw: the
+ *                              exception left the call, as in Node): the
+ *                              call fails with this code, but on_error is
+ *                              never called for it, for the call's own
+ *                              failure or for the sends it fails; a
+ *                              callback still runs, exactly once, with it. */
 typedef void (*dg_lookup_done)(void *done_ctx, int status, const char *address, int family);
 typedef int (*dg_lookup_fn)(dg_socket *sock, const char *host, int family, dg_lookup_done done,
                             void *done_ctx, void *lookup_data);
@@ -519,11 +533,14 @@ DG_EXPORT int dg_socket_set_ttl(dg_socket *sock, int ttl);
 DG_EXPORT int dg_socket_set_multicast_ttl(dg_socket *sock, int ttl);
 /* setMulticastLoopback(flag). Syscall "setMulticastLoopback". */
 DG_EXPORT int dg_socket_set_multicast_loopback(dg_socket *sock, bool on);
-/* setMulticastInterface(iface): udp4 takes an IPv4 address of a local
- * interface ("0.0.0.0" = the default choice); udp6 takes "::%ifname" or
- * "::%index" (the scope names the interface; an unknown name picks the
- * default). DG_ERR_INVALID_ARG_TYPE for NULL, -EINVAL for text that does
- * not parse. Syscall "setMulticastInterface". */
+/* setMulticastInterface(iface), read as libuv reads it for Node: an IPv4
+ * address of a local interface ("0.0.0.0" = the default choice) sets
+ * IP_MULTICAST_IF, on udp4 and for a udp6 socket's IPv4 traffic alike;
+ * an IPv6 address sets IPV6_MULTICAST_IF to its scope: "::%ifname" or
+ * "::%index" (an unknown name, or no scope, picks the default). The kernel
+ * answers for the family: IPv6 text on udp4 is -ENOPROTOOPT.
+ * DG_ERR_INVALID_ARG_TYPE for NULL, -EINVAL for text that does not parse.
+ * Syscall "setMulticastInterface". */
 DG_EXPORT int dg_socket_set_multicast_interface(dg_socket *sock, const char *iface);
 
 /* get/set{Recv,Send}BufferSize. The getters return the size (Linux
@@ -631,6 +648,15 @@ DG_EXPORT int dg_socket_fd(const dg_socket *sock);
  * while the socket closes. Loop thread only. */
 DG_EXPORT dg_loop *dg_socket_loop(const dg_socket *sock);
 DG_EXPORT dg_socket_type dg_socket_get_type(const dg_socket *sock);
+
+/* The user pointer of a socket: the data given to dg_socket_create(),
+ * which every handler receives. set replaces it, for the handlers that run
+ * from then on; get lets a per-call callback (bind, connect, send, close),
+ * whose own data pointer belongs to the call, find the socket's object.
+ * NULL socket: get returns NULL, set does nothing. Valid until the close
+ * callback has run, also while the socket closes. Loop thread only. */
+DG_EXPORT void *dg_socket_get_data(const dg_socket *sock);
+DG_EXPORT void dg_socket_set_data(dg_socket *sock, void *data);
 
 #ifdef __cplusplus
 }

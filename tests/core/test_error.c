@@ -140,6 +140,26 @@ Test(error, unknown_values_are_unknown)
     }
 }
 
+/* The user's range (error.h): every code from DG_ERR_LOOKUP_USER_FIRST
+ * down to _LAST has one name and sentence, and its neighbours are not in
+ * it; no dgring code is in it. */
+Test(error, the_lookup_users_range)
+{
+    static const int inside[] = {DG_ERR_LOOKUP_USER_FIRST, DG_ERR_LOOKUP_USER_FIRST - 1,
+                                 -25000, DG_ERR_LOOKUP_USER_LAST};
+    static const int outside[] = {DG_ERR_LOOKUP_USER_FIRST + 1, DG_ERR_LOOKUP_USER_LAST - 1};
+
+    for (size_t i = 0; i < sizeof(inside) / sizeof(inside[0]); i++) {
+        cr_assert_str_eq(dg_err_name(inside[i]), "ERR_LOOKUP_USER", "dg_err_name(%d)", inside[i]);
+        cr_assert_str_eq(dg_strerror(inside[i]), "An error of the socket's lookup function");
+    }
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
+        cr_assert_str_eq(dg_err_name(outside[i]), "UNKNOWN", "dg_err_name(%d)", outside[i]);
+    for (size_t j = 0; j < CODE_COUNT; j++)
+        cr_assert(all_codes[j].value > DG_ERR_LOOKUP_USER_FIRST ||
+                  all_codes[j].value < DG_ERR_LOOKUP_USER_LAST, "%s", all_codes[j].name);
+}
+
 static void expect_format(int code, const char *syscall, const char *address, int port,
                           const char *expected)
 {

@@ -536,3 +536,41 @@ Test(dgram_creation, handler_data_reaches_every_handler)
     cr_assert_eq(seen_data[1], &token);
     dgt_loop_finish(loop);
 }
+
+/* dg_socket_get_data gives the creation's data pointer back (also from a
+ * per-call callback, whose own data is the call's); dg_socket_set_data
+ * replaces it for the handlers that run afterwards, on_close included.
+ * NULL sockets: get is NULL, set does nothing. */
+static void *bind_cb_saw;
+static int bind_cb_calls;
+
+static void data_bind_cb(dg_socket *sock, int status, const dg_error *err, void *data)
+{
+    (void)status;
+    (void)err;
+    (void)data;
+    bind_cb_saw = dg_socket_get_data(sock);
+    bind_cb_calls++;
+}
+
+Test(dgram_creation, socket_data_get_and_set)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    int first = 1, second = 2, call = 3;
+    dg_socket_handlers h = {.on_listening = data_listening, .on_close = data_close};
+    dg_socket *sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &first);
+
+    seen_data[0] = seen_data[1] = NULL;
+    cr_assert_eq(dg_socket_get_data(sock), &first);
+    cr_assert_eq(dg_socket_bind(sock, 0, "127.0.0.1", data_bind_cb, &call), 0);
+    dgt_run_until(loop, &bind_cb_calls, 1, DGT_WAIT_MS);
+    cr_assert_eq(bind_cb_saw, &first, "the socket's data, not the call's");
+    cr_assert_eq(seen_data[0], &first);
+    dg_socket_set_data(sock, &second);
+    cr_assert_eq(dg_socket_get_data(sock), &second);
+    dgt_close_socket(loop, sock);
+    cr_assert_eq(seen_data[1], &second, "on_close got the data set after creation");
+    cr_assert_null(dg_socket_get_data(NULL));
+    dg_socket_set_data(NULL, &second); /* does nothing, does not crash */
+    dgt_loop_finish(loop);
+}

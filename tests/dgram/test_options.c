@@ -214,9 +214,11 @@ Test(dgram_options, set_broadcast_udp6)
 }
 
 /* N41, L9: udp4 setMulticastInterface: "0.0.0.0" (default choice) and
- * "127.0.0.1" work and are held by the kernel; "::", text that does not
- * parse and "" are -EINVAL; a multicast address is no interface (an
- * error); NULL is INVALID_ARG_TYPE (Node's TypeError). */
+ * "127.0.0.1" work and are held by the kernel; an IPv6 address is
+ * IPV6_MULTICAST_IF, which a udp4 socket refuses (-ENOPROTOOPT, as libuv
+ * and Node report it); text that does not parse and "" are -EINVAL; a
+ * multicast address is no interface (an error); NULL is INVALID_ARG_TYPE
+ * (Node's TypeError). */
 Test(dgram_options, set_multicast_interface_udp4)
 {
     dg_loop *loop = dgt_loop_new(NULL);
@@ -230,7 +232,8 @@ Test(dgram_options, set_multicast_interface_udp4)
     dgt_assert_code(dg_socket_set_multicast_interface(sock, "127.0.0.1"), 0);
     cr_assert_eq(getsockopt(dg_socket_fd(sock), IPPROTO_IP, IP_MULTICAST_IF, &held, &len), 0);
     cr_assert_str_eq(inet_ntop(AF_INET, &held, text, sizeof(text)), "127.0.0.1");
-    dgt_assert_code(dg_socket_set_multicast_interface(sock, "::"), -EINVAL);
+    dgt_assert_code(dg_socket_set_multicast_interface(sock, "::"), -ENOPROTOOPT);
+    dgt_assert_code(dg_socket_set_multicast_interface(sock, "::1"), -ENOPROTOOPT);
     dgt_assert_code(dg_socket_set_multicast_interface(sock, "not an address"), -EINVAL);
     dgt_assert_code(dg_socket_set_multicast_interface(sock, ""), -EINVAL);
     dgt_assert_code(dg_socket_set_multicast_interface(sock, "256.1.1.1"), -EINVAL);
@@ -243,13 +246,17 @@ Test(dgram_options, set_multicast_interface_udp4)
 }
 
 /* N41: udp6 setMulticastInterface: "::%lo" selects lo's index, "::" and
- * "::%<unknown name>" the default (0); "undefined" and "" are -EINVAL. */
+ * "::%<unknown name>" the default (0); an IPv4 address sets the interface
+ * of the socket's IPv4 traffic (IP_MULTICAST_IF), as libuv does for Node;
+ * "undefined" and "" are -EINVAL. */
 Test(dgram_options, set_multicast_interface_udp6)
 {
     dg_loop *loop;
     dg_socket *sock;
     unsigned lo = if_nametoindex("lo");
     char scoped[32];
+    struct in_addr held;
+    socklen_t len = sizeof(held);
 
     dgt_require_ipv6();
     if (lo == 0)
@@ -266,6 +273,10 @@ Test(dgram_options, set_multicast_interface_udp6)
     dgt_assert_code(dg_socket_set_multicast_interface(sock, "::%no-such-if0"), 0,
                     "an unknown scope name picks the default");
     cr_assert_eq(sockopt(sock, IPPROTO_IPV6, IPV6_MULTICAST_IF), 0);
+    dgt_assert_code(dg_socket_set_multicast_interface(sock, "127.0.0.1"), 0, "IPv4 on udp6");
+    cr_assert_eq(getsockopt(dg_socket_fd(sock), IPPROTO_IP, IP_MULTICAST_IF, &held, &len), 0);
+    cr_assert_eq(held.s_addr, htonl(INADDR_LOOPBACK));
+    cr_assert_eq(sockopt(sock, IPPROTO_IPV6, IPV6_MULTICAST_IF), 0, "the IPv6 choice unchanged");
     dgt_assert_code(dg_socket_set_multicast_interface(sock, "undefined"), -EINVAL);
     dgt_assert_code(dg_socket_set_multicast_interface(sock, ""), -EINVAL);
     dgt_assert_code(dg_socket_set_multicast_interface(sock, NULL), DG_ERR_INVALID_ARG_TYPE);
