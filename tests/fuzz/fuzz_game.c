@@ -86,21 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&tx, 0, sizeof(tx));
     for (int i = 0; i < 8; i++)
         FUZZ_CHECK(game_channel_send(&tx, message, sizeof(message), 0, on_transmit, NULL));
-    while (size > 0) {
-        size_t n = data[0];
-        data++;
-        size--;
-        if (n > size)
-            n = size;
-        uint8_t *copy = malloc(n ? n : 1);
-        if (!copy)
-            return 0;
-        memcpy(copy, data, n);
+    size_t n;
+    for (uint8_t *copy; (copy = fuzz_next_datagram(&data, &size, &n)) != NULL; free(copy))
         one_datagram(copy, n, &rx, &tx, &d);
-        free(copy);
-        data += n;
-        size -= n;
-    }
     /* Delivered exactly the sequence numbers below expected, in order. */
     FUZZ_CHECK(d.delivered == rx.expected && rx.delivered == d.delivered);
     game_channel_retransmit(&tx, 1000, 1, on_transmit, NULL);

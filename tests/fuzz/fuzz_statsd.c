@@ -90,16 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(statsd_init(&store, data[0] % 16) == 0);
     data++;
     size--;
-    while (size > 0) {
-        size_t n = data[0];
-        data++;
-        size--;
-        if (n > size)
-            n = size;
-        uint8_t *copy = malloc(n ? n : 1);
-        if (!copy)
-            abort();
-        memcpy(copy, data, n);
+    size_t n;
+    for (uint8_t *copy; (copy = fuzz_next_datagram(&data, &size, &n)) != NULL;) {
         uint64_t dropped = store.counts.dropped;
         parse_lines(copy, n, &lines, &good);
         FUZZ_CHECK(statsd_feed(&store, copy, n) == 0);
@@ -107,8 +99,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(copy);
         FUZZ_CHECK(store.used <= store.max_metrics);
         FUZZ_CHECK(store.counts.lines == good && store.counts.lines + store.counts.bad_lines == lines);
-        data += n;
-        size -= n;
         if (++fed % 4 == 0) {
             flush(&store);
             lines = good = 0;

@@ -26,24 +26,6 @@ BLAST=$2
 # shellcheck source=tests/tools/test_lib.sh
 . "$(dirname "$0")/test_lib.sh"
 
-# total FILE KEY: KEY of the proxy's totals line in its report FILE.
-total() {
-    grep '"mode":"impair"' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
-}
-
-# dropped FILE: the sum of the proxy's up_dropped_* totals.
-dropped() {
-    grep '"mode":"impair"' "$1" | tr ',' '\n' | sed -n 's/^"up_dropped_[a-z]*":\([0-9]*\)$/\1/p' |
-        awk '{ s += $1 } END { print s + 0 }'
-}
-
-expect_equal() {
-    if [ -n "$2" ] && [ "$2" = "$3" ]; then
-        pass "$1: $2"
-    else
-        fail "$1: '$2', expected '$3'"
-    fi
-}
 
 # through NAME SENDERS PROXY_ARGS...: one run; the reports are NAME_recv.out
 # (dgblast recv, JSON), NAME_send.out and NAME.json (the proxy's).
@@ -72,25 +54,25 @@ through() {
     report=$WORK/$name.json
     show "$recv" "$report"
     expect_equal "$name: recv kernel drops" "$(json_value "$recv" kernel_drops)" 0
-    expect_equal "$name: proxy kernel drops" "$(total "$report" up_kernel_drops)" 0
-    expect_equal "$name: proxy send errors" "$(total "$report" up_send_errors)" 0
+    expect_equal "$name: proxy kernel drops" "$(impair_total "$report" up_kernel_drops)" 0
+    expect_equal "$name: proxy send errors" "$(impair_total "$report" up_send_errors)" 0
     sent=$(json_value "$WORK/${name}_send.out" packets)
-    expect_equal "$name: proxy received = sent" "$(total "$report" up_received)" "$sent"
+    expect_equal "$name: proxy received = sent" "$(impair_total "$report" up_received)" "$sent"
     expect_equal "$name: packets = forwarded" "$(json_value "$recv" packets)" \
-        "$(total "$report" up_forwarded)"
-    expect_equal "$name: lost = dropped" "$(json_value "$recv" lost)" "$(dropped "$report")"
+        "$(impair_total "$report" up_forwarded)"
+    expect_equal "$name: lost = dropped" "$(json_value "$recv" lost)" "$(impair_up_dropped "$report")"
     expect_equal "$name: reordered" "$(json_value "$recv" reordered)" \
-        "$(total "$report" up_reordered)"
+        "$(impair_total "$report" up_reordered)"
     expect_equal "$name: duplicates = duplicated" "$(json_value "$recv" duplicates)" \
-        "$(total "$report" up_duplicated)"
+        "$(impair_total "$report" up_duplicated)"
     expect_equal "$name: senders = flows" "$(json_value "$recv" senders)" \
-        "$(total "$report" flows)"
+        "$(impair_total "$report" flows)"
 }
 
 # --impair-count itself: 100% loss drops exactly the first 1500 of each
 # flow, and the rest arrive; 0 is no count.
 through count 1 --loss 100 --seed 5
-expect_equal "count: dropped = --impair-count" "$(dropped "$WORK/count.json")" 1500
+expect_equal "count: dropped = --impair-count" "$(impair_up_dropped "$WORK/count.json")" 1500
 expect_usage "dgring-impair --impair-count 0" "$IMPAIR" --target-host 127.0.0.1 \
     --target-port 9 --impair-count 0
 # Each impairment alone, then all of them at once, with two senders.
@@ -100,8 +82,8 @@ through duplicate 1 --duplicate 10 --seed 3
 through all 2 --loss 10 --reorder 10 --reorder-depth 3 --duplicate 10 --seed 4
 # The impairments really happened (the seeds make them certain).
 for run in loss all; do
-    [ "$(dropped "$WORK/$run.json")" -gt 0 ] || fail "$run: nothing dropped"
+    [ "$(impair_up_dropped "$WORK/$run.json")" -gt 0 ] || fail "$run: nothing dropped"
 done
-[ "$(total "$WORK/all.json" up_reordered)" -gt 0 ] || fail "all: nothing reordered"
-[ "$(total "$WORK/all.json" up_duplicated)" -gt 0 ] || fail "all: nothing duplicated"
+[ "$(impair_total "$WORK/all.json" up_reordered)" -gt 0 ] || fail "all: nothing reordered"
+[ "$(impair_total "$WORK/all.json" up_duplicated)" -gt 0 ] || fail "all: nothing duplicated"
 finish

@@ -149,6 +149,32 @@ json_value() {
         sed -n "s/.*\"$2\":\([0-9.a-z]*\).*/\1/p"
 }
 
+# json_sum FILE KEY: the sum of the numbers after "KEY": over FILE's lines
+# (0 if none), e.g. a count over every flush line of dgstatsd.
+json_sum() {
+    sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# impair_total FILE KEY: KEY of dgring-impair's totals line in its report
+# FILE; impair_up_dropped FILE: the sum of its up_dropped_* totals.
+impair_total() {
+    grep '"mode":"impair"' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
+}
+
+impair_up_dropped() {
+    grep '"mode":"impair"' "$1" | tr ',' '\n' |
+        sed -n 's/^"up_dropped_[a-z]*":\([0-9]*\)$/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# expect_equal DESCRIPTION GOT WANT: GOT is WANT (and not empty).
+expect_equal() {
+    if [ -n "$2" ] && [ "$2" = "$3" ]; then
+        pass "$1: $2"
+    else
+        fail "$1: '$2', expected '$3'"
+    fi
+}
+
 # json_lines FILE: every line of FILE is a JSON object (jq parses each);
 # fails naming the first that is not. Without jq: returns 2 (the caller
 # skips).

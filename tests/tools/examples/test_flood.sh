@@ -43,14 +43,6 @@ rss_kib() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
-# expect_equal DESCRIPTION GOT WANT
-expect_equal() {
-    if [ -n "$2" ] && [ "$2" = "$3" ]; then
-        pass "$1: $2"
-    else
-        fail "$1: '$2', expected '$3'"
-    fi
-}
 
 # expect_le DESCRIPTION GOT LIMIT
 expect_le() {
@@ -104,11 +96,6 @@ flood_game() {
         "$((GAME_FIXED_KIB + CAP * GAME_PER_PLAYER_KIB))"
 }
 
-# flushed FILE KEY: the sum of KEY over the flush lines of FILE.
-flushed() {
-    sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | awk '{ s += $1 } END { print s + 0 }'
-}
-
 flood_statsd() {
     json=$WORK/statsd.json
     start statsd "$STATSD" --address 127.0.0.1 --port 0 --interval 100 --output "$json" \
@@ -126,10 +113,10 @@ flood_statsd() {
     tries=0
     while :; do
         arrived=$((SOURCES - $(proc_udp_drops "$port")))
-        [ "$(flushed "$json" datagrams)" -eq "$arrived" ] && break
+        [ "$(json_sum "$json" datagrams)" -eq "$arrived" ] && break
         tries=$((tries + 1))
         if [ $tries -ge 300 ]; then
-            fail "dgstatsd: flushes count $(flushed "$json" datagrams) datagrams, $arrived arrived"
+            fail "dgstatsd: flushes count $(json_sum "$json" datagrams) datagrams, $arrived arrived"
             break
         fi
         sleep 0.1
@@ -140,11 +127,11 @@ flood_statsd() {
     [ "$STATUS" -eq 0 ] || fail "dgstatsd: exit $STATUS after SIGINT"
     echo "dgstatsd: RSS ${before} KiB before, ${after} KiB after the flood"
     show "$WORK/statsd.err"
-    lines=$(flushed "$json" lines)
+    lines=$(json_sum "$json" lines)
     kept=$(key "$json" metrics)
-    expect_equal "dgstatsd: lines = datagrams" "$lines" "$(flushed "$json" datagrams)"
+    expect_equal "dgstatsd: lines = datagrams" "$lines" "$(json_sum "$json" datagrams)"
     expect_equal "dgstatsd: metrics kept = min(cap, lines)" "$kept" "$(min "$CAP" "$lines")"
-    expect_equal "dgstatsd: dropped (flushes) = lines - kept" "$(flushed "$json" dropped)" \
+    expect_equal "dgstatsd: dropped (flushes) = lines - kept" "$(json_sum "$json" dropped)" \
         "$((lines - kept))"
     expect_equal "dgstatsd: exit report" \
         "$(grep 'metrics kept' "$WORK/statsd.err")" \

@@ -25,24 +25,6 @@ IMPAIR=$3
 
 N=2000
 
-# total FILE KEY: KEY of the proxy's totals line in its report FILE.
-total() {
-    grep '"mode":"impair"' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
-}
-
-# flushed FILE PATTERN: the sum over FILE's flush lines of the number
-# after PATTERN.
-flushed() {
-    sed -n "s/.*$2\([0-9]*\).*/\1/p" "$1" | awk '{ s += $1 } END { print s + 0 }'
-}
-
-expect_equal() {
-    if [ -n "$2" ] && [ "$2" = "$3" ]; then
-        pass "$1: $2"
-    else
-        fail "$1: '$2', expected '$3'"
-    fi
-}
 
 json=$WORK/statsd.json
 start statsd "$STATSD" --address 127.0.0.1 --port 0 --interval 200 --output "$json" \
@@ -73,21 +55,20 @@ wait_bounded "$statsd_pid" 30
 show "$WORK/proxy.json" "$WORK/statsd.err"
 
 report=$WORK/proxy.json
-forwarded=$(total "$report" up_forwarded)
-dropped=$(grep '"mode":"impair"' "$report" | tr ',' '\n' |
-    sed -n 's/^"up_dropped_[a-z]*":\([0-9]*\)$/\1/p' | awk '{ s += $1 } END { print s + 0 }')
-duplicated=$(total "$report" up_duplicated)
-expect_equal "proxy: received = sent" "$(total "$report" up_received)" "$N"
+forwarded=$(impair_total "$report" up_forwarded)
+dropped=$(impair_up_dropped "$report")
+duplicated=$(impair_total "$report" up_duplicated)
+expect_equal "proxy: received = sent" "$(impair_total "$report" up_received)" "$N"
 expect_equal "proxy: forwarded = sent - dropped + duplicated" "$forwarded" \
     "$((N - dropped + duplicated))"
-expect_equal "proxy kernel drops" "$(total "$report" up_kernel_drops)" 0
+expect_equal "proxy kernel drops" "$(impair_total "$report" up_kernel_drops)" 0
 expect_equal "dgstatsd kernel drops" \
     "$(sed -n 's/.* \([0-9]*\) dropped by the kernel$/\1/p' "$WORK/statsd.err")" 0
-expect_equal "dgstatsd: datagrams = forwarded" "$(flushed "$json" '"datagrams":')" "$forwarded"
-expect_equal "dgstatsd: lines = forwarded" "$(flushed "$json" '"lines":')" "$forwarded"
+expect_equal "dgstatsd: datagrams = forwarded" "$(json_sum "$json" datagrams)" "$forwarded"
+expect_equal "dgstatsd: lines = forwarded" "$(json_sum "$json" lines)" "$forwarded"
 expect_equal "dgstatsd: counter total = 3 x forwarded" \
-    "$(flushed "$json" '"impaired.total":')" "$((3 * forwarded))"
+    "$(json_sum "$json" impaired.total)" "$((3 * forwarded))"
 [ "$dropped" -gt 0 ] || fail "proxy: nothing dropped"
 [ "$duplicated" -gt 0 ] || fail "proxy: nothing duplicated"
-[ "$(total "$report" up_reordered)" -gt 0 ] || fail "proxy: nothing reordered"
+[ "$(impair_total "$report" up_reordered)" -gt 0 ] || fail "proxy: nothing reordered"
 finish
