@@ -7,6 +7,8 @@
 # datagram of each flow, and the two must agree exactly:
 #   recv packets = up_forwarded, lost = every up_dropped_*,
 #   reordered = up_reordered, duplicates = up_duplicated, senders = flows.
+# The proxy is stopped once its socket's queue is empty (what it had not
+# read at SIGINT would be neither forwarded nor counted).
 # A drop after a sender's last datagram received would leave no gap, so
 # the proxy impairs only the first --impair-count datagrams of each flow
 # and the senders send more than that: every sequence ends with datagrams
@@ -45,6 +47,7 @@ through() {
     run "${name}_send" "$BLAST" send -c 127.0.0.1 -p "$proxy_port" -P "$senders" \
         -r $((senders * 4000)) -t 0.5 -s 64 -J
     [ "$STATUS" -eq 0 ] || fail "$name: dgblast send exit $STATUS"
+    wait_udp_read "$proxy_port" || fail "$name: the proxy left datagrams unread"
     kill -INT "$proxy_pid" # held copies still leave on their time
     wait_bounded "$proxy_pid" 30
     [ "$STATUS" -eq 0 ] || fail "$name: proxy exit $STATUS"

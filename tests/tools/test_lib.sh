@@ -192,6 +192,24 @@ proc_udp_drops() {
         awk -v p=":$hex" '$2 ~ p"$" { print $NF; exit }'
 }
 
+# wait_udp_read PORT: waits (10 s at most) until the UDP socket bound to
+# PORT has read everything that reached it: its receive queue
+# (rx_queue of /proc/net/udp) is empty. Before a SIGINT to dgring-impair,
+# which stops taking datagrams: what is still queued would be neither
+# forwarded nor counted. Fails if the queue stays non-empty.
+wait_udp_read() {
+    hex=$(printf '%04X' "$1")
+    tries=0
+    while [ $tries -lt 100 ]; do
+        queued=$(cat /proc/net/udp /proc/net/udp6 2>/dev/null |
+            awk -v p=":$hex" '$2 ~ p"$" { split($5, q, ":"); print q[2]; exit }')
+        [ "$queued" = "00000000" ] && return 0
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    return 1
+}
+
 # snmp_udp FIELD: the kernel's counter FIELD of the Udp line of
 # /proc/net/snmp (RcvbufErrors, InDatagrams ...): what nstat reports as
 # UdpFIELD.

@@ -5,7 +5,8 @@
 # over every flush, the counter is 3 x what the proxy forwarded, and
 # dgstatsd counted one datagram and one line per datagram forwarded; the
 # proxy's own books say forwarded = sent - dropped + duplicated. The
-# proxy is stopped first (its held datagrams leave on time), then
+# proxy is stopped first, once it has read every datagram dgcat sent (its
+# socket's queue is empty; held datagrams leave on time), then
 # dgstatsd (it handles what reached its socket before the last flush), so
 # nothing is in flight when the totals are read; large buffers and the
 # kernel drop counts checked to be 0 make sure nothing is lost on
@@ -46,6 +47,7 @@ awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) print "impaired.total:1|c:2|c" }'
     >"$WORK/lines.in"
 run_input cat "$WORK/lines.in" "$CAT_TOOL" 127.0.0.1 "$proxy_port"
 [ "$STATUS" -eq 0 ] || fail "dgcat: exit $STATUS"
+wait_udp_read "$proxy_port" || fail "dgring-impair left datagrams unread"
 kill -INT "$proxy_pid"
 wait_bounded "$proxy_pid" 30
 [ "$STATUS" -eq 0 ] || fail "dgring-impair: exit $STATUS after SIGINT"
