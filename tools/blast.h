@@ -125,9 +125,12 @@ bool blast_probe_reply_seq(const blast_config *config, const dg_message *msg, ui
  * recv follows the sequence of each sender: a flow is the sender's address
  * and port and the id in its header, so any number of senders into one
  * socket (or one member of a group) are counted apart. A flow's loss is
- * the sequence numbers it skipped (its highest + 1 minus the datagrams
- * received, counting from 0); a datagram behind the flow's highest is
- * reordered. The table holds at most `capacity` flows, so a flood of
+ * the sequence numbers it skipped (its highest + 1 minus the distinct
+ * numbers received, counting from 0); a number received before is a
+ * duplicate, one first seen behind the flow's highest is reordered (as
+ * dgring-impair counts them). Duplicates are told apart within the last
+ * BLAST_SEQ_WINDOW numbers up to the highest; one further behind counts
+ * as reordered. The table holds at most `capacity` flows, so a flood of
  * senders (hostile or not) cannot grow memory: a new sender past the cap
  * evicts the one heard from least recently, whose counts so far are kept
  * in the totals. A sender heard again after its eviction is followed
@@ -135,6 +138,8 @@ bool blast_probe_reply_seq(const blast_config *config, const dg_message *msg, ui
  * from there (and the totals say how many were evicted). */
 
 typedef struct blast_flow blast_flow;
+
+#define BLAST_SEQ_WINDOW 512 /* bits per flow (64 bytes) */
 
 typedef struct blast_flows {
     blast_flow *flows;     /* capacity entries, count in use */
@@ -149,6 +154,7 @@ typedef struct blast_flows {
     uint64_t evicted;
     uint64_t retired_lost; /* what evicted flows had counted */
     uint64_t retired_reordered;
+    uint64_t retired_duplicates;
 } blast_flows;
 
 /* What the flows counted, evicted ones included. */
@@ -158,6 +164,7 @@ typedef struct blast_flow_totals {
     uint64_t evicted;
     uint64_t lost;
     uint64_t reordered;
+    uint64_t duplicates;
 } blast_flow_totals;
 
 /* Returns 0 or -ENOMEM; capacity 1..BLAST_FLOWS_MAX. */

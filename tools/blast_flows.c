@@ -27,8 +27,12 @@ struct blast_flow {
     uint32_t newer, older; /* the recency list; NONE at its ends */
     uint64_t base;         /* the first sequence number counted */
     uint64_t max_seq;
-    uint64_t received;
+    uint64_t received;     /* distinct sequence numbers */
     uint64_t reordered;
+    uint64_t duplicates;
+    uint64_t seen[BLAST_SEQ_WINDOW / 64]; /* bit seq % BLAST_SEQ_WINDOW: seq
+                                             received, for the window of
+                                             sequence numbers up to max_seq */
 };
 
 int blast_flows_init(blast_flows *flows, uint32_t capacity)
@@ -170,6 +174,7 @@ static uint32_t evict_oldest(blast_flows *flows)
 
     flows->retired_lost += flow_lost(f);
     flows->retired_reordered += f->reordered;
+    flows->retired_duplicates += f->duplicates;
     flows->evicted++;
     remove_slot(flows, find_slot(flows, &f->key, f->hash));
     list_unlink(flows, i);
@@ -195,9 +200,44 @@ static void start_flow(blast_flows *flows, const flow_key *key, uint32_t hash, u
     f = &flows->flows[i];
     *f = (blast_flow){.key = *key, .hash = hash, .max_seq = seq, .received = 1};
     f->base = flows->evicted > 0 ? seq : 0;
+    f->seen[seq % BLAST_SEQ_WINDOW / 64] = 1ull << (seq % 64);
     flows->slots[s] = i + 1;
     list_push_newest(flows, i);
     flows->admitted++;
+}
+
+/* Whether seq's bit is set; sets it. */
+static bool test_and_set(blast_flow *f, uint64_t seq)
+{
+    uint64_t *word = &f->seen[seq % BLAST_SEQ_WINDOW / 64];
+    uint64_t bit = 1ull << (seq % 64);
+    bool was = (*word & bit) != 0;
+
+    *word |= bit;
+    return was;
+}
+
+/* Counts seq in f: a new highest (the bits of the numbers skipped are
+ * cleared: not received), a duplicate (its bit set), or reordered (below
+ * the highest, first seen; one too far behind to tell counts so). */
+static void count_seq(blast_flow *f, uint64_t seq)
+{
+    if (seq > f->max_seq) {
+        if (seq - f->max_seq >= BLAST_SEQ_WINDOW)
+            memset(f->seen, 0, sizeof(f->seen));
+        else
+            for (uint64_t s = f->max_seq + 1; s < seq; s++)
+                f->seen[s % BLAST_SEQ_WINDOW / 64] &= ~(1ull << (s % 64));
+        f->max_seq = seq;
+        f->seen[seq % BLAST_SEQ_WINDOW / 64] &= ~(1ull << (seq % 64));
+    }
+    if (f->max_seq - seq < BLAST_SEQ_WINDOW && test_and_set(f, seq)) {
+        f->duplicates++;
+        return;
+    }
+    f->received++;
+    if (seq < f->max_seq)
+        f->reordered++;
 }
 
 void blast_flows_count(blast_flows *flows, const struct sockaddr *from, uint32_t sender,
@@ -216,11 +256,7 @@ void blast_flows_count(blast_flows *flows, const struct sockaddr *from, uint32_t
     }
     i = flows->slots[s] - 1;
     f = &flows->flows[i];
-    f->received++;
-    if (seq > f->max_seq)
-        f->max_seq = seq;
-    else if (seq < f->max_seq)
-        f->reordered++;
+    count_seq(f, seq);
     if (flows->newest != i) {
         list_unlink(flows, i);
         list_push_newest(flows, i);
@@ -233,8 +269,10 @@ void blast_flows_totals(const blast_flows *flows, blast_flow_totals *out)
     out->evicted += flows->evicted;
     out->lost += flows->retired_lost;
     out->reordered += flows->retired_reordered;
+    out->duplicates += flows->retired_duplicates;
     for (uint32_t i = 0; i < flows->count; i++) {
         out->lost += flow_lost(&flows->flows[i]);
         out->reordered += flows->flows[i].reordered;
+        out->duplicates += flows->flows[i].duplicates;
     }
 }

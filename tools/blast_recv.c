@@ -240,8 +240,10 @@ static void recv_explain(const recv_counts *c, const blast_config *config,
 static void recv_summary_text(const recv_counts *c, const blast_config *config,
                               const blast_buffers *buffers)
 {
-    printf("  lost %llu, reordered %llu from %llu senders; foreign %llu, truncated %llu",
+    printf("  lost %llu, reordered %llu, duplicates %llu from %llu senders; foreign %llu, "
+           "truncated %llu",
            (unsigned long long)c->flows.lost, (unsigned long long)c->flows.reordered,
+           (unsigned long long)c->flows.duplicates,
            (unsigned long long)c->flows.senders, (unsigned long long)c->foreign,
            (unsigned long long)c->truncated);
     if (config->pattern_given)
@@ -259,6 +261,7 @@ static void recv_json_counts(tool_json *json, const recv_counts *c, const blast_
 {
     tool_json_uint(json, "lost", c->flows.lost);
     tool_json_uint(json, "reordered", c->flows.reordered);
+    tool_json_uint(json, "duplicates", c->flows.duplicates);
     tool_json_uint(json, "senders", c->flows.senders);
     tool_json_uint(json, "senders_evicted", c->flows.evicted);
     tool_json_uint(json, "foreign", c->foreign);

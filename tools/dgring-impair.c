@@ -99,6 +99,10 @@ static const tool_option impair_table[] = {
     {"direction", 0, TOOL_ARG_CHOICE, FIELD(direction), "WHICH",
      "the directions impaired: both, up (client to target) or down (default both)",
      .choices = direction_choices},
+    {"impair-count", 0, TOOL_ARG_NUMBER, FIELD(impair_count), "N",
+     "impair only the first N datagrams of each flow and direction; later ones pass "
+     "untouched, so a receiver sees the end of every sequence (default: all)",
+     .min = 1, .max = UINT64_MAX},
     {"seed", 0, TOOL_ARG_NUMBER, FIELD(seed), "N",
      "seed of every random decision (default: from the clock; the totals print it)",
      .min = 0, .max = UINT64_MAX},

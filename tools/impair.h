@@ -80,6 +80,8 @@ typedef struct impair_config {
     unsigned max_flows;
     int rcvbuf;              /* SO_RCVBUF of every socket, 0: the system's */
     unsigned direction;      /* IMPAIR_WHICH_* */
+    uint64_t impair_count;   /* impair only the first N of each flow and
+                                direction; 0: every datagram */
     uint64_t seed;
     bool seed_given;
     bool json;

@@ -518,6 +518,8 @@ void impair_arrive(impair_proxy *p, impair_dir *d, const void *data, size_t len)
 
     d->counts.received++;
     d->counts.bytes += len;
+    if (p->config->impair_count > 0 && index == p->config->impair_count)
+        d->impaired = false; /* --impair-count: the rest pass untouched */
     if (!d->flow->in_table && d->flow->evicted) {
         d->counts.dropped_evicted++;
         return;

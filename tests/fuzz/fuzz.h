@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -18,5 +19,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                  \
         }                                                                             \
     } while (0)
+
+/* The next datagram of an input made of datagrams, each a length byte
+ * then that many bytes (the last one takes what is left): a heap copy of
+ * exactly its size (so a read past it is caught), its size in *length.
+ * Advances *data and *size; aborts when out of memory. NULL at the end. */
+static inline uint8_t *fuzz_next_datagram(const uint8_t **data, size_t *size, size_t *length)
+{
+    if (*size == 0)
+        return NULL;
+    size_t n = (*data)[0];
+    if (n > *size - 1)
+        n = *size - 1;
+    uint8_t *copy = malloc(n ? n : 1);
+    if (!copy)
+        abort();
+    memcpy(copy, *data + 1, n);
+    *data += 1 + n;
+    *size -= 1 + n;
+    *length = n;
+    return copy;
+}
 
 #endif

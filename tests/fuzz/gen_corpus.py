@@ -130,3 +130,64 @@ seeds = {
 }
 for name, data in seeds.items():
     write("recvmsg", name, data)
+
+# ---- game: datagrams, each a length byte then its bytes (tools/examples/game.h)
+def game(ptype, body, ack=0):
+    return bytes([ptype, 0]) + struct.pack("<HI", 0, ack) + body
+
+def game_reliable(seq, msg, ack=0, length=None):
+    return game(7, struct.pack("<IB", seq, len(msg) if length is None else length) + msg, ack)
+
+def datagrams(*ds):
+    return b"".join(bytes([len(d)]) + d for d in ds)
+
+chat = lambda n: bytes([2]) + struct.pack("<I", n)
+game_seeds = {
+    "hello": datagrams(game(1, struct.pack("<I", 0x1234))),
+    "welcome": datagrams(game(2, struct.pack("<IIH", 1, 0x1234, 30))),
+    "input": datagrams(game(3, struct.pack("<Ibb", 7, -1, 1), ack=3)),
+    "state": datagrams(game(4, struct.pack("<IIiiH", 9, 7, -5, 2**31 - 1, 3))),
+    "ping-pong": datagrams(game(5, struct.pack("<Q", 2**64 - 1)), game(6, struct.pack("<Q", 1))),
+    "tick": datagrams(game(9, struct.pack("<IHQ", 100, 2, 123456789))),
+    "ack-all": datagrams(game(8, b"", ack=8)),
+    "ack-beyond": datagrams(game(8, b"", ack=9), game(8, b"", ack=2**31)),
+    "reliable-in-order": datagrams(*[game_reliable(i, chat(i)) for i in range(4)]),
+    "reliable-reordered": datagrams(game_reliable(2, chat(2)), game_reliable(0, chat(0)),
+                                    game_reliable(1, chat(1)), game_reliable(1, chat(1))),
+    "reliable-window-edge": datagrams(game_reliable(63, chat(63)), game_reliable(64, chat(64)),
+                                      game_reliable(2**32 - 1, chat(0))),
+    "reliable-max": datagrams(game_reliable(0, bytes(range(16)))),
+    "reliable-too-long": datagrams(game_reliable(0, bytes(17))),
+    "reliable-length-lie": datagrams(game_reliable(0, b"ab", length=16)),
+    "short-header": datagrams(b"\x01\x00\x00"),
+    "short-body": datagrams(game(4, bytes(17))),
+    "unknown-type": datagrams(game(0, bytes(8)), game(10, bytes(8)), game(255, bytes(8))),
+    "empty": datagrams(b""),
+}
+for name, data in game_seeds.items():
+    write("game", name, data)
+
+# ---- statsd: the metric cap byte, then datagrams as for game
+statsd_seeds = {
+    "counter": bytes([8]) + datagrams(b"hits:1|c"),
+    "gauge-delta": bytes([8]) + datagrams(b"temp:20|g\ntemp:+5|g\ntemp:-3|g"),
+    "timer": bytes([8]) + datagrams(b"rt:12|ms|@0.5\nrt:7|h\nrt:3|d"),
+    "multi-value": bytes([8]) + datagrams(b"a:1|c:2|c:3|g"),
+    "tags": bytes([8]) + datagrams(b"req:1|c|#env:prod,region:eu|@0.1"),
+    "crlf": bytes([8]) + datagrams(b"a:1|c\r\nb:2|c\r\n\n"),
+    "cap-full": bytes([2]) + datagrams(b"a:1|c\nb:1|c\nc:1|c\nd:1|g"),
+    "cap-zero": bytes([0]) + datagrams(b"a:1|c"),
+    "bad-rate": bytes([8]) + datagrams(b"a:1|c|@0\na:1|c|@1.5\na:1|c|@nan\na:1|c|@"),
+    "bad-number": bytes([8]) + datagrams(b"a:nan|c\na:inf|g\na: 1|c\na:|c\na:1e999|c"),
+    "bad-type": bytes([8]) + datagrams(b"a:1|x\na:1|\na:1\na:1|cc\na:1|ms|"),
+    "no-name": bytes([8]) + datagrams(b":1|c\n|:1|c\na|b:1|c"),
+    "long-name": bytes([8]) + datagrams(b"n" * 200 + b":1|c", b"n" * 201 + b":1|c"),
+    "many-values": bytes([8]) + datagrams(b"a" + b":1|c" * 32, b"a" + b":1|c" * 33),
+    "colon-end": bytes([8]) + datagrams(b"a:", b"a:1|c:", b"a::1|c"),
+    "nul-bytes": bytes([8]) + datagrams(b"a\0b:1|c\n\0:1|g"),
+    "json-escape": bytes([8]) + datagrams(b"q\"\\\x01\x7f:1|c"),
+    "flushes": bytes([4]) + datagrams(*[b"t:%d|ms" % i for i in range(9)]),
+    "huge-sum": bytes([8]) + datagrams(b"a:1e308|c:1e308|c", b"a:1e308|c|@1e-300"),
+}
+for name, data in statsd_seeds.items():
+    write("statsd", name, data)

@@ -165,7 +165,7 @@ check_foreign() {
     run short_send "$BLAST_TOOL" send -c 127.0.0.1 -p "$port" -s 8 -r 1000 -t 0.05
     wait_bounded "$text_pid" 30
     sent=$(sed -n 's/^send: \([0-9]*\) packets.*/\1/p' "$WORK/short_send.out")
-    if grep -q "lost 0, reordered 0 from 0 senders; foreign $((sent + 1))," \
+    if grep -q "lost 0, reordered 0, duplicates 0 from 0 senders; foreign $((sent + 1))," \
         "$WORK/foreign_text.out"; then
         pass "foreign: 8-byte payloads (no header) and a statsd line are foreign"
     else

@@ -149,6 +149,32 @@ json_value() {
         sed -n "s/.*\"$2\":\([0-9.a-z]*\).*/\1/p"
 }
 
+# json_sum FILE KEY: the sum of the numbers after "KEY": over FILE's lines
+# (0 if none), e.g. a count over every flush line of dgstatsd.
+json_sum() {
+    sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# impair_total FILE KEY: KEY of dgring-impair's totals line in its report
+# FILE; impair_up_dropped FILE: the sum of its up_dropped_* totals.
+impair_total() {
+    grep '"mode":"impair"' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
+}
+
+impair_up_dropped() {
+    grep '"mode":"impair"' "$1" | tr ',' '\n' |
+        sed -n 's/^"up_dropped_[a-z]*":\([0-9]*\)$/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# expect_equal DESCRIPTION GOT WANT: GOT is WANT (and not empty).
+expect_equal() {
+    if [ -n "$2" ] && [ "$2" = "$3" ]; then
+        pass "$1: $2"
+    else
+        fail "$1: '$2', expected '$3'"
+    fi
+}
+
 # json_lines FILE: every line of FILE is a JSON object (jq parses each);
 # fails naming the first that is not. Without jq: returns 2 (the caller
 # skips).
@@ -164,6 +190,24 @@ proc_udp_drops() {
     hex=$(printf '%04X' "$1")
     cat /proc/net/udp /proc/net/udp6 2>/dev/null |
         awk -v p=":$hex" '$2 ~ p"$" { print $NF; exit }'
+}
+
+# wait_udp_read PORT: waits (10 s at most) until the UDP socket bound to
+# PORT has read everything that reached it: its receive queue
+# (rx_queue of /proc/net/udp) is empty. Before a SIGINT to dgring-impair,
+# which stops taking datagrams: what is still queued would be neither
+# forwarded nor counted. Fails if the queue stays non-empty.
+wait_udp_read() {
+    hex=$(printf '%04X' "$1")
+    tries=0
+    while [ $tries -lt 100 ]; do
+        queued=$(cat /proc/net/udp /proc/net/udp6 2>/dev/null |
+            awk -v p=":$hex" '$2 ~ p"$" { split($5, q, ":"); print q[2]; exit }')
+        [ "$queued" = "00000000" ] && return 0
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    return 1
 }
 
 # snmp_udp FIELD: the kernel's counter FIELD of the Udp line of

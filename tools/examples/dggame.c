@@ -79,6 +79,9 @@ typedef struct server_totals {
     uint64_t farewells;          /* players that finished cleanly */
     uint64_t timed_out;
     uint64_t refused;            /* HELLOs beyond --max-players */
+    uint64_t datagrams;          /* every datagram received */
+    uint64_t strangers;          /* not HELLO, from no player: ignored */
+    uint64_t players_peak;       /* the most players at once */
     uint64_t chat_order_errors;  /* chats out of order: must stay 0 */
     uint64_t chat_mismatches;    /* DONE's count != chats received */
     uint64_t retransmits;
@@ -167,6 +170,8 @@ static player *player_add(server *srv, const dg_addr_key *key,
     srv->players[srv->count++] = joined;
     *index_slot(srv, key) = joined;
     srv->totals.players_seen++;
+    if (srv->count > srv->totals.players_peak)
+        srv->totals.players_peak = srv->count;
     return joined;
 }
 
@@ -396,6 +401,7 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
         dg_addr_key_from_sockaddr(msg->addr, msg->addrlen, &key) < 0)
         return;
     memcpy(&from, msg->addr, msg->addrlen); /* aligned, and kept past the callback */
+    srv->totals.datagrams++;
     if (game_random(&srv->random) % 100 < srv->config->loss_percent) {
         srv->totals.simulated_drops++;
         return;
@@ -407,6 +413,8 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
     p = *index_slot(srv, &key);
     if (p == NULL && packet.type == GAME_HELLO)
         p = player_add(srv, &key, &from, msg->addrlen);
+    else if (p == NULL)
+        srv->totals.strangers++;
     if (p == NULL)
         return;
     p->last_heard_ms = dg_loop_now(srv->loop);
@@ -497,6 +505,9 @@ static void print_totals(server *srv)
         {"farewells", t->farewells},
         {"timed_out", t->timed_out},
         {"refused", t->refused},
+        {"players_peak", t->players_peak},
+        {"datagrams", t->datagrams},
+        {"strangers", t->strangers},
         {"chat_order_errors", t->chat_order_errors},
         {"chat_mismatches", t->chat_mismatches},
         {"retransmits", t->retransmits},

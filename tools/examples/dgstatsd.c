@@ -367,6 +367,9 @@ static void join_group(statsd_server *server)
     }
     fprintf(stderr, PROG ": %llu datagrams, %llu truncated, %llu dropped by the kernel\n",
             datagrams, (unsigned long long)atomic_load(&server->truncated), drops);
+    fprintf(stderr, PROG ": %zu metrics kept (--max-metrics %zu), %llu values refused\n",
+            server->store.used, server->store.max_metrics,
+            (unsigned long long)server->store.refused);
 }
 
 /* Blocks the signals the owner's loop takes, before any thread exists:

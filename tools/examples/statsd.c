@@ -215,6 +215,7 @@ static statsd_metric *metric_get(statsd_store *store, statsd_type type, const ch
         return *slot;
     if (store->used >= store->max_metrics) {
         store->counts.dropped++;
+        store->refused++;
         return NULL;
     }
     metric = calloc(1, sizeof(*metric) + length + 1);
@@ -412,10 +413,11 @@ int statsd_flush(statsd_store *store, FILE *out, uint64_t timestamp_ms, uint64_t
 
     fprintf(out,
             "{\"timestamp_ms\":%llu,\"interval_ms\":%llu,\"datagrams\":%llu,\"lines\":%llu,"
-            "\"bad_lines\":%llu,\"dropped\":%llu",
+            "\"bad_lines\":%llu,\"dropped\":%llu,\"metrics\":%llu",
             (unsigned long long)timestamp_ms, (unsigned long long)interval_ms,
             (unsigned long long)c->datagrams, (unsigned long long)c->lines,
-            (unsigned long long)c->bad_lines, (unsigned long long)c->dropped);
+            (unsigned long long)c->bad_lines, (unsigned long long)c->dropped,
+            (unsigned long long)store->used);
     rc = put_section(store, out, "counters", STATSD_COUNTER);
     if (rc == 0)
         rc = put_section(store, out, "gauges", STATSD_GAUGE);

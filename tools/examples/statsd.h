@@ -55,6 +55,8 @@ typedef struct statsd_store {
     size_t capacity;        /* a power of two */
     size_t used;
     size_t max_metrics;
+    uint64_t refused;       /* values refused for new names, ever (counts.dropped
+                               is the interval's share) */
     statsd_counts counts;
 } statsd_store;
 
@@ -75,8 +77,8 @@ bool statsd_parse_line(const char *line, size_t length,
 int statsd_feed(statsd_store *store, const void *data, size_t length);
 
 /* Writes the aggregates of the interval as one JSON object on one line
- * (timestamp_ms, interval_ms, the counts, counters, gauges, timers; names
- * sorted), then resets counters, timers and counts. Gauges stay. Returns
+ * (timestamp_ms, interval_ms, the counts, metrics: the distinct metrics
+ * kept, counters, gauges, timers; names sorted), then resets counters, timers and counts. Gauges stay. Returns
  * 0, -ENOMEM, or -EIO if out failed. */
 int statsd_flush(statsd_store *store, FILE *out, uint64_t timestamp_ms, uint64_t interval_ms);
 
