@@ -18,7 +18,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,10 +180,65 @@ static void proxy_close(impair_proxy *p)
         dg_socket_close(p->listener, NULL, NULL);
 }
 
+/* Bytes waiting in sock's kernel receive queue (SO_MEMINFO's receive
+ * allocation; a datagram read into a ring buffer no longer counts), 0 when
+ * it cannot be read. */
+static uint32_t queued_bytes(const dg_socket *sock)
+{
+    uint32_t meminfo[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(meminfo);
+    int fd = sock != NULL ? dg_socket_fd(sock) : -1;
+
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &len) < 0)
+        return 0;
+    return meminfo[SK_MEMINFO_RMEM_ALLOC];
+}
+
+/* Whether the kernel holds nothing more for the listener or any flow. */
+static bool kernel_queues_empty(const impair_proxy *p)
+{
+    if (queued_bytes(p->listener) > 0)
+        return false;
+    for (const impair_link *l = p->recent.next; l != &p->recent; l = l->next)
+        if (queued_bytes(IMPAIR_CONTAINER(l, impair_flow, recent)->upstream) > 0)
+            return false;
+    return true;
+}
+
+static void on_drain_check(dg_timer *timer, void *data)
+{
+    impair_proxy *p = data;
+
+    (void)timer;
+    p->timer_armed = false;
+    impair_check_drained(p);
+}
+
+/* Draining ends when no copy is held, no send is in flight, and what the
+ * kernel still queued for the proxy's sockets has been read and counted
+ * (as dropped while closing): closing with datagrams queued would lose
+ * them uncounted. So the sockets close only after two checks, 1 ms apart,
+ * that find the kernel queues empty and nothing read in between (the turn
+ * between them takes the completions of what was read already). */
 void impair_check_drained(impair_proxy *p)
 {
-    if (p->draining && !p->closing && p->heap_count == 0 && p->sends_in_flight == 0)
+    bool quiet;
+
+    if (!p->draining || p->closing || p->heap_count > 0 || p->sends_in_flight > 0)
+        return;
+    quiet = kernel_queues_empty(p) && p->seen == p->seen_at_check;
+    if ((quiet && p->drain_checks > 0) || p->timer == NULL) {
         proxy_close(p);
+        return;
+    }
+    p->drain_checks = quiet ? p->drain_checks + 1 : 0;
+    p->seen_at_check = p->seen;
+    if (p->timer_armed)
+        return;
+    if (dg_timer_start(p->timer, 1, 0, on_drain_check, p) < 0)
+        proxy_close(p); /* cannot wait: close as before */
+    else
+        p->timer_armed = true;
 }
 
 /* SIGINT/SIGTERM: the first drains, the second closes at once. */
@@ -207,6 +264,7 @@ static void on_client_message(dg_socket *sock, const dg_message *msg, void *data
     impair_flow *f = NULL;
 
     (void)sock;
+    p->seen++;
     if (!p->draining && !p->closing)
         f = impair_flow_for(p, msg->addr, msg->addrlen);
     if (f != NULL) {

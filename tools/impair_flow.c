@@ -96,6 +96,7 @@ static void on_upstream_message(dg_socket *sock, const dg_message *msg, void *da
     impair_proxy *p = f->proxy;
 
     (void)sock;
+    p->seen++;
     if (!from_target(p, msg)) {
         p->stray++;
         return;

@@ -7,8 +7,10 @@
 # datagram of each flow, and the two must agree exactly:
 #   recv packets = up_forwarded, lost = every up_dropped_*,
 #   reordered = up_reordered, duplicates = up_duplicated, senders = flows.
-# The proxy is stopped once its socket's queue is empty (what it had not
-# read at SIGINT would be neither forwarded nor counted).
+# The proxy is stopped once its socket's queue is empty: what it read
+# after SIGINT would be dropped while closing, after each sender's last
+# forwarded datagram, where no gap shows it (the stopped case below checks
+# that such datagrams are counted).
 # A drop after a sender's last datagram received would leave no gap, so
 # the proxy impairs only the first --impair-count datagrams of each flow
 # and the senders send more than that: every sequence ends with datagrams
@@ -71,6 +73,37 @@ through() {
     expect_equal "$name: senders = flows" "$(json_value "$recv" senders)" \
         "$(impair_total "$report" flows)"
 }
+
+# stopped: a SIGINT that finds datagrams still queued for the proxy. The
+# proxy is stopped (SIGSTOP) while 2000 datagrams queue up in its socket,
+# then gets SIGINT and SIGCONT: it reads and counts what was queued before
+# it closes, so received = sent (all of them dropped while closing, or
+# forwarded if read first), with no kernel drop.
+stopped() {
+    start stopped_recv "$BLAST" recv -B 127.0.0.1 -p 0 --idle-ms 1000 -J
+    recv_pid=$LAST_PID
+    recv_port=$(wait_for_port stopped_recv "$recv_pid") || { fail "stopped: recv"; return 1; }
+    start stopped_proxy "$IMPAIR" --address 127.0.0.1 --port 0 --target-host 127.0.0.1 \
+        --target-port "$recv_port" --rcvbuf 4194304 --report "$WORK/stopped.json"
+    proxy_pid=$LAST_PID
+    proxy_port=$(wait_for_port stopped_proxy "$proxy_pid") || { fail "stopped: proxy"; return 1; }
+    kill -STOP "$proxy_pid"
+    run stopped_send "$BLAST" send -c 127.0.0.1 -p "$proxy_port" -r 4000 -t 0.5 -s 64 -J
+    kill -INT "$proxy_pid"
+    kill -CONT "$proxy_pid"
+    wait_bounded "$proxy_pid" 30
+    [ "$STATUS" -eq 0 ] || fail "stopped: proxy exit $STATUS"
+    kill -INT "$recv_pid"
+    wait_bounded "$recv_pid" 30
+    report=$WORK/stopped.json
+    show "$report"
+    expect_equal "stopped: proxy kernel drops" "$(impair_total "$report" up_kernel_drops)" 0
+    expect_equal "stopped: received = sent, queued ones included" \
+        "$(impair_total "$report" up_received)" "$(json_value "$WORK/stopped_send.out" packets)"
+    expect_equal "stopped: received = forwarded + dropped" "$(impair_total "$report" up_received)" \
+        "$(($(impair_total "$report" up_forwarded) + $(impair_up_dropped "$report")))"
+}
+stopped
 
 # --impair-count itself: 100% loss drops exactly the first 1500 of each
 # flow, and the rest arrive; 0 is no count.

@@ -195,8 +195,9 @@ proc_udp_drops() {
 # wait_udp_read PORT: waits (10 s at most) until the UDP socket bound to
 # PORT has read everything that reached it: its receive queue
 # (rx_queue of /proc/net/udp) is empty. Before a SIGINT to dgring-impair,
-# which stops taking datagrams: what is still queued would be neither
-# forwarded nor counted. Fails if the queue stays non-empty.
+# which stops forwarding: what it reads after it is counted as dropped
+# while closing, which a receiver cannot see as a gap. Fails if the queue
+# stays non-empty.
 wait_udp_read() {
     hex=$(printf '%04X' "$1")
     tries=0
