@@ -417,8 +417,11 @@ int dg__ring_cancel_fd_sync(struct dg__core *c, int fd);
 int dg__ring_enter(struct dg__core *c, bool block);
 /* Completions waiting in the CQ (an overflow is counted in the stats). */
 unsigned dg__ring_cq_ready(struct dg__core *c);
-/* Up to want completions, oldest first; consumed by dg__ring_advance. */
-unsigned dg__ring_peek(struct dg__core *c, struct io_uring_cqe **cqes, unsigned want);
+/* Up to want completions, oldest first, as one array at *out, valid (and
+ * unmoved, whatever completions arrive meanwhile) until dg__ring_advance
+ * consumes them. Fewer than are ready when the kernel's CQ wraps: the
+ * caller asks again. */
+unsigned dg__ring_cq_window(struct dg__core *c, const struct io_uring_cqe **out, unsigned want);
 void dg__ring_advance(struct dg__core *c, unsigned n);
 /* Completions waiting that no fd signals (the epoll backend makes them in
  * user space while submitting): an embedding loop must be poked for them. */

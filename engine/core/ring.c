@@ -404,10 +404,25 @@ unsigned dg__ring_cq_ready(struct dg__core *c)
     return io_uring_cq_ready(&c->ring);
 }
 
-unsigned dg__ring_peek(struct dg__core *c, struct io_uring_cqe **cqes, unsigned want)
+/* The kernel's CQEs are read where they lie, between its head (ours to
+ * move) and its tail: the kernel writes past the tail only, so completions
+ * posted during the walk cannot move them. The ring is never set up with
+ * IORING_SETUP_CQE32. */
+unsigned dg__ring_cq_window(struct dg__core *c, const struct io_uring_cqe **out, unsigned want)
 {
-    return c->epoll ? dg__epoll_peek_batch(c->epoll, cqes, want)
-                    : io_uring_peek_batch_cqe(&c->ring, cqes, want);
+    if (c->epoll)
+        return dg__epoll_cq_window(c->epoll, out, want);
+    struct io_uring_cq *cq = &c->ring.cq;
+    unsigned head = *cq->khead;
+    unsigned ready = io_uring_smp_load_acquire(cq->ktail) - head;
+    unsigned at = head & cq->ring_mask;
+    unsigned n = cq->ring_entries - at; /* up to the end of the array */
+    if (n > ready)
+        n = ready;
+    if (n > want)
+        n = want;
+    *out = &cq->cqes[at];
+    return n;
 }
 
 void dg__ring_advance(struct dg__core *c, unsigned n)

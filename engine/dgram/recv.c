@@ -299,9 +299,10 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     batch_gro_buffer(loop, s, bid, &m, &v);
 }
 
-void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
+/* One receive completion, whatever it carries: a buffer for on_message or
+ * for the batch, an error, the end of the multishot receive. */
+static void rx_completion(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
 {
-    dg_socket *s = DG__UD_PTR(cqe->user_data);
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
@@ -339,6 +340,15 @@ void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
     if (dg__socket_is_open(s))
         dg__recv_queue_rearm(s); /* after this batch's buffers are back in the ring */
     dg__socket_op_done(s);
+}
+
+unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
+{
+    unsigned i = 0;
+    do {
+        rx_completion(loop, DG__UD_PTR(cqes[i].user_data), &cqes[i]);
+    } while (++i < n && DG__UD_KIND(cqes[i].user_data) == DG__OP_RECV);
+    return i;
 }
 
 /* With every buffer kept by the user a receive would end at once with
