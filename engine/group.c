@@ -9,6 +9,15 @@
  * order makes member i socket i of the kernel's reuse-port group, which is
  * what the CPU steering program's answer means.
  *
+ * An exclusive group (the default) keeps its port to itself, as far as the
+ * kernel lets it: member 0 binds without SO_REUSEPORT (so the start fails
+ * with EADDRINUSE on a port any socket holds) and turns the option on only
+ * once bound, and only if other members follow; the last member attaches a
+ * classic BPF program that only ever answers a member's socket number, so
+ * a socket another process joins later (same user, SO_REUSEPORT: the
+ * kernel allows it) gets no datagram. docs/scaling.md has the reasons and
+ * the limits.
+ *
  * Stopping travels as one dg_loop_post per member (exactly once, from any
  * thread). A member closes its loop only after its stop post ran, so a
  * stop post never reaches a closed loop; dg_group_post takes a per-member
@@ -96,6 +105,7 @@ DG_EXPORT void dg_group_options_init(dg_group_options *options)
     options->threads = 1;
     options->socket.type = DG_UDP4;
     options->steering = DG_GROUP_STEER_HASH;
+    options->exclusive = true;
     options->stats_interval_ms = 1000;
     dg_loop_options_init(&options->loop);
 }
@@ -247,6 +257,14 @@ static void on_bound(dg_socket *sock, int status, const dg_error *err, void *dat
     m->bind_status = status;
 }
 
+static int attach_program(int fd, struct sock_filter *code, size_t len)
+{
+    struct sock_fprog prog = {.len = (unsigned short)len, .filter = code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
+        return -errno;
+    return 0;
+}
+
 /* Steers each datagram to socket (receiving CPU % threads) of the group. */
 static int attach_cpu_steering(int fd, unsigned threads)
 {
@@ -255,24 +273,74 @@ static int attach_cpu_steering(int fd, unsigned threads)
         BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, threads),
         BPF_STMT(BPF_RET | BPF_A, 0),
     };
-    struct sock_fprog prog = {.len = (unsigned short)(sizeof(code) / sizeof(code[0])),
-                              .filter = code};
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
-        return -errno;
-    return 0;
+    return attach_program(fd, code, sizeof(code) / sizeof(code[0]));
 }
 
-/* What follows a successful bind: member 0 of a kernel-chosen port joins
- * reuse-port only now (so the kernel picked a port nobody shares), the
- * bound address is read back, the last member attaches the steering. */
-static int member_after_bind(struct member *m, dg_socket *sock, bool picked)
+/* An exclusive group's hash steering: socket (hash of the source address
+ * and port) % threads, so a flow sticks to one member and a socket that
+ * joined later (number threads or above) is never chosen. The kernel's own
+ * hash cannot be read from classic BPF, so this one folds the source
+ * address words, XORs the source port and multiplies by the golden ratio.
+ * The program runs with the packet's data at the UDP payload; SKF_NET_OFF
+ * reaches the IP header (IPv4, or IPv6 on a dual-stack socket too). */
+static int attach_hash_steering(int fd, unsigned threads)
+{
+    const uint32_t net = (uint32_t)SKF_NET_OFF;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, net),          /* 0: version, IHL */
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 4, 14, 0),    /* IPv4: to 17 */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, net + 8),      /* 3: IPv6 source */
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, net + 12),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, net + 16),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, net + 20),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, net + 40),     /* source port */
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_JMP | BPF_JA, 6),                    /* to 23 */
+        BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, net),         /* 17: X = IPv4 header length */
+        BPF_STMT(BPF_LD | BPF_H | BPF_IND, net),          /* source port */
+        BPF_STMT(BPF_ST, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, net + 12),     /* IPv4 source */
+        BPF_STMT(BPF_LDX | BPF_MEM, 0),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1u), /* 23 */
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, threads),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    return attach_program(fd, code, sizeof(code) / sizeof(code[0]));
+}
+
+/* The last member's steering: CPU, or the exclusive group's hash. */
+static int attach_steering(const dg_group *g, int fd)
+{
+    if (g->threads < 2)
+        return 0; /* one socket: nothing to steer, nobody shares */
+    if (g->options.steering == DG_GROUP_STEER_CPU)
+        return attach_cpu_steering(fd, g->threads);
+    return g->options.exclusive ? attach_hash_steering(fd, g->threads) : 0;
+}
+
+/* What follows a successful bind: member 0 of a kernel-chosen port or of an
+ * exclusive group joins reuse-port only now (so it shares with no socket
+ * that was there first; an exclusive group of one never does), the bound
+ * address is read back, the last member attaches the steering. */
+static int member_after_bind(struct member *m, dg_socket *sock, bool bound_alone)
 {
     dg_group *g = m->group;
     int fd = dg_socket_fd(sock);
     if (fd < 0)
         return fd;
     int one = 1;
-    if (picked && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+    bool join = bound_alone && (g->threads > 1 || !g->options.exclusive);
+    if (join && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
         return -errno;
     dg_address a;
     int ret = dg_socket_address(sock, &a);
@@ -282,9 +350,8 @@ static int member_after_bind(struct member *m, dg_socket *sock, bool picked)
     snprintf(m->address, sizeof(m->address), "%s", a.address);
     /* One socket needs no steering (and a lone socket that joined
      * reuse-port after bind has no group to attach it to: EINVAL). */
-    if (m->index == g->threads - 1 && g->threads > 1 &&
-        g->options.steering == DG_GROUP_STEER_CPU)
-        ret = attach_cpu_steering(fd, g->threads);
+    if (m->index == g->threads - 1)
+        ret = attach_steering(g, fd);
     return ret;
 }
 
@@ -292,10 +359,10 @@ static int member_bind(struct member *m, dg_loop *loop)
 {
     dg_group *g = m->group;
     const dg_group_options *o = &g->options;
-    bool picked = m->index == 0 && o->port == 0;
+    bool bound_alone = m->index == 0 && (o->port == 0 || o->exclusive);
     dg_socket_options so = o->socket;
     so.flags |= DG_SOCKET_REUSE_PORT;
-    if (picked)
+    if (bound_alone)
         so.flags &= ~DG_SOCKET_REUSE_PORT;
     dg_socket *sock;
     int ret = dg_socket_create(loop, &so, &o->handlers, o->data, &sock);
@@ -313,7 +380,7 @@ static int member_bind(struct member *m, dg_loop *loop)
     if (ret == 0)
         ret = m->bind_status;
     if (ret == 0)
-        ret = member_after_bind(m, sock, picked);
+        ret = member_after_bind(m, sock, bound_alone);
     return ret;
 }
 
@@ -421,6 +488,9 @@ static int validate_options(const dg_group_options *o)
     if (o->socket.type != DG_UDP4 && o->socket.type != DG_UDP6)
         return DG_ERR_SOCKET_BAD_TYPE;
     if (o->socket.signal != NULL)
+        return DG_ERR_INVALID_ARG_VALUE;
+    /* SO_REUSEADDR would let another socket with it share the port. */
+    if (o->exclusive && (o->socket.flags & DG_SOCKET_REUSE_ADDR))
         return DG_ERR_INVALID_ARG_VALUE;
     if (o->steering != DG_GROUP_STEER_HASH && o->steering != DG_GROUP_STEER_CPU)
         return DG_ERR_INVALID_ARG_VALUE;

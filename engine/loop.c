@@ -14,6 +14,10 @@
 #define DG__CQE_BATCH 256
 /* Batched waits (dg_loop_options.batch_wait_us). */
 #define DG__BATCH_WAIT_DEFAULT_US 200
+/* dg_loop_options.max_fanout_destinations: with the other queues it sizes
+ * the completion queue (at most 65536 entries; beyond that the kernel
+ * keeps the extra completions on its overflow list, drained next turn). */
+#define DG__FANOUT_DESTINATIONS_MAX 65536
 
 DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
 {
@@ -26,6 +30,7 @@ DG_EXPORT void dg_loop_options_init(dg_loop_options *options)
     options->max_pending_sends = 4096;
     options->send_buffers = 256;
     options->send_buffer_size = 2048;
+    options->max_fanout_destinations = 8192;
 }
 
 static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
@@ -46,6 +51,8 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
         if (in->send_buffer_size)
             out->send_buffer_size = in->send_buffer_size;
         out->send_zerocopy_min = in->send_zerocopy_min;
+        if (in->max_fanout_destinations)
+            out->max_fanout_destinations = in->max_fanout_destinations;
         if (in->batch_wait_us)
             out->batch_wait_us = in->batch_wait_us;
     }
@@ -60,7 +67,8 @@ static int options_resolve(const dg_loop_options *in, dg_loop_options *out)
         return DG_ERR_INVALID_ARG_VALUE;
     if (out->sq_entries > 32768 || out->recv_buffer_size > 65535 ||
         out->max_pending_sends > 32768 || out->send_buffers > 65536 ||
-        out->send_buffer_size > 65535 || out->send_zerocopy_min > 65535)
+        out->send_buffer_size > 65535 || out->send_zerocopy_min > 65535 ||
+        out->max_fanout_destinations > DG__FANOUT_DESTINATIONS_MAX)
         return DG_ERR_INVALID_ARG_VALUE;
     return 0;
 }
@@ -145,6 +153,7 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = on_timeout,
     [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_POLL] = dg__resolver_on_poll,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
+    [DG__OP_SIGNAL] = dg__signals_on_poll,     [DG__OP_SEND_MANY] = dg__socket_on_send_many,
 };
 
 /* Dispatches the completions cqes[0, n); returns how many were receives. */
@@ -221,6 +230,7 @@ static void prepare_turn(dg_loop *loop)
     dg__timers_arm(c);
     if (c->resolver)
         dg__resolver_prepare(loop);
+    dg__signals_prepare(c);
     dg__wake_prepare(c);
 }
 
@@ -290,12 +300,23 @@ DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
     if (!dg__list_empty(&c->deferred) || dg__ring_sq_ready(c) > 0 ||
         dg__ring_cq_unsignalled(c) > 0)
         return 0;
-    return dg__timers_next_ms(c);
+    /* Rounded up: an embedding loop that wakes early would find nothing
+     * due and ask again at once. */
+    int64_t us = dg__timers_next_us(c);
+    if (us <= 0)
+        return (int)us;
+    uint64_t ms = ((uint64_t)us + 999u) / 1000u;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
 DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop)
 {
-    return loop ? loop->core.now_ms : 0;
+    return loop ? loop->core.now_us / 1000u : 0;
+}
+
+DG_EXPORT uint64_t dg_loop_now_us(const dg_loop *loop)
+{
+    return loop ? loop->core.now_us : 0;
 }
 
 DG_EXPORT void dg_loop_update_time(dg_loop *loop)
@@ -335,9 +356,9 @@ DG_EXPORT void *dg_loop_get_data(const dg_loop *loop)
     return loop ? loop->data : NULL;
 }
 
-/* Cancels the loop's own ring operations (wake read, timer timeout) and
- * waits for their final completions, so the kernel never writes into the
- * loop after it is freed. */
+/* Cancels the loop's own ring operations (wake read, timer timeout, the
+ * signalfd's poll) and waits for their final completions, so the kernel
+ * never writes into the loop after it is freed. */
 static void cancel_own_ops(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
@@ -347,7 +368,8 @@ static void cancel_own_ops(dg_loop *loop)
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));
     }
-    for (int i = 0; i < 100 && (c->wake_armed || c->timer_timeout.armed); i++) {
+    for (int i = 0; i < 100 && (c->wake_armed || c->timer_timeout.armed || dg__signals_armed(c));
+         i++) {
         if (dg__ring_enter(c, true) < 0)
             break;
         process_completions(loop);
@@ -370,6 +392,7 @@ DG_EXPORT int dg_loop_close(dg_loop *loop)
     cancel_own_ops(loop);
     dg__ring_close(c);
     dg__wake_close(c);
+    dg__signals_destroy(c);
     dg__send_reqs_free(loop);
     dg__sbuf_pool_destroy(c); /* after the ring, which held it registered */
     dg__free(c->timers.items);

@@ -290,7 +290,7 @@ static void timeout_sync(struct dg__resolver *res)
     uint64_t next = ares_deadline(res);
     /* None: a timeout armed for later fires harmlessly. No SQE: still
      * dirty, tried again next turn. */
-    if (next == UINT64_MAX || dg__timeout_arm(res->core, &res->timeout, next))
+    if (next == UINT64_MAX || dg__timeout_arm(res->core, &res->timeout, next * 1000000u))
         res->timeout_dirty = false;
 }
 

@@ -17,6 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <criterion/criterion.h>
 
 #include "support/helpers.h"
@@ -109,6 +111,25 @@ Test(bad_input, null_handles_give_the_documented_error)
     cr_assert(!dg_timer_active(NULL));
     dg_timer_ref(NULL);
     dg_timer_unref(NULL);
+    dgt_assert_code(dg_timer_start_us(NULL, 1, 0, never_timer, NULL), V);
+    cr_assert_eq(dg_timer_due_us(NULL), 0);
+    cr_assert_eq(dg_loop_now_us(NULL), 0);
+    /* signals (tests/core/test_signal.c has the rest) */
+    dgt_assert_code(dg_signal_new(NULL, NULL), V);
+    dgt_assert_code(dg_signal_start(NULL, SIGINT, NULL, NULL), V);
+    dgt_assert_code(dg_signal_stop(NULL), V);
+    dgt_assert_code(dg_signal_close(NULL, NULL, NULL), V);
+    cr_assert(!dg_signal_active(NULL));
+    cr_assert_eq(dg_signal_signum(NULL), 0);
+    dg_signal_ref(NULL);
+    dg_signal_unref(NULL);
+    /* address keys (tests/core/test_address_key.c has the rest) */
+    dgt_assert_code(dg_addr_key_from_sockaddr(NULL, 0, NULL), V);
+    dgt_assert_code(dg_addr_key_to_sockaddr(NULL, NULL, NULL), V);
+    dgt_assert_code(dg_addr_key_format(NULL, buf, sizeof(buf)), V);
+    cr_assert(!dg_addr_key_equal(NULL, NULL));
+    cr_assert_eq(dg_addr_key_compare(NULL, NULL), 0);
+    (void)dg_addr_key_hash(NULL, 0);
     /* resolver */
     dgt_assert_code(dg_lookup(NULL, "localhost", 0, never_lookup, NULL), T);
     dgt_assert_code(dg_loop_set_resolver_options(NULL, &ro), V);
@@ -128,6 +149,7 @@ Test(bad_input, null_handles_give_the_documented_error)
     dgt_assert_code(dg_socket_bind(NULL, 0, NULL, NULL, NULL), V);
     dgt_assert_code(dg_socket_bind_ex(NULL, &(dg_bind_options){0}, NULL, NULL), V);
     dgt_assert_code(dg_socket_send(NULL, "x", 1, 9, NULL, NULL, NULL), V);
+    dgt_assert_code(dg_socket_send_many(NULL, "x", 1, NULL, 0, NULL, NULL), V);
     dgt_assert_code(dg_socket_send_slice(NULL, "x", 1, 0, 1, 9, NULL, NULL, NULL), V);
     dgt_assert_code(dg_socket_sendv(NULL, NULL, 0, 9, NULL, NULL, NULL), V);
     dgt_assert_code(dg_socket_send_to(NULL, "x", 1, NULL, 0, NULL, NULL), V);

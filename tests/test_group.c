@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -313,13 +314,17 @@ static void check_accessors(dg_group *g, unsigned threads)
 
 /* ---- Many flows ------------------------------------------------------------ */
 
-static void many_flows(unsigned threads, dg_socket_type type, int flows, int per_flow)
+/* exclusive: the default (the group's own steering program); shared: the
+ * kernel's reuse-port hash. */
+static void many_flows_steered(unsigned threads, dg_socket_type type, int flows, int per_flow,
+                               bool exclusive)
 {
     static struct ctx c;
     int family = dgt_family(type);
     int fds_before = dgt_open_fds(), tasks_before = open_tasks();
     ctx_init(&c, threads);
     dg_group_options o = group_options(&c, threads, type);
+    o.exclusive = exclusive;
     dg_group *g = NULL;
     dgt_assert_code(dg_group_start(&g, &o), 0);
     check_accessors(g, threads);
@@ -332,8 +337,9 @@ static void many_flows(unsigned threads, dg_socket_type type, int flows, int per
     dgt_assert_code(dg_group_join(g, st), 0);
 
     unsigned used = check_exactly_once(&c, flows, per_flow);
-    /* 64 flows all hashed to one member: probability 2^-63 with 2. */
-    cr_assert_geq(used, 2u, "the kernel spread %d flows over %u loops", flows, used);
+    /* 64 flows all hashed to one member: probability 2^-63 with 2 (and
+     * the exclusive group's hash is deterministic for given ports). */
+    cr_assert_geq(used, 2u, "the steering spread %d flows over %u loops", flows, used);
     check_callbacks(&c, (int)threads, (int)threads);
     check_final_stats(&c, st);
     cr_assert_eq(dgt_open_fds(), fds_before, "fds leaked");
@@ -342,9 +348,19 @@ static void many_flows(unsigned threads, dg_socket_type type, int flows, int per
 
 TestSuite(group, .description = "reuse-port groups: one loop per thread on one port");
 
+static void many_flows(unsigned threads, dg_socket_type type, int flows, int per_flow)
+{
+    many_flows_steered(threads, type, flows, per_flow, true);
+}
+
 Test(group, two_loops_receive_every_datagram_of_many_flows_exactly_once)
 {
     many_flows(2, DG_UDP4, 64, 100);
+}
+
+Test(group, a_shared_group_spreads_flows_with_the_kernels_hash)
+{
+    many_flows_steered(2, DG_UDP4, 64, 100, false);
 }
 
 Test(group, four_loops_receive_every_datagram_of_many_flows_exactly_once)
@@ -480,6 +496,9 @@ Test(group, invalid_options_are_refused_before_any_thread_starts)
     dgt_assert_code(dg_group_start(&g, &o), DG_ERR_INVALID_ARG_VALUE);
     o = group_options(&c, 2, DG_UDP4);
     o.socket.signal = (dg_abort *)&c;
+    dgt_assert_code(dg_group_start(&g, &o), DG_ERR_INVALID_ARG_VALUE);
+    o = group_options(&c, 2, DG_UDP4);
+    o.socket.flags = DG_SOCKET_REUSE_ADDR; /* would let SO_REUSEADDR sockets share */
     dgt_assert_code(dg_group_start(&g, &o), DG_ERR_INVALID_ARG_VALUE);
     cr_assert_null(g);
     cr_assert_eq(open_tasks(), tasks_before);
@@ -835,4 +854,64 @@ Test(group, on_stop_runs_for_every_started_member_without_an_on_start)
     cr_assert_eq(atomic_load(&c.stops), 3);
     cr_assert_eq(atomic_load(&c.closes), 3);
     cr_assert_eq(atomic_load(&c.bad), 0);
+}
+
+/* ---- A signal stops the group ---------------------------------------------
+ * The pattern of docs/signals.md: the owner blocks the signal before the
+ * group's threads start (they inherit the mask), member 0 watches it with a
+ * dg_signal opened in on_start and closed in on_stop, and its callback
+ * stops the group. The signal is sent to the process, as kill(1) would. */
+
+static dg_signal *member_signal;
+static atomic_int signal_stops, signal_closes;
+
+/* data is member 0's loop. */
+static void on_group_signal(dg_signal *sig, int signum, void *data)
+{
+    (void)sig;
+    if (signum == SIGUSR1 && dg_group_index(data) == 0 &&
+        dg_group_stop(dg_group_from_loop(data)) == 0)
+        atomic_fetch_add(&signal_stops, 1);
+}
+
+static void on_group_signal_closed(dg_signal *sig, void *data)
+{
+    (void)sig;
+    (void)data;
+    atomic_fetch_add(&signal_closes, 1);
+}
+
+static void signal_in_start(dg_loop *loop, unsigned index, void *data)
+{
+    on_start(loop, index, data);
+    if (index == 0 && dg_signal_new(loop, &member_signal) == 0)
+        dg_signal_start(member_signal, SIGUSR1, on_group_signal, loop);
+}
+
+static void signal_in_stop(dg_loop *loop, unsigned index, void *data)
+{
+    on_stop(loop, index, data);
+    if (index == 0)
+        dg_signal_close(member_signal, on_group_signal_closed, NULL);
+}
+
+Test(group, a_signal_to_the_process_stops_the_group_through_member_0)
+{
+    static struct ctx c;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+    ctx_init(&c, 2);
+    dg_group_options o = group_options(&c, 2, DG_UDP4);
+    o.on_start = signal_in_start;
+    o.on_stop = signal_in_stop;
+    dg_group *g = NULL;
+    dgt_assert_code(dg_group_start(&g, &o), 0);
+    cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+    /* No dg_group_stop() here: the signal's callback makes it. */
+    dgt_assert_code(dg_group_join(g, NULL), 0);
+    cr_assert_eq(atomic_load(&signal_stops), 1);
+    cr_assert_eq(atomic_load(&signal_closes), 1);
+    check_callbacks(&c, 2, 2);
 }

@@ -10,6 +10,7 @@
  * DGT_OOM_TRACE=1 prints a backtrace of each failed allocation. */
 #include <errno.h>
 #include <execinfo.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -510,6 +511,59 @@ out:
 Test(oom, timers_and_posts)
 {
     cr_assert_gt(sweep("timers", path_timer, NULL), 0);
+}
+
+/* ---- A signal handle and a fan-out ------------------------------------------ */
+
+static void on_many_sent(dg_socket *sock, const dg_send_many_result *result, void *data)
+{
+    (void)sock;
+    cr_expect_eq(result->sent + result->failed, 4);
+    *(bool *)data = true;
+}
+
+static void on_never_signal(dg_signal *sig, int signum, void *data)
+{
+    (void)sig;
+    (void)signum;
+    (void)data;
+}
+
+static int path_signal_fanout(void *arg)
+{
+    (void)arg;
+    dg_loop *loop;
+    int rc = new_small_loop(&loop);
+    if (rc < 0)
+        return rc;
+    struct sock_ctx c = {0};
+    dg_socket *s[1] = {NULL};
+    dg_signal *sig = NULL;
+    dg_socket_options o = {.type = DG_UDP4};
+    int sink = dgt_plain_socket(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = dgt_sockaddr(AF_INET, dgt_plain_port(sink), &ss);
+    dg_addr_key dests[4];
+    bool sent = false;
+    for (int i = 0; i < 4; i++)
+        dg_addr_key_from_sockaddr((struct sockaddr *)&ss, len, &dests[i]);
+
+    STEP(dg_signal_new(loop, &sig));
+    STEP(dg_signal_start(sig, SIGUSR1, on_never_signal, NULL));
+    STEP(dg_socket_create(loop, &o, &sc_handlers, &c, &s[0]));
+    STEP(dg_socket_send_many(s[0], "fan", 3, dests, 4, on_many_sent, &sent));
+    run_until(loop, &sent);
+out:
+    if (sig)
+        dgt_assert_code(dg_signal_close(sig, NULL, NULL), 0);
+    close(sink);
+    finish(loop, s, 1, &c);
+    return rc;
+}
+
+Test(oom, signal_and_send_many)
+{
+    cr_assert_gt(sweep("signal and fan-out", path_signal_fanout, NULL), 0);
 }
 
 /* ---- Resolver ---------------------------------------------------------- */

@@ -125,3 +125,134 @@ DG_EXPORT int dg_address_from_sockaddr(const struct sockaddr *sa, socklen_t len,
     }
     return DG_ERR_INVALID_ADDRESS;
 }
+
+/* ---- Address keys (dgring/address.h) ------------------------------------- */
+
+_Static_assert(sizeof(dg_addr_key) == 24, "a key has no padding");
+
+DG_EXPORT int dg_addr_key_from_sockaddr(const struct sockaddr *sa, socklen_t len,
+                                        dg_addr_key *out)
+{
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!sa || !out)
+        return DG_ERR_INVALID_ARG_VALUE;
+    sa_family_t family;
+    if (len < (socklen_t)sizeof(family))
+        return DG_ERR_INVALID_ADDRESS;
+    memcpy(&family, &sa->sa_family, sizeof(family)); /* sa may be unaligned */
+    if (family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        struct sockaddr_in sin;
+        memcpy(&sin, sa, sizeof(sin));
+        out->family = AF_INET;
+        out->port = ntohs(sin.sin_port);
+        memcpy(out->addr, &sin.sin_addr, 4);
+        return 0;
+    }
+    if (family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        struct sockaddr_in6 sin6;
+        memcpy(&sin6, sa, sizeof(sin6));
+        out->family = AF_INET6;
+        out->port = ntohs(sin6.sin6_port);
+        out->scope_id = sin6.sin6_scope_id;
+        memcpy(out->addr, &sin6.sin6_addr, 16);
+        return 0;
+    }
+    return DG_ERR_INVALID_ADDRESS;
+}
+
+/* Whether some socket address has this key. */
+static bool key_valid(const dg_addr_key *key)
+{
+    static const uint8_t zeros[12];
+    if (key->reserved != 0)
+        return false;
+    if (key->family == AF_INET6)
+        return true;
+    return key->family == AF_INET && key->scope_id == 0 &&
+           memcmp(key->addr + 4, zeros, sizeof(zeros)) == 0;
+}
+
+DG_EXPORT int dg_addr_key_to_sockaddr(const dg_addr_key *key, struct sockaddr_storage *out,
+                                      socklen_t *len)
+{
+    if (!key || !out || !len)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (!key_valid(key))
+        return DG_ERR_INVALID_ADDRESS;
+    memset(out, 0, sizeof(*out));
+    if (key->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)out;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(key->port);
+        memcpy(&sin->sin_addr, key->addr, 4);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(key->port);
+    sin6->sin6_scope_id = key->scope_id;
+    memcpy(&sin6->sin6_addr, key->addr, 16);
+    *len = sizeof(*sin6);
+    return 0;
+}
+
+DG_EXPORT bool dg_addr_key_equal(const dg_addr_key *a, const dg_addr_key *b)
+{
+    return a && b && memcmp(a, b, sizeof(*a)) == 0;
+}
+
+DG_EXPORT int dg_addr_key_compare(const dg_addr_key *a, const dg_addr_key *b)
+{
+    if (!a || !b)
+        return (a != NULL) - (b != NULL);
+    if (a->family != b->family)
+        return a->family < b->family ? -1 : 1;
+    int order = memcmp(a->addr, b->addr, sizeof(a->addr));
+    if (order != 0)
+        return order < 0 ? -1 : 1;
+    if (a->port != b->port)
+        return a->port < b->port ? -1 : 1;
+    if (a->scope_id != b->scope_id)
+        return a->scope_id < b->scope_id ? -1 : 1;
+    return 0;
+}
+
+/* The two halves of a 64 x 64-bit product, folded: each input bit moves
+ * many output bits. */
+static uint64_t fold_multiply(uint64_t a, uint64_t b)
+{
+    unsigned __int128 product = (unsigned __int128)a * b;
+    return (uint64_t)product ^ (uint64_t)(product >> 64);
+}
+
+DG_EXPORT uint64_t dg_addr_key_hash(const dg_addr_key *key, uint64_t seed)
+{
+    static const dg_addr_key zero;
+    uint64_t w[3];
+    memcpy(w, key ? key : &zero, sizeof(w));
+    /* Odd constants with mixed bits (the golden ratio and two large
+     * primes' fractions) keep a zero word from zeroing a product. */
+    uint64_t h = fold_multiply(w[0] ^ seed ^ 0x9e3779b97f4a7c15u, w[1] ^ 0xc2b2ae3d27d4eb4fu);
+    h = fold_multiply(h ^ w[2] ^ 0x165667b19e3779f9u, seed ^ 0x27d4eb2f165667c5u);
+    return fold_multiply(h ^ (h >> 29), 0x9e3779b97f4a7c15u);
+}
+
+DG_EXPORT int dg_addr_key_format(const dg_addr_key *key, char *buf, size_t len)
+{
+    if (!key || (!buf && len > 0))
+        return DG_ERR_INVALID_ARG_VALUE;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int ret = dg_addr_key_to_sockaddr(key, &ss, &sslen);
+    if (ret < 0)
+        return ret;
+    char host[DG_ADDRSTRLEN];
+    if (key->family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+        return snprintf(buf, len, "%s:%u", host, (unsigned)key->port);
+    }
+    format_ipv6((struct sockaddr_in6 *)&ss, host, sizeof(host));
+    return snprintf(buf, len, "[%s]:%u", host, (unsigned)key->port);
+}

@@ -18,8 +18,10 @@
  *   sendbuf.c  the registered send buffer pool (dg_send_buffer_get)
  *   timer.c    timers: a heap and one ring timeout
  *   defer.c    the deferred-work queue
+ *   handle.c   keep-alive and close bookkeeping of timers and signals
  *   wake.c     wake-ups, stop, the embedding fd and its pokes
  *   post.c     dg_loop_post: work handed over from other threads
+ *   signal.c   dg_signal: a signalfd watched by a ring poll
  *   valgrind.h memcheck annotations for buffers the kernel reads and writes
  */
 #ifndef DGRING_ENGINE_CORE_H
@@ -138,6 +140,12 @@ static inline uint64_t dg__clock_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static inline uint64_t dg__clock_us(void)
+{
+    struct timespec ts = dg__clock_now();
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static inline uint64_t dg__clock_ms(void)
 {
     struct timespec ts = dg__clock_now();
@@ -146,10 +154,12 @@ static inline uint64_t dg__clock_ms(void)
 
 /* ---- Completion dispatch ----------------------------------------------
  * user_data of every SQE is a pointer to the object the completion belongs
- * to, with the completion kind in the low three bits (objects come from
- * malloc, so they are at least 8-byte aligned). The kinds are numbers
- * only: their handlers live in the layers, and one static table in
- * engine/loop.c maps kinds to handlers. */
+ * to, with the completion kind in the low four bits: objects come from
+ * the allocator, which returns memory aligned for any type (16 bytes on
+ * the 64-bit targets dgring builds for), and the few that live inside
+ * another object are declared _Alignas(DG__UD_ALIGN). The kinds are
+ * numbers only: their handlers live in the layers, and one static table
+ * in engine/loop.c maps kinds to handlers. */
 enum dg__op_kind {
     DG__OP_IGNORE = 0,  /* cancel and timeout-update results: nothing to do */
     DG__OP_RECV = 1,    /* a socket's multishot recvmsg */
@@ -160,12 +170,16 @@ enum dg__op_kind {
     DG__OP_SEND_GSO = 6, /* one sendmsg carrying a run of datagrams (UDP_SEGMENT) */
     DG__OP_POST = 7,    /* a dg_loop_post() arriving via IORING_OP_MSG_RING, or
                            the sender's own MSG_RING result (tagged node) */
-    DG__OP_KINDS = 8,
+    DG__OP_SIGNAL = 8,  /* the poll of the loop's signalfd (struct dg__signals) */
+    DG__OP_SEND_MANY = 9, /* one destination of a fan-out (struct dg__send_many) */
+    DG__OP_KINDS = 16,
 };
 
+#define DG__UD_ALIGN 16
+_Static_assert(_Alignof(max_align_t) >= DG__UD_ALIGN, "allocations keep the kind's 4 bits free");
 #define DG__UD(ptr, kind) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(kind))
-#define DG__UD_KIND(ud) ((unsigned)((ud) & 7u))
-#define DG__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
+#define DG__UD_KIND(ud) ((unsigned)((ud) & (DG__UD_ALIGN - 1u)))
+#define DG__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)(DG__UD_ALIGN - 1u)))
 
 /* ---- Deferred callbacks (core/defer.c) ---------------------------------
  * Work that must run from the loop but not inside the call that caused it
@@ -175,6 +189,28 @@ struct dg__deferred {
     struct dg__list link;          /* in the core's deferred queue: queued */
     void (*run)(struct dg__deferred *node);
 };
+
+/* ---- Handles (core/handle.c) -------------------------------------------
+ * The bookkeeping timers and signals share. A handle counts in
+ * core->handle_count from dg__handle_init until dg__handle_closed, and in
+ * core->alive_handles while it is active, referenced and not closing. */
+struct dg__handle {
+    struct dg__core *core;
+    bool ref;
+    bool counted;                  /* contributes to core->alive_handles */
+    bool closing;
+    struct dg__deferred close_ev;
+};
+/* Referenced, counted in handle_count. */
+void dg__handle_init(struct dg__handle *h, struct dg__core *c);
+/* Makes alive_handles match: active is the owner's own state. */
+void dg__handle_update_alive(struct dg__handle *h, bool active);
+void dg__handle_set_ref(struct dg__handle *h, bool ref, bool active);
+/* Marks the handle closing and queues finish, which runs from the loop:
+ * it calls the owner's close callback, then dg__handle_closed, then frees
+ * the owner. The owner is inactive from here on. */
+void dg__handle_close(struct dg__handle *h, void (*finish)(struct dg__deferred *));
+void dg__handle_closed(struct dg__handle *h);
 
 /* ---- Provided buffer ring (core/bufring.c) ----------------------------- */
 struct dg__bufring {
@@ -213,21 +249,23 @@ static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsi
 }
 
 /* ---- The single ring timeout (core/timer.c) ------------------------------
- * One absolute IORING_OP_TIMEOUT on CLOCK_MONOTONIC, only ever moved
+ * One absolute IORING_OP_TIMEOUT on CLOCK_MONOTONIC (nanoseconds, as the
+ * ring takes them), only ever moved
  * earlier, in place, with IORING_TIMEOUT_UPDATE (5.11); a later deadline
  * waits for the armed timeout to fire, and its owner looks again then, so
  * steady ticking costs no removals. The loop's timers own one, the resolver
  * another. Its completion has kind DG__OP_TIMEOUT and the struct itself as
  * user_data (-ETIME when it fired, -ECANCELED when the loop closes). */
 struct dg__timeout {
-    struct __kernel_timespec ts;   /* read by the kernel while armed */
-    uint64_t deadline;             /* of the armed timeout, ms */
+    _Alignas(DG__UD_ALIGN) struct __kernel_timespec ts; /* read by the kernel
+                                                            while armed */
+    uint64_t deadline;             /* of the armed timeout, ns */
     bool armed;                    /* in flight: its completion is due */
 };
-_Static_assert(_Alignof(struct dg__timeout) >= 8, "user_data keeps the kind in 3 bits");
+_Static_assert(_Alignof(struct dg__timeout) >= DG__UD_ALIGN, "user_data keeps the kind free");
 
 struct dg__core;
-/* Makes t fire no later than deadline (CLOCK_MONOTONIC ms): arms it, or
+/* Makes t fire no later than deadline (CLOCK_MONOTONIC ns): arms it, or
  * moves an armed one earlier. Returns false if no SQE could be had (the
  * owner tries again next turn). Inline for the common case, an armed
  * timeout that is early enough (each turn's prepare step asks). */
@@ -247,20 +285,16 @@ static inline void dg__timeout_ended(struct dg__timeout *t)
 /* ---- Timers (core/timer.c) --------------------------------------------- */
 
 struct dg_timer {
-    struct dg__core *core;
+    struct dg__handle handle;
     dg_timer_cb cb;
     void *data;
-    uint64_t deadline;  /* loop clock, ms */
-    uint64_t repeat;
+    uint64_t deadline;  /* loop clock, µs */
+    uint64_t repeat;    /* µs; 0: one-shot */
     uint64_t order;     /* start sequence: equal deadlines run in start order */
     unsigned heap_index;
     bool active;
-    bool ref;
-    bool counted;       /* contributes to core->alive_handles */
-    bool closing;
     dg_timer_close_cb close_cb;
     void *close_data;
-    struct dg__deferred close_ev;
 };
 
 struct dg__timer_heap {
@@ -348,7 +382,7 @@ struct dg__core {
     uint64_t timer_order;
     struct dg__timeout timer_timeout; /* for the earliest timer */
 
-    uint64_t now_ms;
+    uint64_t now_us;               /* the loop clock, read once per turn */
     int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
     uint64_t wake_buf;
     bool wake_armed;
@@ -366,6 +400,8 @@ struct dg__core {
     atomic_uint posts_pending;     /* posted, not yet run: keeps the loop alive */
     void *resolver;                /* resolver/ state (opaque here), NULL
                                       until first used */
+    struct dg__signals *signals;   /* dg_signal (core/signal.c), NULL until
+                                      the first dg_signal_new */
 };
 
 /* The core of a loop, and back: struct dg_loop (engine/dgram/dgram.h)
@@ -447,13 +483,13 @@ bool dg__timers_run_due(struct dg__core *c);
 void dg__timers_arm(struct dg__core *c);
 /* The timers' ring timeout ended (due timers run after the completions). */
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
-/* ms until the earliest deadline, -1 if none. */
-int dg__timers_next_ms(const struct dg__core *c);
-/* Reads the loop clock into c->now_ms; inline, as every turn reads it
+/* µs until the earliest deadline (0: due now), -1 if no timer is active. */
+int64_t dg__timers_next_us(const struct dg__core *c);
+/* Reads the loop clock into c->now_us; inline, as every turn reads it
  * twice. */
 static inline void dg__loop_update_time(struct dg__core *c)
 {
-    c->now_ms = dg__clock_ms();
+    c->now_us = dg__clock_us();
 }
 
 /* ---- Deferred work (core/defer.c) ----------------------------------------- */
@@ -505,6 +541,21 @@ void dg__post_destroy(struct dg__core *c);
 /* Sets the loop running on this thread (for dg_loop_post's ring road);
  * returns the previous one. */
 struct dg__core *dg__current_core_swap(struct dg__core *c);
+
+/* ---- Signals (core/signal.c) ----------------------------------------------- */
+/* Arms the signalfd's poll if a handle is started and none is in flight
+ * (each turn's prepare step; the check for no signals is inline). */
+void dg__signals_arm(struct dg__core *c);
+static inline void dg__signals_prepare(struct dg__core *c)
+{
+    if (c->signals)
+        dg__signals_arm(c);
+}
+void dg__signals_on_poll(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* Whether the poll is in flight (the loop's close waits for its end). */
+bool dg__signals_armed(const struct dg__core *c);
+/* Closes the signalfd and frees the state, after the poll ended. */
+void dg__signals_destroy(struct dg__core *c);
 
 /* ---- Addresses (core/address.c) ---------------------------------------- */
 /* An IPv4 literal as getaddrinfo (and so Node) reads one: inet_aton's

@@ -65,15 +65,15 @@ static unsigned round_up_pow2(unsigned v)
 
 /* CQ large enough for one turn's usual completions: one CQE per provided
  * buffer (a multishot receive posts at most one per buffer before we
- * return them), one per send in flight, and headroom for timers, cancels
- * and wake-ups. It can still overflow (hundreds of sockets each ending a
+ * return them), one per send in flight and per fan-out destination in
+ * flight, and headroom for timers, cancels and wake-ups. It can still overflow (hundreds of sockets each ending a
  * receive with ENOBUFS, floods of cross-loop posts): the kernel keeps the
  * extra completions on its overflow list, the loop drains them next turn
  * (counted in dg_loop_stats.cq_overflows) and tests/dgram/test_faults.c shows
  * nothing is lost. */
 static unsigned cq_wanted(const dg_loop_options *o)
 {
-    return o->recv_buffers + o->max_pending_sends + 64;
+    return o->recv_buffers + o->max_pending_sends + o->max_fanout_destinations + 64;
 }
 
 /* The kernel's CQ: rounded up to a power of two (the kernel would), at
@@ -358,15 +358,15 @@ int dg__ring_enter(struct dg__core *c, bool block)
     }
     c->stats.enters++;
     unsigned wait_us = c->options.batch_wait_us;
-    int next_timer;
+    int64_t next_timer;
     /* IORING_FEAT_EXT_ARG (5.11): without it liburing would queue its own
      * timeout SQE, whose completion the dispatcher does not know. */
     if (block && c->last_recv_completions >= DG__BUSY_TURN && wait_us != DG_BATCH_WAIT_NONE &&
         (c->caps.features & IORING_FEAT_EXT_ARG) &&
-        (next_timer = dg__timers_next_ms(c)) != 0) {
+        (next_timer = dg__timers_next_us(c)) != 0) {
         /* A flood: let the kernel gather a batch before waking us. */
-        if (next_timer > 0 && (uint64_t)next_timer * 1000u < wait_us)
-            wait_us = (unsigned)((uint64_t)next_timer * 1000u);
+        if (next_timer > 0 && (uint64_t)next_timer < wait_us)
+            wait_us = (unsigned)next_timer;
         struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
                                        .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
         struct io_uring_cqe *cqe;

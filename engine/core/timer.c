@@ -1,10 +1,16 @@
 /* Timers: a binary min-heap in the loop and one ring timeout for the
  * earliest deadline; and that single ring timeout itself (dg__timeout_arm),
  * which the resolver uses too. The ring timeout is absolute
- * (CLOCK_MONOTONIC, the loop clock's source) and is only ever moved
- * earlier, in place, with IORING_TIMEOUT_UPDATE; a later deadline simply
- * waits for the current timeout to fire, so steady ticking costs no
- * removals. */
+ * (CLOCK_MONOTONIC, the loop clock's source, in nanoseconds) and is only
+ * ever moved earlier, in place, with IORING_TIMEOUT_UPDATE; a later
+ * deadline simply waits for the current timeout to fire, so steady ticking
+ * costs no removals.
+ *
+ * Deadlines are microseconds of the loop clock. A repeating timer's next
+ * deadline is its previous one plus the period (anchored to the schedule,
+ * so the time its callbacks take never accumulates); periods that passed
+ * entirely while the loop was busy are skipped rather than run in a
+ * burst. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,36 +99,47 @@ static int heap_reserve(struct dg__timer_heap *h, unsigned want)
 
 /* ---- Keep-alive -------------------------------------------------------- */
 
-static void timer_update_alive(dg_timer *t)
-{
-    bool want = t->active && t->ref && !t->closing;
-    if (want == t->counted)
-        return;
-    t->counted = want;
-    if (want)
-        t->core->alive_handles++;
-    else
-        t->core->alive_handles--;
-}
-
 static void timer_deactivate(dg_timer *t)
 {
     if (!t->active)
         return;
-    heap_remove(&t->core->timers, t);
+    heap_remove(&t->handle.core->timers, t);
     t->active = false;
-    timer_update_alive(t);
+    dg__handle_update_alive(&t->handle, false);
 }
 
 static void timer_activate(dg_timer *t, uint64_t deadline)
 {
-    struct dg__core *c = t->core;
+    struct dg__core *c = t->handle.core;
     t->deadline = deadline;
     t->order = c->timer_order++;
     t->active = true;
     heap_insert(&c->timers, t);
-    timer_update_alive(t);
+    dg__handle_update_alive(&t->handle, true);
     dg__loop_poke(c);
+}
+
+/* Deadlines saturate here: "for ever" (UINT64_MAX / 2 ms is accepted)
+ * must neither wrap into the past nor overflow the ring's nanoseconds. */
+#define DG__TIMER_NEVER_US (UINT64_MAX / 4000u)
+
+static uint64_t deadline_after(uint64_t now_us, uint64_t delay_us)
+{
+    if (delay_us >= DG__TIMER_NEVER_US - now_us)
+        return DG__TIMER_NEVER_US;
+    return now_us + delay_us;
+}
+
+/* The repeat's next deadline: one period after the last one, or, if the
+ * loop fell a whole period or more behind, the first point of the same
+ * schedule after now (the missed periods are skipped). */
+static uint64_t next_on_schedule(const dg_timer *t, uint64_t now_us)
+{
+    uint64_t next = deadline_after(t->deadline, t->repeat);
+    if (next > now_us || next == DG__TIMER_NEVER_US)
+        return next;
+    uint64_t missed = (now_us - next) / t->repeat + 1;
+    return deadline_after(next, missed * t->repeat);
 }
 
 /* ---- Public calls ------------------------------------------------------ */
@@ -140,28 +157,47 @@ DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out)
     dg_timer *t = dg__calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
-    t->core = c;
-    t->ref = true;
-    c->handle_count++;
+    dg__handle_init(&t->handle, c);
     *out = t;
     return 0;
+}
+
+DG_EXPORT int dg_timer_start_us(dg_timer *timer, uint64_t timeout_us, uint64_t repeat_us,
+                                dg_timer_cb cb, void *data)
+{
+    if (!timer || !cb)
+        return DG_ERR_INVALID_ARG_VALUE;
+    if (timer->handle.closing)
+        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
+    if (timeout_us > UINT64_MAX / 2 || repeat_us > UINT64_MAX / 2)
+        return DG_ERR_INVALID_ARG_VALUE;
+    timer_deactivate(timer);
+    timer->cb = cb;
+    timer->data = data;
+    timer->repeat = repeat_us < DG__TIMER_NEVER_US ? repeat_us : DG__TIMER_NEVER_US;
+    timer_activate(timer, deadline_after(timer->handle.core->now_us, timeout_us));
+    return 0;
+}
+
+/* Milliseconds in µs, saturating at "for ever"; a value out of range
+ * stays out of range, so dg_timer_start_us() makes the checks, in its
+ * order. */
+static uint64_t ms_to_us(uint64_t ms)
+{
+    if (ms > UINT64_MAX / 2)
+        return UINT64_MAX;
+    return ms < DG__TIMER_NEVER_US / 1000u ? ms * 1000u : DG__TIMER_NEVER_US;
 }
 
 DG_EXPORT int dg_timer_start(dg_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
                              dg_timer_cb cb, void *data)
 {
-    if (!timer || !cb)
-        return DG_ERR_INVALID_ARG_VALUE;
-    if (timer->closing)
-        return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    if (timeout_ms > UINT64_MAX / 2 || repeat_ms > UINT64_MAX / 2)
-        return DG_ERR_INVALID_ARG_VALUE;
-    timer_deactivate(timer);
-    timer->cb = cb;
-    timer->data = data;
-    timer->repeat = repeat_ms;
-    timer_activate(timer, timer->core->now_ms + timeout_ms);
-    return 0;
+    return dg_timer_start_us(timer, ms_to_us(timeout_ms), ms_to_us(repeat_ms), cb, data);
+}
+
+DG_EXPORT uint64_t dg_timer_due_us(const dg_timer *timer)
+{
+    return timer && timer->active ? timer->deadline : 0;
 }
 
 DG_EXPORT int dg_timer_stop(dg_timer *timer)
@@ -179,28 +215,22 @@ DG_EXPORT bool dg_timer_active(const dg_timer *timer)
 
 DG_EXPORT void dg_timer_ref(dg_timer *timer)
 {
-    if (!timer)
-        return;
-    timer->ref = true;
-    timer_update_alive(timer);
+    if (timer)
+        dg__handle_set_ref(&timer->handle, true, timer->active);
 }
 
 DG_EXPORT void dg_timer_unref(dg_timer *timer)
 {
-    if (!timer)
-        return;
-    timer->ref = false;
-    timer_update_alive(timer);
+    if (timer)
+        dg__handle_set_ref(&timer->handle, false, timer->active);
 }
 
 static void timer_finish_close(struct dg__deferred *node)
 {
-    dg_timer *t = DG__CONTAINER(node, dg_timer, close_ev);
-    struct dg__core *c = t->core;
+    dg_timer *t = DG__CONTAINER(node, dg_timer, handle.close_ev);
     if (t->close_cb)
         t->close_cb(t, t->close_data);
-    c->closing_handles--;
-    c->handle_count--;
+    dg__handle_closed(&t->handle);
     dg__free(t);
 }
 
@@ -208,14 +238,12 @@ DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)
 {
     if (!timer)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (timer->closing)
+    if (timer->handle.closing)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
     timer_deactivate(timer);
-    timer->closing = true;
     timer->close_cb = cb;
     timer->close_data = data;
-    timer->core->closing_handles++;
-    dg__defer(timer->core, &timer->close_ev, timer_finish_close);
+    dg__handle_close(&timer->handle, timer_finish_close);
     return 0;
 }
 
@@ -231,11 +259,11 @@ bool dg__timers_run_due(struct dg__core *c)
     bool ran = false;
     while (h->count > 0) {
         dg_timer *t = h->items[0];
-        if (t->deadline > c->now_ms || t->order >= started_before)
+        if (t->deadline > c->now_us || t->order >= started_before)
             break;
         timer_deactivate(t);
         if (t->repeat > 0)
-            timer_activate(t, c->now_ms + t->repeat);
+            timer_activate(t, next_on_schedule(t, c->now_us));
         t->cb(t, t->data);
         ran = true;
     }
@@ -246,7 +274,7 @@ void dg__timers_arm(struct dg__core *c)
 {
     if (c->timers.count == 0)
         return; /* an armed timeout may fire for nothing; that is harmless */
-    (void)dg__timeout_arm(c, &c->timer_timeout, c->timers.items[0]->deadline);
+    (void)dg__timeout_arm(c, &c->timer_timeout, c->timers.items[0]->deadline * 1000u);
 }
 
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
@@ -255,15 +283,12 @@ void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
     dg__timeout_ended(&dg__core_of(loop)->timer_timeout);
 }
 
-int dg__timers_next_ms(const struct dg__core *c)
+int64_t dg__timers_next_us(const struct dg__core *c)
 {
     if (c->timers.count == 0)
         return -1;
     uint64_t next = c->timers.items[0]->deadline;
-    if (next <= c->now_ms)
-        return 0;
-    uint64_t diff = next - c->now_ms;
-    return diff > INT32_MAX ? INT32_MAX : (int)diff;
+    return next <= c->now_us ? 0 : (int64_t)(next - c->now_us);
 }
 
 /* ---- The single ring timeout ------------------------------------------------- */
@@ -274,8 +299,8 @@ bool dg__timeout_set(struct dg__core *c, struct dg__timeout *t, uint64_t deadlin
     struct io_uring_sqe *sqe = dg__get_sqe(c, &err);
     if (!sqe)
         return false;
-    t->ts.tv_sec = (long long)(deadline / 1000u);
-    t->ts.tv_nsec = (long long)(deadline % 1000u) * 1000000;
+    t->ts.tv_sec = (long long)(deadline / 1000000000u);
+    t->ts.tv_nsec = (long long)(deadline % 1000000000u);
     if (t->armed) {
         io_uring_prep_timeout_update(sqe, &t->ts, DG__UD(t, DG__OP_TIMEOUT), IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data64(sqe, DG__UD(NULL, DG__OP_IGNORE));

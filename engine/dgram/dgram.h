@@ -9,6 +9,7 @@
  *                  kept buffers, re-arms
  *   recv_decode.c  decoding of one multishot recvmsg buffer (recv_decode.h)
  *   send.c         the send path: checks, the send queue, GSO runs
+ *   send_many.c    send-to-many: one payload to many destinations
  *   sockopt.c      socket options, buffer sizes, multicast membership
  *   lookup.c       name resolution for sockets (bind, connect, send)
  *
@@ -313,12 +314,18 @@ void dg__send_runs_flush(dg_loop *loop);
 void dg__send_run_flush(dg_socket *s);
 void dg__socket_on_send_gso(dg_loop *loop, const struct io_uring_cqe *cqe);
 
+/* send_many.c */
+void dg__socket_on_send_many(dg_loop *loop, const struct io_uring_cqe *cqe);
+
 /* ---- The loop ------------------------------------------------------------
  * The socket layer's per-loop state, and the loop itself: its core first,
  * so core code reaches the core from a dg_loop * with a cast. */
 struct dg__dgram {
     struct dg__rx rx;              /* kept buffers, batch delivery */
-    unsigned pending_sends;        /* sends whose callback has not run */
+    unsigned pending_sends;        /* sends whose callback has not run (a
+                                      fan-out counts one) */
+    size_t fanout_destinations;    /* destinations of fan-outs in flight
+                                      (max_fanout_destinations) */
     unsigned zc_notifs;            /* zero-copy sends waiting for the kernel's
                                       notification: they keep the loop alive
                                       and dg_loop_close() busy */

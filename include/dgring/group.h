@@ -7,6 +7,18 @@
  * (source address and port to the group's address) always lands on the
  * same socket while the group's membership does not change.
  *
+ * Exclusive (the default, dg_group_options.exclusive): SO_REUSEPORT lets
+ * any socket of the same user join a port's group, so a second copy of a
+ * collector would silently take part of the first one's traffic. An
+ * exclusive group refuses to start on a port any socket holds (member 0
+ * binds without SO_REUSEPORT: -EADDRINUSE, also for a second exclusive
+ * group in another process), and delivers only to its own sockets: a
+ * socket that joins later anyway (another process of the same user that
+ * sets SO_REUSEPORT itself; the kernel lets it) binds but receives no
+ * datagram. Only such a joiner is not told EADDRINUSE: the kernel checks
+ * nothing else a program without privileges could use. docs/scaling.md
+ * ("Exclusive groups") has the details and what was measured.
+ *
  * Threading: every handler and the on_start/on_stop callbacks run on the
  * thread of the member they belong to, from that member's loop. The group
  * calls dg_group_stop(), dg_group_stats(), dg_group_post() and the plain
@@ -68,9 +80,10 @@ typedef struct dg_group_options {
      * and the other members bind the port member 0 got. */
     int port;
     /* Each member's socket options: type (DG_UDP4 default, DG_UDP6),
-     * flags (DG_SOCKET_*; DG_SOCKET_REUSE_PORT is always added), buffer
-     * sizes, lookup (called on each member's thread). signal must be NULL
-     * (an abort handle belongs to one loop). */
+     * flags (DG_SOCKET_*; DG_SOCKET_REUSE_PORT is added as needed, see
+     * exclusive; DG_SOCKET_REUSE_ADDR is refused for an exclusive group),
+     * buffer sizes, lookup (called on each member's thread). signal must be
+     * NULL (an abort handle belongs to one loop). */
     dg_socket_options socket;
     /* Handlers of every member's socket (copied). They run on the member's
      * thread; dg_socket_loop(sock) is its loop and dg_group_index() of
@@ -88,8 +101,44 @@ typedef struct dg_group_options {
      * thread may run on (sched_getaffinity), before its loop is created. */
     bool pin;
     dg_group_steering steering;
+    /* true (the default from dg_group_options_init): the port is the
+     * group's alone. Member 0 binds without SO_REUSEPORT and turns it on
+     * once bound, for the other members only (a group of one never turns
+     * it on): the start fails with -EADDRINUSE on a port another socket
+     * holds, whoever holds it, and another exclusive group started later
+     * on this port (another copy of the program) gets -EADDRINUSE. With
+     * more than one member, the last one attaches a classic BPF program
+     * that answers only the members' socket numbers (DG_GROUP_STEER_HASH
+     * becomes a hash of the source address and port computed by that
+     * program; DG_GROUP_STEER_CPU is unchanged), so a socket that joins
+     * later with SO_REUSEPORT of its own binds but gets no datagram.
+     * false: the group shares the port like any SO_REUSEPORT socket: it
+     * joins the reuse-port group of sockets already bound there (same
+     * user), and later ones join it and take their share. */
+    bool exclusive;
     /* Runs once on each member's thread after its socket is bound (for
-     * instance to start timers on that loop). May be NULL. */
+     * instance to start timers on that loop). May be NULL. It may call
+     * dg_loop_set_data(loop, ptr) to give the member state of its own:
+     * every handler of that member reaches it with
+     * dg_loop_get_data(dg_socket_loop(sock)), without a lock (only that
+     * thread uses it) and without indexing a shared array:
+     *
+     *     static void on_start(dg_loop *loop, unsigned index, void *data)
+     *     {
+     *         struct app *app = data;
+     *         dg_loop_set_data(loop, &app->members[index]);
+     *     }
+     *     static void on_message(dg_socket *sock, const dg_message *msg,
+     *                            void *data)
+     *     {
+     *         struct member *m = dg_loop_get_data(dg_socket_loop(sock));
+     *         m->datagrams++;
+     *     }
+     *
+     * The pointer stays set until the member's loop closes (after
+     * on_stop); free what it points to after dg_group_join(). Handlers may
+     * run before on_start (datagrams can arrive as soon as the member is
+     * bound): until then dg_loop_get_data() is NULL. */
     dg_group_member_cb on_start;
     /* Runs once on each member that got as far as on_start (its socket was
      * bound), on its thread, when the group stops, after the member's
@@ -105,7 +154,7 @@ typedef struct dg_group_options {
 } dg_group_options;
 
 /* Fills *options with the defaults: 1 thread, udp4, unspecified address,
- * port 0, hash steering, no pinning, default loop options. */
+ * port 0, hash steering, exclusive, no pinning, default loop options. */
 DG_EXPORT void dg_group_options_init(dg_group_options *options);
 
 /* Starts a group: creates options->threads threads; member i creates its
@@ -122,17 +171,20 @@ DG_EXPORT void dg_group_options_init(dg_group_options *options);
  * Returns 0 and sets *out, or (with *out NULL):
  *   DG_ERR_INVALID_ARG_VALUE  out or options NULL, threads 0 or > 64,
  *                             unknown steering, socket.signal set, an
- *                             invalid loop or socket option
+ *                             invalid loop or socket option,
+ *                             DG_SOCKET_REUSE_ADDR in an exclusive group
  *   DG_ERR_SOCKET_BAD_PORT    port < 0 or > 65535
  *   DG_ERR_SOCKET_BAD_TYPE    socket.type not DG_UDP4/DG_UDP6
  *   DG_ERR_INVALID_ADDRESS    address is a literal of the other family
- *   -EADDRINUSE               the port is taken by a socket that is not
- *                             SO_REUSEPORT (or of another user)
+ *   -EADDRINUSE               exclusive: the port is taken by any socket;
+ *                             not exclusive: by a socket that is not
+ *                             SO_REUSEPORT, or of another user
  *   -ECANCELED                a callback called dg_group_stop() before
  *                             the start completed
  *   the error of pthread_create, sched_setaffinity, dg_loop_new,
  *   dg_socket_create, bind (address unavailable, DNS errors), or of
- *   setsockopt(SO_ATTACH_REUSEPORT_CBPF) for DG_GROUP_STEER_CPU.
+ *   setsockopt(SO_ATTACH_REUSEPORT_CBPF) for DG_GROUP_STEER_CPU or an
+ *   exclusive group of two or more members.
  * Call from the group's owner thread, never from a group callback. */
 DG_EXPORT int dg_group_start(dg_group **out, const dg_group_options *options);
 

@@ -98,7 +98,14 @@ typedef struct dg_loop_options {
      * cannot carry an address (dg_loop_caps.send_to false: Linux 6.0,
      * or DGRING_NO_SEND_TO set). */
     unsigned send_zerocopy_min;
-    unsigned reserved[7];
+    /* dg_socket_send_many(): destinations of fan-outs in flight (called,
+     * callback not yet run) on this loop, 1..65536. Default 8192. A
+     * fan-out that would pass it answers DG_ERR_SEND_QUEUE_FULL; one larger
+     * than it, DG_ERR_OUT_OF_RANGE. It bounds a fan-out's memory (about 30
+     * bytes per destination, 90 on the sendmsg road) and sizes the
+     * completion queue with recv_buffers and max_pending_sends. */
+    unsigned max_fanout_destinations;
+    unsigned reserved[6];
 } dg_loop_options;
 
 #define DG_BATCH_WAIT_NONE 0xffffffffu
@@ -206,14 +213,18 @@ DG_EXPORT bool dg_loop_alive(const dg_loop *loop);
 DG_EXPORT int dg_loop_fd(dg_loop *loop);
 
 /* Milliseconds until the loop's next timer is due, for an embedding loop's
- * own wait: -1 if no timer is active, 0 if work is ready now. A dgring
- * timer also makes dg_loop_fd() readable when it fires, so using this is
- * optional. */
+ * own wait, rounded up (a timer due in 0.2 ms gives 1): -1 if no timer is
+ * active, 0 if work is ready now. A dgring timer also makes dg_loop_fd()
+ * readable when it fires, so using this is optional. */
 DG_EXPORT int dg_loop_timeout(const dg_loop *loop);
 
-/* The loop's cached monotonic clock in milliseconds, updated once per
- * turn. */
+/* The loop's cached monotonic clock (CLOCK_MONOTONIC), read once per turn
+ * and by dg_loop_update_time(): in milliseconds (dg_loop_now) and in
+ * microseconds (dg_loop_now_us); both are the same reading, so
+ * dg_loop_now() == dg_loop_now_us() / 1000. Timers count from it. 0 for a
+ * NULL loop. Loop thread only. */
 DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop);
+DG_EXPORT uint64_t dg_loop_now_us(const dg_loop *loop);
 
 /* Refreshes the cached clock. */
 DG_EXPORT void dg_loop_update_time(dg_loop *loop);
@@ -269,8 +280,22 @@ DG_EXPORT void *dg_loop_get_data(const dg_loop *loop);
 
 /* ---- Timers ----------------------------------------------------------
  * Timers live in a heap in the loop; the ring holds a single timeout
- * operation for the earliest deadline, updated in place only when a
- * deadline moves earlier, so thousands of timers cost one kernel timer. */
+ * operation for the earliest deadline (nanoseconds, CLOCK_MONOTONIC),
+ * updated in place only when a deadline moves earlier, so thousands of
+ * timers cost one kernel timer. Deadlines are kept in microseconds of the
+ * loop clock (dg_loop_now_us): a timer started with dg_timer_start_us()
+ * runs at that resolution; dg_timer_start() is the same in milliseconds.
+ *
+ * Repeats are anchored to the schedule: a timer started at time T with
+ * timeout t and repeat r is due at T + t, T + t + r, T + t + 2r, ...
+ * however late the loop ran the previous callback and however long that
+ * callback took (a 30 Hz tick whose callbacks take 20 ms still runs 30
+ * times a second). A callback runs when the loop gets to it, at or after
+ * its due time, never before. If the loop falls a whole period or more
+ * behind (a callback or something else held the thread that long), the
+ * periods that passed entirely are skipped, not run in a burst: the timer
+ * runs once, late, and its next due time is the next point of the same
+ * schedule. dg_timer_due_us() tells a callback where the schedule is. */
 
 typedef void (*dg_timer_cb)(dg_timer *timer, void *data);
 typedef void (*dg_timer_close_cb)(dg_timer *timer, void *data);
@@ -279,12 +304,33 @@ typedef void (*dg_timer_close_cb)(dg_timer *timer, void *data);
  * DG_ERR_INVALID_ARG_VALUE, -ENOMEM, -ECANCELED (the loop is closing). */
 DG_EXPORT int dg_timer_new(dg_loop *loop, dg_timer **out);
 
-/* Starts (or restarts) a timer: cb runs from the loop after timeout_ms,
- * then every repeat_ms if repeat_ms > 0. data is borrowed until the timer
- * is stopped or closed. Returns 0, DG_ERR_INVALID_ARG_VALUE (NULL timer
- * or cb), DG_ERR_SOCKET_DGRAM_NOT_RUNNING (timer closed). */
+/* Starts (or restarts) a timer: cb runs from the loop timeout_ms after the
+ * loop clock's current reading (dg_loop_now), then every repeat_ms on the
+ * schedule described above if repeat_ms > 0. A restart replaces the
+ * callback, data, deadline and repeat. data is borrowed until the timer is
+ * stopped or closed. Values up to UINT64_MAX / 2 are accepted; the far
+ * ones mean "never" in practice.
+ * Returns 0, DG_ERR_INVALID_ARG_VALUE (NULL timer or cb, a value above
+ * UINT64_MAX / 2), DG_ERR_SOCKET_DGRAM_NOT_RUNNING (timer closed). Loop
+ * thread only. */
 DG_EXPORT int dg_timer_start(dg_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
                              dg_timer_cb cb, void *data);
+
+/* dg_timer_start() in microseconds: cb runs timeout_us after
+ * dg_loop_now_us(), then every repeat_us (if > 0), anchored to the
+ * schedule. For ticks that are not a whole number of milliseconds: 30 Hz
+ * is dg_timer_start_us(t, 33333, 33333, ...) and stays within 0.001% of
+ * 30 Hz, where 33 ms would give 30.3 Hz. Same returns and errors as
+ * dg_timer_start(). Loop thread only. */
+DG_EXPORT int dg_timer_start_us(dg_timer *timer, uint64_t timeout_us, uint64_t repeat_us,
+                                dg_timer_cb cb, void *data);
+
+/* When the timer is next due, in microseconds of the loop clock
+ * (dg_loop_now_us), or 0 if it is not active (stopped, closing, a one-shot
+ * that ran). In a repeating timer's callback this is the next point of
+ * its schedule, already set: one repeat after this run's due time, or more
+ * when periods were skipped. Loop thread only; 0 for NULL. */
+DG_EXPORT uint64_t dg_timer_due_us(const dg_timer *timer);
 
 /* Stops a timer; its callback will not run until started again.
  * Stopping a stopped timer is a no-op. Returns 0 or

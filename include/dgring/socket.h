@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "dgring/address.h"
 #include "dgring/loop.h"
 #include "dgring/version.h"
 
@@ -144,6 +145,16 @@ DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf 
  * keep of it is outstanding, for instance a second release). */
 DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf);
 
+/* Exclusivity: a socket with neither DG_SOCKET_REUSE_ADDR nor
+ * DG_SOCKET_REUSE_PORT has its port to itself: another bind of that port
+ * on the same address (or the unspecified one), by this process or
+ * another, fails with EADDRINUSE, whatever options it sets (the kernel's
+ * rule; tests/test_exclusive.c checks it from a second process). With
+ * DG_SOCKET_REUSE_ADDR, sockets that set it too may bind the port (one of
+ * them gets each unicast datagram); with DG_SOCKET_REUSE_PORT, any
+ * socket of the same user that sets SO_REUSEPORT joins and takes a share
+ * of the flows. For several loops on one port without sharing it with
+ * anyone else, use an exclusive group (dgring/group.h). */
 #define DG_SOCKET_REUSE_ADDR 0x1u /* SO_REUSEADDR before bind (reuseAddr) */
 #define DG_SOCKET_IPV6_ONLY 0x2u  /* IPV6_V6ONLY (ipv6Only), udp6 only */
 #define DG_SOCKET_REUSE_PORT 0x4u /* SO_REUSEPORT before bind (reusePort) */
@@ -294,9 +305,10 @@ typedef struct dg_bind_options {
     int port;
     const char *address;   /* copied */
     /* Node's exclusive: whether cluster workers may share the handle.
-     * dgring has no cluster: every socket owns its own fd, so sockets are
-     * always exclusive and the field is accepted for compatibility. For
-     * several processes on one port use DG_SOCKET_REUSE_PORT. */
+     * dgring has no cluster: every socket owns its own fd, so the field is
+     * accepted for compatibility and changes nothing. Whether another
+     * process may bind the same port is the socket's flags' business (see
+     * "Exclusivity" above). */
     bool exclusive;
     int fd;                /* > 0: adopt this fd; 0 or -1: none */
     void *reserved[4];
@@ -405,6 +417,52 @@ DG_EXPORT int dg_socket_send_buffer(dg_socket *sock, dg_send_buffer *buf, size_t
 DG_EXPORT int dg_socket_send_buffer_to(dg_socket *sock, dg_send_buffer *buf, size_t len,
                                        const struct sockaddr *to, socklen_t tolen,
                                        dg_send_cb cb, void *cb_data);
+
+/* ---- Send-to-many (fan-out) ---------------------------------------------
+ * One datagram to many destinations: a game server's tick state to every
+ * player, a collector's reply to its clients. The payload is copied once;
+ * each destination is one send of that copy (on io_uring one SQE each, on
+ * the epoll backend sendmmsg batches), and one callback reports the whole
+ * fan-out. A fan-out counts as one send against max_pending_sends; its
+ * destinations count against dg_loop_options.max_fanout_destinations
+ * (destinations in flight per loop), which bounds its memory. */
+typedef struct dg_send_many_result {
+    size_t sent;      /* destinations the datagram was sent to */
+    size_t failed;    /* destinations whose send failed (or was cancelled) */
+    int first_error;  /* the first failure's code (negative errno), 0 if none */
+    int reserved;
+} dg_send_many_result;
+
+/* result is valid during the callback. */
+typedef void (*dg_send_many_cb)(dg_socket *sock, const dg_send_many_result *result,
+                                void *data);
+
+/* Sends len bytes of buf as one datagram to each of dests[0..count) (keys
+ * of the socket's family, with a port; dg_addr_key_from_sockaddr() of
+ * msg->addr gives one). buf and dests are copied: both may be reused at
+ * once. count 0 is allowed (the callback reports nothing sent). An
+ * unbound socket is bound first, as dg_socket_send() does. The datagrams
+ * leave after the socket's earlier sends that are ready to go; sends still
+ * waiting for a host-name lookup may leave after them. cb (may be NULL)
+ * runs once from the loop when every destination's send completed, with
+ * how many went out and how many failed (per-destination failures do not
+ * go to on_error); closing the socket ends the sends not yet made with
+ * -ECANCELED, counted as failed.
+ * Synchronous errors (nothing is sent), checked in this order:
+ * DG_ERR_INVALID_ARG_VALUE (NULL sock; buf NULL with len > 0; dests NULL
+ * with count > 0), -EMSGSIZE (len > 65535), DG_ERR_SOCKET_DGRAM_IS_CONNECTED
+ * (the socket is connected), DG_ERR_OUT_OF_RANGE (count >
+ * max_fanout_destinations), DG_ERR_INVALID_ADDRESS (a destination of the
+ * other family or no address at all), DG_ERR_SOCKET_BAD_PORT (a destination
+ * with port 0), DG_ERR_SOCKET_DGRAM_NOT_RUNNING (closed),
+ * DG_ERR_SEND_QUEUE_FULL (max_pending_sends sends, or fan-outs holding
+ * more than max_fanout_destinations - count destinations, are in flight:
+ * wait for callbacks), -EBADF (the socket's bind still waits for a host
+ * name), -ENOMEM, or the ring's error if it refused the first send. Loop
+ * thread only. */
+DG_EXPORT int dg_socket_send_many(dg_socket *sock, const void *buf, size_t len,
+                                  const dg_addr_key *dests, size_t count, dg_send_many_cb cb,
+                                  void *cb_data);
 
 /* Node's connect(port, address, cb): associates the socket with
  * address:port (host name, IP literal, or NULL/"" for loopback), binding it

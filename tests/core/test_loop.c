@@ -30,6 +30,7 @@ Test(loop, options_init_gives_the_documented_defaults)
     cr_assert_eq(options.recv_buffers, 512);
     cr_assert_eq(options.recv_buffer_size, 65527); /* udp6's largest payload */
     cr_assert_eq(options.max_pending_sends, 4096);
+    cr_assert_eq(options.max_fanout_destinations, 8192);
     for (size_t i = 0; i < sizeof(options.reserved) / sizeof(options.reserved[0]); i++)
         cr_assert_eq(options.reserved[i], 0);
 }
@@ -57,6 +58,15 @@ Test(loop, new_rejects_bad_arguments)
     options.batch_wait_us = 1000001; /* more than a second: a mistake */
     dgt_assert_code(dg_loop_new(&loop, &options), DG_ERR_INVALID_ARG_VALUE);
     cr_assert_null(loop);
+
+    dg_loop_options_init(&options);
+    options.max_fanout_destinations = 65537;
+    dgt_assert_code(dg_loop_new(&loop, &options), DG_ERR_INVALID_ARG_VALUE);
+    cr_assert_null(loop);
+    options.max_fanout_destinations = 65536; /* the largest */
+    cr_assert_eq(dg_loop_new(&loop, &options), 0);
+    dgt_loop_finish(loop);
+    loop = NULL;
 
     dgt_assert_code(dg_loop_close(NULL), DG_ERR_INVALID_ARG_VALUE);
 }

@@ -5,6 +5,7 @@
  * protocol (close callback exactly once, no timer callback after close). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -606,5 +607,217 @@ Test(timer, bad_arguments)
     cr_assert(!dg_loop_alive(loop));
     dgt_close_timer(loop, timer);
     cr_assert_eq(fired, 0);
+    dgt_loop_finish(loop);
+}
+
+/* ---- Microseconds and the schedule ---------------------------------------
+ * Timers keep microsecond deadlines; a repeat is anchored to its schedule
+ * (due times start + k * repeat, whatever the callbacks cost), and whole
+ * periods the loop missed are skipped. The checks are on the computed due
+ * times (dg_timer_due_us), which are exact, never on how late a callback
+ * ran. */
+
+struct sched {
+    dg_loop *loop;
+    dg_timer *timer;
+    uint64_t repeat;     /* µs */
+    uint64_t first_due;  /* due time of the first run */
+    uint64_t prev_due;   /* due time of the run in progress */
+    int runs;
+    int limit;
+    uint64_t busy_us;    /* each callback holds the thread this long */
+    uint64_t busy_first_us; /* the first callback only (on top of busy_us) */
+    uint64_t skipped;    /* periods skipped, from the due times */
+    bool early;          /* a callback ran before its due time */
+    bool off_grid;       /* a due time off start + k * repeat */
+    bool not_ahead;      /* the next due time was not after the run's time */
+};
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void hold_thread(uint64_t us)
+{
+    uint64_t until = monotonic_us() + us;
+    while (monotonic_us() < until)
+        ;
+}
+
+static void sched_tick(dg_timer *timer, void *data)
+{
+    struct sched *s = data;
+    uint64_t now = dg_loop_now_us(s->loop);
+    uint64_t next = dg_timer_due_us(timer);
+
+    s->early |= now < s->prev_due;
+    if (s->repeat > 0) {
+        s->off_grid |= (next - s->first_due) % s->repeat != 0;
+        s->not_ahead |= next <= now;
+        s->skipped += (next - s->prev_due) / s->repeat - 1;
+        s->prev_due = next;
+    }
+    hold_thread(s->busy_us + (s->runs == 0 ? s->busy_first_us : 0));
+    if (++s->runs == s->limit)
+        cr_expect_eq(dg_timer_stop(timer), 0);
+}
+
+static void sched_start(struct sched *s, dg_loop *loop, uint64_t timeout, uint64_t repeat)
+{
+    s->loop = loop;
+    s->repeat = repeat;
+    cr_assert_eq(dg_timer_new(loop, &s->timer), 0);
+    dg_loop_update_time(loop);
+    cr_assert_eq(dg_timer_start_us(s->timer, timeout, repeat, sched_tick, s), 0);
+    s->first_due = s->prev_due = dg_timer_due_us(s->timer);
+    cr_assert_eq(s->first_due, dg_loop_now_us(loop) + timeout,
+                 "due at the loop clock plus the timeout, to the microsecond");
+}
+
+Test(timer, us_one_shot_is_due_to_the_microsecond)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct sched s = {.limit = 1};
+
+    sched_start(&s, loop, 2500, 0);
+    /* The embedding timeout rounds up: 2.5 ms is 3, never an early 2. */
+    cr_assert_eq(dg_loop_timeout(loop), 3);
+    cr_assert_eq(dg_loop_run(loop, DG_RUN_DEFAULT), 0);
+    cr_assert_eq(s.runs, 1);
+    cr_assert(!s.early, "ran before its due time");
+    cr_assert_eq(dg_timer_due_us(s.timer), 0, "a one-shot that ran is not due any more");
+    cr_assert(!dg_timer_active(s.timer));
+    dgt_close_timer(loop, s.timer);
+    dgt_loop_finish(loop);
+}
+
+/* Each callback takes 60% of the period: a schedule counted from each run
+ * ("now + repeat") would drift off the grid at once. */
+Test(timer, repeat_stays_on_its_schedule)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct sched s = {.limit = 12, .busy_us = 4200};
+
+    sched_start(&s, loop, 7000, 7000);
+    cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
+    cr_assert_eq(s.runs, 12);
+    cr_assert(!s.early, "a run came before its due time");
+    cr_assert(!s.off_grid, "a due time left the schedule start + k * 7000 us");
+    cr_assert(!s.not_ahead, "a next due time was not in the future");
+    dgt_close_timer(loop, s.timer);
+    dgt_loop_finish(loop);
+}
+
+/* The first callback holds the thread for 3.5 periods: the next run comes
+ * late, once, and the periods that passed entirely are skipped (at least
+ * two of them), not run in a burst. */
+Test(timer, missed_periods_are_skipped_not_bunched)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct sched s = {.limit = 4, .busy_first_us = 7000};
+
+    sched_start(&s, loop, 2000, 2000);
+    cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
+    cr_assert_eq(s.runs, 4);
+    cr_assert(!s.early && !s.off_grid && !s.not_ahead);
+    cr_assert_geq(s.skipped, 2, "skipped %llu periods after a 3.5-period stall",
+                  (unsigned long long)s.skipped);
+    dgt_close_timer(loop, s.timer);
+    dgt_loop_finish(loop);
+}
+
+/* Ticks in a window: never early, so never more than window / period + 1;
+ * the lower bound is only "it ran at all" (a loaded machine may skip). */
+static void stop_the_other(dg_timer *timer, void *data)
+{
+    (void)timer;
+    cr_expect_eq(dg_timer_stop(data), 0);
+}
+
+Test(timer, ticks_in_a_window_never_exceed_the_schedule)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct sched s = {.limit = -1};
+    dg_timer *end = NULL;
+
+    sched_start(&s, loop, 2500, 2500);
+    cr_assert_eq(dg_timer_new(loop, &end), 0);
+    cr_assert_eq(dg_timer_start_us(end, 200000, 0, stop_the_other, s.timer), 0);
+    cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
+    cr_assert_leq(s.runs, 200000 / 2500 + 1, "%d runs of a 2.5 ms tick in 200 ms", s.runs);
+    cr_assert_geq(s.runs, 1);
+    cr_assert(!s.early && !s.off_grid);
+    dgt_close_timer(loop, s.timer);
+    dgt_close_timer(loop, end);
+    dgt_loop_finish(loop);
+}
+
+Test(timer, clock_in_ms_and_us_is_one_reading)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+
+    for (int i = 0; i < 3; i++) {
+        dg_loop_update_time(loop);
+        cr_assert_eq(dg_loop_now(loop), dg_loop_now_us(loop) / 1000);
+    }
+    cr_assert_eq(dg_loop_now_us(NULL), 0);
+    cr_assert_eq(dg_loop_now(NULL), 0);
+    dgt_loop_finish(loop);
+}
+
+/* The ms call is the µs one times 1000; "for ever" stays for ever. */
+static void never_runs(dg_timer *timer, void *data)
+{
+    (void)timer;
+    (void)data;
+    cr_assert_fail("the timer ran");
+}
+
+Test(timer, ms_start_is_the_us_start_times_1000)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dg_timer *timer = NULL;
+    int fired = 0;
+
+    cr_assert_eq(dg_timer_new(loop, &timer), 0);
+    dg_loop_update_time(loop);
+    cr_assert_eq(dg_timer_start(timer, 40, 0, never_runs, &fired), 0);
+    cr_assert_eq(dg_timer_due_us(timer), dg_loop_now_us(loop) + 40000);
+    cr_assert_eq(dg_timer_start(timer, UINT64_MAX / 2, UINT64_MAX / 2, never_runs, NULL),
+                 0);
+    cr_assert_gt(dg_timer_due_us(timer), dg_loop_now_us(loop) + (1ull << 50),
+                 "a far deadline saturates instead of wrapping into the past");
+    cr_assert_eq(dg_timer_start_us(timer, UINT64_MAX / 2, 0, never_runs, NULL), 0);
+    cr_assert_gt(dg_timer_due_us(timer), dg_loop_now_us(loop) + (1ull << 50));
+    cr_assert_eq(dg_timer_stop(timer), 0);
+    cr_assert_eq(dg_timer_due_us(timer), 0);
+    dgt_close_timer(loop, timer);
+    cr_assert_eq(fired, 0);
+    dgt_loop_finish(loop);
+}
+
+Test(timer, us_bad_arguments)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dg_timer *timer = NULL;
+
+    dgt_assert_code(dg_timer_start_us(NULL, 1, 0, tick_count, NULL), DG_ERR_INVALID_ARG_VALUE);
+    cr_assert_eq(dg_timer_due_us(NULL), 0);
+    cr_assert_eq(dg_timer_new(loop, &timer), 0);
+    dgt_assert_code(dg_timer_start_us(timer, 1, 0, NULL, NULL), DG_ERR_INVALID_ARG_VALUE);
+    dgt_assert_code(dg_timer_start_us(timer, UINT64_MAX / 2 + 1, 0, tick_count, NULL),
+                    DG_ERR_INVALID_ARG_VALUE);
+    dgt_assert_code(dg_timer_start_us(timer, 1, UINT64_MAX, tick_count, NULL),
+                    DG_ERR_INVALID_ARG_VALUE);
+    dgt_assert_code(dg_timer_start(timer, UINT64_MAX / 2 + 1, 0, tick_count, NULL),
+                    DG_ERR_INVALID_ARG_VALUE);
+    cr_assert(!dg_timer_active(timer), "a refused start must change nothing");
+    cr_assert_eq(dg_timer_close(timer, NULL, NULL), 0);
+    dgt_assert_code(dg_timer_start_us(timer, 1, 0, tick_count, NULL),
+                    DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
+    cr_assert_eq(dgt_run(loop, DGT_WAIT_MS), 0);
     dgt_loop_finish(loop);
 }

@@ -1178,7 +1178,7 @@ Test(faults, loop_close_with_live_handles_is_busy_and_changes_nothing)
 
 /* ---- Completion-queue overflow -------------------------------------------
  * engine/core/ring.c sizes the CQ (cq_size) for recv_buffers + max_pending_sends
- * + 64: a multishot receive posts at most one completion per provided
+ * + max_fanout_destinations + 64 (the last kept at 1 here): a multishot receive posts at most one completion per provided
  * buffer before dgring returns it, so buffered receives alone cannot
  * overflow it. What can: completions that carry no buffer and have no
  * bound -- every socket's multishot ending with ENOBUFS when the ring runs
@@ -1281,6 +1281,7 @@ Test(faults, cq_overflow_loses_no_completion)
     lo.recv_buffers = 8;
     lo.recv_buffer_size = 64;
     lo.max_pending_sends = OV_SENDS;
+    lo.max_fanout_destinations = 1; /* no fan-out here: keep the CQ small */
     loop = dgt_loop_new(&lo);
     other = dgt_loop_new(&lo); /* its CQ overflows too: the senders' ends of the posts */
     caps = dg_loop_capabilities(loop);

@@ -8,7 +8,10 @@
  *             parse the result again: the same address, port and scope.
  *   mode 2:   format the raw socket address (exactly as many bytes as
  *             given, so reading past them is caught); when it formats,
- *             parse the text back: the same address, port and scope. */
+ *             parse the text back: the same address, port and scope.
+ *             Its address key (dgring/address.h) exists exactly then,
+ *             goes back to the same address and formats within
+ *             DG_ADDR_KEY_STRLEN. */
 #include <arpa/inet.h>
 #include <string.h>
 
@@ -33,12 +36,31 @@ static void same_sockaddr(const struct sockaddr *a, const struct sockaddr *b)
     }
 }
 
+/* The key of sa: there exactly when the address formats (ok), back to
+ * the same address, and its text fits. */
+static void key_round_trip(const struct sockaddr *sa, socklen_t len, bool ok)
+{
+    dg_addr_key key;
+    int ret = dg_addr_key_from_sockaddr(sa, len, &key);
+    FUZZ_CHECK(ok ? ret == 0 : ret == DG_ERR_INVALID_ADDRESS);
+    if (!ok)
+        return;
+    struct sockaddr_storage back;
+    socklen_t backlen = 0;
+    FUZZ_CHECK(dg_addr_key_to_sockaddr(&key, &back, &backlen) == 0);
+    same_sockaddr(sa, (const struct sockaddr *)&back);
+    char text[DG_ADDR_KEY_STRLEN];
+    ret = dg_addr_key_format(&key, text, sizeof(text));
+    FUZZ_CHECK(ret > 0 && ret < DG_ADDR_KEY_STRLEN);
+}
+
 /* Formats sa, checks the text, parses it back and compares. */
 static void round_trip(const struct sockaddr *sa, socklen_t len)
 {
     dg_address a;
     memset(&a, 0xa5, sizeof(a));
     int ret = dg_address_from_sockaddr(sa, len, &a);
+    key_round_trip(sa, len, ret == 0);
     if (ret < 0) {
         FUZZ_CHECK(ret == DG_ERR_INVALID_ADDRESS);
         return;

@@ -55,6 +55,7 @@ typedef struct bot {
     uint32_t player;
     bool connected;
     bool got_state;
+    uint32_t ticks;            /* TICK broadcasts received */
     bool done_sent;
     bool finished;             /* FAREWELL delivered */
     bool closed;
@@ -247,6 +248,10 @@ static void handle_packet(bot *b, const game_packet *packet)
 {
     game_packet ack = {.type = GAME_ACK};
 
+    if (packet->type == GAME_TICK) { /* one payload for all: its ack is not ours */
+        b->ticks += b->connected;
+        return;
+    }
     game_channel_ack(&b->channel, packet->ack);
     if (packet->type == GAME_WELCOME && packet->b == b->nonce) {
         b->connected = true;
@@ -368,7 +373,8 @@ static int fleet_start(fleet *f)
 /* ---- The report ---------------------------------------------------------- */
 
 typedef struct fleet_report {
-    unsigned long connected, with_state, finished, mismatched;
+    unsigned long connected, with_state, with_ticks, finished, mismatched;
+    uint64_t ticks;
     uint64_t chats_sent, chats_confirmed, events_received, events_confirmed;
     uint64_t order_errors, retransmits, duplicates, early;
 } fleet_report;
@@ -377,6 +383,8 @@ static void add_bot(fleet_report *r, const bot *b)
 {
     r->connected += b->connected;
     r->with_state += b->got_state;
+    r->with_ticks += b->ticks > 0;
+    r->ticks += b->ticks;
     r->finished += b->finished;
     r->mismatched += b->finished && (b->farewell_chats != b->chats_sent ||
                                      b->farewell_events != b->events_received);
@@ -417,6 +425,8 @@ static const char *verdict(const fleet *f, const fleet_report *r)
         return "not every bot got a WELCOME";
     if (r->with_state < bots)
         return "not every bot got a STATE";
+    if (r->with_ticks < bots)
+        return "not every bot got a TICK broadcast";
     if (r->finished < bots)
         return "not every bot got its FAREWELL in time";
     if (r->order_errors > 0)
@@ -431,14 +441,15 @@ static void print_report_json(const fleet *f, const fleet_report *r, bool in_ord
     const samples *s = &f->rtts;
 
     printf("{\"mode\":\"dgbots\",\"bots\":%lu,\"connected\":%lu,\"with_state\":%lu,"
-           "\"finished\":%lu,\"in_order\":%s,\"rtt_samples\":%zu,\"rtt_min_us\":%.1f,"
-           "\"rtt_p50_us\":%.1f,"
+           "\"with_ticks\":%lu,\"ticks\":%llu,\"finished\":%lu,\"in_order\":%s,\"rtt_samples\":%zu,"
+           "\"rtt_min_us\":%.1f,\"rtt_p50_us\":%.1f,"
            "\"rtt_p90_us\":%.1f,\"rtt_p99_us\":%.1f,\"rtt_max_us\":%.1f,\"chats_sent\":%llu,"
            "\"chats_confirmed\":%llu,\"events_received\":%llu,\"events_confirmed\":%llu,"
            "\"retransmits\":%llu,\"duplicates\":%llu,\"early\":%llu,\"simulated_drops\":%llu,"
            "\"send_errors\":%llu}\n",
-           f->config->bots, r->connected, r->with_state, r->finished,
-           in_order ? "true" : "false", s->count, rtt_us(s, 0), rtt_us(s, 500), rtt_us(s, 900),
+           f->config->bots, r->connected, r->with_state, r->with_ticks,
+           (unsigned long long)r->ticks, r->finished, in_order ? "true" : "false", s->count,
+           rtt_us(s, 0), rtt_us(s, 500), rtt_us(s, 900),
            rtt_us(s, 990), rtt_us(s, 1000), (unsigned long long)r->chats_sent,
            (unsigned long long)r->chats_confirmed, (unsigned long long)r->events_received,
            (unsigned long long)r->events_confirmed, (unsigned long long)r->retransmits,
@@ -450,11 +461,12 @@ static void print_report_text(const fleet *f, const fleet_report *r, bool in_ord
 {
     const samples *s = &f->rtts;
 
-    printf("bots %lu: connected %lu, with state %lu, finished %lu, in order: %s\n",
-           f->config->bots, r->connected, r->with_state, r->finished, in_order ? "yes" : "no");
+    printf("bots %lu: connected %lu, with state %lu, with ticks %lu (%llu ticks), finished %lu, "
+           "in order: %s\n",
+           f->config->bots, r->connected, r->with_state, r->with_ticks,
+           (unsigned long long)r->ticks, r->finished, in_order ? "yes" : "no");
     printf("rtt us (%zu samples): min %.1f  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
-           s->count, rtt_us(s, 0), rtt_us(s, 500), rtt_us(s, 900), rtt_us(s, 990),
-           rtt_us(s, 1000));
+           s->count, rtt_us(s, 0), rtt_us(s, 500), rtt_us(s, 900), rtt_us(s, 990), rtt_us(s, 1000));
     printf("reliable: chats sent %llu (confirmed %llu), events received %llu (confirmed %llu)\n",
            (unsigned long long)r->chats_sent, (unsigned long long)r->chats_confirmed,
            (unsigned long long)r->events_received, (unsigned long long)r->events_confirmed);

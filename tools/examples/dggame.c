@@ -2,12 +2,21 @@
  * game.h; dgbots is its load-testing client).
  *
  * One socket serves every player. A repeating dg_timer runs the tick loop
- * (--tick-hz, default 20): it applies each player's latest input, sends
- * each player its state, queues a reliable event every --event-every
- * ticks, retransmits what was not acknowledged within --rto-ms and drops
- * players silent for --timeout-ms. Players are keyed by their address in
- * an open-addressing hash table. PINGs are answered at once, outside the
+ * (--tick-hz, default 20) in microseconds (dg_timer_start_us: 30 Hz is
+ * 33333 us, not a rounded 33 ms), anchored to its schedule: it applies
+ * each player's latest input, sends every player the tick's TICK broadcast
+ * with one dg_socket_send_many() (one payload, copied once), sends each
+ * player its own state, queues a reliable event every --event-every ticks,
+ * retransmits what was not acknowledged within --rto-ms and drops players
+ * silent for --timeout-ms. Players are keyed by their address
+ * (dg_addr_key, hashed with a random per-process seed) in an
+ * open-addressing hash table. PINGs are answered at once, outside the
  * tick, so round trips measure the network and the loop, not the tick.
+ *
+ * The totals include how well the ticks kept time: the rate measured over
+ * the run (ticks and the loop clock between the first and the last), the
+ * latest a tick ran after its due time, and the ticks skipped because the
+ * loop fell a whole period behind.
  *
  * --loss PERCENT drops that share of the datagrams received (a seeded,
  * repeatable choice) to exercise the reliable channel's retransmissions.
@@ -27,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "example.h"
 #include "game.h"
@@ -47,7 +57,8 @@ typedef struct server_config {
 } server_config;
 
 typedef struct player {
-    struct sockaddr_storage addr;
+    dg_addr_key key;            /* who: the table's key */
+    struct sockaddr_storage addr; /* where: for dg_socket_send_to */
     socklen_t addrlen;
     uint32_t id;
     int32_t x, y;
@@ -75,6 +86,10 @@ typedef struct server_totals {
     uint64_t bad_packets;
     uint64_t simulated_drops;
     uint64_t send_errors;
+    uint64_t ticks_skipped;      /* periods the loop fell entirely behind */
+    uint64_t tick_late_max_us;   /* the latest a tick ran after its due time */
+    uint64_t first_tick_us;      /* loop clock at the first and last tick */
+    uint64_t last_tick_us;
 } server_totals;
 
 typedef struct server {
@@ -86,6 +101,10 @@ typedef struct server {
     size_t count;
     player **index;              /* hash of addresses, index_size slots */
     size_t index_size;           /* a power of two >= 2 * max_players */
+    uint64_t hash_seed;          /* random: senders cannot aim at one slot */
+    dg_addr_key *dests;          /* the tick broadcast's destinations */
+    uint64_t period_us;
+    uint64_t tick_due_us;        /* when the tick running now was due */
     uint32_t next_id;
     uint64_t random;
     server_totals totals;
@@ -95,54 +114,13 @@ typedef struct server {
 
 /* ---- Players by address ------------------------------------------------ */
 
-#define ADDRESS_KEY_MAX 23
-
-/* The bytes that identify a peer: family, port, address and (IPv6) scope;
- * IPv6's flow label is left out, it may change between packets. */
-static size_t address_key(const struct sockaddr_storage *addr, uint8_t key[ADDRESS_KEY_MAX])
-{
-    key[0] = (uint8_t)addr->ss_family;
-    if (addr->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-        memcpy(key + 1, &in->sin_port, 2);
-        memcpy(key + 3, &in->sin_addr, 4);
-        return 7;
-    }
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-    memcpy(key + 1, &in6->sin6_port, 2);
-    memcpy(key + 3, &in6->sin6_addr, 16);
-    memcpy(key + 19, &in6->sin6_scope_id, 4);
-    return 23;
-}
-
-static size_t address_hash(const struct sockaddr_storage *addr)
-{
-    uint8_t key[ADDRESS_KEY_MAX];
-    size_t length = address_key(addr, key);
-    uint64_t hash = 14695981039346656037u;
-
-    for (size_t i = 0; i < length; i++) {
-        hash ^= key[i];
-        hash *= 1099511628211u;
-    }
-    return (size_t)hash;
-}
-
-static bool address_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    uint8_t key_a[ADDRESS_KEY_MAX], key_b[ADDRESS_KEY_MAX];
-    size_t length = address_key(a, key_a);
-
-    return length == address_key(b, key_b) && memcmp(key_a, key_b, length) == 0;
-}
-
-/* The index slot of addr: its player, or the empty slot it would take. */
-static player **index_slot(server *srv, const struct sockaddr_storage *addr)
+/* The index slot of key: its player, or the empty slot it would take. */
+static player **index_slot(server *srv, const dg_addr_key *key)
 {
     size_t mask = srv->index_size - 1;
 
-    for (size_t i = address_hash(addr) & mask;; i = (i + 1) & mask) {
-        if (srv->index[i] == NULL || address_equal(&srv->index[i]->addr, addr))
+    for (size_t i = dg_addr_key_hash(key, srv->hash_seed) & mask;; i = (i + 1) & mask) {
+        if (srv->index[i] == NULL || dg_addr_key_equal(&srv->index[i]->key, key))
             return &srv->index[i];
     }
 }
@@ -153,7 +131,7 @@ static void index_rebuild(server *srv)
 {
     memset(srv->index, 0, srv->index_size * sizeof(*srv->index));
     for (size_t i = 0; i < srv->count; i++)
-        *index_slot(srv, &srv->players[i]->addr) = srv->players[i];
+        *index_slot(srv, &srv->players[i]->key) = srv->players[i];
 }
 
 /* Forgets players[i], adding its channel's counters to the totals. */
@@ -168,8 +146,10 @@ static void player_remove(server *srv, size_t i)
     index_rebuild(srv);
 }
 
-/* A new player at addr (addrlen bytes), or NULL if the server is full. */
-static player *player_add(server *srv, const struct sockaddr_storage *addr, socklen_t addrlen)
+/* A new player at addr (addrlen bytes) keyed key, or NULL if the server
+ * is full. */
+static player *player_add(server *srv, const dg_addr_key *key,
+                          const struct sockaddr_storage *addr, socklen_t addrlen)
 {
     player *joined;
 
@@ -180,11 +160,12 @@ static player *player_add(server *srv, const struct sockaddr_storage *addr, sock
     joined = calloc(1, sizeof(*joined));
     if (joined == NULL)
         return NULL;
+    joined->key = *key;
     joined->addr = *addr;
     joined->addrlen = addrlen;
     joined->id = srv->next_id++;
     srv->players[srv->count++] = joined;
-    *index_slot(srv, &joined->addr) = joined;
+    *index_slot(srv, key) = joined;
     srv->totals.players_seen++;
     return joined;
 }
@@ -282,12 +263,59 @@ static bool player_gone(server *srv, const player *p)
     return false;
 }
 
+static void on_tick_sent(dg_socket *sock, const dg_send_many_result *result, void *data)
+{
+    server *srv = data;
+
+    (void)sock;
+    if (result->first_error != -ECANCELED)
+        srv->totals.send_errors += result->failed;
+}
+
+/* The tick's broadcast: the same TICK datagram to every player, in one
+ * dg_socket_send_many() (the payload is copied once, the destinations
+ * too, so dests is free again at once). */
+static void broadcast_tick(server *srv)
+{
+    uint8_t buf[GAME_MAX_PACKET];
+    game_packet tick = {
+        .type = GAME_TICK,
+        .a = (uint32_t)srv->totals.ticks,
+        .count = (uint16_t)(srv->count > UINT16_MAX ? UINT16_MAX : srv->count),
+        .time_ns = dg_loop_now_us(srv->loop),
+    };
+    size_t length = game_encode(&tick, buf);
+
+    for (size_t i = 0; i < srv->count; i++)
+        srv->dests[i] = srv->players[i]->key;
+    if (dg_socket_send_many(srv->sock, buf, length, srv->dests, srv->count, on_tick_sent, srv) < 0)
+        srv->totals.send_errors += srv->count;
+}
+
+/* How well the tick keeps time: lateness against the schedule, periods
+ * skipped, and the clock at the first and the last tick. */
+static void tick_timing(server *srv, dg_timer *timer)
+{
+    server_totals *t = &srv->totals;
+    uint64_t now = dg_loop_now_us(srv->loop), next_due = dg_timer_due_us(timer);
+
+    if (now - srv->tick_due_us > t->tick_late_max_us)
+        t->tick_late_max_us = now - srv->tick_due_us;
+    if (next_due > srv->tick_due_us) /* repeating: the next due time is set */
+        t->ticks_skipped += (next_due - srv->tick_due_us) / srv->period_us - 1;
+    srv->tick_due_us = next_due;
+    if (t->ticks == 1)
+        t->first_tick_us = now;
+    t->last_tick_us = now;
+}
+
 static void on_tick(dg_timer *timer, void *data)
 {
     server *srv = data;
 
-    (void)timer;
     srv->totals.ticks++;
+    tick_timing(srv, timer);
+    broadcast_tick(srv);
     for (size_t i = srv->count; i-- > 0;) {
         if (player_gone(srv, srv->players[i]))
             player_remove(srv, i);
@@ -359,11 +387,13 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
 {
     server *srv = data;
     struct sockaddr_storage from = {0};
+    dg_addr_key key;
     game_packet packet;
     player *p;
 
     (void)sock;
-    if (srv->closing || msg->addrlen > sizeof(from))
+    if (srv->closing || msg->addrlen > sizeof(from) ||
+        dg_addr_key_from_sockaddr(msg->addr, msg->addrlen, &key) < 0)
         return;
     memcpy(&from, msg->addr, msg->addrlen); /* aligned, and kept past the callback */
     if (game_random(&srv->random) % 100 < srv->config->loss_percent) {
@@ -374,9 +404,9 @@ static void on_message(dg_socket *sock, const dg_message *msg, void *data)
         srv->totals.bad_packets++;
         return;
     }
-    p = *index_slot(srv, &from);
+    p = *index_slot(srv, &key);
     if (p == NULL && packet.type == GAME_HELLO)
-        p = player_add(srv, &from, msg->addrlen);
+        p = player_add(srv, &key, &from, msg->addrlen);
     if (p == NULL)
         return;
     p->last_heard_ms = dg_loop_now(srv->loop);
@@ -396,14 +426,14 @@ static void on_bound(dg_socket *sock, int status, const dg_error *err, void *dat
 {
     (void)err;
     server *srv = data;
-    uint64_t period_ms = 1000 / srv->config->tick_hz;
 
     if (!example_bound(PROG, sock, status, stdout)) {
         srv->exit_code = 1;
         return;
     }
-    if (dg_timer_start(srv->tick_timer, period_ms, period_ms, on_tick, srv) < 0)
+    if (dg_timer_start_us(srv->tick_timer, srv->period_us, srv->period_us, on_tick, srv) < 0)
         srv->exit_code = 1;
+    srv->tick_due_us = dg_timer_due_us(srv->tick_timer);
 }
 
 /* Allocates the player tables, opens the socket and the tick timer, and
@@ -420,7 +450,11 @@ static int server_start(server *srv)
         srv->index_size *= 2;
     srv->players = calloc(config->max_players, sizeof(*srv->players));
     srv->index = calloc(srv->index_size, sizeof(*srv->index));
-    if (srv->players != NULL && srv->index != NULL)
+    srv->dests = calloc(config->max_players, sizeof(*srv->dests));
+    srv->period_us = (1000000 + config->tick_hz / 2) / config->tick_hz;
+    if (getrandom(&srv->hash_seed, sizeof(srv->hash_seed), 0) != sizeof(srv->hash_seed))
+        srv->hash_seed = srv->random ^ (uint64_t)(uintptr_t)srv; /* weaker, still per run */
+    if (srv->players != NULL && srv->index != NULL && srv->dests != NULL)
         rc = dg_timer_new(srv->loop, &srv->tick_timer);
     if (rc == 0)
         rc = dg_socket_create(srv->loop, &options, &handlers, srv, &srv->sock);
@@ -470,13 +504,22 @@ static void print_totals(server *srv)
         {"bad_packets", t->bad_packets},
         {"simulated_drops", t->simulated_drops},
         {"send_errors", t->send_errors},
+        {"tick_hz", srv->config->tick_hz},
+        {"tick_period_us", srv->period_us},
+        {"tick_span_us", t->last_tick_us - t->first_tick_us},
+        {"ticks_skipped", t->ticks_skipped},
+        {"tick_late_max_us", t->tick_late_max_us},
     };
+    /* The rate the ticks kept: ticks - 1 periods between the first and the
+     * last one, by the loop clock. */
+    double span_s = (double)(t->last_tick_us - t->first_tick_us) / 1e6;
+    double rate = t->ticks > 1 && span_s > 0 ? (double)(t->ticks - 1) / span_s : 0;
 
     fputs(json ? "{\"mode\":\"dggame\"" : PROG ":", stdout);
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         printf(json ? ",\"%s\":%llu" : " %s %llu", fields[i].name,
                (unsigned long long)fields[i].value);
-    fputs(json ? "}\n" : "\n", stdout);
+    printf(json ? ",\"tick_rate_hz\":%.4f}\n" : " tick_rate_hz %.4f\n", rate);
     fflush(stdout);
 }
 
@@ -497,7 +540,7 @@ static const char usage_text[] =
     "  --event-every N    a reliable event to each player every N ticks (default 2)\n"
     "  --rto-ms N         retransmit unacknowledged messages after N ms (default 100)\n"
     "  --timeout-ms N     drop players silent for N ms (default 5000)\n"
-    "  --max-players N    (default 4096)\n"
+    "  --max-players N    1..65536 (default 4096)\n"
     "  --loss PERCENT     drop this share of received datagrams, 0..50 (default 0)\n"
     "  --json             print the totals as one JSON object\n";
 
@@ -512,7 +555,7 @@ static int parse_args(int argc, char *argv[], server_config *config)
         {"event-every", EXAMPLE_NUMBER, &config->event_every, 1, 1000000},
         {"rto-ms", EXAMPLE_NUMBER, &config->rto_ms, 1, 60000},
         {"timeout-ms", EXAMPLE_NUMBER, &config->timeout_ms, 1, 3600000},
-        {"max-players", EXAMPLE_NUMBER, &config->max_players, 1, 1000000},
+        {"max-players", EXAMPLE_NUMBER, &config->max_players, 1, 65536},
         {"loss", EXAMPLE_NUMBER, &config->loss_percent, 0, 50},
         {"json", EXAMPLE_FLAG, &config->json, 0, 0},
     };
@@ -532,7 +575,12 @@ int main(int argc, char *argv[])
 
     if (status >= 0)
         return status;
-    if (dg_loop_new(&srv.loop, NULL) < 0) {
+    /* The tick broadcast reaches every player in one fan-out. */
+    dg_loop_options lo;
+    dg_loop_options_init(&lo);
+    if (config.max_players > lo.max_fanout_destinations)
+        lo.max_fanout_destinations = (unsigned)config.max_players;
+    if (dg_loop_new(&srv.loop, &lo) < 0) {
         fprintf(stderr, PROG ": cannot set up the loop\n");
         return 1;
     }
@@ -555,5 +603,6 @@ int main(int argc, char *argv[])
         player_remove(&srv, srv.count - 1);
     free(srv.players);
     free(srv.index);
+    free(srv.dests);
     return srv.exit_code;
 }

@@ -19,6 +19,9 @@
  *   PONG     s->c  u64 the same time     round trip = now - time
  *   RELIABLE both  u32 seq, u8 length, then length bytes
  *   ACK      both  nothing: only the header's ack
+ *   TICK     s->c  u32 tick, u16 players, u64 server clock (us)
+ *                  the same bytes to every player each tick (one
+ *                  send-to-many), so its header ack is 0: ignore it
  *
  * The reliable channel: each side numbers its reliable messages from 0,
  * keeps them until the peer's ack passes them, and sends them again when
@@ -43,6 +46,7 @@ enum game_packet_type {
     GAME_PONG = 6,
     GAME_RELIABLE = 7,
     GAME_ACK = 8,
+    GAME_TICK = 9,
 };
 
 /* What the reliable messages say (their first byte). */
@@ -63,12 +67,12 @@ enum game_message_kind {
 typedef struct game_packet {
     uint8_t type;
     uint32_t ack;
-    uint32_t a;          /* nonce, player, input seq, tick, reliable seq */
+    uint32_t a;          /* nonce, player, input seq, tick (STATE, TICK), reliable seq */
     uint32_t b;          /* nonce (WELCOME), last input seq (STATE) */
     int32_t x, y;        /* STATE */
     int8_t dx, dy;       /* INPUT */
-    uint16_t count;      /* WELCOME tick rate, STATE players */
-    uint64_t time_ns;    /* PING, PONG */
+    uint16_t count;      /* WELCOME tick rate, STATE and TICK players */
+    uint64_t time_ns;    /* PING, PONG; TICK: the server clock in us */
     uint8_t length;      /* RELIABLE */
     const uint8_t *data; /* RELIABLE: points into the datagram */
 } game_packet;

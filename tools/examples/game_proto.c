@@ -50,6 +50,7 @@ static size_t body_size(uint8_t type)
     static const size_t sizes[] = {
         [GAME_HELLO] = 4,  [GAME_WELCOME] = 10, [GAME_INPUT] = 6,    [GAME_STATE] = 18,
         [GAME_PING] = 8,   [GAME_PONG] = 8,     [GAME_RELIABLE] = 5, [GAME_ACK] = 0,
+        [GAME_TICK] = 14,
     };
 
     return type < sizeof(sizes) / sizeof(sizes[0]) ? sizes[type] : 0;
@@ -57,7 +58,7 @@ static size_t body_size(uint8_t type)
 
 static bool known_type(uint8_t type)
 {
-    return type >= GAME_HELLO && type <= GAME_ACK;
+    return type >= GAME_HELLO && type <= GAME_TICK;
 }
 
 /* The body of packet at body; returns its size. */
@@ -93,6 +94,11 @@ static size_t encode_body(const game_packet *p, uint8_t *body)
         body[4] = p->length;
         memcpy(body + 5, p->data, p->length);
         return 5 + p->length;
+    case GAME_TICK:
+        put_le(body, p->a, 4);
+        put_le(body + 4, p->count, 2);
+        put_le(body + 6, p->time_ns, 8);
+        break;
     }
     return body_size(p->type);
 }
@@ -136,6 +142,11 @@ static void decode_body(const uint8_t *body, game_packet *p)
         p->a = (uint32_t)get_le(body, 4);
         p->length = body[4];
         p->data = body + 5;
+        break;
+    case GAME_TICK:
+        p->a = (uint32_t)get_le(body, 4);
+        p->count = (uint16_t)get_le(body + 4, 2);
+        p->time_ns = get_le(body + 6, 8);
         break;
     }
 }

@@ -37,10 +37,10 @@ start_statsd() {
     fi
 }
 
-# stop_statsd NAME FILE: SIGINT must end dgstatsd with status 0 after a
-# last flush into FILE.
+# stop_statsd NAME FILE [SIGNAL]: SIGINT (or SIGNAL) must end dgstatsd with
+# status 0 after a last flush into FILE.
 stop_statsd() {
-    kill -INT "$STATSD_PID"
+    kill "-${3:-INT}" "$STATSD_PID"
     wait_bounded "$STATSD_PID" 10
     if [ "$STATUS" -ne 0 ] || ! grep -q '^{"timestamp_ms":' "$2"; then
         fail "$1: exit $STATUS, or no flush"
@@ -67,9 +67,10 @@ expect_json() {
     done
 }
 
-# Lines from the shell: one datagram each, then all of them in one.
+# Lines from the shell: one datagram each, then all of them in one; on a
+# group of two loops (one aggregation, one flush line).
 check_shell_client() {
-    start_statsd shell --interval 600000 || return 1
+    start_statsd shell --interval 600000 --threads 2 || return 1
     printf 'a.count:1|c\na.count:2|c|@0.5\ng1:10|g\ng1:+5|g\nt1:10|ms\nt1:20|ms\n' \
         >"$WORK/lines.in"
     printf 't1:30|ms|#env:test\nnot statsd\nmulti:1|c:2|c\n' >>"$WORK/lines.in"
@@ -97,6 +98,48 @@ check_interval_flush() {
     fi
     stop_statsd interval "$out" || return 1
     expect_json "last flush" "$out" '"counters":{}' '"gauges":{"level":3}' '"timers":{}'
+}
+
+# The port is the group's alone: a second dgstatsd on it fails with
+# EADDRINUSE (exit 1) instead of taking part of the traffic, whether the
+# first runs one loop or two; SIGTERM ends the first cleanly.
+check_exclusive() {
+    for threads in 1 2; do
+        start_statsd "excl$threads" --interval 600000 --threads "$threads" || return 1
+        run "second$threads" "$STATSD" --address 127.0.0.1 --port "$STATSD_PORT" --threads 2
+        if [ "$STATUS" -eq 1 ] && grep -q EADDRINUSE "$WORK/second$threads.err"; then
+            pass "second dgstatsd on a port held by $threads loop(s): $(cat "$WORK/second$threads.err")"
+        else
+            fail "second dgstatsd on a port held by $threads loop(s): exit $STATUS"
+            show "$WORK/second$threads.out" "$WORK/second$threads.err"
+        fi
+        stop_statsd "excl$threads" "$WORK/excl$threads.out" TERM || return 1
+    done
+}
+
+# SIGHUP flushes into the current file and reopens --output: after a
+# rotation (mv), what came before is in the old file and what came after
+# in a new one at the configured name.
+check_reload() {
+    out="$WORK/reload.jsonl"
+    start_statsd reload --interval 600000 --output "$out" || return 1
+    printf 'before.rotation:1|c\n' >"$WORK/before.in"
+    run_input reload_before "$WORK/before.in" "$CAT_TOOL" 127.0.0.1 "$STATSD_PORT"
+    mv "$out" "$out.1"
+    kill -HUP "$STATSD_PID"
+    if ! wait_for_line "$WORK/reload.err" 'reloaded' "$STATSD_PID"; then
+        fail "reload: no 'reloaded' line after SIGHUP"
+        show "$WORK/reload.err"
+        return 1
+    fi
+    printf 'after.rotation:2|c\n' >"$WORK/after.in"
+    run_input reload_after "$WORK/after.in" "$CAT_TOOL" 127.0.0.1 "$STATSD_PORT"
+    stop_statsd reload "$out" || return 1
+    expect_json "rotated file" "$out.1" '"counters":{"before.rotation":1}'
+    expect_json "new file" "$out" '"counters":{"after.rotation":2}'
+    if grep -q before.rotation "$out"; then
+        fail "reload: the new file has what came before the rotation"
+    fi
 }
 
 # hot-shots, from the npm registry, in buffered mode (several metrics per
@@ -148,7 +191,10 @@ JS
 expect_help "dgstatsd --help" "$STATSD" --help
 expect_usage "dgstatsd bad port" "$STATSD" --port 70000
 expect_usage "dgstatsd interval 0" "$STATSD" --interval 0
+expect_usage "dgstatsd threads 0" "$STATSD" --threads 0
 check_shell_client
 check_interval_flush
+check_exclusive
+check_reload
 check_npm_client
 finish
