@@ -222,6 +222,8 @@ struct dg__bufring {
     unsigned mask;
     unsigned stride;                /* distance between buffers, 64-byte multiple */
     unsigned buf_size;              /* bytes the kernel may fill per buffer */
+    unsigned tail;                  /* descriptor the next recycled buffer fills
+                                       (mod count): the shared tail plus pending */
     unsigned pending;               /* recycled, not yet published */
     uint16_t group;
     bool registered;
@@ -233,8 +235,26 @@ struct dg__bufring {
 int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned count,
                      unsigned buf_size, uint16_t group);
 void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br);
-/* Queues buffer bid for return; visible to the kernel at the next commit. */
-void dg__bufring_recycle(struct dg__bufring *br, unsigned bid);
+static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsigned bid)
+{
+    return br->mem + (size_t)bid * br->stride;
+}
+/* Queues buffer bid, whose address (dg__bufring_addr) the caller has at
+ * hand, for return: one descriptor written, visible to the kernel at the
+ * next commit. Inline: every received buffer comes back through here. */
+static inline void dg__bufring_put(struct dg__bufring *br, unsigned bid, unsigned char *addr)
+{
+    struct io_uring_buf *d = &br->ring->bufs[br->tail & br->mask];
+    d->addr = (uint64_t)(uintptr_t)addr;
+    d->len = br->buf_size;
+    d->bid = (uint16_t)bid;
+    br->tail++;
+    br->pending++;
+}
+static inline void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
+{
+    dg__bufring_put(br, bid, dg__bufring_addr(br, bid));
+}
 /* Publishes every recycled buffer with one tail store (the check for none
  * is inline: each turn's prepare step commits, mostly with nothing). */
 void dg__bufring_publish(struct dg__bufring *br);
@@ -242,10 +262,6 @@ static inline void dg__bufring_commit(struct dg__bufring *br)
 {
     if (br->pending != 0)
         dg__bufring_publish(br);
-}
-static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsigned bid)
-{
-    return br->mem + (size_t)bid * br->stride;
 }
 
 /* ---- The single ring timeout (core/timer.c) ------------------------------

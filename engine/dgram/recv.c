@@ -46,13 +46,18 @@ void dg__recv_arm(dg_socket *s)
 _Static_assert(DG__BATCH_MAX == DG_MESSAGE_BATCH_MAX, "one batch size");
 _Static_assert(DG__BATCH_MAX <= 64, "kept_mask has a bit per batched message");
 
-/* Buffer bid goes back to the ring (visible at the next commit). */
-static void rx_recycle(dg_loop *loop, unsigned bid)
+/* Buffer bid, at buf, goes back to the ring (visible at the next commit). */
+static inline void rx_return(dg_loop *loop, unsigned bid, unsigned char *buf)
 {
     struct dg__bufring *br = &loop->core.bufring;
-    dg__bufring_recycle(br, bid);
+    dg__bufring_put(br, bid, buf);
     if (DG__VG_RING_FILLS(br))
-        dg__vg_buffer_to_kernel(dg__bufring_addr(br, bid), br->buf_size);
+        dg__vg_buffer_to_kernel(buf, br->buf_size);
+}
+
+static void rx_recycle(dg_loop *loop, unsigned bid)
+{
+    rx_return(loop, bid, dg__bufring_addr(&loop->core.bufring, bid));
 }
 
 /* Every datagram of buffer bid was delivered: back to the ring, unless the
@@ -321,7 +326,7 @@ static void rx_completion(dg_loop *loop, dg_socket *s, const struct io_uring_cqe
                 loop->dgram.rx.kept_mask = 0;
                 rx_buffer_done(loop, bid);
             } else {
-                rx_recycle(loop, bid);
+                rx_return(loop, bid, buf);
             }
         }
     } else {
