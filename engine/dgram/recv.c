@@ -186,7 +186,7 @@ static inline bool gro_next(struct gro_split *g, dg_message *m)
 /* Decodes one buffer the kernel filled and hands its datagram(s) to the
  * user: with UDP_GRO a buffer may hold several datagrams of one sender,
  * all of gro_size bytes but the last. */
-static void deliver(dg_socket *s, void *buf, int res)
+static void deliver_decoded(dg_socket *s, void *buf, int res)
 {
     struct dg__recv_view v;
     if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0)
@@ -210,6 +210,51 @@ static void deliver(dg_socket *s, void *buf, int res)
         deliver_one(s, &m);
         rx->kept_mask = 0; /* the next segment is another message */
     }
+    rx->sock = NULL;
+}
+
+/* The common buffer, read without a view: the kernel wrote no control
+ * message (no SO_RXQ_OVFL drop count, no UDP_GRO segment size) and did not
+ * truncate, so it holds one datagram whose payload is everything after the
+ * template's fixed header. Fills m and returns true; returns false (m
+ * unspecified) for any other buffer, which dg__recv_decode() takes in full.
+ * Reads only within the first res bytes (res >= 0), as the full decode. */
+static inline bool decode_plain(const unsigned char *buf, int res, const struct msghdr *tmpl,
+                                dg_message *m)
+{
+    struct io_uring_recvmsg_out out;
+    size_t header = sizeof(out) + tmpl->msg_namelen + tmpl->msg_controllen;
+    if ((size_t)res < header)
+        return false;
+    memcpy(&out, buf, sizeof(out));
+    if (out.controllen != 0 || (out.flags & MSG_TRUNC))
+        return false;
+    size_t length = (size_t)res - header;
+    m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(out));
+    m->addrlen = out.namelen < tmpl->msg_namelen ? out.namelen : tmpl->msg_namelen;
+    m->reserved = 0;
+    m->data = buf + header;
+    m->length = length;
+    m->size = out.payloadlen > length ? out.payloadlen : length;
+    m->flags = 0;
+    return true;
+}
+
+/* One buffer (res >= 0) to on_message: the plain datagram straight from
+ * the buffer, anything else (control messages, truncation, GRO) through
+ * the full decode. */
+static inline void deliver(dg_socket *s, unsigned char *buf, int res)
+{
+    dg_message m;
+    if (!decode_plain(buf, res, &s->rmsg, &m)) {
+        deliver_decoded(s, buf, res);
+        return;
+    }
+    struct dg__rx *rx = &s->loop->dgram.rx;
+    rx->sock = s; /* what dg_message_keep accepts */
+    rx->msgs = &m;
+    rx->count = 1;
+    deliver_one(s, &m);
     rx->sock = NULL;
 }
 
@@ -276,6 +321,16 @@ static void batch_gro_buffer(dg_loop *loop, dg_socket *s, unsigned bid, dg_messa
     }
 }
 
+/* Buffer bid's one datagram is in the batch: the buffer is the batch's
+ * until the flush, which runs now if the batch is full. */
+static inline void batch_buffer_added(dg_loop *loop, unsigned bid)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
+    if (rx->batch_count == DG__BATCH_MAX)
+        dg__rx_batch_flush(loop);
+}
+
 /* Adds the datagram(s) of one buffer to the socket's batch; flushes when
  * the batch is full (possibly in the middle of a GRO buffer, whose
  * remaining datagrams then start the next batch). */
@@ -285,7 +340,18 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     struct dg__recv_view v;
     if (rx->batch_sock != s)
         dg__rx_batch_flush(loop); /* one socket per batch */
-    if (res < 0 || !dg__socket_is_open(s) || dg__recv_decode(buf, res, &s->rmsg, &v) < 0) {
+    if (res < 0 || !dg__socket_is_open(s)) {
+        rx_recycle(loop, bid);
+        return;
+    }
+    /* The plain datagram is read straight into the batch's next slot. */
+    if (decode_plain(buf, res, &s->rmsg, &rx->batch_msgs[rx->batch_count])) {
+        rx->batch_sock = s;
+        rx->batch_count++;
+        batch_buffer_added(loop, bid);
+        return;
+    }
+    if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0) {
         rx_recycle(loop, bid);
         return;
     }
@@ -296,9 +362,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     message_from_view(&m, &v);
     if (v.gro_size == 0) {
         batch_add(rx, &m);
-        rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
-        if (rx->batch_count == DG__BATCH_MAX)
-            dg__rx_batch_flush(loop);
+        batch_buffer_added(loop, bid);
         return;
     }
     batch_gro_buffer(loop, s, bid, &m, &v);
