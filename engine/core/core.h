@@ -494,9 +494,21 @@ const char *dg__ring_backend_name(const struct dg__core *c);
 void dg__ring_get_stats(const struct dg__core *c, dg_loop_stats *out);
 
 /* ---- Timers (core/timer.c) ---------------------------------------------- */
-bool dg__timers_run_due(struct dg__core *c);
-/* Makes the ring's timeout match the earliest deadline (moved only earlier). */
-void dg__timers_arm(struct dg__core *c);
+/* Runs the timers due now (started before this call); returns whether any
+ * ran. The no-timer check is inline, as every turn makes it twice. */
+bool dg__timers_run_heap(struct dg__core *c);
+static inline bool dg__timers_run_due(struct dg__core *c)
+{
+    return c->timers.count > 0 && dg__timers_run_heap(c);
+}
+/* Makes the ring's timeout match the earliest deadline (moved only
+ * earlier); nothing, not even a call, when no timer is active. */
+void dg__timers_arm_heap(struct dg__core *c);
+static inline void dg__timers_arm(struct dg__core *c)
+{
+    if (c->timers.count > 0)
+        dg__timers_arm_heap(c);
+}
 /* The timers' ring timeout ended (due timers run after the completions). */
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* µs until the earliest deadline (0: due now), -1 if no timer is active. */
