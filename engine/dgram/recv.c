@@ -132,7 +132,7 @@ static inline void rx_count(dg_socket *s, size_t length, unsigned flags)
         s->stats.rx_truncated++;
 }
 
-static void deliver_one(dg_socket *s, dg_message *m)
+static inline void deliver_one(dg_socket *s, dg_message *m)
 {
     rx_count(s, m->length, m->flags);
     if (s->handlers.on_message)
@@ -368,47 +368,67 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     batch_gro_buffer(loop, s, bid, &m, &v);
 }
 
-/* One receive completion, whatever it carries: a buffer for on_message or
- * for the batch, an error, the end of the multishot receive. */
-static void rx_completion(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+/* A buffer for on_message: delivered, then back to the ring unless the
+ * user kept it. */
+static inline void rx_buffer(dg_loop *loop, dg_socket *s, unsigned bid, unsigned char *buf,
+                             int res)
 {
-    bool more = cqe->flags & IORING_CQE_F_MORE;
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
-        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
-        if (DG__VG_RING_FILLS(&loop->core.bufring))
-            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, cqe->res, &s->rmsg);
-        if (s->handlers.on_message_batch) {
-            batch_buffer(loop, s, bid, buf, cqe->res);
-        } else {
-            if (loop->dgram.rx.batch_sock)
-                dg__rx_batch_flush(loop); /* another socket's datagrams came first */
-            if (cqe->res >= 0 && dg__socket_is_open(s))
-                deliver(s, buf, cqe->res);
-            if (loop->dgram.rx.kept_any) { /* the user kept it: rare */
-                loop->dgram.rx.kept_any = false;
-                loop->dgram.rx.kept_mask = 0;
-                rx_buffer_done(loop, bid);
-            } else {
-                rx_return(loop, bid, buf);
-            }
-        }
+    if (loop->dgram.rx.batch_sock)
+        dg__rx_batch_flush(loop); /* another socket's datagrams came first */
+    if (res >= 0 && dg__socket_is_open(s))
+        deliver(s, buf, res);
+    if (loop->dgram.rx.kept_any) { /* the user kept it: rare */
+        loop->dgram.rx.kept_any = false;
+        loop->dgram.rx.kept_mask = 0;
+        rx_buffer_done(loop, bid);
     } else {
-        if (loop->dgram.rx.batch_sock == s)
-            dg__rx_batch_flush(loop); /* its datagrams came first */
-        if (cqe->res == -ENOBUFS) {
-            s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
-        } else if (cqe->res < 0 && cqe->res != -ECANCELED && dg__socket_is_open(s)) {
-            dg_error err = {.code = cqe->res, .syscall = "recvmsg"};
-            dg__socket_emit_error(s, &err);
-        }
+        rx_return(loop, bid, buf);
     }
-    if (more)
-        return;
+}
+
+/* A completion without a buffer: ENOBUFS or an error. Out of line (and
+ * its error record with it): a flood never comes here. */
+static __attribute__((noinline, cold)) void rx_no_buffer(dg_loop *loop, dg_socket *s, int res)
+{
+    if (loop->dgram.rx.batch_sock == s)
+        dg__rx_batch_flush(loop); /* its datagrams came first */
+    if (res == -ENOBUFS) {
+        s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
+    } else if (res < 0 && res != -ECANCELED && dg__socket_is_open(s)) {
+        dg_error err = {.code = res, .syscall = "recvmsg"};
+        dg__socket_emit_error(s, &err);
+    }
+}
+
+/* The multishot receive ended (no IORING_CQE_F_MORE). */
+static __attribute__((noinline)) void rx_ended(dg_socket *s)
+{
     s->recv_armed = false;
     if (dg__socket_is_open(s))
         dg__recv_queue_rearm(s); /* after this batch's buffers are back in the ring */
     dg__socket_op_done(s);
+}
+
+/* One receive completion, whatever it carries: a buffer for on_message or
+ * for the batch, an error, the end of the multishot receive. */
+static inline void rx_completion(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+{
+    unsigned flags = cqe->flags;
+    int res = cqe->res;
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
+        if (DG__VG_RING_FILLS(&loop->core.bufring))
+            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, res, &s->rmsg);
+        if (s->handlers.on_message_batch)
+            batch_buffer(loop, s, bid, buf, res);
+        else
+            rx_buffer(loop, s, bid, buf, res);
+    } else {
+        rx_no_buffer(loop, s, res);
+    }
+    if (!(flags & IORING_CQE_F_MORE))
+        rx_ended(s);
 }
 
 unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
