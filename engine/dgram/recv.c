@@ -216,14 +216,15 @@ static void deliver_decoded(dg_socket *s, void *buf, int res)
 /* The common buffer, read without a view: the kernel wrote no control
  * message (no SO_RXQ_OVFL drop count, no UDP_GRO segment size) and did not
  * truncate, so it holds one datagram whose payload is everything after the
- * template's fixed header. Fills m and returns true; returns false (m
- * unspecified) for any other buffer, which dg__recv_decode() takes in full.
- * Reads only within the first res bytes (res >= 0), as the full decode. */
-static inline bool decode_plain(const unsigned char *buf, int res, const struct msghdr *tmpl,
-                                dg_message *m)
+ * template's fixed header: every socket's template has DG__RECV_NAME_LEN
+ * and DG__RECV_CONTROL_LEN (socket.c), so the offsets are constants. Fills
+ * m and returns true; returns false (m unspecified) for any other buffer,
+ * which dg__recv_decode() takes in full. Reads only within the first res
+ * bytes (res >= 0), as the full decode. */
+static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m)
 {
     struct io_uring_recvmsg_out out;
-    size_t header = sizeof(out) + tmpl->msg_namelen + tmpl->msg_controllen;
+    const size_t header = DG__RECV_HEADER_LEN;
     if ((size_t)res < header)
         return false;
     memcpy(&out, buf, sizeof(out));
@@ -231,7 +232,7 @@ static inline bool decode_plain(const unsigned char *buf, int res, const struct 
         return false;
     size_t length = (size_t)res - header;
     m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(out));
-    m->addrlen = out.namelen < tmpl->msg_namelen ? out.namelen : tmpl->msg_namelen;
+    m->addrlen = out.namelen < DG__RECV_NAME_LEN ? out.namelen : DG__RECV_NAME_LEN;
     m->reserved = 0;
     m->data = buf + header;
     m->length = length;
@@ -246,7 +247,7 @@ static inline bool decode_plain(const unsigned char *buf, int res, const struct 
 static inline void deliver(dg_socket *s, unsigned char *buf, int res)
 {
     dg_message m;
-    if (!decode_plain(buf, res, &s->rmsg, &m)) {
+    if (!decode_plain(buf, res, &m)) {
         deliver_decoded(s, buf, res);
         return;
     }
@@ -345,7 +346,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
         return;
     }
     /* The plain datagram is read straight into the batch's next slot. */
-    if (decode_plain(buf, res, &s->rmsg, &rx->batch_msgs[rx->batch_count])) {
+    if (decode_plain(buf, res, &rx->batch_msgs[rx->batch_count])) {
         rx->batch_sock = s;
         rx->batch_count++;
         batch_buffer_added(loop, bid);
