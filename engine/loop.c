@@ -148,36 +148,52 @@ static void on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
 typedef void (*completion_fn)(dg_loop *loop, const struct io_uring_cqe *cqe);
 
 static const completion_fn completion_table[DG__OP_KINDS] = {
-    [DG__OP_IGNORE] = on_ignore,       [DG__OP_RECV] = dg__socket_on_recv,
+    /* DG__OP_RECV: the walk hands runs of them to dg__recv_completions */
+    [DG__OP_IGNORE] = on_ignore,
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = on_timeout,
     [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_POLL] = dg__resolver_on_poll,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
     [DG__OP_SIGNAL] = dg__signals_on_poll,     [DG__OP_SEND_MANY] = dg__socket_on_send_many,
 };
 
-/* Handles the completions that are in the CQ on entry, in batches; the
- * buffers a batch used go back to the kernel with one commit per batch.
- * Completions posted meanwhile (a callback's sends flushed early complete
- * at once) wait for the next turn, so timers, deferred callbacks and stop
- * requests always get their turn. Returns how many ran. */
+/* Dispatches the completions cqes[0, n); returns how many were receives. */
+static unsigned dispatch(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
+{
+    unsigned recvs = 0;
+    for (unsigned i = 0; i < n;) {
+        unsigned kind = DG__UD_KIND(cqes[i].user_data);
+        if (kind == DG__OP_RECV) {
+            unsigned run = dg__recv_completions(loop, cqes + i, n - i);
+            recvs += run;
+            i += run;
+            continue;
+        }
+        completion_fn fn = completion_table[kind];
+        if (fn)
+            fn(loop, &cqes[i]);
+        i++;
+    }
+    return recvs;
+}
+
+/* Handles the completions that are in the CQ on entry, in batches read
+ * where they lie (dg__ring_cq_window); the buffers a batch used go back to
+ * the kernel with one commit per batch. Completions posted meanwhile (a
+ * callback's sends flushed early complete at once) wait for the next turn,
+ * so timers, deferred callbacks and stop requests always get their turn.
+ * Returns how many ran. */
 static unsigned process_completions(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
     unsigned budget = dg__ring_cq_ready(c);
     unsigned total = 0, recvs = 0;
     while (total < budget) {
-        struct io_uring_cqe *cqes[DG__CQE_BATCH];
+        const struct io_uring_cqe *cqes;
         unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
-        unsigned n = dg__ring_peek(c, cqes, want);
+        unsigned n = dg__ring_cq_window(c, &cqes, want);
         if (n == 0)
             break;
-        for (unsigned i = 0; i < n; i++) {
-            unsigned kind = DG__UD_KIND(cqes[i]->user_data);
-            recvs += kind == DG__OP_RECV;
-            completion_fn fn = completion_table[kind];
-            if (fn)
-                fn(loop, cqes[i]);
-        }
+        recvs += dispatch(loop, cqes, n);
         dg__ring_advance(c, n);
         /* A batch for on_message_batch ends with the walk of these
          * completions: delivered, and its buffers returned, before the

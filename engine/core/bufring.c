@@ -3,8 +3,9 @@
  * liburing 2.3 has io_uring_register_buf_ring() but not the allocation
  * helper that 2.4 added (io_uring_setup_buf_ring), so the descriptor ring
  * is mmap'd and registered here. Buffers go back to the kernel in batches:
- * dg__bufring_recycle() fills descriptors, dg__bufring_commit() publishes
- * them all with one tail store per batch of completions. */
+ * dg__bufring_put() (inline, core.h) fills descriptors at a running tail,
+ * dg__bufring_commit() publishes them all with one tail store per batch of
+ * completions. */
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -69,13 +70,6 @@ void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br)
     if (br->ring)
         munmap(br->ring, br->ring_bytes);
     memset(br, 0, sizeof(*br));
-}
-
-void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
-{
-    io_uring_buf_ring_add(br->ring, dg__bufring_addr(br, bid), br->buf_size, (unsigned short)bid,
-                          (int)br->mask, (int)br->pending);
-    br->pending++;
 }
 
 void dg__bufring_publish(struct dg__bufring *br)

@@ -222,6 +222,8 @@ struct dg__bufring {
     unsigned mask;
     unsigned stride;                /* distance between buffers, 64-byte multiple */
     unsigned buf_size;              /* bytes the kernel may fill per buffer */
+    unsigned tail;                  /* descriptor the next recycled buffer fills
+                                       (mod count): the shared tail plus pending */
     unsigned pending;               /* recycled, not yet published */
     uint16_t group;
     bool registered;
@@ -233,8 +235,26 @@ struct dg__bufring {
 int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned count,
                      unsigned buf_size, uint16_t group);
 void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br);
-/* Queues buffer bid for return; visible to the kernel at the next commit. */
-void dg__bufring_recycle(struct dg__bufring *br, unsigned bid);
+static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsigned bid)
+{
+    return br->mem + (size_t)bid * br->stride;
+}
+/* Queues buffer bid, whose address (dg__bufring_addr) the caller has at
+ * hand, for return: one descriptor written, visible to the kernel at the
+ * next commit. Inline: every received buffer comes back through here. */
+static inline void dg__bufring_put(struct dg__bufring *br, unsigned bid, unsigned char *addr)
+{
+    struct io_uring_buf *d = &br->ring->bufs[br->tail & br->mask];
+    d->addr = (uint64_t)(uintptr_t)addr;
+    d->len = br->buf_size;
+    d->bid = (uint16_t)bid;
+    br->tail++;
+    br->pending++;
+}
+static inline void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
+{
+    dg__bufring_put(br, bid, dg__bufring_addr(br, bid));
+}
 /* Publishes every recycled buffer with one tail store (the check for none
  * is inline: each turn's prepare step commits, mostly with nothing). */
 void dg__bufring_publish(struct dg__bufring *br);
@@ -242,10 +262,6 @@ static inline void dg__bufring_commit(struct dg__bufring *br)
 {
     if (br->pending != 0)
         dg__bufring_publish(br);
-}
-static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsigned bid)
-{
-    return br->mem + (size_t)bid * br->stride;
 }
 
 /* ---- The single ring timeout (core/timer.c) ------------------------------
@@ -453,8 +469,11 @@ int dg__ring_cancel_fd_sync(struct dg__core *c, int fd);
 int dg__ring_enter(struct dg__core *c, bool block);
 /* Completions waiting in the CQ (an overflow is counted in the stats). */
 unsigned dg__ring_cq_ready(struct dg__core *c);
-/* Up to want completions, oldest first; consumed by dg__ring_advance. */
-unsigned dg__ring_peek(struct dg__core *c, struct io_uring_cqe **cqes, unsigned want);
+/* Up to want completions, oldest first, as one array at *out, valid (and
+ * unmoved, whatever completions arrive meanwhile) until dg__ring_advance
+ * consumes them. Fewer than are ready when the kernel's CQ wraps: the
+ * caller asks again. */
+unsigned dg__ring_cq_window(struct dg__core *c, const struct io_uring_cqe **out, unsigned want);
 void dg__ring_advance(struct dg__core *c, unsigned n);
 /* Completions waiting that no fd signals (the epoll backend makes them in
  * user space while submitting): an embedding loop must be poked for them. */
@@ -475,9 +494,21 @@ const char *dg__ring_backend_name(const struct dg__core *c);
 void dg__ring_get_stats(const struct dg__core *c, dg_loop_stats *out);
 
 /* ---- Timers (core/timer.c) ---------------------------------------------- */
-bool dg__timers_run_due(struct dg__core *c);
-/* Makes the ring's timeout match the earliest deadline (moved only earlier). */
-void dg__timers_arm(struct dg__core *c);
+/* Runs the timers due now (started before this call); returns whether any
+ * ran. The no-timer check is inline, as every turn makes it twice. */
+bool dg__timers_run_heap(struct dg__core *c);
+static inline bool dg__timers_run_due(struct dg__core *c)
+{
+    return c->timers.count > 0 && dg__timers_run_heap(c);
+}
+/* Makes the ring's timeout match the earliest deadline (moved only
+ * earlier); nothing, not even a call, when no timer is active. */
+void dg__timers_arm_heap(struct dg__core *c);
+static inline void dg__timers_arm(struct dg__core *c)
+{
+    if (c->timers.count > 0)
+        dg__timers_arm_heap(c);
+}
 /* The timers' ring timeout ended (due timers run after the completions). */
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* µs until the earliest deadline (0: due now), -1 if no timer is active. */

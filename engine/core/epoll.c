@@ -27,7 +27,7 @@
  * dispatch table as the ring's. The SQ grows rather than leave early, except
  * for a socket's close, which carries it out and cancels the fd from inside
  * a callback, while the loop walks the CQ: so the loop walks copies of the
- * CQEs (dg__epoll_peek_batch), and the CQ may move or grow at any time.
+ * CQEs (dg__epoll_cq_window), and the CQ may move or grow at any time.
  *
  * The CQ never drops a completion: each SQE reserves its slot when it is
  * taken (dg__epoll_get_sqe fails, and the caller hears -ENOMEM at once,
@@ -170,7 +170,7 @@ unsigned dg__epoll_cq_ready(const struct dg__epoll *e)
 
 /* Copies, so that completions posted during the walk (a close cancels its
  * fd from a callback) may move the CQ without moving what the loop reads. */
-unsigned dg__epoll_peek_batch(struct dg__epoll *e, struct io_uring_cqe **out, unsigned max)
+unsigned dg__epoll_cq_window(struct dg__epoll *e, const struct io_uring_cqe **out, unsigned max)
 {
     unsigned n = e->cq_tail - e->cq_head;
     if (n > max)
@@ -178,8 +178,7 @@ unsigned dg__epoll_peek_batch(struct dg__epoll *e, struct io_uring_cqe **out, un
     if (n > EMU_PEEK_MAX)
         n = EMU_PEEK_MAX;
     memcpy(e->peeked, e->cq + e->cq_head, (size_t)n * sizeof(*e->cq));
-    for (unsigned i = 0; i < n; i++)
-        out[i] = &e->peeked[i];
+    *out = e->peeked;
     return n;
 }
 

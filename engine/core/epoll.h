@@ -22,7 +22,9 @@ int dg__epoll_cancel_fd(struct dg__epoll *e, int fd);
 /* Turns readiness into completions; with block, waits for at least one. */
 int dg__epoll_wait(struct dg__epoll *e, bool block);
 unsigned dg__epoll_cq_ready(const struct dg__epoll *e);
-unsigned dg__epoll_peek_batch(struct dg__epoll *e, struct io_uring_cqe **out, unsigned max);
+/* Up to max completions, oldest first, as one array (a copy: the CQ may
+ * move meanwhile); consumed by dg__epoll_cq_advance. */
+unsigned dg__epoll_cq_window(struct dg__epoll *e, const struct io_uring_cqe **out, unsigned max);
 void dg__epoll_cq_advance(struct dg__epoll *e, unsigned n);
 /* The fd an embedding loop polls, and the eventfd that pokes it. */
 int dg__epoll_fd(const struct dg__epoll *e);

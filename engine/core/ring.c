@@ -22,7 +22,25 @@
 #define DG__BUF_GROUP 1
 /* Batched waits (dg_loop_options.batch_wait_us). */
 #define DG__BUSY_TURN 32     /* completions that make a turn "busy" */
-#define DG__BATCH_WAIT_NR 128
+#define DG__BATCH_WAIT_NR_MAX 128
+
+/* Completions a batched wait asks for (W). Under DEFER_TASKRUN the kernel
+ * runs a multishot receive in passes of its task work, 33 datagrams each,
+ * and an io_uring_enter that waits for W completions
+ * runs W passes, or 2W when it also submits SQEs (once after submitting,
+ * once in the wait). With 2W x 33 >= recv_buffers a flood empties the ring
+ * inside one enter; the receive ends with ENOBUFS, its re-arm is a
+ * submission, so the next enter empties the ring again: one ENOBUFS per
+ * ring cycle for as long as the flood lasts (perf/README.md, "The ring
+ * runs dry"). One completion per 128 buffers keeps an enter to about half
+ * the ring (264 datagrams with the default 512 buffers). */
+static unsigned batch_wait_nr(const dg_loop_options *o)
+{
+    unsigned nr = o->recv_buffers / 128;
+    if (nr < 1)
+        nr = 1;
+    return nr > DG__BATCH_WAIT_NR_MAX ? DG__BATCH_WAIT_NR_MAX : nr;
+}
 
 /* Public structs grow only into their reserved space (ABI). */
 _Static_assert(sizeof(dg_loop_caps) == 64, "dg_loop_caps keeps its size");
@@ -353,7 +371,8 @@ int dg__ring_enter(struct dg__core *c, bool block)
                                        .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
         struct io_uring_cqe *cqe;
         unsigned queued = io_uring_sq_ready(&c->ring);
-        ret = io_uring_submit_and_wait_timeout(&c->ring, &cqe, DG__BATCH_WAIT_NR, &ts, NULL);
+        ret = io_uring_submit_and_wait_timeout(&c->ring, &cqe, batch_wait_nr(&c->options), &ts,
+                                               NULL);
         if (ret >= 0 || ret == -ETIME) {
             c->stats.submissions += queued;
             ret = 0;
@@ -385,10 +404,25 @@ unsigned dg__ring_cq_ready(struct dg__core *c)
     return io_uring_cq_ready(&c->ring);
 }
 
-unsigned dg__ring_peek(struct dg__core *c, struct io_uring_cqe **cqes, unsigned want)
+/* The kernel's CQEs are read where they lie, between its head (ours to
+ * move) and its tail: the kernel writes past the tail only, so completions
+ * posted during the walk cannot move them. The ring is never set up with
+ * IORING_SETUP_CQE32. */
+unsigned dg__ring_cq_window(struct dg__core *c, const struct io_uring_cqe **out, unsigned want)
 {
-    return c->epoll ? dg__epoll_peek_batch(c->epoll, cqes, want)
-                    : io_uring_peek_batch_cqe(&c->ring, cqes, want);
+    if (c->epoll)
+        return dg__epoll_cq_window(c->epoll, out, want);
+    struct io_uring_cq *cq = &c->ring.cq;
+    unsigned head = *cq->khead;
+    unsigned ready = io_uring_smp_load_acquire(cq->ktail) - head;
+    unsigned at = head & cq->ring_mask;
+    unsigned n = cq->ring_entries - at; /* up to the end of the array */
+    if (n > ready)
+        n = ready;
+    if (n > want)
+        n = want;
+    *out = &cq->cqes[at];
+    return n;
 }
 
 void dg__ring_advance(struct dg__core *c, unsigned n)

@@ -252,7 +252,7 @@ DG_EXPORT int dg_timer_close(dg_timer *timer, dg_timer_close_cb cb, void *data)
 /* Runs timers due now that were started before this call, so a callback
  * that restarts its timer with timeout 0 runs again next turn, not
  * forever within this one. Returns whether any ran. */
-bool dg__timers_run_due(struct dg__core *c)
+bool dg__timers_run_heap(struct dg__core *c)
 {
     struct dg__timer_heap *h = &c->timers;
     uint64_t started_before = c->timer_order;
@@ -270,10 +270,10 @@ bool dg__timers_run_due(struct dg__core *c)
     return ran;
 }
 
-void dg__timers_arm(struct dg__core *c)
+/* With no timer left an armed timeout may fire for nothing; that is
+ * harmless. */
+void dg__timers_arm_heap(struct dg__core *c)
 {
-    if (c->timers.count == 0)
-        return; /* an armed timeout may fire for nothing; that is harmless */
     (void)dg__timeout_arm(c, &c->timer_timeout, c->timers.items[0]->deadline * 1000u);
 }
 

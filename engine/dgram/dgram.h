@@ -253,7 +253,10 @@ static inline void dg__socket_note_drops(dg_socket *s, uint32_t raw)
 }
 
 /* recv.c */
-void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe);
+/* Handles the receive completions at the start of cqes[0, n), the first
+ * of which is one (kind DG__OP_RECV), up to the first of another kind;
+ * returns how many. The loop's walk calls it for each run of them. */
+unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n);
 /* Arms the socket's multishot receive (queued for a re-arm if the ring
  * refuses an SQE). */
 void dg__recv_arm(dg_socket *s);

@@ -46,13 +46,18 @@ void dg__recv_arm(dg_socket *s)
 _Static_assert(DG__BATCH_MAX == DG_MESSAGE_BATCH_MAX, "one batch size");
 _Static_assert(DG__BATCH_MAX <= 64, "kept_mask has a bit per batched message");
 
-/* Buffer bid goes back to the ring (visible at the next commit). */
-static void rx_recycle(dg_loop *loop, unsigned bid)
+/* Buffer bid, at buf, goes back to the ring (visible at the next commit). */
+static inline void rx_return(dg_loop *loop, unsigned bid, unsigned char *buf)
 {
     struct dg__bufring *br = &loop->core.bufring;
-    dg__bufring_recycle(br, bid);
+    dg__bufring_put(br, bid, buf);
     if (DG__VG_RING_FILLS(br))
-        dg__vg_buffer_to_kernel(dg__bufring_addr(br, bid), br->buf_size);
+        dg__vg_buffer_to_kernel(buf, br->buf_size);
+}
+
+static void rx_recycle(dg_loop *loop, unsigned bid)
+{
+    rx_return(loop, bid, dg__bufring_addr(&loop->core.bufring, bid));
 }
 
 /* Every datagram of buffer bid was delivered: back to the ring, unless the
@@ -127,7 +132,7 @@ static inline void rx_count(dg_socket *s, size_t length, unsigned flags)
         s->stats.rx_truncated++;
 }
 
-static void deliver_one(dg_socket *s, dg_message *m)
+static inline void deliver_one(dg_socket *s, dg_message *m)
 {
     rx_count(s, m->length, m->flags);
     if (s->handlers.on_message)
@@ -181,7 +186,7 @@ static inline bool gro_next(struct gro_split *g, dg_message *m)
 /* Decodes one buffer the kernel filled and hands its datagram(s) to the
  * user: with UDP_GRO a buffer may hold several datagrams of one sender,
  * all of gro_size bytes but the last. */
-static void deliver(dg_socket *s, void *buf, int res)
+static void deliver_decoded(dg_socket *s, void *buf, int res)
 {
     struct dg__recv_view v;
     if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0)
@@ -205,6 +210,52 @@ static void deliver(dg_socket *s, void *buf, int res)
         deliver_one(s, &m);
         rx->kept_mask = 0; /* the next segment is another message */
     }
+    rx->sock = NULL;
+}
+
+/* The common buffer, read without a view: the kernel wrote no control
+ * message (no SO_RXQ_OVFL drop count, no UDP_GRO segment size) and did not
+ * truncate, so it holds one datagram whose payload is everything after the
+ * template's fixed header: every socket's template has DG__RECV_NAME_LEN
+ * and DG__RECV_CONTROL_LEN (socket.c), so the offsets are constants. Fills
+ * m and returns true; returns false (m unspecified) for any other buffer,
+ * which dg__recv_decode() takes in full. Reads only within the first res
+ * bytes (res >= 0), as the full decode. */
+static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m)
+{
+    struct io_uring_recvmsg_out out;
+    const size_t header = DG__RECV_HEADER_LEN;
+    if ((size_t)res < header)
+        return false;
+    memcpy(&out, buf, sizeof(out));
+    if (out.controllen != 0 || (out.flags & MSG_TRUNC))
+        return false;
+    size_t length = (size_t)res - header;
+    m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(out));
+    m->addrlen = out.namelen < DG__RECV_NAME_LEN ? out.namelen : DG__RECV_NAME_LEN;
+    m->reserved = 0;
+    m->data = buf + header;
+    m->length = length;
+    m->size = out.payloadlen > length ? out.payloadlen : length;
+    m->flags = 0;
+    return true;
+}
+
+/* One buffer (res >= 0) to on_message: the plain datagram straight from
+ * the buffer, anything else (control messages, truncation, GRO) through
+ * the full decode. */
+static inline void deliver(dg_socket *s, unsigned char *buf, int res)
+{
+    dg_message m;
+    if (!decode_plain(buf, res, &m)) {
+        deliver_decoded(s, buf, res);
+        return;
+    }
+    struct dg__rx *rx = &s->loop->dgram.rx;
+    rx->sock = s; /* what dg_message_keep accepts */
+    rx->msgs = &m;
+    rx->count = 1;
+    deliver_one(s, &m);
     rx->sock = NULL;
 }
 
@@ -271,6 +322,16 @@ static void batch_gro_buffer(dg_loop *loop, dg_socket *s, unsigned bid, dg_messa
     }
 }
 
+/* Buffer bid's one datagram is in the batch: the buffer is the batch's
+ * until the flush, which runs now if the batch is full. */
+static inline void batch_buffer_added(dg_loop *loop, unsigned bid)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
+    if (rx->batch_count == DG__BATCH_MAX)
+        dg__rx_batch_flush(loop);
+}
+
 /* Adds the datagram(s) of one buffer to the socket's batch; flushes when
  * the batch is full (possibly in the middle of a GRO buffer, whose
  * remaining datagrams then start the next batch). */
@@ -280,7 +341,18 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     struct dg__recv_view v;
     if (rx->batch_sock != s)
         dg__rx_batch_flush(loop); /* one socket per batch */
-    if (res < 0 || !dg__socket_is_open(s) || dg__recv_decode(buf, res, &s->rmsg, &v) < 0) {
+    if (res < 0 || !dg__socket_is_open(s)) {
+        rx_recycle(loop, bid);
+        return;
+    }
+    /* The plain datagram is read straight into the batch's next slot. */
+    if (decode_plain(buf, res, &rx->batch_msgs[rx->batch_count])) {
+        rx->batch_sock = s;
+        rx->batch_count++;
+        batch_buffer_added(loop, bid);
+        return;
+    }
+    if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0) {
         rx_recycle(loop, bid);
         return;
     }
@@ -291,54 +363,82 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     message_from_view(&m, &v);
     if (v.gro_size == 0) {
         batch_add(rx, &m);
-        rx->batch_bids[rx->batch_nbids++] = (uint16_t)bid;
-        if (rx->batch_count == DG__BATCH_MAX)
-            dg__rx_batch_flush(loop);
+        batch_buffer_added(loop, bid);
         return;
     }
     batch_gro_buffer(loop, s, bid, &m, &v);
 }
 
-void dg__socket_on_recv(dg_loop *loop, const struct io_uring_cqe *cqe)
+/* A buffer for on_message: delivered, then back to the ring unless the
+ * user kept it. */
+static inline void rx_buffer(dg_loop *loop, dg_socket *s, unsigned bid, unsigned char *buf,
+                             int res)
 {
-    dg_socket *s = DG__UD_PTR(cqe->user_data);
-    bool more = cqe->flags & IORING_CQE_F_MORE;
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
-        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
-        if (DG__VG_RING_FILLS(&loop->core.bufring))
-            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, cqe->res, &s->rmsg);
-        if (s->handlers.on_message_batch) {
-            batch_buffer(loop, s, bid, buf, cqe->res);
-        } else {
-            if (loop->dgram.rx.batch_sock)
-                dg__rx_batch_flush(loop); /* another socket's datagrams came first */
-            if (cqe->res >= 0 && dg__socket_is_open(s))
-                deliver(s, buf, cqe->res);
-            if (loop->dgram.rx.kept_any) { /* the user kept it: rare */
-                loop->dgram.rx.kept_any = false;
-                loop->dgram.rx.kept_mask = 0;
-                rx_buffer_done(loop, bid);
-            } else {
-                rx_recycle(loop, bid);
-            }
-        }
+    if (loop->dgram.rx.batch_sock)
+        dg__rx_batch_flush(loop); /* another socket's datagrams came first */
+    if (res >= 0 && dg__socket_is_open(s))
+        deliver(s, buf, res);
+    if (loop->dgram.rx.kept_any) { /* the user kept it: rare */
+        loop->dgram.rx.kept_any = false;
+        loop->dgram.rx.kept_mask = 0;
+        rx_buffer_done(loop, bid);
     } else {
-        if (loop->dgram.rx.batch_sock == s)
-            dg__rx_batch_flush(loop); /* its datagrams came first */
-        if (cqe->res == -ENOBUFS) {
-            s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
-        } else if (cqe->res < 0 && cqe->res != -ECANCELED && dg__socket_is_open(s)) {
-            dg_error err = {.code = cqe->res, .syscall = "recvmsg"};
-            dg__socket_emit_error(s, &err);
-        }
+        rx_return(loop, bid, buf);
     }
-    if (more)
-        return;
+}
+
+/* A completion without a buffer: ENOBUFS or an error. Out of line (and
+ * its error record with it): a flood never comes here. */
+static __attribute__((noinline, cold)) void rx_no_buffer(dg_loop *loop, dg_socket *s, int res)
+{
+    if (loop->dgram.rx.batch_sock == s)
+        dg__rx_batch_flush(loop); /* its datagrams came first */
+    if (res == -ENOBUFS) {
+        s->stats.rx_no_buffers++; /* the datagrams wait in the socket queue */
+    } else if (res < 0 && res != -ECANCELED && dg__socket_is_open(s)) {
+        dg_error err = {.code = res, .syscall = "recvmsg"};
+        dg__socket_emit_error(s, &err);
+    }
+}
+
+/* The multishot receive ended (no IORING_CQE_F_MORE). */
+static __attribute__((noinline)) void rx_ended(dg_socket *s)
+{
     s->recv_armed = false;
     if (dg__socket_is_open(s))
         dg__recv_queue_rearm(s); /* after this batch's buffers are back in the ring */
     dg__socket_op_done(s);
+}
+
+/* One receive completion, whatever it carries: a buffer for on_message or
+ * for the batch, an error, the end of the multishot receive. */
+static inline void rx_completion(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+{
+    unsigned flags = cqe->flags;
+    int res = cqe->res;
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
+        if (DG__VG_RING_FILLS(&loop->core.bufring))
+            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, res, &s->rmsg);
+        if (s->handlers.on_message_batch)
+            batch_buffer(loop, s, bid, buf, res);
+        else
+            rx_buffer(loop, s, bid, buf, res);
+    } else {
+        rx_no_buffer(loop, s, res);
+    }
+    if (!(flags & IORING_CQE_F_MORE))
+        rx_ended(s);
+}
+
+unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
+{
+    unsigned i = 0;
+    do {
+        rx_completion(loop, DG__UD_PTR(cqes[i].user_data), &cqes[i]);
+    } while (++i < n && DG__UD_KIND(cqes[i].user_data) == DG__OP_RECV);
+    return i;
 }
 
 /* With every buffer kept by the user a receive would end at once with

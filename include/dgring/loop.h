@@ -67,11 +67,13 @@ typedef struct dg_loop_options {
     unsigned backend;
     /* io_uring: after a turn that handled at least 32 receive
      * completions (a flood of datagrams; send completions never count, as
-     * a sender's window may hold fewer than 128 sends), the
-     * next wait asks the kernel for up to 128 completions or this many
-     * microseconds (never past the next timer), whichever comes first, so
-     * a flood is drained with few system calls (the kernel hands a
-     * multishot receive at most 32 datagrams per pass otherwise). Light
+     * a sender's window may be small), the next wait asks the kernel
+     * for one completion per 128 receive buffers (4 with the default 512,
+     * at most 128) or this many microseconds (never past the next timer),
+     * whichever comes first, so a flood is drained with few system calls
+     * (the kernel hands a multishot receive 33 datagrams per pass, and one
+     * such wait lets it make up to twice that many passes: about half the
+     * ring, which never runs dry). Light
      * traffic never waits: a turn with fewer completions returns on the
      * first one. While such a wait lasts, dg_loop_stop(), dg_loop_wake()
      * and posts from other threads take effect at its end (at most this

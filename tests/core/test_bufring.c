@@ -4,7 +4,10 @@
  * the socket's counters must show the ring ran dry and the multishot
  * receive was armed again. The sender waits for each burst to be consumed
  * before the next, so the kernel's receive queue never overflows and no
- * loss can be blamed on the kernel. */
+ * loss can be blamed on the kernel.
+ * And the opposite: with the default ring, a flood (a receive queue four
+ * rings deep) is drained without the ring ever running dry. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -181,4 +184,49 @@ Test(bufring, one_buffer_300_datagrams_in_bursts_of_20)
 Test(bufring, two_sockets_share_eight_buffers)
 {
     run_dry(8, 2, 1000, 40);
+}
+
+/* A flood with the default options: 2048 datagrams wait in the socket's
+ * queue before the loop runs. The batched waits after busy turns must
+ * leave buffers in the ring (engine/core/ring.c, batch_wait_nr): a wait
+ * that let the kernel run the receive through the whole ring ended it with
+ * ENOBUFS once per 512 datagrams, for as long as the flood lasted. */
+Test(bufring, a_flood_never_empties_the_default_ring)
+{
+    enum { FLOOD = 2048 };
+    dg_loop *loop = dgt_loop_new(NULL);
+    struct sink sink;
+    int all_received = 0;
+    dg_socket_handlers h = {.on_message = sink_message};
+
+    memset(&sink, 0, sizeof(sink));
+    sink.all_received = &all_received;
+    dg_socket *sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &sink);
+    int port = dgt_bind(loop, sock, "127.0.0.1", 0);
+    int rcvbuf = 16 << 20;
+    if (setsockopt(dg_socket_fd(sock), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+        cr_skip_test("SO_RCVBUFFORCE refused (%s): the flood would not fit in the socket's queue",
+                     strerror(errno));
+    int plain = dgt_plain_socket(AF_INET, 0);
+    for (uint32_t seq = 0; seq < FLOOD; seq++) {
+        unsigned char payload[PAYLOAD];
+
+        memcpy(payload, &seq, sizeof(seq));
+        dgt_fill(payload + 4, PAYLOAD - 4, seq);
+        dgt_plain_send(plain, AF_INET, port, payload, PAYLOAD);
+    }
+    dgt_run_until(loop, &all_received, FLOOD, DGT_WAIT_MS);
+
+    dg_socket_stats st;
+    cr_assert_eq(dg_socket_get_stats(sock, &st), 0);
+    cr_assert_eq(st.rx_kernel_drops, 0, "the socket's queue overflowed: not dgring's doing");
+    cr_assert_eq(sink.received, FLOOD);
+    cr_assert_eq(sink.out_of_order, 0);
+    cr_assert_eq(sink.bad, 0);
+    cr_assert_eq(st.rx_no_buffers, 0, "the ring ran dry %llu times in a flood of %d",
+                 (unsigned long long)st.rx_no_buffers, FLOOD);
+    cr_assert_eq(st.rx_rearms, 0);
+    close(plain);
+    dgt_close_socket(loop, sock);
+    dgt_loop_finish(loop);
 }

@@ -66,13 +66,13 @@ static void teardown_sends(void)
  * with status want (0: the datagram's length). Returns how many. */
 static unsigned take_completions_of(struct dg__epoll *e, unsigned *next, int want)
 {
-    struct io_uring_cqe *cqes[64];
+    const struct io_uring_cqe *cqes;
     unsigned total = 0, n;
-    while ((n = dg__epoll_peek_batch(e, cqes, 64)) > 0) {
+    while ((n = dg__epoll_cq_window(e, &cqes, 64)) > 0) {
         for (unsigned i = 0; i < n; i++) {
-            cr_assert_eq(cqes[i]->user_data, (uint64_t)*next + 1, "completion %lu, expected %u",
-                         (unsigned long)cqes[i]->user_data, *next + 1);
-            cr_assert_eq(cqes[i]->res, want ? want : LEN, "send %u: %d", *next, cqes[i]->res);
+            cr_assert_eq(cqes[i].user_data, (uint64_t)*next + 1, "completion %lu, expected %u",
+                         (unsigned long)cqes[i].user_data, *next + 1);
+            cr_assert_eq(cqes[i].res, want ? want : LEN, "send %u: %d", *next, cqes[i].res);
             (*next)++;
         }
         dg__epoll_cq_advance(e, n);
@@ -126,18 +126,18 @@ Test(epoll, cancel_by_fd_ends_parked_sends, .init = setup_sends, .fini = teardow
     cr_assert_eq(dg__epoll_submit(fx.e), 1);
     /* the parked sends, in order, with -ECANCELED; then the cancel's own
      * completion with the count */
-    struct io_uring_cqe *cqes[64];
+    const struct io_uring_cqe *cqes;
     unsigned cancelled = 0, n;
     bool cancel_seen = false;
-    while ((n = dg__epoll_peek_batch(fx.e, cqes, 64)) > 0) {
+    while ((n = dg__epoll_cq_window(fx.e, &cqes, 64)) > 0) {
         for (unsigned i = 0; i < n; i++) {
-            if (cqes[i]->user_data == (UINT64_MAX & ~(uint64_t)7)) {
-                cr_assert_eq(cqes[i]->res, (int)(N - completed));
+            if (cqes[i].user_data == (UINT64_MAX & ~(uint64_t)7)) {
+                cr_assert_eq(cqes[i].res, (int)(N - completed));
                 cancel_seen = true;
                 continue;
             }
-            cr_assert_eq(cqes[i]->user_data, (uint64_t)completed + cancelled + 1);
-            cr_assert_eq(cqes[i]->res, -ECANCELED);
+            cr_assert_eq(cqes[i].user_data, (uint64_t)completed + cancelled + 1);
+            cr_assert_eq(cqes[i].res, -ECANCELED);
             cancelled++;
         }
         dg__epoll_cq_advance(fx.e, n);
@@ -234,13 +234,13 @@ Test(epoll, a_cq_that_cannot_grow_refuses_sqes_and_drops_nothing)
  * datagram, whose buffer goes back to the ring. Returns how many. */
 static unsigned take_datagrams(struct dg__epoll *e, struct dg__bufring *br, unsigned *next)
 {
-    struct io_uring_cqe *cqes[64];
-    unsigned n = dg__epoll_peek_batch(e, cqes, 64);
+    const struct io_uring_cqe *cqes;
+    unsigned n = dg__epoll_cq_window(e, &cqes, 64);
 
     for (unsigned i = 0; i < n; i++) {
-        cr_assert_eq(cqes[i]->user_data, 42u);
-        cr_assert(cqes[i]->flags & IORING_CQE_F_MORE, "the receive ended: %d", cqes[i]->res);
-        unsigned bid = cqes[i]->flags >> IORING_CQE_BUFFER_SHIFT;
+        cr_assert_eq(cqes[i].user_data, 42u);
+        cr_assert(cqes[i].flags & IORING_CQE_F_MORE, "the receive ended: %d", cqes[i].res);
+        unsigned bid = cqes[i].flags >> IORING_CQE_BUFFER_SHIFT;
         const unsigned char *buf = dg__bufring_addr(br, bid);
         uint32_t seq;
         memcpy(&seq, buf + sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_in),
