@@ -54,26 +54,41 @@ static void keep_final_stats(dg_socket *sock, void *data)
     rx->closed++;
 }
 
-/* The drops column of the socket with this inode in /proc/net/udp (or
- * udp6); fails the test if the socket is not listed. */
-static unsigned long proc_drops(int family, ino_t inode)
+/* Looks for the socket with this inode in /proc/net/udp (or udp6): true
+ * with its drops column in *drops if listed. */
+static bool proc_find_drops(const char *path, ino_t inode, unsigned long *drops)
 {
-    const char *path = family == AF_INET ? "/proc/net/udp" : "/proc/net/udp6";
     FILE *f = fopen(path, "r");
     char line[512];
-    unsigned long found_inode, drops;
+    unsigned long found_inode;
 
     cr_assert_not_null(f, "cannot open %s", path);
     while (fgets(line, sizeof(line), f) != NULL) {
         /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops */
         if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %lu", &found_inode,
-                   &drops) == 2 &&
+                   drops) == 2 &&
             found_inode == (unsigned long)inode) {
             fclose(f);
-            return drops;
+            return true;
         }
     }
     fclose(f);
+    return false;
+}
+
+/* The drops column of the socket with this inode; fails the test if the
+ * socket is not listed. The file is read again a few times first: the
+ * kernel lists it a page per read(), walking its hash table as it stands
+ * then, so a read racing with other processes' sockets coming and going
+ * can skip a line (seen with the suites running in parallel). */
+static unsigned long proc_drops(int family, ino_t inode)
+{
+    const char *path = family == AF_INET ? "/proc/net/udp" : "/proc/net/udp6";
+    unsigned long drops;
+
+    for (int attempt = 0; attempt < 5; attempt++)
+        if (proc_find_drops(path, inode, &drops))
+            return drops;
     cr_assert_fail("inode %lu is not in %s", (unsigned long)inode, path);
     return 0;
 }
