@@ -376,6 +376,16 @@ struct dg__post {
 /* ---- The loop's core ----------------------------------------------------- */
 struct dg__epoll;
 
+/* Work a layer queued for the next turn's prepare step (the step before
+ * each io_uring_enter, engine/loop.c), so that a turn with none makes one
+ * test instead of a call per step. The layer sets its bit where it queues
+ * the work; the prepare step clears the bits before it runs the steps
+ * (a step that queues again sets its bit again). */
+enum dg__prepare_bit {
+    DG__PREPARE_SEND_RUNS = 1u << 0, /* sockets with a GSO run to hand to the ring */
+    DG__PREPARE_REARMS = 1u << 1,    /* sockets to re-arm, or a close's cancel to queue */
+};
+
 struct dg__core {
     struct io_uring ring;          /* unused when epoll is set */
     struct dg__epoll *epoll;       /* the epoll backend, NULL on io_uring */
@@ -398,7 +408,11 @@ struct dg__core {
     uint64_t timer_order;
     struct dg__timeout timer_timeout; /* for the earliest timer */
 
-    uint64_t now_us;               /* the loop clock, read once per turn */
+    uint64_t now_us;               /* the loop clock (dg__loop_now_us) */
+    bool now_stale;                /* now_us predates this turn: read the
+                                      clock at its first use */
+    unsigned prepare;              /* DG__PREPARE_* bits: queued work for
+                                      the next turn's prepare step */
     int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
     uint64_t wake_buf;
     bool wake_armed;
@@ -513,11 +527,31 @@ static inline void dg__timers_arm(struct dg__core *c)
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* µs until the earliest deadline (0: due now), -1 if no timer is active. */
 int64_t dg__timers_next_us(const struct dg__core *c);
-/* Reads the loop clock into c->now_us; inline, as every turn reads it
- * twice. */
+/* Reads the loop clock into c->now_us. */
 static inline void dg__loop_update_time(struct dg__core *c)
 {
     c->now_us = dg__clock_us();
+    c->now_stale = false;
+}
+/* The loop clock at a turn's start and after its completions: read now
+ * if a timer needs it, else at its first use in the turn
+ * (dg__loop_now_us), so a turn with no timer and no reader makes no
+ * clock call. Invariant: with a timer active now_us is current (starting
+ * a timer reads the clock through dg__loop_now_us). */
+static inline void dg__loop_turn_time(struct dg__core *c)
+{
+    if (c->timers.count > 0)
+        dg__loop_update_time(c);
+    else
+        c->now_stale = true;
+}
+/* The loop clock of this turn: the same value for every reader until the
+ * next turn or dg_loop_update_time(). */
+static inline uint64_t dg__loop_now_us(struct dg__core *c)
+{
+    if (c->now_stale)
+        dg__loop_update_time(c);
+    return c->now_us;
 }
 
 /* ---- Deferred work (core/defer.c) ----------------------------------------- */
