@@ -413,6 +413,8 @@ struct dg__core {
                                       clock at its first use */
     unsigned prepare;              /* DG__PREPARE_* bits: queued work for
                                       the next turn's prepare step */
+    bool enter_skip;               /* a non-blocking enter with no SQE may
+                                      be skipped (ring.c, taskrun_visible) */
     int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
     uint64_t wake_buf;
     bool wake_armed;
