@@ -420,6 +420,9 @@ struct dg__core {
     bool wake_armed;
     int notify_fd;                 /* eventfd registered with the ring: dg_loop_fd */
     bool poked;                    /* notify_fd written for work queued outside run */
+    unsigned sq_free;              /* SQEs free at the last look at the kernel's
+                                      head, less those taken since (io_uring
+                                      only; dg__get_sqe) */
     bool in_run;
     unsigned last_recv_completions; /* receive completions in the last turn:
                                        32+ make the next wait a batched one */
@@ -459,12 +462,10 @@ int dg__ring_open(struct dg__core *c, unsigned buf_size);
 void dg__ring_close(struct dg__core *c);
 /* Submits queued SQEs (io_uring or emulated); returns count or -errno. */
 int dg__submit(struct dg__core *c);
-/* An SQE, flushing the submission queue to the kernel if it is full.
- * NULL only if the kernel refuses the flush, with *err set: -EBUSY when it
- * refused for now (EBUSY or EAGAIN: completions to reap first), which is
- * back-pressure (try again after the next submit; the send path holds its
- * requests back, the others retry next turn); any other value is an error. */
-struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err);
+/* dg__get_sqe's slow path: the free count it keeps ran out (it is read
+ * again from the kernel's head, and the queue flushed if it is full), or
+ * the backend is epoll (whose count is always 0). */
+struct io_uring_sqe *dg__get_sqe_refill(struct dg__core *c, int *err);
 /* SQEs queued and not yet submitted. */
 unsigned dg__ring_sq_ready(const struct dg__core *c);
 /* Ends every request on fd before it returns, so the caller may close fd
@@ -587,8 +588,34 @@ static inline void dg__wake_drain_notify(struct dg__core *c)
     if (c->notify_fd >= 0)
         dg__wake_read_notify(c);
 }
-/* Makes dg_loop_fd() readable for work queued outside dg_loop_run(). */
-void dg__loop_poke(struct dg__core *c);
+/* Makes dg_loop_fd() readable for work queued outside dg_loop_run(); the
+ * test for "inside it, or no fd, or poked already" is inline, as every SQE
+ * makes it. */
+void dg__loop_poke_fd(struct dg__core *c);
+static inline void dg__loop_poke(struct dg__core *c)
+{
+    if (!c->in_run && c->notify_fd >= 0 && !c->poked)
+        dg__loop_poke_fd(c);
+}
+
+/* An SQE, flushing the submission queue to the kernel if it is full.
+ * NULL only if the kernel refuses the flush, with *err set: -EBUSY when it
+ * refused for now (EBUSY or EAGAIN: completions to reap first), which is
+ * back-pressure (try again after the next submit; the send path holds its
+ * requests back, the others retry next turn); any other value is an error.
+ * Inline: the next SQE is taken from a count of free ones the core keeps,
+ * without liburing's reload of the kernel's head and its SQE128 and SQPOLL
+ * tests (the ring never has either); every SQE the loop takes after setup
+ * must come from here, or the count would be wrong. */
+static inline struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
+{
+    dg__loop_poke(c); /* an embedding loop must come back to submit it */
+    if (c->sq_free == 0)
+        return dg__get_sqe_refill(c, err);
+    c->sq_free--;
+    struct io_uring_sq *sq = &c->ring.sq;
+    return &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
+}
 
 /* ---- Posts (core/post.c) ------------------------------------------------- */
 /* Runs the posts queued by non-loop threads (loop thread, each turn; the

@@ -309,9 +309,8 @@ int dg__submit(struct dg__core *c)
     return ret;
 }
 
-struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
+struct io_uring_sqe *dg__get_sqe_refill(struct dg__core *c, int *err)
 {
-    dg__loop_poke(c); /* an embedding loop must come back to submit it */
     if (c->epoll) {
         /* The emulated SQ grows instead of flushing early: its operations
          * leave together, in one sendmmsg per socket where they can. */
@@ -320,19 +319,21 @@ struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
             *err = -ENOMEM;
         return sqe;
     }
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
-    if (sqe)
-        return sqe;
-    /* SQ full: hand this turn's SQEs to the kernel early, never drop. */
-    int ret = dg__submit(c);
-    if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
-        *err = ret;
-        return NULL;
+    c->sq_free = io_uring_sq_space_left(&c->ring);
+    if (c->sq_free == 0) {
+        /* SQ full: hand this turn's SQEs to the kernel early, never drop. */
+        int ret = dg__submit(c);
+        if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
+            *err = ret;
+            return NULL;
+        }
+        c->sq_free = io_uring_sq_space_left(&c->ring);
+        if (c->sq_free == 0) {
+            *err = -EBUSY;
+            return NULL;
+        }
     }
-    sqe = io_uring_get_sqe(&c->ring);
-    if (!sqe)
-        *err = -EBUSY;
-    return sqe;
+    return dg__get_sqe(c, err); /* inline, and now with a free count */
 }
 
 /* The ring's side of dg__ring_cancel_fd_sync. The cancelled requests end
