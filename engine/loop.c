@@ -210,10 +210,9 @@ static unsigned process_completions(dg_loop *loop)
 
 /* ---- Running ----------------------------------------------------------- */
 
-DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
+/* dg_loop_alive's test, inline for the run loop. */
+static inline bool loop_alive(const dg_loop *loop)
 {
-    if (!loop)
-        return false;
     const struct dg__core *c = &loop->core;
     return c->alive_handles > 0 || loop->dgram.pending_sends > 0 || c->pending_requests > 0 ||
            loop->dgram.zc_notifs > 0 ||
@@ -221,12 +220,29 @@ DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
            atomic_load_explicit(&((dg_loop *)loop)->core.posts_pending, memory_order_relaxed) > 0;
 }
 
+DG_EXPORT bool dg_loop_alive(const dg_loop *loop)
+{
+    return loop && loop_alive(loop);
+}
+
+/* The layers' queued work (c->prepare), out of line: most turns have none. */
+static void prepare_queued(dg_loop *loop)
+{
+    struct dg__core *c = &loop->core;
+    unsigned work = c->prepare;
+    c->prepare = 0;
+    if (work & DG__PREPARE_SEND_RUNS)
+        dg__send_runs_flush(loop);
+    if (work & DG__PREPARE_REARMS)
+        dg__sockets_rearm(loop);
+}
+
 static void prepare_turn(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
     dg__bufring_commit(&c->bufring); /* buffers released outside a walk */
-    dg__send_runs_flush(loop);
-    dg__sockets_rearm(loop);
+    if (c->prepare)
+        prepare_queued(loop);
     dg__timers_arm(c);
     if (c->resolver)
         dg__resolver_prepare(loop);
@@ -234,25 +250,29 @@ static void prepare_turn(dg_loop *loop)
     dg__wake_prepare(c);
 }
 
-static int turn(dg_loop *loop, bool may_block)
+/* One turn. alive is dg_loop_alive() from just before it: a turn that ran
+ * no callback and queued no deferred one (the only turns that may block)
+ * cannot have ended what kept the loop alive, as that takes a callback or
+ * queues one; the prepare step only queues SQEs or deferred work. */
+static int turn(dg_loop *loop, bool may_block, bool alive)
 {
     struct dg__core *c = &loop->core;
     c->stats.turns++;
     dg__wake_drain_notify(c);
-    dg__loop_update_time(c);
+    dg__loop_turn_time(c);
     bool ran = dg__timers_run_due(c);
     ran |= dg__deferred_run(c);
     ran |= dg__posts_run_queued(c);
     prepare_turn(loop);
     /* A turn that already ran callbacks does not sleep (libuv's RUN_ONCE
      * rule): the caller sees their effects before the loop waits. */
-    bool block = may_block && !ran && dg__list_empty(&c->deferred) && dg_loop_alive(loop) &&
+    bool block = may_block && !ran && dg__list_empty(&c->deferred) && alive &&
                  !atomic_load_explicit(&c->stop, memory_order_relaxed);
     int ret = dg__ring_enter(c, block);
     if (ret < 0)
         return ret;
     process_completions(loop);
-    dg__loop_update_time(c);
+    dg__loop_turn_time(c);
     dg__timers_run_due(c);
     dg__deferred_run(c);
     return 0;
@@ -268,12 +288,15 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
     c->in_run = true;
     struct dg__core *outer = dg__current_core_swap(c);
     int ret = 0;
+    bool alive;
     if (mode == DG_RUN_DEFAULT) {
-        while (ret == 0 && dg_loop_alive(loop) &&
+        /* One dg_loop_alive per turn: the one that decides whether to go on. */
+        while ((alive = loop_alive(loop)) && ret == 0 &&
                !atomic_load_explicit(&c->stop, memory_order_acquire))
-            ret = turn(loop, true);
+            ret = turn(loop, true, true);
     } else {
-        ret = turn(loop, mode == DG_RUN_ONCE);
+        /* NOWAIT never blocks: it needs no answer before its turn. */
+        ret = turn(loop, mode == DG_RUN_ONCE, mode == DG_RUN_ONCE && loop_alive(loop));
     }
     /* Queue this turn's re-arms and sends so an embedding loop's next poll
      * sees their completions; the SQEs go in with the next enter. */
@@ -289,7 +312,9 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
         dg__loop_poke(c);
     if (ret < 0)
         return ret;
-    return dg_loop_alive(loop) ? 1 : 0;
+    if (mode != DG_RUN_DEFAULT)
+        alive = loop_alive(loop);
+    return alive ? 1 : 0;
 }
 
 DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
@@ -309,14 +334,17 @@ DG_EXPORT int dg_loop_timeout(const dg_loop *loop)
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+/* The clock is read at its first use in a turn (dg__loop_turn_time): the
+ * cached reading is the loop's own state, not the caller's, so a const
+ * loop may still take it. */
 DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop)
 {
-    return loop ? loop->core.now_us / 1000u : 0;
+    return loop ? dg__loop_now_us(&((dg_loop *)loop)->core) / 1000u : 0;
 }
 
 DG_EXPORT uint64_t dg_loop_now_us(const dg_loop *loop)
 {
-    return loop ? loop->core.now_us : 0;
+    return loop ? dg__loop_now_us(&((dg_loop *)loop)->core) : 0;
 }
 
 DG_EXPORT void dg_loop_update_time(dg_loop *loop)

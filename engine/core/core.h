@@ -376,6 +376,16 @@ struct dg__post {
 /* ---- The loop's core ----------------------------------------------------- */
 struct dg__epoll;
 
+/* Work a layer queued for the next turn's prepare step (the step before
+ * each io_uring_enter, engine/loop.c), so that a turn with none makes one
+ * test instead of a call per step. The layer sets its bit where it queues
+ * the work; the prepare step clears the bits before it runs the steps
+ * (a step that queues again sets its bit again). */
+enum dg__prepare_bit {
+    DG__PREPARE_SEND_RUNS = 1u << 0, /* sockets with a GSO run to hand to the ring */
+    DG__PREPARE_REARMS = 1u << 1,    /* sockets to re-arm, or a close's cancel to queue */
+};
+
 struct dg__core {
     struct io_uring ring;          /* unused when epoll is set */
     struct dg__epoll *epoll;       /* the epoll backend, NULL on io_uring */
@@ -398,12 +408,21 @@ struct dg__core {
     uint64_t timer_order;
     struct dg__timeout timer_timeout; /* for the earliest timer */
 
-    uint64_t now_us;               /* the loop clock, read once per turn */
+    uint64_t now_us;               /* the loop clock (dg__loop_now_us) */
+    bool now_stale;                /* now_us predates this turn: read the
+                                      clock at its first use */
+    unsigned prepare;              /* DG__PREPARE_* bits: queued work for
+                                      the next turn's prepare step */
+    bool enter_skip;               /* a non-blocking enter with no SQE may
+                                      be skipped (ring.c, taskrun_visible) */
     int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
     uint64_t wake_buf;
     bool wake_armed;
     int notify_fd;                 /* eventfd registered with the ring: dg_loop_fd */
     bool poked;                    /* notify_fd written for work queued outside run */
+    unsigned sq_free;              /* SQEs free at the last look at the kernel's
+                                      head, less those taken since (io_uring
+                                      only; dg__get_sqe) */
     bool in_run;
     unsigned last_recv_completions; /* receive completions in the last turn:
                                        32+ make the next wait a batched one */
@@ -443,12 +462,10 @@ int dg__ring_open(struct dg__core *c, unsigned buf_size);
 void dg__ring_close(struct dg__core *c);
 /* Submits queued SQEs (io_uring or emulated); returns count or -errno. */
 int dg__submit(struct dg__core *c);
-/* An SQE, flushing the submission queue to the kernel if it is full.
- * NULL only if the kernel refuses the flush, with *err set: -EBUSY when it
- * refused for now (EBUSY or EAGAIN: completions to reap first), which is
- * back-pressure (try again after the next submit; the send path holds its
- * requests back, the others retry next turn); any other value is an error. */
-struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err);
+/* dg__get_sqe's slow path: the free count it keeps ran out (it is read
+ * again from the kernel's head, and the queue flushed if it is full), or
+ * the backend is epoll (whose count is always 0). */
+struct io_uring_sqe *dg__get_sqe_refill(struct dg__core *c, int *err);
 /* SQEs queued and not yet submitted. */
 unsigned dg__ring_sq_ready(const struct dg__core *c);
 /* Ends every request on fd before it returns, so the caller may close fd
@@ -513,11 +530,31 @@ static inline void dg__timers_arm(struct dg__core *c)
 void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe);
 /* µs until the earliest deadline (0: due now), -1 if no timer is active. */
 int64_t dg__timers_next_us(const struct dg__core *c);
-/* Reads the loop clock into c->now_us; inline, as every turn reads it
- * twice. */
+/* Reads the loop clock into c->now_us. */
 static inline void dg__loop_update_time(struct dg__core *c)
 {
     c->now_us = dg__clock_us();
+    c->now_stale = false;
+}
+/* The loop clock at a turn's start and after its completions: read now
+ * if a timer needs it, else at its first use in the turn
+ * (dg__loop_now_us), so a turn with no timer and no reader makes no
+ * clock call. Invariant: with a timer active now_us is current (starting
+ * a timer reads the clock through dg__loop_now_us). */
+static inline void dg__loop_turn_time(struct dg__core *c)
+{
+    if (c->timers.count > 0)
+        dg__loop_update_time(c);
+    else
+        c->now_stale = true;
+}
+/* The loop clock of this turn: the same value for every reader until the
+ * next turn or dg_loop_update_time(). */
+static inline uint64_t dg__loop_now_us(struct dg__core *c)
+{
+    if (c->now_stale)
+        dg__loop_update_time(c);
+    return c->now_us;
 }
 
 /* ---- Deferred work (core/defer.c) ----------------------------------------- */
@@ -551,8 +588,34 @@ static inline void dg__wake_drain_notify(struct dg__core *c)
     if (c->notify_fd >= 0)
         dg__wake_read_notify(c);
 }
-/* Makes dg_loop_fd() readable for work queued outside dg_loop_run(). */
-void dg__loop_poke(struct dg__core *c);
+/* Makes dg_loop_fd() readable for work queued outside dg_loop_run(); the
+ * test for "inside it, or no fd, or poked already" is inline, as every SQE
+ * makes it. */
+void dg__loop_poke_fd(struct dg__core *c);
+static inline void dg__loop_poke(struct dg__core *c)
+{
+    if (!c->in_run && c->notify_fd >= 0 && !c->poked)
+        dg__loop_poke_fd(c);
+}
+
+/* An SQE, flushing the submission queue to the kernel if it is full.
+ * NULL only if the kernel refuses the flush, with *err set: -EBUSY when it
+ * refused for now (EBUSY or EAGAIN: completions to reap first), which is
+ * back-pressure (try again after the next submit; the send path holds its
+ * requests back, the others retry next turn); any other value is an error.
+ * Inline: the next SQE is taken from a count of free ones the core keeps,
+ * without liburing's reload of the kernel's head and its SQE128 and SQPOLL
+ * tests (the ring never has either); every SQE the loop takes after setup
+ * must come from here, or the count would be wrong. */
+static inline struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
+{
+    dg__loop_poke(c); /* an embedding loop must come back to submit it */
+    if (c->sq_free == 0)
+        return dg__get_sqe_refill(c, err);
+    c->sq_free--;
+    struct io_uring_sq *sq = &c->ring.sq;
+    return &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
+}
 
 /* ---- Posts (core/post.c) ------------------------------------------------- */
 /* Runs the posts queued by non-loop threads (loop thread, each turn; the

@@ -13,8 +13,10 @@
  * newest task-running modes. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 #include "core.h"
 #include "epoll.h"
@@ -45,15 +47,40 @@ static unsigned batch_wait_nr(const dg_loop_options *o)
 /* Public structs grow only into their reserved space (ABI). */
 _Static_assert(sizeof(dg_loop_caps) == 64, "dg_loop_caps keeps its size");
 
+#define DG__DEFER_TASKRUN_FLAGS \
+    (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL)
+
 static const unsigned setup_attempts[] = {
+    /* The same, and the kernel says in the SQ ring's flags when it holds
+     * completion work only an enter runs (taskrun_visible). */
+    DG__DEFER_TASKRUN_FLAGS | IORING_SETUP_TASKRUN_FLAG,
     /* 6.1+: completions run only when we ask, in our own thread. */
-    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+    DG__DEFER_TASKRUN_FLAGS,
     /* 5.19+: no DEFER_TASKRUN; cooperative task running instead of IPIs. */
     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
     /* 5.18: SUBMIT_ALL only. */
     IORING_SETUP_SUBMIT_ALL,
     0,
 };
+
+/* Whether IORING_SQ_TASKRUN tells, under DEFER_TASKRUN, every time the
+ * kernel holds completion work that only an io_uring_enter with GETEVENTS
+ * runs: the flag is set when work is queued on an empty list (before the
+ * registered eventfd is signalled), cleared when an enter starts running
+ * the work, and set again when an enter leaves work behind (it runs at
+ * most 20 items unless asked for more: io_run_local_work_continue). That
+ * is the kernel's io_uring code as read for 6.15 and later and as tested
+ * here on 6.18; earlier kernels limited and requeued that work
+ * differently, so the flag is asked for from 6.18 on and older kernels
+ * always enter. */
+static bool taskrun_visible(void)
+{
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+        return false;
+    return major > 6 || (major == 6 && minor >= 18);
+}
 
 static unsigned round_up_pow2(unsigned v)
 {
@@ -141,7 +168,10 @@ static int ring_init(struct dg__core *c)
 {
     int ret = -EINVAL;
     unsigned cq = cq_size(&c->options);
+    bool taskrun_flag = taskrun_visible();
     for (size_t i = 0; i < sizeof(setup_attempts) / sizeof(setup_attempts[0]); i++) {
+        if ((setup_attempts[i] & IORING_SETUP_TASKRUN_FLAG) && !taskrun_flag)
+            continue;
         struct io_uring_params p;
         memset(&p, 0, sizeof(p));
         p.flags = setup_attempts[i] | IORING_SETUP_CQSIZE;
@@ -166,6 +196,7 @@ static int ring_init(struct dg__core *c)
     c->caps.defer_taskrun = f & IORING_SETUP_DEFER_TASKRUN;
     c->caps.submit_all = f & IORING_SETUP_SUBMIT_ALL;
     c->caps.coop_taskrun = f & IORING_SETUP_COOP_TASKRUN;
+    c->enter_skip = (f & IORING_SETUP_DEFER_TASKRUN) && (f & IORING_SETUP_TASKRUN_FLAG);
     probe_opcodes(c);
     if (!c->caps.recvmsg_multishot) {
         io_uring_queue_exit(&c->ring);
@@ -278,9 +309,8 @@ int dg__submit(struct dg__core *c)
     return ret;
 }
 
-struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
+struct io_uring_sqe *dg__get_sqe_refill(struct dg__core *c, int *err)
 {
-    dg__loop_poke(c); /* an embedding loop must come back to submit it */
     if (c->epoll) {
         /* The emulated SQ grows instead of flushing early: its operations
          * leave together, in one sendmmsg per socket where they can. */
@@ -289,19 +319,21 @@ struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
             *err = -ENOMEM;
         return sqe;
     }
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
-    if (sqe)
-        return sqe;
-    /* SQ full: hand this turn's SQEs to the kernel early, never drop. */
-    int ret = dg__submit(c);
-    if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
-        *err = ret;
-        return NULL;
+    c->sq_free = io_uring_sq_space_left(&c->ring);
+    if (c->sq_free == 0) {
+        /* SQ full: hand this turn's SQEs to the kernel early, never drop. */
+        int ret = dg__submit(c);
+        if (ret < 0 && ret != -EBUSY && ret != -EAGAIN) {
+            *err = ret;
+            return NULL;
+        }
+        c->sq_free = io_uring_sq_space_left(&c->ring);
+        if (c->sq_free == 0) {
+            *err = -EBUSY;
+            return NULL;
+        }
     }
-    sqe = io_uring_get_sqe(&c->ring);
-    if (!sqe)
-        *err = -EBUSY;
-    return sqe;
+    return dg__get_sqe(c, err); /* inline, and now with a free count */
 }
 
 /* The ring's side of dg__ring_cancel_fd_sync. The cancelled requests end
@@ -356,6 +388,10 @@ int dg__ring_enter(struct dg__core *c, bool block)
             ret = dg__epoll_wait(c->epoll, block);
         return ret == -EINTR ? 0 : ret;
     }
+    if (!block && c->enter_skip && io_uring_sq_ready(&c->ring) == 0 &&
+        !(IO_URING_READ_ONCE(*c->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+        return 0; /* nothing to submit, no completion work held back (taskrun_visible), no
+                     overflowed CQEs: what the enter would post is in the CQ already */
     c->stats.enters++;
     unsigned wait_us = c->options.batch_wait_us;
     int64_t next_timer;

@@ -175,7 +175,7 @@ DG_EXPORT int dg_timer_start_us(dg_timer *timer, uint64_t timeout_us, uint64_t r
     timer->cb = cb;
     timer->data = data;
     timer->repeat = repeat_us < DG__TIMER_NEVER_US ? repeat_us : DG__TIMER_NEVER_US;
-    timer_activate(timer, deadline_after(timer->handle.core->now_us, timeout_us));
+    timer_activate(timer, deadline_after(dg__loop_now_us(timer->handle.core), timeout_us));
     return 0;
 }
 
@@ -286,7 +286,7 @@ void dg__timer_on_timeout(dg_loop *loop, const struct io_uring_cqe *cqe)
 int64_t dg__timers_next_us(const struct dg__core *c)
 {
     if (c->timers.count == 0)
-        return -1;
+        return -1; /* with a timer, now_us is current (dg__loop_turn_time) */
     uint64_t next = c->timers.items[0]->deadline;
     return next <= c->now_us ? 0 : (int64_t)(next - c->now_us);
 }

@@ -99,10 +99,8 @@ DG_EXPORT int dg_loop_fd(dg_loop *loop)
     return dg__ring_embed_fd(c);
 }
 
-void dg__loop_poke(struct dg__core *c)
+void dg__loop_poke_fd(struct dg__core *c)
 {
-    if (c->in_run || c->notify_fd < 0 || c->poked)
-        return;
     uint64_t one = 1;
     if (write(c->notify_fd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
         c->poked = true;

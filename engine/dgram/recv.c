@@ -21,6 +21,7 @@ void dg__recv_queue_rearm(dg_socket *s)
     s->rearm_queued = true;
     s->rearm_next = s->loop->dgram.rearm_head;
     s->loop->dgram.rearm_head = s;
+    s->loop->core.prepare |= DG__PREPARE_REARMS;
 }
 
 void dg__recv_arm(dg_socket *s)

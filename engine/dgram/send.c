@@ -413,6 +413,7 @@ static int req_dispatch(struct dg__send_req *req)
         s->run_queued = true;
         s->run_next = s->loop->dgram.run_head;
         s->loop->dgram.run_head = s;
+        s->loop->core.prepare |= DG__PREPARE_SEND_RUNS;
         dg__loop_poke(&s->loop->core);
     }
     return 0;

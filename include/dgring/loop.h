@@ -218,11 +218,13 @@ DG_EXPORT int dg_loop_fd(dg_loop *loop);
  * readable when it fires, so using this is optional. */
 DG_EXPORT int dg_loop_timeout(const dg_loop *loop);
 
-/* The loop's cached monotonic clock (CLOCK_MONOTONIC), read once per turn
- * and by dg_loop_update_time(): in milliseconds (dg_loop_now) and in
- * microseconds (dg_loop_now_us); both are the same reading, so
- * dg_loop_now() == dg_loop_now_us() / 1000. Timers count from it. 0 for a
- * NULL loop. Loop thread only. */
+/* The loop's cached monotonic clock (CLOCK_MONOTONIC), read at most once
+ * per turn (at the turn's start while a timer is active, else at the
+ * turn's first use of it) and by dg_loop_update_time(): in milliseconds
+ * (dg_loop_now) and in microseconds (dg_loop_now_us); both are the same
+ * reading, so dg_loop_now() == dg_loop_now_us() / 1000, and the reading
+ * stays the same until the next turn or dg_loop_update_time(). Timers
+ * count from it. 0 for a NULL loop. Loop thread only. */
 DG_EXPORT uint64_t dg_loop_now(const dg_loop *loop);
 DG_EXPORT uint64_t dg_loop_now_us(const dg_loop *loop);
 
