@@ -538,24 +538,35 @@ Test(dgram_parity, udp4_65507_byte_datagram_arrives_whole_with_default_options)
  *   udp6 ... {"address":"::","family":"IPv6","port":0} / bound again "::1"
  *   udp4 lookup failure ENOTFOUND ; address() throws EBADF "getsockname EBADF"
  * (the lookup case is in bind_lookup_failure_reaches_on_error_...). */
+/* Binds ev's socket to the loopback port a plain socket holds and runs the
+ * loop until on_error reported EADDRINUSE: a bind that failed in the
+ * system. Returns the plain socket, for the caller to close. */
+static int bind_to_a_taken_port(dg_loop *loop, dg_socket_type type, dgt_events *ev)
+{
+    int taken = dgt_plain_socket(dgt_family(type), 0);
+
+    cr_assert_eq(dg_socket_bind(ev->sock, dgt_plain_port(taken), dgt_loopback(dgt_family(type)),
+                                NULL, NULL),
+                 0);
+    dgt_run_until(loop, &ev->errors, 1, DGT_WAIT_MS);
+    dgt_assert_code(ev->error.code, -EADDRINUSE);
+    return taken;
+}
+
 static void address_after_failed_bind(dg_socket_type type, const char *unspecified)
 {
     dg_loop *loop;
     dgt_events ev = {0};
     const char *address = dgt_loopback(dgt_family(type));
-    int taken, port;
+    int taken;
     dg_address addr;
 
     if (type == DG_UDP6)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    taken = dgt_plain_socket(dgt_family(type), 0);
-    port = dgt_plain_port(taken);
     dgt_events_socket(loop, type, 0, &ev);
     dgt_assert_code(dg_socket_address(ev.sock, &addr), -EBADF, "never bound");
-    cr_assert_eq(dg_socket_bind(ev.sock, port, address, NULL, NULL), 0);
-    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
-    dgt_assert_code(ev.error.code, -EADDRINUSE);
+    taken = bind_to_a_taken_port(loop, type, &ev);
     cr_assert_eq(dg_socket_address(ev.sock, &addr), 0, "after a failed bind");
     cr_assert_str_eq(addr.address, unspecified);
     cr_assert_eq(addr.family, dgt_family(type));
@@ -595,19 +606,14 @@ static void options_after_failed_bind(dg_socket_type type)
     dg_loop *loop;
     dgt_events ev = {0};
     bool v4 = type == DG_UDP4;
-    const char *address = dgt_loopback(dgt_family(type));
-    int taken, port;
+    int taken;
     dg_address addr;
 
     if (!v4)
         dgt_require_ipv6();
     loop = dgt_loop_new(NULL);
-    taken = dgt_plain_socket(dgt_family(type), 0);
-    port = dgt_plain_port(taken);
     dgt_events_socket(loop, type, 0, &ev);
-    cr_assert_eq(dg_socket_bind(ev.sock, port, address, NULL, NULL), 0);
-    dgt_run_until(loop, &ev.errors, 1, DGT_WAIT_MS);
-    dgt_assert_code(ev.error.code, -EADDRINUSE);
+    taken = bind_to_a_taken_port(loop, type, &ev);
     cr_assert_eq(dg_socket_set_broadcast(ev.sock, true), 0);
     cr_assert_eq(dg_socket_set_ttl(ev.sock, 5), 0);
     cr_assert_eq(dg_socket_set_multicast_ttl(ev.sock, 3), 0);
