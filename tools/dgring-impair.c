@@ -227,11 +227,11 @@ void impair_check_drained(impair_proxy *p)
     if (!p->draining || p->closing || p->heap_count > 0 || p->sends_in_flight > 0)
         return;
     quiet = kernel_queues_empty(p) && p->seen == p->seen_at_check;
-    if ((quiet && p->drain_checks > 0) || p->timer == NULL) {
+    if ((quiet && p->drain_was_quiet) || p->timer == NULL) {
         proxy_close(p);
         return;
     }
-    p->drain_checks = quiet ? p->drain_checks + 1 : 0;
+    p->drain_was_quiet = quiet;
     p->seen_at_check = p->seen;
     if (p->timer_armed)
         return;

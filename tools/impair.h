@@ -198,7 +198,7 @@ typedef struct impair_proxy {
     char backend[32];
     uint64_t seen;            /* datagrams read from any of the proxy's sockets */
     uint64_t seen_at_check;   /* ... at the last drain check */
-    unsigned drain_checks;    /* drain checks that found the kernel queues empty */
+    bool drain_was_quiet;     /* the last drain check found nothing queued or read */
     bool draining;            /* first signal: no new datagrams, let the held ones go */
     bool closing;             /* sockets and the timer are closing */
     bool error_shown;         /* the first send error was printed */
