@@ -21,6 +21,14 @@
  *       line (perf/run's groups scenario reads it). Warm-up datagrams
  *       (gen --mark-warmup) are not counted.
  *
+ *   group_scaling recv --drain --raw --threads N [--pin] [--rcvbuf-force BYTES]
+ *       the same drain without dgring, its C peer: N threads, each with its
+ *       own SO_REUSEPORT socket on 127.0.0.1:P (the kernel's hash picks
+ *       the socket) and a blocking recvmmsg(64) loop, pinned as the group's
+ *       members are (--pin: thread i on the i-th CPU the process may use),
+ *       counted the same way; prints the same lines, JSON peer
+ *       "recvmmsg-group". What 2 cores allow for a reuse-port drain.
+ *
  *   group_scaling gen --port P [--flows F] [--size B] [--seconds S]
  *                     [--batch N] [--cpu C] [--max N] [--mark-warmup]
  *       F connected UDP sockets (distinct source ports; default 64) send
@@ -31,6 +39,14 @@
  *       number in its first 8 bytes, UINT64_MAX with --mark-warmup (the drain
  *       skips those). Prints "sent N", the rate and its CPU time per
  *       datagram.
+ *       --balance K: choose the flows so that each of the K sockets bound
+ *       to the port gets the same number of them (at most flows / K,
+ *       rounded up): each candidate flow sends one warm-up datagram
+ *       and is kept if the socket whose queue grew (the rx_queue column of
+ *       /proc/net/udp) still has room, else it is closed and a new source
+ *       port is tried. Works whatever the steering (the kernel's hash, a
+ *       group's program), but only while the receiver is stopped (SIGSTOP),
+ *       as in the drain, so that its queues only grow.
  *
  * Build: meson setup build -Dperf=true && ninja -C build perf/group_scaling
  * (perf/meson.build), then run build/perf/group_scaling.
@@ -73,6 +89,8 @@ struct opts {
     int cpu;
     unsigned long long max;
     bool mark_warmup;
+    bool raw;
+    int balance;
 };
 
 #define WARMUP_SEQ UINT64_MAX /* perf/common.h's PERF_WARMUP_SEQ */
@@ -168,15 +186,15 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void on_drain_message(dg_socket *sock, const dg_message *msg, void *data)
+/* One datagram into member d's record: what both drains (dgring's group
+ * and the raw recvmmsg threads) do per datagram, so they pay the same. */
+static void drain_count(struct drain_slot *d, const void *data, size_t len)
 {
-    (void)data;
     uint64_t seq = 0;
-    if (msg->length >= 8)
-        memcpy(&seq, msg->data, 8);
+    if (len >= 8)
+        memcpy(&seq, data, 8);
     if (seq == WARMUP_SEQ)
         return; /* warm-up: buffers touched, nothing counted */
-    struct drain_slot *d = &drain_slots[dg_group_index(dg_socket_loop(sock))];
     uint64_t now = mono_ns();
     unsigned long long n = atomic_load_explicit(&d->count, memory_order_relaxed);
     if (n == 0) {
@@ -185,6 +203,12 @@ static void on_drain_message(dg_socket *sock, const dg_message *msg, void *data)
     }
     atomic_store_explicit(&d->last_ns, now, memory_order_relaxed);
     atomic_store_explicit(&d->count, n + 1, memory_order_release);
+}
+
+static void on_drain_message(dg_socket *sock, const dg_message *msg, void *data)
+{
+    (void)data;
+    drain_count(&drain_slots[dg_group_index(dg_socket_loop(sock))], msg->data, msg->length);
 }
 
 static void on_drain_start(dg_loop *loop, unsigned index, void *data)
@@ -216,8 +240,21 @@ static uint64_t drain_total(unsigned n)
 struct drain_member {
     uint64_t count, first_ns, last_ns;
     double secs, busy; /* first to last datagram; thread CPU in that time */
+    int cpu;           /* the CPU it was pinned to, -1 none */
     dg_socket_stats stats;
 };
+
+/* Member i's record, as its thread left it; busy from cpu_end. */
+static void drain_member_read(struct drain_member *m, unsigned i, double cpu_end, int cpu)
+{
+    struct drain_slot *d = &drain_slots[i];
+    m->count = atomic_load(&d->count);
+    m->first_ns = atomic_load(&d->first_ns);
+    m->last_ns = atomic_load(&d->last_ns);
+    m->secs = m->count > 1 ? (double)(m->last_ns - m->first_ns) / 1e9 : 0;
+    m->busy = cpu_end - d->cpu0;
+    m->cpu = cpu;
+}
 
 static void drain_collect(dg_group *g, unsigned n, struct drain_member *m)
 {
@@ -230,29 +267,24 @@ static void drain_collect(dg_group *g, unsigned n, struct drain_member *m)
     for (unsigned i = 0; i < n; i++) {
         while (!atomic_load(&cpu[i].done))
             sleep_s(0.0002);
-        struct drain_slot *d = &drain_slots[i];
-        m[i].count = atomic_load(&d->count);
-        m[i].first_ns = atomic_load(&d->first_ns);
-        m[i].last_ns = atomic_load(&d->last_ns);
-        m[i].secs = m[i].count > 1 ? (double)(m[i].last_ns - m[i].first_ns) / 1e9 : 0;
-        m[i].busy = cpu[i].cpu - d->cpu0;
+        drain_member_read(&m[i], i, cpu[i].cpu, dg_group_cpu(g, i));
         dg_group_stats(g, i, &m[i].stats);
     }
 }
 
 /* The same figures as JSON, for perf/run: aggregate over the span from
  * the first member's first datagram to the last member's last. */
-static void drain_json(dg_group *g, unsigned n, const struct drain_member *m, uint64_t total,
-                       double secs)
+static void drain_json(const char *peer, unsigned n, const struct drain_member *m,
+                       uint64_t total, double secs)
 {
     double busy = 0, member_sum = 0;
     unsigned long long drops = 0, no_buffers = 0;
-    printf("{\"peer\":\"dgring-group\",\"threads\":%u,\"members\":[", n);
+    printf("{\"peer\":\"%s\",\"threads\":%u,\"members\":[", peer, n);
     for (unsigned i = 0; i < n; i++) {
         double pps = m[i].secs > 0 ? (double)m[i].count / m[i].secs : 0;
         printf("%s{\"cpu\":%d,\"packets\":%llu,\"seconds\":%.6f,\"pps\":%.1f,"
                "\"busy\":%.3f,\"cpu_ns_per_dgram\":%.1f}",
-               i ? "," : "", dg_group_cpu(g, i), (unsigned long long)m[i].count, m[i].secs, pps,
+               i ? "," : "", m[i].cpu, (unsigned long long)m[i].count, m[i].secs, pps,
                m[i].secs > 0 ? m[i].busy / m[i].secs : 0,
                m[i].count ? m[i].busy * 1e9 / (double)m[i].count : 0);
         busy += m[i].busy;
@@ -266,15 +298,14 @@ static void drain_json(dg_group *g, unsigned n, const struct drain_member *m, ui
            total ? busy * 1e9 / (double)total : 0, drops, no_buffers);
 }
 
-static void drain_report(dg_group *g, unsigned n)
+/* The members' lines, the total, the JSON line. */
+static void drain_report(const char *peer, unsigned n, const struct drain_member *m)
 {
-    static struct drain_member m[MAX_THREADS];
     uint64_t first = UINT64_MAX, last = 0, total = 0;
-    drain_collect(g, n, m);
     for (unsigned i = 0; i < n; i++) {
         printf("member %u cpu %d: %llu datagrams in %.3f s = %.0f datagrams/s, thread cpu "
                "%.3f s (%.0f ns/datagram)\n",
-               i, dg_group_cpu(g, i), (unsigned long long)m[i].count, m[i].secs,
+               i, m[i].cpu, (unsigned long long)m[i].count, m[i].secs,
                m[i].secs > 0 ? (double)m[i].count / m[i].secs : 0, m[i].busy,
                m[i].count ? m[i].busy * 1e9 / (double)m[i].count : 0);
         if (m[i].count) {
@@ -286,8 +317,21 @@ static void drain_report(dg_group *g, unsigned n)
     double secs = last > first ? (double)(last - first) / 1e9 : 0;
     printf("drain total: %llu datagrams in %.3f s = %.0f datagrams/s\n",
            (unsigned long long)total, secs, secs > 0 ? (double)total / secs : 0);
-    drain_json(g, n, m, total, secs);
+    drain_json(peer, n, m, total, secs);
     fflush(stdout);
+}
+
+/* Returns once datagrams came and then none for 300 ms. */
+static void drain_wait_quiet(unsigned threads)
+{
+    uint64_t seen = 0;
+    for (int quiet = 0; seen == 0 || quiet < 300; quiet++) {
+        sleep_s(0.001);
+        uint64_t now = drain_total(threads);
+        if (now != seen)
+            quiet = 0;
+        seen = now;
+    }
 }
 
 static int run_drain(const struct opts *o, dg_group_options *go)
@@ -301,17 +345,118 @@ static int run_drain(const struct opts *o, dg_group_options *go)
         die("dg_group_start", ret);
     printf("port %d\n", dg_group_port(g));
     fflush(stdout);
-    uint64_t seen = 0;
-    for (int quiet = 0; seen == 0 || quiet < 300; quiet++) {
-        sleep_s(0.001);
-        uint64_t now = drain_total(o->threads);
-        if (now != seen)
-            quiet = 0;
-        seen = now;
-    }
-    drain_report(g, o->threads);
+    drain_wait_quiet(o->threads);
+    static struct drain_member m[MAX_THREADS];
+    drain_collect(g, o->threads, m);
+    drain_report("dgring-group", o->threads, m);
     dg_group_stop(g);
     return dg_group_join(g, NULL) < 0;
+}
+
+/* ---- raw drain: the C peer ------------------------------------------------ */
+
+#define RAW_BATCH 64
+
+struct raw_member {
+    unsigned index;
+    int fd;
+    int cpu;          /* -1: not pinned */
+    pthread_t thread;
+    double cpu_end;   /* thread CPU when it stopped; read after join */
+};
+
+static atomic_bool raw_stop;
+
+/* A SO_REUSEPORT socket on 127.0.0.1:port (0: any), its queue forced. */
+static int raw_socket(int port, int rcvbuf)
+{
+    int one = 1, fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_usec = 20000}; /* to see raw_stop */
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        die("raw socket", 0);
+    return fd;
+}
+
+static void pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (cpu >= 0 && sched_setaffinity(0, sizeof(set), &set) < 0)
+        die("sched_setaffinity", 0);
+}
+
+/* recvmmsg(64) with the senders' addresses, as perf/baseline.c's
+ * recvmmsg receiver, until raw_stop; each datagram counted as the
+ * group's members count theirs. */
+static void *raw_thread(void *arg)
+{
+    struct raw_member *r = arg;
+    unsigned char(*bufs)[2048] = malloc(RAW_BATCH * sizeof(*bufs));
+    struct mmsghdr msgs[RAW_BATCH];
+    struct iovec iov[RAW_BATCH];
+    struct sockaddr_in from[RAW_BATCH];
+    pin_self(r->cpu);
+    if (!bufs)
+        die("malloc", 0);
+    for (int i = 0; i < RAW_BATCH; i++) {
+        iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof(bufs[i])};
+        msgs[i].msg_hdr = (struct msghdr){.msg_name = &from[i], .msg_namelen = sizeof(from[i]),
+                                          .msg_iov = &iov[i], .msg_iovlen = 1};
+    }
+    struct drain_slot *d = &drain_slots[r->index];
+    while (!atomic_load_explicit(&raw_stop, memory_order_relaxed)) {
+        int n = recvmmsg(r->fd, msgs, RAW_BATCH, MSG_WAITFORONE, NULL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            die("recvmmsg", 0);
+        for (int i = 0; i < n; i++) {
+            drain_count(d, bufs[i], msgs[i].msg_len);
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+        }
+    }
+    r->cpu_end = now_s(CLOCK_THREAD_CPUTIME_ID);
+    free(bufs);
+    return NULL;
+}
+
+static int run_raw_drain(const struct opts *o)
+{
+    static struct raw_member r[MAX_THREADS];
+    static struct drain_member m[MAX_THREADS];
+    cpu_set_t allowed;
+    int cpus[CPU_SETSIZE], ncpu = 0, port = 0;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+        die("sched_getaffinity", 0);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &allowed))
+            cpus[ncpu++] = c;
+    for (unsigned i = 0; i < o->threads; i++) {
+        r[i] = (struct raw_member){.index = i, .cpu = o->pin ? cpus[i % ncpu] : -1};
+        r[i].fd = raw_socket(port, o->rcvbuf_force);
+        struct sockaddr_in sa;
+        socklen_t len = sizeof(sa);
+        if (i == 0 && getsockname(r[i].fd, (struct sockaddr *)&sa, &len) == 0)
+            port = ntohs(sa.sin_port);
+    }
+    for (unsigned i = 0; i < o->threads; i++)
+        if (pthread_create(&r[i].thread, NULL, raw_thread, &r[i]) != 0)
+            die("pthread_create", 0);
+    printf("port %d\n", port);
+    fflush(stdout);
+    drain_wait_quiet(o->threads);
+    atomic_store(&raw_stop, true);
+    for (unsigned i = 0; i < o->threads; i++) {
+        pthread_join(r[i].thread, NULL);
+        drain_member_read(&m[i], i, r[i].cpu_end, r[i].cpu);
+        close(r[i].fd);
+    }
+    drain_report("recvmmsg-group", o->threads, m);
+    return 0;
 }
 
 static int run_recv(const struct opts *o)
@@ -327,6 +472,8 @@ static int run_recv(const struct opts *o)
     go.handlers.on_message = on_message;
     go.loop.recv_buffers = 4096;
     go.loop.recv_buffer_size = 2048;
+    if (o->drain && o->raw)
+        return run_raw_drain(o);
     if (o->drain)
         return run_drain(o, &go);
     dg_group *g;
@@ -381,6 +528,87 @@ static int flow_socket(int port)
     return fd;
 }
 
+/* The rx_queue column (bytes charged) of each socket bound to
+ * 127.0.0.1:port in /proc/net/udp, with its inode; returns how many. */
+static int port_queues(int port, unsigned long *inode, unsigned long *queue, int max)
+{
+    char want[32], local[64], line[512];
+    snprintf(want, sizeof(want), "0100007F:%04X", port);
+    FILE *f = fopen("/proc/net/udp", "r");
+    if (!f)
+        die("/proc/net/udp", 0);
+    int n = 0;
+    unsigned long tx, rx, ino;
+    while (n < max && fgets(line, sizeof(line), f))
+        if (sscanf(line, " %*d: %63s %*s %*x %lx:%lx %*x:%*x %*x %*u %*d %lu", local, &tx, &rx,
+                   &ino) == 4 &&
+            strcmp(local, want) == 0) {
+            inode[n] = ino;
+            queue[n++] = rx;
+        }
+    fclose(f);
+    return n;
+}
+
+/* The inode of the socket a warm-up datagram from fd lands in: the one
+ * whose queue grew (the receiver is stopped, so queues only grow). */
+static unsigned long probe_flow(int fd, int port)
+{
+    unsigned long ino0[MAX_THREADS], q0[MAX_THREADS], ino1[MAX_THREADS], q1[MAX_THREADS];
+    int n0 = port_queues(port, ino0, q0, MAX_THREADS);
+    unsigned char probe[64] = {0};
+    uint64_t stamp = WARMUP_SEQ;
+    memcpy(probe, &stamp, 8);
+    if (send(fd, probe, sizeof(probe), 0) < 0)
+        die("probe send", 0);
+    for (int tries = 0; tries < 200; tries++) {
+        int n1 = port_queues(port, ino1, q1, MAX_THREADS);
+        for (int j = 0; j < n1; j++)
+            for (int k = 0; k < n0; k++)
+                if (ino1[j] == ino0[k] && q1[j] > q0[k])
+                    return ino1[j];
+        sleep_s(0.0005);
+    }
+    fprintf(stderr, "gen --balance: no socket on port %d took the probe (is the receiver "
+                    "stopped?)\n", port);
+    exit(1);
+}
+
+/* Opens o->flows flows, at most ceil(flows / balance) landing in each of
+ * the port's sockets (--balance; see the comment at the top). */
+static void balanced_flows(const struct opts *o, int *fds)
+{
+    unsigned long inode[MAX_THREADS];
+    int count[MAX_THREADS] = {0}, members = 0;
+    int cap = (o->flows + o->balance - 1) / o->balance, tries = 0;
+    for (int f = 0; f < o->flows; tries++) {
+        if (tries > o->flows * 100)
+            die("gen --balance: no even split found", 0);
+        int fd = flow_socket(o->port);
+        unsigned long ino = probe_flow(fd, o->port);
+        int j = 0;
+        while (j < members && inode[j] != ino)
+            j++;
+        if (j == members) {
+            if (members == o->balance) {
+                fprintf(stderr, "gen --balance %d: more sockets on the port\n", o->balance);
+                exit(1);
+            }
+            inode[members++] = ino;
+        }
+        if (count[j] < cap) {
+            count[j]++;
+            fds[f++] = fd;
+        } else {
+            close(fd);
+        }
+    }
+    printf("balanced %d flows over %d sockets:", o->flows, members);
+    for (int j = 0; j < members; j++)
+        printf(" %d", count[j]);
+    printf(" (%d source ports tried)\n", tries);
+}
+
 static int run_gen(const struct opts *o)
 {
     if (o->cpu >= 0) {
@@ -394,8 +622,11 @@ static int run_gen(const struct opts *o)
     static struct mmsghdr msgs[MAX_BATCH];
     static struct iovec iov[MAX_BATCH];
     static unsigned char payload[MAX_BATCH][2048];
-    for (int f = 0; f < o->flows; f++)
-        fds[f] = flow_socket(o->port);
+    if (o->balance > 1)
+        balanced_flows(o, fds);
+    else
+        for (int f = 0; f < o->flows; f++)
+            fds[f] = flow_socket(o->port);
     for (int i = 0; i < o->batch; i++) {
         iov[i] = (struct iovec){.iov_base = payload[i], .iov_len = (size_t)o->size};
         msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
@@ -438,7 +669,8 @@ static void parse(struct opts *o, int argc, char **argv)
         {"size", required_argument, NULL, 'z'},    {"batch", required_argument, NULL, 'b'},
         {"cpu", required_argument, NULL, 'c'},     {"drain", no_argument, NULL, 'D'},
         {"rcvbuf-force", required_argument, NULL, 'F'}, {"max", required_argument, NULL, 'M'},
-        {"mark-warmup", no_argument, NULL, 'W'},   {NULL, 0, NULL, 0},
+        {"mark-warmup", no_argument, NULL, 'W'},   {"raw", no_argument, NULL, 'X'},
+        {"balance", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
     };
     *o = (struct opts){.threads = 1, .warmup = 1, .seconds = 5, .flows = 64, .size = 64,
                        .batch = 64, .cpu = -1, .rcvbuf_force = 256 << 20};
@@ -464,11 +696,14 @@ static void parse(struct opts *o, int argc, char **argv)
         case 'F': o->rcvbuf_force = atoi(optarg); break;
         case 'M': o->max = strtoull(optarg, NULL, 10); break;
         case 'W': o->mark_warmup = true; break;
+        case 'X': o->raw = true; break;
+        case 'K': o->balance = atoi(optarg); break;
         default: goto usage;
         }
     }
     if (o->threads < 1 || o->threads > MAX_THREADS || o->flows < 1 || o->flows > MAX_FLOWS ||
-        o->batch < 1 || o->batch > MAX_BATCH || o->size < 0 || o->size > 2048)
+        o->batch < 1 || o->batch > MAX_BATCH || o->size < 0 || o->size > 2048 ||
+        o->balance < 0 || o->balance > MAX_THREADS)
         goto usage;
     return;
 usage:
