@@ -1,6 +1,9 @@
 /* Fuzz target: IP literal parsing (dg__parse_address) and formatting
  * (dg_address_from_sockaddr, the public formatter in dgring/socket.h).
  *
+ * Mode 0 also checks dg__parse_ipv4 against inet_aton (white space
+ * refused), so its dotted-quad fast path never answers differently.
+ *
  * Input: byte 0 picks the mode, bytes 1-4 a port (host order, any int),
  * byte 5 empty_any; the rest is the text (cut at its first NUL) or, in
  * mode 2, the raw bytes of a socket address.
@@ -79,6 +82,18 @@ static void round_trip(const struct sockaddr *sa, socklen_t len)
     same_sockaddr(sa, (const struct sockaddr *)&back);
 }
 
+/* dg__parse_ipv4 (its dotted-quad fast path included) answers as
+ * inet_aton does, white space refused. */
+static void same_as_inet_aton(const char *text)
+{
+    struct in_addr got, want;
+    bool ok = text[0] != '\0' && !strpbrk(text, " \t\n\v\f\r") && inet_aton(text, &want);
+    int ret = dg__parse_ipv4(text, &got);
+    FUZZ_CHECK(ret == (ok ? 0 : DG_ERR_INVALID_ADDRESS));
+    if (ok)
+        FUZZ_CHECK(got.s_addr == want.s_addr);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 6)
@@ -109,6 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     int family = mode == 0 ? AF_INET : AF_INET6;
+    if (mode == 0)
+        same_as_inet_aton(text);
     struct sockaddr_storage ss;
     socklen_t len = 0;
     int ret = dg__parse_address(family, text, port, empty_any, &ss, &len);
