@@ -185,14 +185,14 @@ static unsigned dispatch(dg_loop *loop, const struct io_uring_cqe *cqes, unsigne
 static unsigned process_completions(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
-    unsigned budget = dg__ring_cq_ready(c);
+    unsigned budget = dg__ring_cq_ready(c); /* the turn's one look at the tail */
     unsigned total = 0, recvs = 0;
     while (total < budget) {
         const struct io_uring_cqe *cqes;
         unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
         unsigned n = dg__ring_cq_window(c, &cqes, want);
         if (n == 0)
-            break;
+            break; /* cannot happen: the CQ only grows until we advance it */
         recvs += dispatch(loop, cqes, n);
         dg__ring_advance(c, n);
         /* A batch for on_message_batch ends with the walk of these
