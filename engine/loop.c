@@ -121,6 +121,7 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     }
     for (unsigned i = 0; i < c->options.recv_buffers; i++)
         loop->dgram.rx.bufs[i].loop = loop;
+    dg__rx_rest(&loop->dgram.rx);
     atomic_init(&c->stop, false);
     dg__post_init(c);
     dg__loop_update_time(c);
