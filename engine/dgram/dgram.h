@@ -55,6 +55,10 @@ struct dg__rx {
     dg_socket *batch_sock;         /* NULL: no batch pending */
     unsigned batch_count;
     unsigned batch_nbids;          /* buffers all of whose datagrams are in */
+    size_t batch_bytes;            /* the batch's payload bytes, counted as */
+    unsigned batch_truncated;      /* it is gathered, for one stats update */
+    unsigned keeps;                /* dg_message_keep()s not yet released,
+                                      of every buffer */
     uint16_t batch_bids[DG__BATCH_MAX];
     dg_message batch_msgs[DG__BATCH_MAX];
 };

@@ -98,6 +98,7 @@ DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf 
     unsigned bid = (unsigned)((data - mem) / br->stride);
     struct dg_rx_buf *b = &rx->bufs[bid];
     b->refs++;
+    rx->keeps++;
     rx->kept_mask |= bit;
     rx->kept_any = true;
     *out = b;
@@ -110,9 +111,10 @@ DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf)
         return DG_ERR_INVALID_ARG_VALUE;
     if (buf->refs == 0)
         return DG_ERR_BUFFER_NOT_KEPT;
+    dg_loop *loop = buf->loop;
+    loop->dgram.rx.keeps--;
     if (--buf->refs > 0 || !buf->out)
         return 0; /* more keeps, or its delivery is still going on */
-    dg_loop *loop = buf->loop;
     buf->out = false;
     loop->core.stats.rx_kept_buffers--;
     rx_recycle(loop, (unsigned)(buf - loop->dgram.rx.bufs));
@@ -272,6 +274,22 @@ static inline void deliver(dg_socket *s, unsigned char *buf, int res)
 
 /* ---- Batch delivery (on_message_batch) ----------------------------------- */
 
+/* The batch's buffers go back. Nothing can add to the batch during the
+ * callback (no completion walk runs inside it), so they are exactly those
+ * gathered. With no keep outstanding anywhere in the loop, no buffer can
+ * have one: one pass, no per-buffer test. */
+static void batch_return(dg_loop *loop)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    if (rx->keeps != 0) {
+        for (unsigned i = 0; i < rx->batch_nbids; i++)
+            rx_buffer_done(loop, rx->batch_bids[i]);
+        return;
+    }
+    for (unsigned i = 0; i < rx->batch_nbids; i++)
+        rx_recycle(loop, rx->batch_bids[i]);
+}
+
 void dg__rx_batch_flush(dg_loop *loop)
 {
     struct dg__rx *rx = &loop->dgram.rx;
@@ -280,8 +298,9 @@ void dg__rx_batch_flush(dg_loop *loop)
         return;
     unsigned n = rx->batch_count;
     if (n > 0 && dg__socket_is_open(s)) {
-        for (unsigned i = 0; i < n; i++)
-            rx_count(s, rx->batch_msgs[i].length, rx->batch_msgs[i].flags);
+        s->stats.rx_datagrams += n; /* counted as the batch was gathered */
+        s->stats.rx_bytes += rx->batch_bytes;
+        s->stats.rx_truncated += rx->batch_truncated;
         rx->sock = s;
         rx->msgs = rx->batch_msgs;
         rx->count = n;
@@ -291,18 +310,27 @@ void dg__rx_batch_flush(dg_loop *loop)
         rx->kept_mask = 0;
         rx->kept_any = false;
     }
-    /* Nothing can add to the batch during the callback (no completion walk
-     * runs inside it), so the buffers are exactly those gathered. */
-    for (unsigned i = 0; i < rx->batch_nbids; i++)
-        rx_buffer_done(loop, rx->batch_bids[i]);
+    batch_return(loop);
     rx->batch_count = 0;
     rx->batch_nbids = 0;
+    rx->batch_bytes = 0;
+    rx->batch_truncated = 0;
     rx->batch_sock = NULL;
+}
+
+/* The batch's next message was written in place: counted for the flush. */
+static inline void batch_took(struct dg__rx *rx)
+{
+    const dg_message *m = &rx->batch_msgs[rx->batch_count++];
+    rx->batch_bytes += m->length;
+    if (m->flags & DG_MSG_TRUNC)
+        rx->batch_truncated++;
 }
 
 static void batch_add(struct dg__rx *rx, const dg_message *m)
 {
-    rx->batch_msgs[rx->batch_count++] = *m;
+    rx->batch_msgs[rx->batch_count] = *m;
+    batch_took(rx);
 }
 
 /* The datagrams of one UDP_GRO buffer into the socket's batch, which is
@@ -360,7 +388,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     /* The plain datagram is read straight into the batch's next slot. */
     if (decode_plain(buf, res, &rx->batch_msgs[rx->batch_count], false)) {
         rx->batch_sock = s;
-        rx->batch_count++;
+        batch_took(rx);
         batch_buffer_added(loop, bid);
         return;
     }
@@ -497,7 +525,7 @@ static inline bool rx_fast_batch(dg_loop *loop, dg_socket *s, const struct io_ur
     if (!decode_plain(buf, cqe->res, &rx->batch_msgs[rx->batch_count], false))
         return false;
     rx->batch_sock = s;
-    rx->batch_count++;
+    rx->batch_bytes += rx->batch_msgs[rx->batch_count++].length; /* plain: not truncated */
     batch_buffer_added(loop, bid);
     return true;
 }
