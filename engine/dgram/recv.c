@@ -241,7 +241,8 @@ static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m
     m->addrlen = out.namelen < DG__RECV_NAME_LEN ? out.namelen : DG__RECV_NAME_LEN;
     m->data = buf + header;
     m->length = length;
-    m->size = out.payloadlen > length ? out.payloadlen : length;
+    m->size = length; /* not truncated: payloadlen is length (the full decode
+                         takes the larger, which is the same here) */
     if (!constant_zero) {
         m->reserved = 0;
         m->flags = 0;
@@ -249,13 +250,14 @@ static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m
     return true;
 }
 
-/* The plain datagram decoded into the loop's slot, to on_message; the
- * slot is what dg_message_keep accepts while rx->sock says so. */
-static inline void deliver_slot(dg_socket *s, struct dg__rx *rx)
+/* The plain datagram decoded into the loop's slot, to on_message (which
+ * has_handler says is set, else it is tested); the slot is what
+ * dg_message_keep accepts while rx->sock says so. */
+static inline void deliver_slot(dg_socket *s, struct dg__rx *rx, bool has_handler)
 {
     rx_count(s, rx->slot.length, 0); /* a plain datagram is never truncated */
     rx->sock = s;
-    if (s->handlers.on_message)
+    if (has_handler || s->handlers.on_message)
         s->handlers.on_message(s, &rx->slot, s->data);
     rx->sock = NULL;
 }
@@ -267,7 +269,7 @@ static inline void deliver(dg_socket *s, unsigned char *buf, int res)
 {
     struct dg__rx *rx = &s->loop->dgram.rx;
     if (decode_plain(buf, res, &rx->slot, true))
-        deliver_slot(s, rx);
+        deliver_slot(s, rx, false);
     else
         deliver_decoded(s, buf, res);
 }
@@ -502,7 +504,7 @@ static inline bool rx_fast(dg_loop *loop, dg_socket *s, const struct io_uring_cq
         dg__vg_buffer_filled(buf, br->buf_size, cqe->res, &s->rmsg);
     if (!decode_plain(buf, cqe->res, &rx->slot, true))
         return false;
-    deliver_slot(s, rx);
+    deliver_slot(s, rx, true); /* DG__RX_PLAIN: on_message is set */
     rx_delivered(loop, bid, buf);
     return true;
 }
