@@ -187,11 +187,10 @@ static unsigned process_completions(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
     unsigned budget = dg__ring_cq_ready(c); /* the turn's one look at the tail */
-    unsigned total = 0, recvs = 0;
-    while (total < budget) {
+    unsigned left = budget, recvs = 0;
+    while (left > 0) {
         const struct io_uring_cqe *cqes;
-        unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
-        unsigned n = dg__ring_cq_window(c, &cqes, want);
+        unsigned n = dg__ring_cq_window(c, &cqes, left < DG__CQE_BATCH ? left : DG__CQE_BATCH);
         if (n == 0)
             break; /* cannot happen: the CQ only grows until we advance it */
         recvs += dispatch(loop, cqes, n);
@@ -202,11 +201,11 @@ static unsigned process_completions(dg_loop *loop)
         if (loop->dgram.rx.batch_sock)
             dg__rx_batch_flush(loop);
         dg__bufring_commit(&c->bufring);
-        total += n;
+        left -= n;
     }
-    c->stats.completions += total;
+    c->stats.completions += budget - left;
     c->last_recv_completions = recvs;
-    return total;
+    return budget - left;
 }
 
 /* ---- Running ----------------------------------------------------------- */

@@ -442,7 +442,7 @@ unsigned dg__ring_sq_ready(const struct dg__core *c)
  * wait_us, whichever comes first (IORING_ENTER_EXT_ARG). As liburing's
  * io_uring_submit_and_wait_timeout, no enter at all when there is nothing
  * to submit and the CQ already holds that many. */
-static int ring_enter_batched(struct dg__core *c, unsigned wait_us)
+static __attribute__((noinline)) int ring_enter_batched(struct dg__core *c, unsigned wait_us)
 {
     struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
                                    .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
