@@ -223,8 +223,10 @@ struct dg__bufring {
     unsigned stride;                /* distance between buffers, 64-byte multiple */
     unsigned buf_size;              /* bytes the kernel may fill per buffer */
     unsigned tail;                  /* descriptor the next recycled buffer fills
-                                       (mod count): the shared tail plus pending */
-    unsigned pending;               /* recycled, not yet published */
+                                       (mod count) */
+    unsigned published;             /* the tail the kernel was last given:
+                                       tail - published recycled, not yet
+                                       published */
     uint16_t group;
     bool registered;
 };
@@ -249,7 +251,6 @@ static inline void dg__bufring_put(struct dg__bufring *br, unsigned bid, unsigne
     d->len = br->buf_size;
     d->bid = (uint16_t)bid;
     br->tail++;
-    br->pending++;
 }
 static inline void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
 {
@@ -260,7 +261,7 @@ static inline void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
 void dg__bufring_publish(struct dg__bufring *br);
 static inline void dg__bufring_commit(struct dg__bufring *br)
 {
-    if (br->pending != 0)
+    if (br->tail != br->published)
         dg__bufring_publish(br);
 }
 
