@@ -460,18 +460,28 @@ static __attribute__((noinline)) void rx_ended(dg_socket *s)
     dg__socket_op_done(s);
 }
 
+/* Buffer bid, which a completion of s with result res carries (marked
+ * as the kernel filled it, for memcheck). */
+static inline unsigned char *rx_filled_buffer(dg_loop *loop, dg_socket *s, unsigned bid, int res)
+{
+    struct dg__bufring *br = &loop->core.bufring;
+    unsigned char *buf = dg__bufring_addr(br, bid);
+    if (DG__VG_RING_FILLS(br))
+        dg__vg_buffer_filled(buf, br->buf_size, res, &s->rmsg);
+    return buf;
+}
+
 /* One receive completion, whatever it carries: a buffer for on_message or
  * for the batch, an error, the end of the multishot receive. Out of line:
  * nearly every completion takes rx_fast instead. */
-static __attribute__((noinline)) void rx_completion(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+static __attribute__((noinline)) void rx_completion(dg_loop *loop, dg_socket *s,
+                                                    const struct io_uring_cqe *cqe)
 {
     unsigned flags = cqe->flags;
     int res = cqe->res;
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
-        if (DG__VG_RING_FILLS(&loop->core.bufring))
-            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, res, &s->rmsg);
+        unsigned char *buf = rx_filled_buffer(loop, s, bid, res);
         if (s->handlers.on_message_batch)
             batch_buffer(loop, s, bid, buf, res);
         else
@@ -497,11 +507,8 @@ static inline bool rx_fast(dg_loop *loop, dg_socket *s, const struct io_uring_cq
     if (s->rx_path != DG__RX_PLAIN || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
         rx->batch_sock)
         return false;
-    struct dg__bufring *br = &loop->core.bufring;
     unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    unsigned char *buf = dg__bufring_addr(br, bid);
-    if (DG__VG_RING_FILLS(br))
-        dg__vg_buffer_filled(buf, br->buf_size, cqe->res, &s->rmsg);
+    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
     if (!decode_plain(buf, cqe->res, &rx->slot, true))
         return false;
     deliver_slot(s, rx, true); /* DG__RX_PLAIN: on_message is set */
@@ -519,11 +526,8 @@ static inline bool rx_fast_batch(dg_loop *loop, dg_socket *s, const struct io_ur
     if (s->rx_path != DG__RX_BATCH || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
         (rx->batch_sock != s && rx->batch_sock))
         return false;
-    struct dg__bufring *br = &loop->core.bufring;
     unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    unsigned char *buf = dg__bufring_addr(br, bid);
-    if (DG__VG_RING_FILLS(br))
-        dg__vg_buffer_filled(buf, br->buf_size, cqe->res, &s->rmsg);
+    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
     if (!decode_plain(buf, cqe->res, &rx->batch_msgs[rx->batch_count], false))
         return false;
     rx->batch_sock = s;
