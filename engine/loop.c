@@ -121,6 +121,7 @@ DG_EXPORT int dg_loop_new(dg_loop **out, const dg_loop_options *options)
     }
     for (unsigned i = 0; i < c->options.recv_buffers; i++)
         loop->dgram.rx.bufs[i].loop = loop;
+    dg__rx_rest(&loop->dgram.rx);
     atomic_init(&c->stop, false);
     dg__post_init(c);
     dg__loop_update_time(c);
@@ -185,14 +186,13 @@ static unsigned dispatch(dg_loop *loop, const struct io_uring_cqe *cqes, unsigne
 static unsigned process_completions(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
-    unsigned budget = dg__ring_cq_ready(c);
-    unsigned total = 0, recvs = 0;
-    while (total < budget) {
+    unsigned budget = dg__ring_cq_ready(c); /* the turn's one look at the tail */
+    unsigned left = budget, recvs = 0;
+    while (left > 0) {
         const struct io_uring_cqe *cqes;
-        unsigned want = budget - total < DG__CQE_BATCH ? budget - total : DG__CQE_BATCH;
-        unsigned n = dg__ring_cq_window(c, &cqes, want);
+        unsigned n = dg__ring_cq_window(c, &cqes, left < DG__CQE_BATCH ? left : DG__CQE_BATCH);
         if (n == 0)
-            break;
+            break; /* cannot happen: the CQ only grows until we advance it */
         recvs += dispatch(loop, cqes, n);
         dg__ring_advance(c, n);
         /* A batch for on_message_batch ends with the walk of these
@@ -201,11 +201,11 @@ static unsigned process_completions(dg_loop *loop)
         if (loop->dgram.rx.batch_sock)
             dg__rx_batch_flush(loop);
         dg__bufring_commit(&c->bufring);
-        total += n;
+        left -= n;
     }
-    c->stats.completions += total;
+    c->stats.completions += budget - left;
     c->last_recv_completions = recvs;
-    return total;
+    return budget - left;
 }
 
 /* ---- Running ----------------------------------------------------------- */

@@ -74,6 +74,6 @@ void dg__bufring_destroy(struct io_uring *ring, struct dg__bufring *br)
 
 void dg__bufring_publish(struct dg__bufring *br)
 {
-    io_uring_buf_ring_advance(br->ring, (int)br->pending);
-    br->pending = 0;
+    io_uring_buf_ring_advance(br->ring, (int)(br->tail - br->published));
+    br->published = br->tail;
 }

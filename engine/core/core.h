@@ -223,8 +223,10 @@ struct dg__bufring {
     unsigned stride;                /* distance between buffers, 64-byte multiple */
     unsigned buf_size;              /* bytes the kernel may fill per buffer */
     unsigned tail;                  /* descriptor the next recycled buffer fills
-                                       (mod count): the shared tail plus pending */
-    unsigned pending;               /* recycled, not yet published */
+                                       (mod count) */
+    unsigned published;             /* the tail the kernel was last given:
+                                       tail - published recycled, not yet
+                                       published */
     uint16_t group;
     bool registered;
 };
@@ -249,7 +251,6 @@ static inline void dg__bufring_put(struct dg__bufring *br, unsigned bid, unsigne
     d->len = br->buf_size;
     d->bid = (uint16_t)bid;
     br->tail++;
-    br->pending++;
 }
 static inline void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
 {
@@ -260,7 +261,7 @@ static inline void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)
 void dg__bufring_publish(struct dg__bufring *br);
 static inline void dg__bufring_commit(struct dg__bufring *br)
 {
-    if (br->pending != 0)
+    if (br->tail != br->published)
         dg__bufring_publish(br);
 }
 
@@ -415,6 +416,9 @@ struct dg__core {
                                       the next turn's prepare step */
     bool enter_skip;               /* a non-blocking enter with no SQE may
                                       be skipped (ring.c, taskrun_visible) */
+    int enter_fd;                  /* io_uring_enter's fd: the registered
+                                      index, or the ring's fd (ring.c) */
+    unsigned enter_flags;          /* IORING_ENTER_REGISTERED_RING or 0 */
     int wake_fd;                   /* eventfd read by a ring op: dg_loop_wake */
     uint64_t wake_buf;
     bool wake_armed;
@@ -484,14 +488,45 @@ int dg__ring_cancel_fd_sync(struct dg__core *c, int fd);
  * busy turn, for a batch of them or batch_wait_us); one io_uring_enter.
  * Returns 0 or a negative errno the loop cannot go on after. */
 int dg__ring_enter(struct dg__core *c, bool block);
+/* The CQ's functions for the epoll backend (ring.c); the inline ones below
+ * read the kernel's CQ themselves, as a turn looks at it at least once. */
+unsigned dg__ring_cq_ready_emulated(struct dg__core *c);
+unsigned dg__ring_cq_window_emulated(struct dg__core *c, const struct io_uring_cqe **out,
+                                     unsigned want);
+void dg__ring_advance_emulated(struct dg__core *c, unsigned n);
 /* Completions waiting in the CQ (an overflow is counted in the stats). */
-unsigned dg__ring_cq_ready(struct dg__core *c);
-/* Up to want completions, oldest first, as one array at *out, valid (and
- * unmoved, whatever completions arrive meanwhile) until dg__ring_advance
- * consumes them. Fewer than are ready when the kernel's CQ wraps: the
- * caller asks again. */
-unsigned dg__ring_cq_window(struct dg__core *c, const struct io_uring_cqe **out, unsigned want);
-void dg__ring_advance(struct dg__core *c, unsigned n);
+static inline unsigned dg__ring_cq_ready(struct dg__core *c)
+{
+    if (c->epoll)
+        return dg__ring_cq_ready_emulated(c);
+    if (IO_URING_READ_ONCE(*c->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+        c->stats.cq_overflows++;
+    return io_uring_smp_load_acquire(c->ring.cq.ktail) - *c->ring.cq.khead;
+}
+/* Up to want completions (want at most dg__ring_cq_ready's count), oldest
+ * first, as one array at *out, valid (and unmoved, whatever completions
+ * arrive meanwhile) until dg__ring_advance consumes them. Fewer when the
+ * kernel's CQ wraps: the caller asks again. The kernel's CQEs are read
+ * where they lie, between its head (ours to move) and its tail: it writes
+ * past the tail only. The ring is never set up with IORING_SETUP_CQE32. */
+static inline unsigned dg__ring_cq_window(struct dg__core *c, const struct io_uring_cqe **out,
+                                          unsigned want)
+{
+    if (c->epoll)
+        return dg__ring_cq_window_emulated(c, out, want);
+    const struct io_uring_cq *cq = &c->ring.cq;
+    unsigned at = *cq->khead & cq->ring_mask;
+    unsigned n = cq->ring_entries - at; /* up to the end of the array */
+    *out = &cq->cqes[at];
+    return n < want ? n : want;
+}
+static inline void dg__ring_advance(struct dg__core *c, unsigned n)
+{
+    if (c->epoll)
+        dg__ring_advance_emulated(c, n);
+    else
+        io_uring_smp_store_release(c->ring.cq.khead, *c->ring.cq.khead + n);
+}
 /* Completions waiting that no fd signals (the epoll backend makes them in
  * user space while submitting): an embedding loop must be poked for them. */
 unsigned dg__ring_cq_unsignalled(const struct dg__core *c);

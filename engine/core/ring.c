@@ -13,6 +13,7 @@
  * newest task-running modes. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,24 @@ static bool probe_sync_cancel(struct dg__core *c)
     return ret == -ENOENT || ret >= 0;
 }
 
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY (1U << 16) /* 6.6; liburing 2.3 predates it */
+#endif
+
+/* SQ slot i always holds SQE i, so a submit is one tail store (ring_flush).
+ * liburing 2.3 maps the slots so at setup and never writes them again; a
+ * newer liburing may set the ring up without the array
+ * (IORING_SETUP_NO_SQARRAY, where the kernel reads SQEs in order), and
+ * one older than 2.3 rewrote them at each submit: filling them here keeps
+ * the mapping whichever set the ring up. */
+static void sq_array_fill(struct io_uring *ring)
+{
+    if ((ring->flags & IORING_SETUP_NO_SQARRAY) || !ring->sq.array)
+        return;
+    for (unsigned i = 0; i < ring->sq.ring_entries; i++)
+        ring->sq.array[i] = i;
+}
+
 static int ring_init(struct dg__core *c)
 {
     int ret = -EINVAL;
@@ -204,8 +223,14 @@ static int ring_init(struct dg__core *c)
     }
     c->caps.send_to = probe_send_to(c) && !getenv("DGRING_NO_SEND_TO");
     c->caps.sync_cancel = probe_sync_cancel(c) && !getenv("DGRING_NO_SYNC_CANCEL");
+    sq_array_fill(&c->ring);
+    c->enter_fd = c->ring.ring_fd;
+    c->enter_flags = 0;
     /* Saves the fd lookup on every io_uring_enter (5.18+); optional. */
-    (void)io_uring_register_ring_fd(&c->ring);
+    if (io_uring_register_ring_fd(&c->ring) == 1) {
+        c->enter_fd = c->ring.enter_ring_fd;
+        c->enter_flags = IORING_ENTER_REGISTERED_RING;
+    }
     return 0;
 }
 
@@ -298,15 +323,51 @@ void dg__ring_close(struct dg__core *c)
 
 /* ---- Submission ------------------------------------------------------------ */
 
+/* Hands the SQEs taken since the last flush to the kernel: one store of
+ * the SQ tail (the slots map to the SQEs from setup, sq_array_fill; the
+ * enter that follows is the barrier the kernel's read needs, as liburing
+ * relies on without SQPOLL). Returns the SQEs the kernel has not
+ * consumed yet, the count io_uring_enter takes. */
+static inline unsigned ring_flush(struct io_uring_sq *sq)
+{
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        IO_URING_WRITE_ONCE(*sq->ktail, tail);
+    }
+    return tail - *sq->khead;
+}
+
+/* One io_uring_enter (liburing 2.3's raw call: no errno) through the
+ * registered ring fd where there is one; submitted SQEs are counted. */
+static int ring_enter_raw(struct dg__core *c, unsigned submit, unsigned wait_nr, unsigned flags,
+                          void *arg, size_t arg_size)
+{
+    c->stats.enters++;
+    int ret = io_uring_enter2(c->enter_fd, submit, wait_nr, flags | c->enter_flags, arg, arg_size);
+    if (ret > 0)
+        c->stats.submissions += (unsigned)ret;
+    return ret;
+}
+
+/* The completion work an enter must run even with nothing to submit:
+ * overflowed CQEs to flush, or task work held back (IORING_SQ_TASKRUN). */
+static inline bool ring_cq_needs_enter(const struct dg__core *c)
+{
+    return IO_URING_READ_ONCE(*c->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
+}
+
+/* As io_uring_submit: enters only to submit or for held-back completion
+ * work (then with GETEVENTS). */
 int dg__submit(struct dg__core *c)
 {
     if (c->epoll)
         return dg__epoll_submit(c->epoll);
-    c->stats.enters++;
-    int ret = io_uring_submit(&c->ring);
-    if (ret > 0)
-        c->stats.submissions += (unsigned)ret;
-    return ret;
+    unsigned submit = ring_flush(&c->ring.sq);
+    bool events = ring_cq_needs_enter(c);
+    if (submit == 0 && !events)
+        return 0;
+    return ring_enter_raw(c, submit, 0, events ? IORING_ENTER_GETEVENTS : 0, NULL, _NSIG / 8);
 }
 
 struct io_uring_sqe *dg__get_sqe_refill(struct dg__core *c, int *err)
@@ -377,8 +438,43 @@ unsigned dg__ring_sq_ready(const struct dg__core *c)
     return c->epoll ? dg__epoll_sq_ready(c->epoll) : io_uring_sq_ready(&c->ring);
 }
 
-/* Submits this turn's SQEs and, if asked, waits for one completion, in a
- * single io_uring_enter. */
+/* A flood's wait: submits and waits for batch_wait_nr completions or
+ * wait_us, whichever comes first (IORING_ENTER_EXT_ARG). As liburing's
+ * io_uring_submit_and_wait_timeout, no enter at all when there is nothing
+ * to submit and the CQ already holds that many. */
+static __attribute__((noinline)) int ring_enter_batched(struct dg__core *c, unsigned wait_us)
+{
+    struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
+                                   .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
+    struct io_uring_getevents_arg arg = {.sigmask = 0, .sigmask_sz = _NSIG / 8,
+                                         .ts = (uint64_t)(uintptr_t)&ts};
+    unsigned submit = ring_flush(&c->ring.sq), nr = batch_wait_nr(&c->options);
+    bool wait = io_uring_cq_ready(&c->ring) < nr;
+    if (submit == 0 && !wait)
+        return 0;
+    return ring_enter_raw(c, submit, nr, wait ? IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG : 0,
+                          &arg, sizeof(arg));
+}
+
+/* The wait's limit after a busy turn: batch_wait_us, or less if a timer is
+ * due sooner; 0 when the wait is a plain one (not busy, no batching asked
+ * for, no IORING_FEAT_EXT_ARG (5.11), or a timer due now). */
+static unsigned batch_wait_us(struct dg__core *c)
+{
+    unsigned wait_us = c->options.batch_wait_us;
+    if (c->last_recv_completions < DG__BUSY_TURN || wait_us == DG_BATCH_WAIT_NONE ||
+        !(c->caps.features & IORING_FEAT_EXT_ARG))
+        return 0;
+    int64_t next_timer = dg__timers_next_us(c);
+    if (next_timer == 0)
+        return 0;
+    if (next_timer > 0 && (uint64_t)next_timer < wait_us)
+        wait_us = (unsigned)next_timer;
+    return wait_us;
+}
+
+/* Submits this turn's SQEs and, if asked, waits for one completion (or a
+ * batch of them after a busy turn), in a single io_uring_enter. */
 int dg__ring_enter(struct dg__core *c, bool block)
 {
     int ret;
@@ -388,40 +484,23 @@ int dg__ring_enter(struct dg__core *c, bool block)
             ret = dg__epoll_wait(c->epoll, block);
         return ret == -EINTR ? 0 : ret;
     }
-    if (!block && c->enter_skip && io_uring_sq_ready(&c->ring) == 0 &&
-        !(IO_URING_READ_ONCE(*c->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
-        return 0; /* nothing to submit, no completion work held back (taskrun_visible), no
-                     overflowed CQEs: what the enter would post is in the CQ already */
-    c->stats.enters++;
-    unsigned wait_us = c->options.batch_wait_us;
-    int64_t next_timer;
-    /* IORING_FEAT_EXT_ARG (5.11): without it liburing would queue its own
-     * timeout SQE, whose completion the dispatcher does not know. */
-    if (block && c->last_recv_completions >= DG__BUSY_TURN && wait_us != DG_BATCH_WAIT_NONE &&
-        (c->caps.features & IORING_FEAT_EXT_ARG) &&
-        (next_timer = dg__timers_next_us(c)) != 0) {
-        /* A flood: let the kernel gather a batch before waking us. */
-        if (next_timer > 0 && (uint64_t)next_timer < wait_us)
-            wait_us = (unsigned)next_timer;
-        struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
-                                       .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
-        struct io_uring_cqe *cqe;
-        unsigned queued = io_uring_sq_ready(&c->ring);
-        ret = io_uring_submit_and_wait_timeout(&c->ring, &cqe, batch_wait_nr(&c->options), &ts,
-                                               NULL);
-        if (ret >= 0 || ret == -ETIME) {
-            c->stats.submissions += queued;
-            ret = 0;
-        }
-    } else if (block)
-        ret = io_uring_submit_and_wait(&c->ring, 1);
-    else
-        ret = io_uring_submit_and_get_events(&c->ring);
-    if (ret > 0)
-        c->stats.submissions += (unsigned)ret;
+    unsigned wait_us;
+    if (!block) {
+        unsigned submit = ring_flush(&c->ring.sq);
+        if (submit == 0 && c->enter_skip && !ring_cq_needs_enter(c))
+            return 0; /* nothing to submit, no completion work held back (taskrun_visible), no
+                         overflowed CQEs: what the enter would post is in the CQ already */
+        ret = ring_enter_raw(c, submit, 0, IORING_ENTER_GETEVENTS, NULL, _NSIG / 8);
+    } else if ((wait_us = batch_wait_us(c)) != 0) {
+        ret = ring_enter_batched(c, wait_us); /* a flood: let the kernel gather a batch */
+    } else {
+        ret = ring_enter_raw(c, ring_flush(&c->ring.sq), 1, IORING_ENTER_GETEVENTS, NULL,
+                             _NSIG / 8);
+    }
     /* EINTR: a signal; the caller checks the stop flag. EBUSY/EAGAIN: the
      * CQ has overflowed entries or no memory for now; processing
-     * completions makes room. EXIT on the others. */
+     * completions makes room. ETIME: the batched wait ended on its time
+     * limit. EXIT on the others. */
     if (ret == -EINTR || ret == -EBUSY || ret == -EAGAIN || ret == -ETIME)
         return 0;
     return ret < 0 ? ret : 0;
@@ -431,42 +510,20 @@ int dg__ring_enter(struct dg__core *c, bool block)
  * Either backend's: the kernel's, or the epoll backend's user-space one in
  * the same CQE format. */
 
-unsigned dg__ring_cq_ready(struct dg__core *c)
+unsigned dg__ring_cq_ready_emulated(struct dg__core *c)
 {
-    if (c->epoll)
-        return dg__epoll_cq_ready(c->epoll);
-    if (io_uring_cq_has_overflow(&c->ring))
-        c->stats.cq_overflows++;
-    return io_uring_cq_ready(&c->ring);
+    return dg__epoll_cq_ready(c->epoll);
 }
 
-/* The kernel's CQEs are read where they lie, between its head (ours to
- * move) and its tail: the kernel writes past the tail only, so completions
- * posted during the walk cannot move them. The ring is never set up with
- * IORING_SETUP_CQE32. */
-unsigned dg__ring_cq_window(struct dg__core *c, const struct io_uring_cqe **out, unsigned want)
+unsigned dg__ring_cq_window_emulated(struct dg__core *c, const struct io_uring_cqe **out,
+                                     unsigned want)
 {
-    if (c->epoll)
-        return dg__epoll_cq_window(c->epoll, out, want);
-    struct io_uring_cq *cq = &c->ring.cq;
-    unsigned head = *cq->khead;
-    unsigned ready = io_uring_smp_load_acquire(cq->ktail) - head;
-    unsigned at = head & cq->ring_mask;
-    unsigned n = cq->ring_entries - at; /* up to the end of the array */
-    if (n > ready)
-        n = ready;
-    if (n > want)
-        n = want;
-    *out = &cq->cqes[at];
-    return n;
+    return dg__epoll_cq_window(c->epoll, out, want);
 }
 
-void dg__ring_advance(struct dg__core *c, unsigned n)
+void dg__ring_advance_emulated(struct dg__core *c, unsigned n)
 {
-    if (c->epoll)
-        dg__epoll_cq_advance(c->epoll, n);
-    else
-        io_uring_cq_advance(&c->ring, n);
+    dg__epoll_cq_advance(c->epoll, n);
 }
 
 /* ---- Embedding, registration, posts, statistics ------------------------------ */

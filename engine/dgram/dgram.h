@@ -41,19 +41,35 @@ struct dg__rx {
                                       for releases is the loop's
                                       stats.rx_kept_buffers */
     /* The delivery in progress (on_message or on_message_batch): the
-     * messages dg_message_keep() accepts. sock is NULL outside one. */
+     * messages dg_message_keep() accepts. sock is NULL outside one; msgs
+     * and count rest on slot (dg__rx_rest), so a plain delivery sets sock
+     * only. */
     dg_socket *sock;
     const dg_message *msgs;
     unsigned count;
+    dg_message slot;               /* the message of a plain datagram: its
+                                      reserved and flags stay 0 */
     bool kept_any;                 /* a message of this delivery was kept */
     uint64_t kept_mask;            /* which ones (bit = index in msgs) */
     /* The batch being gathered for one socket's on_message_batch. */
     dg_socket *batch_sock;         /* NULL: no batch pending */
     unsigned batch_count;
     unsigned batch_nbids;          /* buffers all of whose datagrams are in */
+    size_t batch_bytes;            /* the batch's payload bytes, counted as */
+    unsigned batch_truncated;      /* it is gathered, for one stats update */
+    unsigned keeps;                /* dg_message_keep()s not yet released,
+                                      of every buffer */
     uint16_t batch_bids[DG__BATCH_MAX];
     dg_message batch_msgs[DG__BATCH_MAX];
 };
+
+/* What dg_message_keep() accepts between deliveries that use other
+ * messages: the slot (while sock says a delivery is in progress). */
+static inline void dg__rx_rest(struct dg__rx *rx)
+{
+    rx->msgs = &rx->slot;
+    rx->count = 1;
+}
 
 /* Delivers the pending batch (if any) and returns its buffers; the loop
  * calls it before each commit of the buffer ring. */
@@ -113,6 +129,15 @@ enum dg__socket_state {
     DG__BOUND,
     DG__CLOSING,
     DG__CLOSED,
+};
+
+/* The receive's paths (dg_socket.rx_path, recv.c): a plain datagram of an
+ * open socket goes straight to on_message or into the batch; everything
+ * else, and every socket not open, takes the full path. */
+enum dg__rx_path {
+    DG__RX_SLOW,
+    DG__RX_PLAIN,                  /* on_message, no on_message_batch */
+    DG__RX_BATCH,                  /* on_message_batch */
 };
 
 enum dg__connect_state {
@@ -175,7 +200,9 @@ struct dg_socket {
     struct dg__list loop_link;     /* in the loop's sockets (fd ownership checks) */
     int fd;
     dg_socket_type type;
-    enum dg__socket_state state;
+    enum dg__socket_state state;   /* set with dg__socket_set_state */
+    uint8_t rx_path;               /* enum dg__rx_path: which fast path of
+                                      the receive may take its datagrams */
     enum dg__connect_state connect_state;
     dg_socket_options options;
     dg_socket_handlers handlers;
@@ -295,6 +322,18 @@ static inline bool dg__socket_sends_leave(const dg_socket *s)
 static inline bool dg__socket_is_open(const dg_socket *s)
 {
     return s->state == DG__BINDING || s->state == DG__BOUND;
+}
+/* Every change of state goes through here, keeping rx_path (the
+ * handlers are fixed when the socket is created). */
+static inline void dg__socket_set_state(dg_socket *s, enum dg__socket_state state)
+{
+    s->state = state;
+    if (!dg__socket_is_open(s))
+        s->rx_path = DG__RX_SLOW;
+    else if (s->handlers.on_message_batch)
+        s->rx_path = DG__RX_BATCH;
+    else
+        s->rx_path = s->handlers.on_message ? DG__RX_PLAIN : DG__RX_SLOW;
 }
 void dg__socket_emit_error(dg_socket *s, const dg_error *err);
 /* Queues the cancel of every ring operation on a closing socket's fd

@@ -98,6 +98,7 @@ DG_EXPORT int dg_message_keep(dg_socket *sock, const dg_message *msg, dg_rx_buf 
     unsigned bid = (unsigned)((data - mem) / br->stride);
     struct dg_rx_buf *b = &rx->bufs[bid];
     b->refs++;
+    rx->keeps++;
     rx->kept_mask |= bit;
     rx->kept_any = true;
     *out = b;
@@ -110,9 +111,10 @@ DG_EXPORT int dg_rx_buf_release(dg_rx_buf *buf)
         return DG_ERR_INVALID_ARG_VALUE;
     if (buf->refs == 0)
         return DG_ERR_BUFFER_NOT_KEPT;
+    dg_loop *loop = buf->loop;
+    loop->dgram.rx.keeps--;
     if (--buf->refs > 0 || !buf->out)
         return 0; /* more keeps, or its delivery is still going on */
-    dg_loop *loop = buf->loop;
     buf->out = false;
     loop->core.stats.rx_kept_buffers--;
     rx_recycle(loop, (unsigned)(buf - loop->dgram.rx.bufs));
@@ -202,16 +204,16 @@ static void deliver_decoded(dg_socket *s, void *buf, int res)
     rx->count = 1;
     if (v.gro_size == 0) {
         deliver_one(s, &m);
-        rx->sock = NULL;
-        return;
-    }
-    struct gro_split g;
-    gro_start(&g, s, &m, &v);
-    while (dg__socket_is_open(s) && gro_next(&g, &m)) { /* the callback may close it */
-        deliver_one(s, &m);
-        rx->kept_mask = 0; /* the next segment is another message */
+    } else {
+        struct gro_split g;
+        gro_start(&g, s, &m, &v);
+        while (dg__socket_is_open(s) && gro_next(&g, &m)) { /* the callback may close it */
+            deliver_one(s, &m);
+            rx->kept_mask = 0; /* the next segment is another message */
+        }
     }
     rx->sock = NULL;
+    dg__rx_rest(rx);
 }
 
 /* The common buffer, read without a view: the kernel wrote no control
@@ -219,14 +221,17 @@ static void deliver_decoded(dg_socket *s, void *buf, int res)
  * truncate, so it holds one datagram whose payload is everything after the
  * template's fixed header: every socket's template has DG__RECV_NAME_LEN
  * and DG__RECV_CONTROL_LEN (socket.c), so the offsets are constants. Fills
- * m and returns true; returns false (m unspecified) for any other buffer,
- * which dg__recv_decode() takes in full. Reads only within the first res
- * bytes (res >= 0), as the full decode. */
-static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m)
+ * m and returns true; returns false (m untouched) for any other buffer
+ * (or a negative res), which dg__recv_decode() takes in full. Reads only
+ * within the first res bytes, as the full decode. With constant_zero, m's
+ * reserved and flags are left alone: they are 0 already (the loop's
+ * slot). */
+static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m,
+                                bool constant_zero)
 {
     struct io_uring_recvmsg_out out;
     const size_t header = DG__RECV_HEADER_LEN;
-    if ((size_t)res < header)
+    if (res < (int)header)
         return false;
     memcpy(&out, buf, sizeof(out));
     if (out.controllen != 0 || (out.flags & MSG_TRUNC))
@@ -234,12 +239,27 @@ static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m
     size_t length = (size_t)res - header;
     m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(out));
     m->addrlen = out.namelen < DG__RECV_NAME_LEN ? out.namelen : DG__RECV_NAME_LEN;
-    m->reserved = 0;
     m->data = buf + header;
     m->length = length;
-    m->size = out.payloadlen > length ? out.payloadlen : length;
-    m->flags = 0;
+    m->size = length; /* not truncated: payloadlen is length (the full decode
+                         takes the larger, which is the same here) */
+    if (!constant_zero) {
+        m->reserved = 0;
+        m->flags = 0;
+    }
     return true;
+}
+
+/* The plain datagram decoded into the loop's slot, to on_message (which
+ * has_handler says is set, else it is tested); the slot is what
+ * dg_message_keep accepts while rx->sock says so. */
+static inline void deliver_slot(dg_socket *s, struct dg__rx *rx, bool has_handler)
+{
+    rx_count(s, rx->slot.length, 0); /* a plain datagram is never truncated */
+    rx->sock = s;
+    if (has_handler || s->handlers.on_message)
+        s->handlers.on_message(s, &rx->slot, s->data);
+    rx->sock = NULL;
 }
 
 /* One buffer (res >= 0) to on_message: the plain datagram straight from
@@ -247,20 +267,30 @@ static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m
  * the full decode. */
 static inline void deliver(dg_socket *s, unsigned char *buf, int res)
 {
-    dg_message m;
-    if (!decode_plain(buf, res, &m)) {
-        deliver_decoded(s, buf, res);
-        return;
-    }
     struct dg__rx *rx = &s->loop->dgram.rx;
-    rx->sock = s; /* what dg_message_keep accepts */
-    rx->msgs = &m;
-    rx->count = 1;
-    deliver_one(s, &m);
-    rx->sock = NULL;
+    if (decode_plain(buf, res, &rx->slot, true))
+        deliver_slot(s, rx, false);
+    else
+        deliver_decoded(s, buf, res);
 }
 
 /* ---- Batch delivery (on_message_batch) ----------------------------------- */
+
+/* The batch's buffers go back. Nothing can add to the batch during the
+ * callback (no completion walk runs inside it), so they are exactly those
+ * gathered. With no keep outstanding anywhere in the loop, no buffer can
+ * have one: one pass, no per-buffer test. */
+static void batch_return(dg_loop *loop)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    if (rx->keeps != 0) {
+        for (unsigned i = 0; i < rx->batch_nbids; i++)
+            rx_buffer_done(loop, rx->batch_bids[i]);
+        return;
+    }
+    for (unsigned i = 0; i < rx->batch_nbids; i++)
+        rx_recycle(loop, rx->batch_bids[i]);
+}
 
 void dg__rx_batch_flush(dg_loop *loop)
 {
@@ -270,28 +300,39 @@ void dg__rx_batch_flush(dg_loop *loop)
         return;
     unsigned n = rx->batch_count;
     if (n > 0 && dg__socket_is_open(s)) {
-        for (unsigned i = 0; i < n; i++)
-            rx_count(s, rx->batch_msgs[i].length, rx->batch_msgs[i].flags);
+        s->stats.rx_datagrams += n; /* counted as the batch was gathered */
+        s->stats.rx_bytes += rx->batch_bytes;
+        s->stats.rx_truncated += rx->batch_truncated;
         rx->sock = s;
         rx->msgs = rx->batch_msgs;
         rx->count = n;
         s->handlers.on_message_batch(s, rx->batch_msgs, n, s->data);
         rx->sock = NULL;
+        dg__rx_rest(rx);
         rx->kept_mask = 0;
         rx->kept_any = false;
     }
-    /* Nothing can add to the batch during the callback (no completion walk
-     * runs inside it), so the buffers are exactly those gathered. */
-    for (unsigned i = 0; i < rx->batch_nbids; i++)
-        rx_buffer_done(loop, rx->batch_bids[i]);
+    batch_return(loop);
     rx->batch_count = 0;
     rx->batch_nbids = 0;
+    rx->batch_bytes = 0;
+    rx->batch_truncated = 0;
     rx->batch_sock = NULL;
+}
+
+/* The batch's next message was written in place: counted for the flush. */
+static inline void batch_took(struct dg__rx *rx)
+{
+    const dg_message *m = &rx->batch_msgs[rx->batch_count++];
+    rx->batch_bytes += m->length;
+    if (m->flags & DG_MSG_TRUNC)
+        rx->batch_truncated++;
 }
 
 static void batch_add(struct dg__rx *rx, const dg_message *m)
 {
-    rx->batch_msgs[rx->batch_count++] = *m;
+    rx->batch_msgs[rx->batch_count] = *m;
+    batch_took(rx);
 }
 
 /* The datagrams of one UDP_GRO buffer into the socket's batch, which is
@@ -347,9 +388,9 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
         return;
     }
     /* The plain datagram is read straight into the batch's next slot. */
-    if (decode_plain(buf, res, &rx->batch_msgs[rx->batch_count])) {
+    if (decode_plain(buf, res, &rx->batch_msgs[rx->batch_count], false)) {
         rx->batch_sock = s;
-        rx->batch_count++;
+        batch_took(rx);
         batch_buffer_added(loop, bid);
         return;
     }
@@ -370,6 +411,20 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     batch_gro_buffer(loop, s, bid, &m, &v);
 }
 
+/* Buffer bid was delivered to on_message: back to the ring, unless the
+ * user kept it (dg_message_keep said so in kept_any: rare). */
+static inline void rx_delivered(dg_loop *loop, unsigned bid, unsigned char *buf)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    if (rx->kept_any) {
+        rx->kept_any = false;
+        rx->kept_mask = 0;
+        rx_buffer_done(loop, bid);
+    } else {
+        rx_return(loop, bid, buf);
+    }
+}
+
 /* A buffer for on_message: delivered, then back to the ring unless the
  * user kept it. */
 static inline void rx_buffer(dg_loop *loop, dg_socket *s, unsigned bid, unsigned char *buf,
@@ -379,13 +434,7 @@ static inline void rx_buffer(dg_loop *loop, dg_socket *s, unsigned bid, unsigned
         dg__rx_batch_flush(loop); /* another socket's datagrams came first */
     if (res >= 0 && dg__socket_is_open(s))
         deliver(s, buf, res);
-    if (loop->dgram.rx.kept_any) { /* the user kept it: rare */
-        loop->dgram.rx.kept_any = false;
-        loop->dgram.rx.kept_mask = 0;
-        rx_buffer_done(loop, bid);
-    } else {
-        rx_return(loop, bid, buf);
-    }
+    rx_delivered(loop, bid, buf);
 }
 
 /* A completion without a buffer: ENOBUFS or an error. Out of line (and
@@ -411,17 +460,28 @@ static __attribute__((noinline)) void rx_ended(dg_socket *s)
     dg__socket_op_done(s);
 }
 
+/* Buffer bid, which a completion of s with result res carries (marked
+ * as the kernel filled it, for memcheck). */
+static inline unsigned char *rx_filled_buffer(dg_loop *loop, dg_socket *s, unsigned bid, int res)
+{
+    struct dg__bufring *br = &loop->core.bufring;
+    unsigned char *buf = dg__bufring_addr(br, bid);
+    if (DG__VG_RING_FILLS(br))
+        dg__vg_buffer_filled(buf, br->buf_size, res, &s->rmsg);
+    return buf;
+}
+
 /* One receive completion, whatever it carries: a buffer for on_message or
- * for the batch, an error, the end of the multishot receive. */
-static inline void rx_completion(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+ * for the batch, an error, the end of the multishot receive. Out of line:
+ * nearly every completion takes rx_fast instead. */
+static __attribute__((noinline)) void rx_completion(dg_loop *loop, dg_socket *s,
+                                                    const struct io_uring_cqe *cqe)
 {
     unsigned flags = cqe->flags;
     int res = cqe->res;
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        unsigned char *buf = dg__bufring_addr(&loop->core.bufring, bid);
-        if (DG__VG_RING_FILLS(&loop->core.bufring))
-            dg__vg_buffer_filled(buf, loop->core.bufring.buf_size, res, &s->rmsg);
+        unsigned char *buf = rx_filled_buffer(loop, s, bid, res);
         if (s->handlers.on_message_batch)
             batch_buffer(loop, s, bid, buf, res);
         else
@@ -433,11 +493,56 @@ static inline void rx_completion(dg_loop *loop, dg_socket *s, const struct io_ur
         rx_ended(s);
 }
 
+#define RX_BUFFER_MORE (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)
+
+/* The completion nearly every datagram makes, in one test of the socket
+ * (DG__RX_PLAIN: open, on_message, no batch mode) and one of the
+ * completion (a buffer, the receive goes on), with no batch pending: its
+ * plain datagram goes from the loop's slot to on_message and its buffer
+ * back to the ring. Returns false, having done nothing, for anything else. */
+static inline bool rx_fast(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+{
+    unsigned flags = cqe->flags;
+    struct dg__rx *rx = &loop->dgram.rx;
+    if (s->rx_path != DG__RX_PLAIN || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
+        rx->batch_sock)
+        return false;
+    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
+    if (!decode_plain(buf, cqe->res, &rx->slot, true))
+        return false;
+    deliver_slot(s, rx, true); /* DG__RX_PLAIN: on_message is set */
+    rx_delivered(loop, bid, buf);
+    return true;
+}
+
+/* rx_fast's twin for on_message_batch: the plain datagram is read into
+ * the batch's next slot (flushed when full), no other socket's batch
+ * pending. */
+static inline bool rx_fast_batch(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+{
+    unsigned flags = cqe->flags;
+    struct dg__rx *rx = &loop->dgram.rx;
+    if (s->rx_path != DG__RX_BATCH || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
+        (rx->batch_sock != s && rx->batch_sock))
+        return false;
+    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
+    if (!decode_plain(buf, cqe->res, &rx->batch_msgs[rx->batch_count], false))
+        return false;
+    rx->batch_sock = s;
+    rx->batch_bytes += rx->batch_msgs[rx->batch_count++].length; /* plain: not truncated */
+    batch_buffer_added(loop, bid);
+    return true;
+}
+
 unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
 {
     unsigned i = 0;
     do {
-        rx_completion(loop, DG__UD_PTR(cqes[i].user_data), &cqes[i]);
+        dg_socket *s = DG__UD_PTR(cqes[i].user_data);
+        if (!rx_fast(loop, s, &cqes[i]) && !rx_fast_batch(loop, s, &cqes[i]))
+            rx_completion(loop, s, &cqes[i]);
     } while (++i < n && DG__UD_KIND(cqes[i].user_data) == DG__OP_RECV);
     return i;
 }

@@ -290,7 +290,7 @@ static int apply_buffer_sizes(dg_socket *s)
 static void bind_failed(dg_socket *s, int status, dg_bind_cb cb, void *cb_data)
 {
     dg_error err = s->bind_error; /* a bind from on_error rewrites it */
-    s->state = DG__UNBOUND;
+    dg__socket_set_state(s, DG__UNBOUND);
     socket_update_alive(s);
     dg__sendq_fail(s, status);
     if (s->handlers.on_error || !cb)
@@ -320,7 +320,7 @@ static void bind_finish(dg_socket *s)
         bind_failed(s, status, cb, cb_data);
         return;
     }
-    s->state = DG__BOUND;
+    dg__socket_set_state(s, DG__BOUND);
     if (s->handlers.on_listening)
         s->handlers.on_listening(s, s->data);
     if (cb)
@@ -375,7 +375,7 @@ static int bind_start(dg_socket *s, const char *address, int port, dg_bind_cb cb
         if (ret < 0)
             return ret;
     }
-    s->state = DG__BINDING;
+    dg__socket_set_state(s, DG__BINDING);
     s->bind_status = 0;
     s->bind_cb = cb;
     s->bind_data = cb_data;
@@ -460,7 +460,7 @@ static int adopt_fd(dg_socket *s, int fd)
     len = sizeof(ss);
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         s->connect_state = DG__CONNECTED;
-    s->state = DG__BINDING;
+    dg__socket_set_state(s, DG__BINDING);
     s->bind_cb = NULL;
     socket_update_alive(s);
     if (unbound) {
@@ -579,7 +579,7 @@ static void close_finish(struct dg__deferred *node)
 {
     dg_socket *s = DG__CONTAINER(node, dg_socket, close_ev);
     dg_loop *loop = s->loop;
-    s->state = DG__CLOSED;
+    dg__socket_set_state(s, DG__CLOSED);
     loop_lists_unlink(s);
     if (s->handlers.on_close)
         s->handlers.on_close(s, s->data);
@@ -647,7 +647,7 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
         return DG_ERR_INVALID_ARG_VALUE;
     if (sock->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
-    sock->state = DG__CLOSING;
+    dg__socket_set_state(sock, DG__CLOSING);
     sock->close_cb = cb;
     sock->close_data = cb_data;
     socket_update_alive(sock);
