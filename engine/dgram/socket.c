@@ -178,6 +178,7 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     s->loop = loop;
     s->fd = fd;
     s->type = options->type;
+    dg__socket_fast_send_update(s); /* off: -1 matches no sa_family */
     s->options = *options;
     if (handlers)
         s->handlers = *handlers;
@@ -226,10 +227,12 @@ static void connect_finish(dg_socket *s, int status, const dg_error *err)
     s->connect_cb = NULL;
     if (status == 0) {
         s->connect_state = DG__CONNECTED;
+        dg__socket_fast_send_update(s);
         if (s->handlers.on_connect)
             s->handlers.on_connect(s, s->data);
     } else {
         s->connect_state = DG__DISCONNECTED; /* Node: a failed connect may be retried */
+        dg__socket_fast_send_update(s);
     }
     if (cb)
         cb(s, status, status < 0 ? err : NULL, s->connect_data);
@@ -291,6 +294,7 @@ static void bind_failed(dg_socket *s, int status, dg_bind_cb cb, void *cb_data)
 {
     dg_error err = s->bind_error; /* a bind from on_error rewrites it */
     s->state = DG__UNBOUND;
+    dg__socket_fast_send_update(s);
     socket_update_alive(s);
     dg__sendq_fail(s, status);
     if (s->handlers.on_error || !cb)
@@ -321,6 +325,7 @@ static void bind_finish(dg_socket *s)
         return;
     }
     s->state = DG__BOUND;
+    dg__socket_fast_send_update(s);
     if (s->handlers.on_listening)
         s->handlers.on_listening(s, s->data);
     if (cb)
@@ -376,6 +381,7 @@ static int bind_start(dg_socket *s, const char *address, int port, dg_bind_cb cb
             return ret;
     }
     s->state = DG__BINDING;
+    dg__socket_fast_send_update(s);
     s->bind_status = 0;
     s->bind_cb = cb;
     s->bind_data = cb_data;
@@ -461,6 +467,7 @@ static int adopt_fd(dg_socket *s, int fd)
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         s->connect_state = DG__CONNECTED;
     s->state = DG__BINDING;
+    dg__socket_fast_send_update(s);
     s->bind_cb = NULL;
     socket_update_alive(s);
     if (unbound) {
@@ -521,6 +528,7 @@ DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, 
     if (ret < 0)
         return ret;
     sock->connect_state = DG__CONNECTING;
+    dg__socket_fast_send_update(sock);
     sock->connect_resolved = false;
     sock->connect_cb = cb;
     sock->connect_data = cb_data;
@@ -540,6 +548,7 @@ DG_EXPORT int dg_socket_disconnect(dg_socket *sock)
     if (connect(sock->fd, &unspec, sizeof(unspec)) < 0)
         return -errno;
     sock->connect_state = DG__DISCONNECTED;
+    dg__socket_fast_send_update(sock);
     return 0;
 }
 
@@ -580,6 +589,7 @@ static void close_finish(struct dg__deferred *node)
     dg_socket *s = DG__CONTAINER(node, dg_socket, close_ev);
     dg_loop *loop = s->loop;
     s->state = DG__CLOSED;
+    dg__socket_fast_send_update(s);
     loop_lists_unlink(s);
     if (s->handlers.on_close)
         s->handlers.on_close(s, s->data);
@@ -648,6 +658,7 @@ DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data)
     if (sock->state >= DG__CLOSING)
         return DG_ERR_SOCKET_DGRAM_NOT_RUNNING;
     sock->state = DG__CLOSING;
+    dg__socket_fast_send_update(sock);
     sock->close_cb = cb;
     sock->close_data = cb_data;
     socket_update_alive(sock);
