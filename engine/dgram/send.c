@@ -850,12 +850,13 @@ static int check_sockaddr(const dg_socket *sock, const struct sockaddr *to, sock
     return 0;
 }
 
-#define SEND_SLOW 1 /* send_to_fast: not this path's case */
+static int send_to_full(dg_socket *sock, const void *buf, size_t len, const struct sockaddr *to,
+                        socklen_t tolen, dg_send_cb cb, void *cb_data);
 
 /* dg_socket_send_to on a socket whose fast_send flag names to's family:
- * every check send_checked would make passes (or SEND_SLOW), so the send
- * is a slot, two copies and dispatch. The same outcome as the full path,
- * which takes every other case and returns its errors. */
+ * when every check send_checked would make passes, the send is a slot,
+ * two copies and the SQE (or the run); anything else goes to the full
+ * path, which returns its errors. The same outcome either way. */
 static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
                                const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
                                void *cb_data)
@@ -866,13 +867,15 @@ static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
     if (tolen < need || ((const struct sockaddr_in *)to)->sin_port == 0 ||
         loop->dgram.pending_sends >= loop->core.options.max_pending_sends ||
         loop->dgram.free_top == 0)
-        return SEND_SLOW;
+        return send_to_full(s, buf, len, to, tolen, cb, cb_data);
     struct dg__send_req *req = slot_take(loop);
     req_init(req, s, cb, cb_data);
     req->len = (uint32_t)len;
     payload_copy(req->data, buf, len);
     addr_copy(req, to, need);
-    int ret = req_dispatch(req);
+    /* Without GSO (and no run left from before the kernel refused it)
+     * the request goes to the ring: req_dispatch's outcome, one test. */
+    int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);
     if (ret < 0) {
         req_release(loop, req);
         return ret;
@@ -886,11 +889,16 @@ DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
                                 void *cb_data)
 {
     if (sock && to && to->sa_family == sock->fast_send && buf &&
-        len <= sizeof(((struct dg__send_req *)0)->inline_buf)) {
-        int ret = send_to_fast(sock, buf, len, to, tolen, cb, cb_data);
-        if (ret != SEND_SLOW)
-            return ret;
-    }
+        len <= sizeof(((struct dg__send_req *)0)->inline_buf))
+        return send_to_fast(sock, buf, len, to, tolen, cb, cb_data);
+    return send_to_full(sock, buf, len, to, tolen, cb, cb_data);
+}
+
+/* Every case dg_socket_send_to's fast path does not take. */
+static __attribute__((noinline)) int send_to_full(dg_socket *sock, const void *buf, size_t len,
+                                                  const struct sockaddr *to, socklen_t tolen,
+                                                  dg_send_cb cb, void *cb_data)
+{
     socklen_t need = 0;
     int ret = sock ? check_sockaddr(sock, to, tolen, &need) : DG_ERR_INVALID_ARG_VALUE;
     if (ret < 0)
