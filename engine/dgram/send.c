@@ -464,13 +464,24 @@ void dg__send_runs_flush(dg_loop *loop)
 static int req_dispatch(struct dg__send_req *req)
 {
     dg_socket *s = req->sock;
-    if (s->run_head && !run_accepts(s, req))
+    bool runs = !(s->gso_off || req->len == 0 || req->zerocopy);
+    if (s->run_head && !(runs && run_accepts(s, req))) {
+        if (runs && s->run_count == 1) {
+            /* A run of one (replies to many peers) leaves as a plain
+             * send, as the flush would send it, and this request takes
+             * its place: no list walk, no flush call. */
+            struct dg__send_req *prev = s->run_head;
+            req->next = NULL;
+            s->run_head = s->run_tail = req;
+            int ret = req_to_ring(prev);
+            if (ret < 0)
+                sendq_fail_one(s, prev, ret);
+            return 0;
+        }
         dg__send_run_flush(s);
-    if (s->gso_off || req->len == 0 || req->zerocopy) {
-        if (s->run_head) /* without GSO there is never one: no call */
-            dg__send_run_flush(s);
-        return req_to_ring(req);
     }
+    if (!runs)
+        return req_to_ring(req);
     req->next = NULL;
     if (s->run_tail)
         s->run_tail->next = req;

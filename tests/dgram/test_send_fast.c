@@ -340,3 +340,73 @@ Test(dgram_send_fast, refusals)
     for (int i = 0; i < 5; i++)
         cr_assert_eq(rec[i].calls, 1);
 }
+
+/* A receiver of numbered datagrams and its address. */
+struct numbered_rx {
+    dg_socket *sock;
+    dgt_numbered num;
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    uint32_t next;
+};
+
+static void numbered_rx_open(dg_loop *loop, struct numbered_rx *r)
+{
+    dg_socket_handlers h = {.on_message = dgt_on_numbered};
+    memset(r, 0, sizeof(*r));
+    cr_assert_eq(dg_socket_create(loop, &(dg_socket_options){.type = DG_UDP4}, &h, &r->num,
+                                  &r->sock),
+                 0);
+    r->tolen = dgt_sockaddr(AF_INET, dgt_bind(loop, r->sock, "127.0.0.1", 0), &r->to);
+}
+
+/* Plan 9: with GSO on, a send that does not join the socket's run of one
+ * sends that one as a plain datagram and takes its place. Sends to two
+ * peers in the pattern below (runs of one and longer, a size change to
+ * the same peer) arrive at each peer whole and in order, each callback
+ * exactly once, and the runs of two or more still go as GSO sends. */
+Test(dgram_send_fast, runs_of_one_keep_order)
+{
+    static const char pattern[] = "ABAAABBABBBBAABA";
+    static const size_t size_at[] = {64, 64, 64, 64, 100, 64, 64, 64,
+                                     64, 64, 64, 64, 64,  64, 64, 100};
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events tx = {0};
+    dg_socket *txs = dgt_events_socket(loop, DG_UDP4, 0, &tx);
+    struct numbered_rx rx[2];
+    numbered_rx_open(loop, &rx[0]);
+    numbered_rx_open(loop, &rx[1]);
+    struct sockaddr_storage self;
+    socklen_t selflen = dgt_sockaddr(AF_INET, dgt_bind(loop, txs, "127.0.0.1", 0), &self);
+    warm_up(loop, txs, &self, selflen);
+    int calls = 0;
+    dgt_send_rec rec[sizeof(pattern) - 1];
+    memset(rec, 0, sizeof(rec));
+    unsigned char buf[128];
+    for (int round = 0; round < 4; round++) {
+        for (size_t i = 0; i + 1 < sizeof(pattern); i++) {
+            struct numbered_rx *r = &rx[pattern[i] - 'A'];
+            dgt_numbered_fill(buf, size_at[i], r->next++);
+            cr_assert_eq(dg_socket_send_to(txs, buf, size_at[i], (struct sockaddr *)&r->to,
+                                           r->tolen, dgt_on_send, &rec[i]),
+                         0);
+        }
+        for (size_t i = 0; i + 1 < sizeof(pattern); i++)
+            dgt_run_until(loop, &rec[i].calls, round + 1, DGT_WAIT_MS);
+        calls += (int)sizeof(pattern) - 1;
+    }
+    for (int k = 0; k < 2; k++) {
+        dgt_run_until(loop, &rx[k].num.messages, (int)rx[k].next, DGT_WAIT_MS);
+        cr_assert_eq(rx[k].num.bad, 0, "peer %c: datagrams out of order or damaged", 'A' + k);
+    }
+    dg_socket_stats st;
+    cr_assert_eq(dg_socket_get_stats(txs, &st), 0);
+    cr_assert_eq(st.tx_datagrams, (uint64_t)calls + 1);
+    cr_assert_gt(st.tx_gso_sends, 0, "the longer runs still go as GSO sends");
+    dgt_close_socket(loop, rx[0].sock);
+    dgt_close_socket(loop, rx[1].sock);
+    dgt_close_socket(loop, txs);
+    dgt_loop_finish(loop);
+    for (size_t i = 0; i + 1 < sizeof(pattern); i++)
+        cr_assert_eq(rec[i].calls, 4, "callback exactly once per send");
+}
