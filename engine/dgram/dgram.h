@@ -146,9 +146,28 @@ enum dg__connect_state {
     DG__CONNECTED,
 };
 
+/* A send's cold part, allocated only when its destination is a name to
+ * resolve (or any text, with the socket's lookup option). */
+struct dg__send_slow {
+    struct dg__send_req *req;
+    struct dg__lookup lookup;
+};
+
+/* One send in flight: a slot of the loop's array (dgram.slots), taken from
+ * its free index stack, or a heap slot when every slot is held (zero-copy
+ * sends keep theirs past the callback, until the kernel's notification).
+ * A send fills only the fields below `msg`; `msg` and `iov` are written
+ * only for a sendmsg (kernels without IORING_OP_SEND's address, GSO runs
+ * read the head's address and the iovs). */
 struct dg__send_req {
-    struct dg__send_req *next;     /* free list, or the socket's send queue */
-    struct dg__deferred fail_ev;   /* completion without the kernel */
+    struct dg__send_req *next;     /* the socket's send queue, run or stalled list */
+    dg_socket *sock;
+    dg_send_cb cb;
+    void *cb_data;
+    unsigned char *data;           /* the payload: inline_buf, heap or the sbuf's */
+    uint32_t len;
+    uint32_t namelen;              /* 0: the connected peer, or no address yet */
+    uint32_t slot;                 /* index in dgram.slots; DG__SLOT_HEAP if none */
     int fail_status;
     bool resolving;                /* lookup in flight: not ready to leave */
     bool dns_failed;               /* fail_status came from the lookup */
@@ -156,22 +175,24 @@ struct dg__send_req {
     bool while_connecting;         /* made while a connect was in progress:
                                       waits for its outcome (Node: EISCONN
                                       if it connected) */
-    dg_socket *sock;
-    dg_send_cb cb;
-    void *cb_data;
-    size_t len;
-    unsigned char *heap;           /* payload when larger than inline */
-    struct dg__sbuf *sbuf;         /* payload in an engine send buffer (no copy) */
     bool zerocopy;                 /* goes out with IORING_OP_SEND_ZC (never
                                       in a GSO run) */
     bool zc_notif_pending;         /* result seen, buffer still the kernel's */
-    struct dg__lookup lookup;      /* host-name destinations (and all, with a
-                                      user lookup function) */
+    bool cold;                     /* heap, sbuf or slow set, or a heap slot:
+                                      the release's slow path */
+    unsigned char *heap;           /* payload when larger than inline */
+    struct dg__sbuf *sbuf;         /* payload in an engine send buffer (no copy) */
+    struct dg__send_slow *slow;    /* host-name destinations */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr;
     struct msghdr msg;
     struct iovec iov;
-    struct sockaddr_storage addr;
     unsigned char inline_buf[1536];
 };
+#define DG__SLOT_HEAP UINT32_MAX
 
 /* A run of equal-size datagrams to one destination, sent as one sendmsg
  * with UDP_SEGMENT (GSO): the kernel splits it into the datagrams. */
@@ -215,6 +236,9 @@ struct dg_socket {
     bool fd_bound;                 /* bind(2) succeeded: receiving, options apply */
     bool bind_tried;               /* bind(2) was called, even if it failed */
     unsigned inflight;             /* ring ops, lookups and queued sends naming this socket */
+    int fast_send;                 /* the family dg_socket_send_to may send to
+                                      at once (-1: none): see
+                                      dg__socket_fast_send_update */
     dg_socket *rearm_next;
     struct msghdr rmsg;            /* template for the multishot recvmsg */
 
@@ -318,13 +342,22 @@ static inline bool dg__socket_sends_leave(const dg_socket *s)
 {
     return s->state == DG__BOUND && s->connect_state != DG__CONNECTING;
 }
+/* The send fast path's flag: a socket address of the socket's family
+ * leaves for the ring at once while the socket is bound ('listening'
+ * emitted), neither connected nor connecting, and no send waits in its
+ * queue. Called wherever one of those changes. */
+static inline void dg__socket_fast_send_update(dg_socket *s)
+{
+    bool fast = s->state == DG__BOUND && s->connect_state == DG__DISCONNECTED && !s->sendq_head;
+    s->fast_send = !fast ? -1 : s->type == DG_UDP4 ? AF_INET : AF_INET6;
+}
 /* Bound or binding, not closing: inline, the receive path asks per datagram. */
 static inline bool dg__socket_is_open(const dg_socket *s)
 {
     return s->state == DG__BINDING || s->state == DG__BOUND;
 }
 /* Every change of state goes through here, keeping rx_path (the
- * handlers are fixed when the socket is created). */
+ * handlers are fixed when the socket is created) and fast_send. */
 static inline void dg__socket_set_state(dg_socket *s, enum dg__socket_state state)
 {
     s->state = state;
@@ -334,6 +367,7 @@ static inline void dg__socket_set_state(dg_socket *s, enum dg__socket_state stat
         s->rx_path = DG__RX_BATCH;
     else
         s->rx_path = s->handlers.on_message ? DG__RX_PLAIN : DG__RX_SLOW;
+    dg__socket_fast_send_update(s);
 }
 void dg__socket_emit_error(dg_socket *s, const dg_error *err);
 /* Queues the cancel of every ring operation on a closing socket's fd
@@ -372,7 +406,12 @@ struct dg__dgram {
     struct dg__list sockets;       /* every socket not yet freed (loop_link) */
     struct dg_socket *run_head;    /* sockets with a GSO run to hand to the ring */
     struct dg__gso_req *free_gso;
-    struct dg__send_req *free_reqs;
+    /* send slots: max_pending_sends of them, allocated at the first send
+     * (one malloc: pages no send reaches stay untouched); free_slots
+     * holds the free indices, the next one at free_top - 1 */
+    struct dg__send_req *slots;
+    uint32_t *free_slots;
+    uint32_t free_top;
 };
 
 struct dg_loop {

@@ -17,51 +17,105 @@
 
 #define DG__MAX_IOV 1024 /* IOV_MAX on Linux */
 
-static struct dg__send_req *req_alloc(dg_loop *loop, size_t len)
+/* ---- Send slots ----------------------------------------------------------
+ * A send takes a slot of the loop's array (max_pending_sends of them) from
+ * the free index stack: no allocation, no clearing; req_init writes the
+ * fields every send reads. A zero-copy send keeps its slot past its
+ * callback until the kernel's notification, so slots can run out while
+ * max_pending_sends is not reached: those sends get a heap slot. */
+
+static __attribute__((noinline, cold)) struct dg__send_req *slot_take_slow(dg_loop *loop)
 {
-    struct dg__send_req *req = loop->dgram.free_reqs;
-    if (req)
-        loop->dgram.free_reqs = req->next;
-    else if (!(req = dg__malloc(sizeof(*req))))
-        return NULL;
-    /* Clear only what every send reads: the header fields and the msghdr.
-     * The lookup (about 450 bytes) is initialised by dg__lookup_start when
-     * a host name needs it, and addr is written before it is read, so a
-     * send does not pay for clearing either (perf: ~100 instructions). */
-    memset(req, 0, offsetof(struct dg__send_req, lookup));
-    memset(&req->msg, 0, sizeof(req->msg));
-    if (len > sizeof(req->inline_buf)) {
-        req->heap = dg__malloc(len);
-        if (!req->heap) {
-            req->next = loop->dgram.free_reqs;
-            loop->dgram.free_reqs = req;
-            return NULL;
-        }
+    struct dg__dgram *d = &loop->dgram;
+    struct dg__send_req *req;
+    if (d->slots) { /* every slot held: a heap slot */
+        if ((req = dg__malloc(sizeof(*req))))
+            req->slot = DG__SLOT_HEAP;
+        return req;
     }
+    uint32_t n = loop->core.options.max_pending_sends;
+    d->slots = dg__malloc(n * sizeof(*d->slots)); /* untouched pages stay free */
+    d->free_slots = dg__malloc(n * sizeof(*d->free_slots));
+    if (!d->slots || !d->free_slots) {
+        dg__free(d->slots);
+        dg__free(d->free_slots);
+        d->slots = NULL;
+        d->free_slots = NULL;
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        d->free_slots[i] = n - 1 - i; /* slot 0 on top: the first sends share pages */
+    d->free_top = n - 1; /* and slot 0 is taken */
+    req = &d->slots[0];
+    req->slot = 0;
     return req;
 }
 
-static void req_release(dg_loop *loop, struct dg__send_req *req)
+static inline struct dg__send_req *slot_take(dg_loop *loop)
 {
-    if (req->heap) {
-        dg__free(req->heap);
-        req->heap = NULL;
-    }
+    struct dg__dgram *d = &loop->dgram;
+    if (__builtin_expect(d->free_top == 0, 0))
+        return slot_take_slow(loop);
+    uint32_t i = d->free_slots[--d->free_top];
+    struct dg__send_req *req = &d->slots[i];
+    req->slot = i;
+    return req;
+}
+
+/* The fields every send reads, for a send of len bytes from the inline
+ * buffer to nowhere yet (the callers set the payload and the address). */
+static inline void req_init(struct dg__send_req *req, dg_socket *s, dg_send_cb cb,
+                            void *cb_data)
+{
+    req->sock = s;
+    req->cb = cb;
+    req->cb_data = cb_data;
+    req->data = req->inline_buf;
+    req->fail_status = 0;
+    req->resolving = false;
+    req->dns_failed = false;
+    req->connected = false;
+    req->while_connecting = false;
+    req->zerocopy = false;
+    req->zc_notif_pending = false;
+    req->cold = req->slot == DG__SLOT_HEAP;
+    req->heap = NULL;
+    req->sbuf = NULL;
+    req->slow = NULL;
+}
+
+static __attribute__((noinline, cold)) void req_release_cold(dg_loop *loop,
+                                                              struct dg__send_req *req)
+{
+    dg__free(req->heap);
+    req->heap = NULL;
     if (req->sbuf) {
         dg__sbuf_free(&loop->core.sbufs, req->sbuf);
         req->sbuf = NULL;
     }
-    req->next = loop->dgram.free_reqs;
-    loop->dgram.free_reqs = req;
+    dg__free(req->slow);
+    req->slow = NULL;
+    if (req->slot == DG__SLOT_HEAP)
+        dg__free(req);
+    else
+        loop->dgram.free_slots[loop->dgram.free_top++] = req->slot;
+}
+
+static inline void req_release(dg_loop *loop, struct dg__send_req *req)
+{
+    if (req->cold)
+        req_release_cold(loop, req);
+    else
+        loop->dgram.free_slots[loop->dgram.free_top++] = req->slot;
 }
 
 void dg__send_reqs_free(dg_loop *loop)
 {
-    while (loop->dgram.free_reqs) {
-        struct dg__send_req *next = loop->dgram.free_reqs->next;
-        dg__free(loop->dgram.free_reqs);
-        loop->dgram.free_reqs = next;
-    }
+    dg__free(loop->dgram.slots);
+    dg__free(loop->dgram.free_slots);
+    loop->dgram.slots = NULL;
+    loop->dgram.free_slots = NULL;
+    loop->dgram.free_top = 0;
     while (loop->dgram.free_gso) {
         struct dg__gso_req *next = loop->dgram.free_gso->next;
         dg__free(loop->dgram.free_gso);
@@ -73,16 +127,15 @@ void dg__send_reqs_free(dg_loop *loop)
 static void send_error(const struct dg__send_req *req, int res, dg_error *err)
 {
     if (req->dns_failed) {
-        dg__lookup_error(&req->lookup, err);
+        dg__lookup_error(&req->slow->lookup, err);
         return;
     }
     dg_address a;
     memset(err, 0, sizeof(*err));
     err->code = res;
     err->syscall = "send";
-    if (!req->connected && req->msg.msg_namelen > 0 &&
-        dg_address_from_sockaddr((const struct sockaddr *)&req->addr, req->msg.msg_namelen,
-                                 &a) == 0) {
+    if (!req->connected && req->namelen > 0 &&
+        dg_address_from_sockaddr(&req->addr.sa, req->namelen, &a) == 0) {
         snprintf(err->address, sizeof(err->address), "%s", a.address);
         err->port = a.port;
     }
@@ -90,7 +143,7 @@ static void send_error(const struct dg__send_req *req, int res, dg_error *err)
 
 /* The request leaves the socket's queue and goes back to the free list
  * (or, zero-copy, waits for its notification); returns its callback. */
-static dg_send_cb send_dequeue(struct dg__send_req *req, void **cb_data)
+static inline dg_send_cb send_dequeue(struct dg__send_req *req, void **cb_data)
 {
     dg_socket *s = req->sock;
     dg_loop *loop = s->loop;
@@ -122,8 +175,10 @@ static __attribute__((noinline, cold)) void send_failed(struct dg__send_req *req
 }
 
 /* Ends a request: counters, the callback (or on_error), then the socket's
- * reference. Always runs from the loop. */
-static void send_complete(struct dg__send_req *req, int res)
+ * reference. Always runs from the loop. Inline in every caller: a call
+ * and its register saves were about 10 instructions of each send. */
+static inline __attribute__((always_inline)) void send_complete(struct dg__send_req *req,
+                                                                int res)
 {
     if (res < 0) {
         send_failed(req, res);
@@ -166,29 +221,47 @@ static bool wants_zerocopy(const dg_loop *loop, const struct dg__send_req *req)
            loop->core.caps.send_to;
 }
 
-/* One SQE; the kernel sees it at this turn's io_uring_enter. */
-static int req_submit(struct dg__send_req *req)
+/* The msghdr of a request that goes out with sendmsg (kernels without
+ * IORING_OP_SEND's address; memcheck's view of every send). */
+static void req_msg_fill(struct dg__send_req *req)
+{
+    req->iov.iov_base = req->data;
+    req->iov.iov_len = req->len;
+    req->msg = (struct msghdr){
+        .msg_name = req->namelen ? &req->addr : NULL,
+        .msg_namelen = req->namelen,
+        .msg_iov = &req->iov,
+        .msg_iovlen = 1,
+    };
+}
+
+/* One SQE; the kernel sees it at this turn's io_uring_enter. Inline in
+ * every caller, as send_complete. */
+static inline __attribute__((always_inline)) int req_submit(struct dg__send_req *req)
 {
     dg_socket *s = req->sock;
     int err = 0;
     struct io_uring_sqe *sqe = dg__get_sqe(&s->loop->core, &err);
     if (!sqe)
         return err;
+#ifdef DG_VALGRIND
+    req_msg_fill(req);
     dg__vg_check_send(&req->msg);
+#endif
     if (!s->loop->core.caps.send_to) {
+        req_msg_fill(req);
         io_uring_prep_sendmsg(sqe, s->fd, &req->msg, 0);
     } else {
         /* sendto as a ring op: the kernel copies neither a msghdr nor an
          * iovec (about 3% of a send's cost here, perf/results). Zero-copy
          * reads the registered pool, index 0 (one region). */
         if (req->zerocopy)
-            io_uring_prep_send_zc_fixed(sqe, s->fd, req->iov.iov_base, req->iov.iov_len, 0, 0,
-                                        0);
+            io_uring_prep_send_zc_fixed(sqe, s->fd, req->data, req->len, 0, 0, 0);
         else
-            io_uring_prep_send(sqe, s->fd, req->iov.iov_base, req->iov.iov_len, 0);
-        if (req->msg.msg_namelen) {
+            io_uring_prep_send(sqe, s->fd, req->data, req->len, 0);
+        if (req->namelen) {
             sqe->addr2 = (uint64_t)(uintptr_t)&req->addr;
-            sqe->addr_len = (uint16_t)req->msg.msg_namelen;
+            sqe->addr_len = (uint16_t)req->namelen;
         }
     }
     io_uring_sqe_set_data64(sqe, DG__UD(req, DG__OP_SEND));
@@ -214,15 +287,13 @@ static bool run_accepts(const dg_socket *s, const struct dg__send_req *req)
         return false;
     if (req->connected)
         return true;
-    if (req->msg.msg_namelen != head->msg.msg_namelen)
+    if (req->namelen != head->namelen)
         return false;
     /* Constant sizes, so the compiler compares in registers (a memcmp
      * call of variable length was 4% of a GSO send's instructions). */
-    if (req->msg.msg_namelen == sizeof(struct sockaddr_in))
+    if (req->namelen == sizeof(struct sockaddr_in))
         return memcmp(&req->addr, &head->addr, sizeof(struct sockaddr_in)) == 0;
-    if (req->msg.msg_namelen == sizeof(struct sockaddr_in6))
-        return memcmp(&req->addr, &head->addr, sizeof(struct sockaddr_in6)) == 0;
-    return memcmp(&req->addr, &head->addr, req->msg.msg_namelen) == 0;
+    return memcmp(&req->addr, &head->addr, sizeof(struct sockaddr_in6)) == 0;
 }
 
 static struct dg__gso_req *gso_alloc(dg_loop *loop)
@@ -254,8 +325,9 @@ static int gso_submit(dg_socket *s, struct dg__send_req *head, unsigned count)
     g->count = count;
     unsigned i = 0;
     for (struct dg__send_req *r = head; r; r = r->next)
-        g->iov[i++] = r->iov;
-    g->msg = head->msg;
+        g->iov[i++] = (struct iovec){.iov_base = r->data, .iov_len = r->len};
+    g->msg = (struct msghdr){.msg_name = head->namelen ? &head->addr : NULL,
+                             .msg_namelen = head->namelen};
     g->msg.msg_iov = g->iov;
     g->msg.msg_iovlen = count;
     g->msg.msg_control = g->control.buf;
@@ -395,13 +467,24 @@ void dg__send_runs_flush(dg_loop *loop)
 static int req_dispatch(struct dg__send_req *req)
 {
     dg_socket *s = req->sock;
-    if (s->run_head && !run_accepts(s, req))
+    bool runs = !(s->gso_off || req->len == 0 || req->zerocopy);
+    if (s->run_head && !(runs && run_accepts(s, req))) {
+        if (runs && s->run_count == 1) {
+            /* A run of one (replies to many peers) leaves as a plain
+             * send, as the flush would send it, and this request takes
+             * its place: no list walk, no flush call. */
+            struct dg__send_req *prev = s->run_head;
+            req->next = NULL;
+            s->run_head = s->run_tail = req;
+            int ret = req_to_ring(prev);
+            if (ret < 0)
+                sendq_fail_one(s, prev, ret);
+            return 0;
+        }
         dg__send_run_flush(s);
-    if (s->gso_off || req->len == 0 || req->zerocopy) {
-        if (s->run_head) /* without GSO there is never one: no call */
-            dg__send_run_flush(s);
-        return req_to_ring(req);
     }
+    if (!runs)
+        return req_to_ring(req);
     req->next = NULL;
     if (s->run_tail)
         s->run_tail->next = req;
@@ -444,6 +527,7 @@ void dg__socket_on_send_gso(dg_loop *loop, const struct io_uring_cqe *cqe)
 static void sendq_push(dg_socket *s, struct dg__send_req *req)
 {
     req_list_push(&s->sendq_head, &s->sendq_tail, req);
+    s->fast_send = -1; /* later sends queue behind it */
 }
 
 /* A queued request's status once nothing holds it back: a destination
@@ -473,6 +557,7 @@ void dg__sendq_flush(dg_socket *s)
         if (status < 0)
             send_complete(head, status);
     }
+    dg__socket_fast_send_update(s);
 }
 
 static void sendq_flush_deferred(struct dg__deferred *node)
@@ -488,7 +573,7 @@ void dg__sendq_fail(dg_socket *s, int status)
         if (req->fail_status == 0)
             req->fail_status = status;
         if (req->resolving)
-            dg__lookup_cancel(&req->lookup);
+            dg__lookup_cancel(&req->slow->lookup);
     }
     if (s->sendq_head)
         dg__defer(&s->loop->core, &s->sendq_ev, sendq_flush_deferred);
@@ -504,14 +589,16 @@ static void sendq_fail_one(dg_socket *s, struct dg__send_req *req, int status)
 
 static void send_lookup_done(struct dg__lookup *lk)
 {
-    struct dg__send_req *req = DG__CONTAINER(lk, struct dg__send_req, lookup);
+    struct dg__send_req *req = DG__CONTAINER(lk, struct dg__send_slow, lookup)->req;
     req->resolving = false;
     if (req->fail_status == 0 && lk->status < 0) {
         req->fail_status = lk->status;
         req->dns_failed = lk->status != -ECANCELED;
+    } else if (req->fail_status == 0 && lk->addrlen > sizeof(req->addr)) {
+        req->fail_status = -EAFNOSUPPORT; /* never: lookups give the socket's family */
     } else if (req->fail_status == 0) {
         memcpy(&req->addr, &lk->addr, lk->addrlen);
-        req->msg.msg_namelen = lk->addrlen;
+        req->namelen = lk->addrlen;
     }
     dg__sendq_flush(req->sock);
 }
@@ -526,48 +613,87 @@ struct destination {
     bool connected;
 };
 
-static void req_fill(struct dg__send_req *req, const struct iovec *iov, int iovcnt,
-                     size_t total)
+/* A payload copy with fixed-size moves up to 128 bytes (two that may
+ * overlap), so the common datagram makes no memcpy call. */
+static inline void payload_copy(unsigned char *dst, const unsigned char *src, size_t n)
 {
-    unsigned char *dst = req->heap ? req->heap : req->inline_buf;
+    if (n >= 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n > 32 && n <= 64) {
+        memcpy(dst, src, 32);
+        memcpy(dst + n - 32, src + n - 32, 32);
+    } else if (n > 64 && n <= 128) {
+        memcpy(dst, src, 64);
+        memcpy(dst + n - 64, src + n - 64, 64);
+    } else if (n) {
+        memcpy(dst, src, n);
+    }
+}
+
+/* A socket address of the socket's family (check_sockaddr or a parsed
+ * literal: salen is one of the two sizes), with fixed-size moves. */
+static inline void addr_copy(struct dg__send_req *req, const struct sockaddr *sa, socklen_t salen)
+{
+    if (salen == sizeof(struct sockaddr_in))
+        memcpy(&req->addr, sa, sizeof(struct sockaddr_in));
+    else
+        memcpy(&req->addr, sa, sizeof(struct sockaddr_in6));
+    req->namelen = salen;
+}
+
+/* The payload into the request (inline, or a heap buffer when larger). */
+static int req_fill(struct dg__send_req *req, const struct iovec *iov, int iovcnt, size_t total)
+{
+    if (total > sizeof(req->inline_buf)) {
+        if (!(req->heap = dg__malloc(total)))
+            return -ENOMEM;
+        req->cold = true;
+        req->data = req->heap;
+    }
+    req->len = (uint32_t)total;
+    if (iovcnt == 1) {
+        payload_copy(req->data, iov[0].iov_base, total);
+        return 0;
+    }
     size_t off = 0;
     for (int i = 0; i < iovcnt; i++) {
         if (iov[i].iov_len)
-            memcpy(dst + off, iov[i].iov_base, iov[i].iov_len);
+            memcpy(req->data + off, iov[i].iov_base, iov[i].iov_len);
         off += iov[i].iov_len;
     }
-    req->len = total;
-    req->iov.iov_base = dst;
-    req->iov.iov_len = total;
-    req->msg.msg_iov = &req->iov;
-    req->msg.msg_iovlen = 1;
+    return 0;
+}
+
+/* A host name (or any text, with a lookup option): the request's cold
+ * part holds the lookup, and the request waits for it. */
+static __attribute__((noinline, cold)) int req_lookup(struct dg__send_req *req,
+                                                      const struct destination *d)
+{
+    if (!(req->slow = dg__malloc(sizeof(*req->slow))))
+        return -ENOMEM;
+    req->cold = true;
+    req->slow->req = req;
+    req->resolving = true; /* literals were parsed by send_checked */
+    int ret = dg__lookup_start(&req->slow->lookup, req->sock, d->text, d->port, false,
+                               send_lookup_done);
+    if (ret < 0)
+        req->resolving = false;
+    return ret;
 }
 
 /* Fills the destination, or starts its lookup (then the request waits). */
 static int req_destination(struct dg__send_req *req, const struct destination *d)
 {
-    dg_socket *s = req->sock;
     req->connected = d->connected;
+    req->namelen = 0; /* connected, or no address until the lookup gives one */
     if (d->connected)
-        return 0; /* msg_name stays NULL */
-    req->msg.msg_name = &req->addr;
+        return 0;
     if (d->sa) {
-        /* Fixed sizes for the two families: moves, not a memcpy call. */
-        if (d->salen == sizeof(struct sockaddr_in))
-            memcpy(&req->addr, d->sa, sizeof(struct sockaddr_in));
-        else if (d->salen == sizeof(struct sockaddr_in6))
-            memcpy(&req->addr, d->sa, sizeof(struct sockaddr_in6));
-        else
-            memcpy(&req->addr, d->sa, d->salen);
-        req->msg.msg_namelen = d->salen;
+        addr_copy(req, d->sa, d->salen);
         return 0;
     }
-    req->msg.msg_namelen = 0; /* no address until the lookup gives one */
-    req->resolving = true;    /* literals were parsed by send_checked */
-    int ret = dg__lookup_start(&req->lookup, s, d->text, d->port, false, send_lookup_done);
-    if (ret < 0)
-        req->resolving = false;
-    return ret;
+    return req_lookup(req, d);
 }
 
 /* The payload stays where it is: an engine buffer the request now owns.
@@ -575,12 +701,10 @@ static int req_destination(struct dg__send_req *req, const struct destination *d
 static void req_adopt(dg_loop *loop, struct dg__send_req *req, struct dg__sbuf *b, size_t len)
 {
     req->sbuf = b;
+    req->cold = true;
     b->state = DG__SBUF_ENGINE;
-    req->len = len;
-    req->iov.iov_base = b->pub.data;
-    req->iov.iov_len = len;
-    req->msg.msg_iov = &req->iov;
-    req->msg.msg_iovlen = 1;
+    req->len = (uint32_t)len;
+    req->data = b->pub.data;
     req->zerocopy = wants_zerocopy(loop, req);
 }
 
@@ -595,6 +719,16 @@ static void req_fail_release(dg_loop *loop, struct dg__send_req *req)
     req_release(loop, req);
 }
 
+/* An accepted send: its socket's reference and the queue's counters (the
+ * callback's send_dequeue undoes them). */
+static inline void send_counted(dg_socket *s, size_t len)
+{
+    s->inflight++;
+    s->queue_bytes += len;
+    s->queue_count++;
+    s->loop->dgram.pending_sends++;
+}
+
 static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_t total,
                         const struct destination *d, struct dg__sbuf *sbuf, dg_send_cb cb,
                         void *cb_data)
@@ -602,17 +736,17 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
     dg_loop *loop = s->loop;
     if (loop->dgram.pending_sends >= loop->core.options.max_pending_sends)
         return DG_ERR_SEND_QUEUE_FULL;
-    struct dg__send_req *req = req_alloc(loop, sbuf ? 0 : total);
+    struct dg__send_req *req = slot_take(loop);
     if (!req)
         return -ENOMEM;
-    req->sock = s;
-    req->cb = cb;
-    req->cb_data = cb_data;
+    req_init(req, s, cb, cb_data);
+    int ret = 0;
     if (sbuf)
         req_adopt(loop, req, sbuf, total);
     else
-        req_fill(req, iov, iovcnt, total);
-    int ret = req_destination(req, d);
+        ret = req_fill(req, iov, iovcnt, total);
+    if (ret == 0)
+        ret = req_destination(req, d);
     if (ret < 0) {
         req_fail_release(loop, req);
         return ret;
@@ -628,10 +762,7 @@ static int send_enqueue(dg_socket *s, const struct iovec *iov, int iovcnt, size_
     } else {
         sendq_push(s, req);
     }
-    s->inflight++;
-    s->queue_bytes += total;
-    s->queue_count++;
-    loop->dgram.pending_sends++;
+    send_counted(s, total);
     return 0;
 }
 
@@ -733,9 +864,54 @@ static int check_sockaddr(const dg_socket *sock, const struct sockaddr *to, sock
     return 0;
 }
 
+static int send_to_full(dg_socket *sock, const void *buf, size_t len, const struct sockaddr *to,
+                        socklen_t tolen, dg_send_cb cb, void *cb_data);
+
+/* dg_socket_send_to on a socket whose fast_send flag names to's family:
+ * when every check send_checked would make passes, the send is a slot,
+ * two copies and the SQE (or the run); anything else goes to the full
+ * path, which returns its errors. The same outcome either way. */
+static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
+                               const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
+                               void *cb_data)
+{
+    dg_loop *loop = s->loop;
+    socklen_t need = to->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                              : sizeof(struct sockaddr_in6);
+    if (tolen < need || ((const struct sockaddr_in *)to)->sin_port == 0 ||
+        loop->dgram.pending_sends >= loop->core.options.max_pending_sends ||
+        loop->dgram.free_top == 0)
+        return send_to_full(s, buf, len, to, tolen, cb, cb_data);
+    struct dg__send_req *req = slot_take(loop);
+    req_init(req, s, cb, cb_data);
+    req->len = (uint32_t)len;
+    payload_copy(req->data, buf, len);
+    addr_copy(req, to, need);
+    /* Without GSO (and no run left from before the kernel refused it)
+     * the request goes to the ring: req_dispatch's outcome, one test. */
+    int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);
+    if (ret < 0) {
+        req_release(loop, req);
+        return ret;
+    }
+    send_counted(s, len);
+    return 0;
+}
+
 DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
                                 const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
                                 void *cb_data)
+{
+    if (sock && to && to->sa_family == sock->fast_send && buf &&
+        len <= sizeof(((struct dg__send_req *)0)->inline_buf))
+        return send_to_fast(sock, buf, len, to, tolen, cb, cb_data);
+    return send_to_full(sock, buf, len, to, tolen, cb, cb_data);
+}
+
+/* Every case dg_socket_send_to's fast path does not take. */
+static __attribute__((noinline)) int send_to_full(dg_socket *sock, const void *buf, size_t len,
+                                                  const struct sockaddr *to, socklen_t tolen,
+                                                  dg_send_cb cb, void *cb_data)
 {
     socklen_t need = 0;
     int ret = sock ? check_sockaddr(sock, to, tolen, &need) : DG_ERR_INVALID_ARG_VALUE;

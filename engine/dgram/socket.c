@@ -178,6 +178,7 @@ DG_EXPORT int dg_socket_create(dg_loop *loop, const dg_socket_options *options,
     s->loop = loop;
     s->fd = fd;
     s->type = options->type;
+    dg__socket_fast_send_update(s); /* off: -1 matches no sa_family */
     s->options = *options;
     if (handlers)
         s->handlers = *handlers;
@@ -226,10 +227,12 @@ static void connect_finish(dg_socket *s, int status, const dg_error *err)
     s->connect_cb = NULL;
     if (status == 0) {
         s->connect_state = DG__CONNECTED;
+        dg__socket_fast_send_update(s);
         if (s->handlers.on_connect)
             s->handlers.on_connect(s, s->data);
     } else {
         s->connect_state = DG__DISCONNECTED; /* Node: a failed connect may be retried */
+        dg__socket_fast_send_update(s);
     }
     if (cb)
         cb(s, status, status < 0 ? err : NULL, s->connect_data);
@@ -521,6 +524,7 @@ DG_EXPORT int dg_socket_connect(dg_socket *sock, int port, const char *address, 
     if (ret < 0)
         return ret;
     sock->connect_state = DG__CONNECTING;
+    dg__socket_fast_send_update(sock);
     sock->connect_resolved = false;
     sock->connect_cb = cb;
     sock->connect_data = cb_data;
@@ -540,6 +544,7 @@ DG_EXPORT int dg_socket_disconnect(dg_socket *sock)
     if (connect(sock->fd, &unspec, sizeof(unspec)) < 0)
         return -errno;
     sock->connect_state = DG__DISCONNECTED;
+    dg__socket_fast_send_update(sock);
     return 0;
 }
 
