@@ -241,6 +241,12 @@ struct dg_socket {
                                       dg__socket_fast_send_update */
     dg_socket *rearm_next;
     struct msghdr rmsg;            /* template for the multishot recvmsg */
+    struct dg__last_dest {         /* dg_socket_send's last literal, parsed */
+        char text[48];             /* as given (no "%scope"); */
+        int port;                  /* 0: nothing cached */
+        socklen_t len;
+        struct sockaddr_in6 sa;    /* a sockaddr_in on udp4 */
+    } last_dest;
 
     dg_abort *abort;               /* registered with it: in its sockets */
     struct dg__list abort_link;

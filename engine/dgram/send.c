@@ -828,13 +828,6 @@ DG_EXPORT int dg_socket_sendv(dg_socket *sock, const struct iovec *iov, int iovc
     return send_checked(sock, iov, iovcnt, &d, NULL, cb, cb_data);
 }
 
-DG_EXPORT int dg_socket_send(dg_socket *sock, const void *buf, size_t len, int port,
-                             const char *address, dg_send_cb cb, void *cb_data)
-{
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    return dg_socket_sendv(sock, &iov, 1, port, address, cb, cb_data);
-}
-
 DG_EXPORT int dg_socket_send_slice(dg_socket *sock, const void *buf, size_t buflen, size_t offset,
                                    size_t length, int port, const char *address, dg_send_cb cb,
                                    void *cb_data)
@@ -906,6 +899,53 @@ DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
         len <= sizeof(((struct dg__send_req *)0)->inline_buf))
         return send_to_fast(sock, buf, len, to, tolen, cb, cb_data);
     return send_to_full(sock, buf, len, to, tolen, cb, cb_data);
+}
+
+/* Parses a literal for dg_socket_send's fast path and remembers it in
+ * the socket's last_dest (a literal's meaning never changes, but a scope
+ * name's index can, so "%scope" texts are not kept). NULL: not a literal. */
+static __attribute__((noinline)) const struct sockaddr *last_dest_parse(dg_socket *s,
+                                                                        const char *address,
+                                                                        int port,
+                                                                        socklen_t *len)
+{
+    struct dg__last_dest *c = &s->last_dest;
+    struct sockaddr_storage ss;
+    socklen_t salen = 0;
+    if (dg__parse_address(s->fast_send, address, port, false, &ss, &salen) < 0)
+        return NULL;
+    size_t n = address ? strnlen(address, sizeof(c->text)) : sizeof(c->text);
+    c->port = 0;
+    if (n < sizeof(c->text) && !memchr(address, '%', n)) {
+        memcpy(c->text, address, n + 1);
+        c->port = port;
+    }
+    memcpy(&c->sa, &ss, salen);
+    c->len = salen;
+    *len = salen;
+    return (const struct sockaddr *)&c->sa;
+}
+
+/* A literal address on a ready socket (the way docs/api.md sends) takes
+ * dg_socket_send_to's fast path, parsed once per new text: send_checked
+ * would parse it the same way and send the same socket address, so the
+ * outcome is the same. Names, a lookup option and every error go the
+ * full way. */
+DG_EXPORT int dg_socket_send(dg_socket *sock, const void *buf, size_t len, int port,
+                             const char *address, dg_send_cb cb, void *cb_data)
+{
+    if (sock && sock->fast_send >= 0 && !sock->options.lookup && buf &&
+        len <= sizeof(((struct dg__send_req *)0)->inline_buf) && port > 0 && port <= 65535) {
+        const struct dg__last_dest *c = &sock->last_dest;
+        socklen_t salen = c->len;
+        const struct sockaddr *sa = (const struct sockaddr *)&c->sa;
+        if (!address || c->port != port || strncmp(c->text, address, sizeof(c->text)) != 0)
+            sa = last_dest_parse(sock, address, port, &salen);
+        if (sa)
+            return send_to_fast(sock, buf, len, sa, salen, cb, cb_data);
+    }
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    return dg_socket_sendv(sock, &iov, 1, port, address, cb, cb_data);
 }
 
 /* Every case dg_socket_send_to's fast path does not take. */

@@ -410,3 +410,75 @@ Test(dgram_send_fast, runs_of_one_keep_order)
     for (size_t i = 0; i + 1 < sizeof(pattern); i++)
         cr_assert_eq(rec[i].calls, 4, "callback exactly once per send");
 }
+
+/* ---- dg_socket_send with a literal: parsed once per new text -------------
+ * The socket remembers its last literal destination; each send must still
+ * go where its own text and port say: a new text, a new port, and the same
+ * char buffer rewritten in place (the pointer alone proves nothing). */
+
+static void literal_send(dg_loop *loop, dg_socket *tx, const char *text, int port,
+                         dgt_events *want)
+{
+    dgt_send_rec rec = {0};
+    int before = want->messages;
+    cr_assert_eq(dg_socket_send(tx, "x", 1, port, text, dgt_on_send, &rec), 0, "%s:%d", text,
+                 port);
+    dgt_run_until(loop, &rec.calls, 1, DGT_WAIT_MS);
+    cr_assert_eq(rec.status, 1, "%s:%d", text, port);
+    dgt_run_until(loop, &want->messages, before + 1, DGT_WAIT_MS);
+    cr_assert_eq(want->messages, before + 1, "%s:%d reached the wrong socket", text, port);
+}
+
+Test(dgram_send_fast, literal_destinations_follow_their_text)
+{
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events a = {0}, b = {0}, c = {0}, tx = {0};
+    dg_socket *as = dgt_events_socket(loop, DG_UDP4, 0, &a);
+    dg_socket *bs = dgt_events_socket(loop, DG_UDP4, 0, &b);
+    dg_socket *cs = dgt_events_socket(loop, DG_UDP4, 0, &c);
+    dg_socket *txs = dgt_events_socket(loop, DG_UDP4, 0, &tx);
+    int pa = dgt_bind(loop, as, "127.0.0.2", 0);
+    int pb = dgt_bind(loop, bs, "127.0.0.3", pa); /* the same port, another address */
+    int pc = dgt_bind(loop, cs, "127.0.0.2", 0);  /* the same address, another port */
+    dgt_bind(loop, txs, "127.0.0.1", 0);
+    cr_assert_eq(pb, pa);
+
+    char text[32];
+    strcpy(text, "127.0.0.2");
+    literal_send(loop, txs, text, pa, &a);
+    literal_send(loop, txs, text, pa, &a);  /* remembered */
+    literal_send(loop, txs, text, pc, &c);  /* same text, new port */
+    strcpy(text, "127.0.0.3");              /* same buffer, new text */
+    literal_send(loop, txs, text, pa, &b);
+    literal_send(loop, txs, "127.0.0.2", pa, &a);
+    literal_send(loop, txs, "127.2", pa, &a);  /* shorthand: the same address */
+    literal_send(loop, txs, "0x7f.3", pa, &b); /* hex shorthand */
+    cr_assert_eq(a.messages, 4);
+    cr_assert_eq(b.messages, 2);
+    cr_assert_eq(c.messages, 1);
+
+    /* Errors are unchanged by what is remembered: each call answers on
+     * the socket that sent (its literal remembered) as on one that never
+     * sent. */
+    const struct {
+        const char *text;
+        int port;
+    } bad[] = {{"127.0.0.2", 0}, {"127.0.0.2", 65536}, {"127.0.0.2", -1}, {"::1", pa}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int fresh = dg_socket_send(cs, "x", 1, bad[i].port, bad[i].text, NULL, NULL);
+        cr_assert_lt(fresh, 0, "%s:%d", bad[i].text, bad[i].port);
+        cr_assert_eq(dg_socket_send(txs, "x", 1, bad[i].port, bad[i].text, NULL, NULL), fresh,
+                     "%s:%d", bad[i].text, bad[i].port);
+    }
+    dgt_send_rec closed = {0};
+    dgt_close_rec cl = {0};
+    cr_assert_eq(dg_socket_close(txs, dgt_on_close, &cl), 0);
+    dgt_assert_code(dg_socket_send(txs, "x", 1, pa, "127.0.0.2", dgt_on_send, &closed),
+                    DG_ERR_SOCKET_DGRAM_NOT_RUNNING);
+    cr_assert_eq(dg_socket_close(as, dgt_on_close, &cl), 0);
+    cr_assert_eq(dg_socket_close(bs, dgt_on_close, &cl), 0);
+    cr_assert_eq(dg_socket_close(cs, dgt_on_close, &cl), 0);
+    dgt_run_until(loop, &cl.calls, 4, DGT_WAIT_MS);
+    dgt_loop_finish(loop);
+    cr_assert_eq(closed.calls, 0);
+}
