@@ -5,6 +5,7 @@
 // sends waiting past dgring's queue bound; errors that come from the loop.
 
 const { AsyncResource } = require('node:async_hooks');
+const { Buffer } = require('node:buffer'); // not the global: Node 20's is a getter
 const { isIP } = require('node:net');
 const binding = require('./native');
 const E = require('./errors');
