@@ -106,6 +106,10 @@ struct nd_env {
     struct sockaddr_storage last_addr; /* the sender in ND_OBJ_ADDRESS */
     socklen_t last_addr_len; /* 0: none yet */
     int32_t new_last_addr;   /* this flush's slot of a newer last sender, or -1 */
+    napi_ref pool_ref;       /* the payload pool (tape.c), NULL before the first */
+    unsigned char *pool;     /* its bytes */
+    size_t pool_size, pool_used;
+    int32_t pool_slot;       /* its slot in this flush's objects, or -1 */
     struct nd_group *groups;
     uint32_t ngroups, groups_cap;
     struct nd_lookup *lookups;

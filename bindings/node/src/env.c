@@ -170,6 +170,7 @@ napi_status nd_env_init(napi_env env, nd_env **out)
     e->tape_len = ND_TAPE_FIRST;
     e->nobjects = ND_OBJ_FIRST;
     e->new_last_addr = -1;
+    e->pool_slot = -1;
     napi_status st = napi_set_instance_data(env, e, NULL, NULL);
     if (st == napi_ok)
         st = napi_add_async_cleanup_hook(env, env_teardown, e, NULL);

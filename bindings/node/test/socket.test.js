@@ -73,6 +73,48 @@ test('received Buffers belong to the program; large ones have their own memory',
   await close(server, c);
 });
 
+// Small payloads are copied into a pool that later batches keep filling
+// and then replace (src/tape.c): Buffers the program keeps stay intact
+// across many batches and pools, and each is its own bytes.
+test('retained Buffers stay intact while later batches fill and replace the pool', async () => {
+  const server = await bound();
+  const c = await bound();
+  const port = server.address().port;
+  const kept = [];
+  let want = 0;
+  let wake = null;
+  server.on('message', (m) => {
+    kept.push(m);
+    if (kept.length === want && wake) wake();
+  });
+  const rounds = 40;
+  const per = 50; // 2000 datagrams of 100 bytes: several 64 KiB pools
+  for (let r = 0; r < rounds; r++) {
+    const arrived = new Promise((resolve) => { wake = resolve; });
+    want += per;
+    for (let i = 0; i < per; i++) {
+      const n = r * per + i;
+      const b = Buffer.alloc(100, n & 0xff);
+      b.writeUInt32LE(n, 0);
+      c.send(b, port, '127.0.0.1');
+    }
+    await arrived;
+  }
+  const pools = new Set(kept.map((m) => m.buffer));
+  assert.ok(pools.size >= 3, `2000 datagrams came in ${pools.size} pools`);
+  kept.sort((a, b) => a.readUInt32LE(0) - b.readUInt32LE(0));
+  kept[0].fill(0xee); // a program's write touches only its own Buffer
+  for (let n = 0; n < rounds * per; n++) {
+    const m = kept[n];
+    assert.strictEqual(m.length, 100);
+    assert.strictEqual(m.byteOffset % 8, 0, 'offsets aligned as in Node\'s pool');
+    if (n === 0) continue;
+    assert.strictEqual(m.readUInt32LE(0), n);
+    assert.ok(m.subarray(4).every((v) => v === (n & 0xff)), `datagram ${n} intact`);
+  }
+  await close(server, c);
+});
+
 // The addon reuses the last sender's address string from one batch to the
 // next (src/tape.c): senders that alternate, one datagram per batch and
 // several in one, each get their own rinfo.
