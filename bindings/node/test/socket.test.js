@@ -115,6 +115,61 @@ test('retained Buffers stay intact while later batches fill and replace the pool
   await close(server, c);
 });
 
+// A single 'message' listener is called without EventEmitter's emit()
+// (lib/loop.js) only where nothing could tell: an emit the program put on
+// the socket, rejections captured, a domain, each still see every message.
+test('an emit() of the program\'s own sees every message', async () => {
+  const server = await bound();
+  const c = await bound();
+  const seen = [];
+  const got = new Promise((resolve) => server.on('message', (m) => { if (seen.length === 2) resolve(); }));
+  const emit = server.emit;
+  server.emit = function ownEmit(type, ...args) {
+    if (type === 'message') seen.push(args[0].toString());
+    return emit.call(this, type, ...args);
+  };
+  c.send('a', server.address().port, '127.0.0.1');
+  c.send('b', server.address().port, '127.0.0.1');
+  await got;
+  assert.deepStrictEqual(seen, ['a', 'b']);
+  await close(server, c);
+});
+
+test('captureRejections: a rejected async message handler becomes \'error\'', { timeout: 60000 }, async () => {
+  const EventEmitter = require('node:events');
+  EventEmitter.captureRejections = true;
+  let server;
+  try {
+    server = await bound();
+  } finally {
+    EventEmitter.captureRejections = false;
+  }
+  const c = await bound();
+  server.on('message', async (m) => { throw new Error(`rejected ${m}`); });
+  const failed = new Promise((resolve) => server.on('error', resolve));
+  c.send('x', server.address().port, '127.0.0.1');
+  const err = await failed;
+  assert.strictEqual(err.message, 'rejected x');
+  await close(server, c);
+});
+
+for (const order of ['before', 'after']) {
+  test(`a domain loaded ${order} dgring catches a message handler's exception`, async () => {
+    const load = order === 'before' ? "const domain = require('node:domain'); const dgram = require('.');"
+      : "const dgram = require('.'); const domain = require('node:domain');";
+    const code = `${load}
+      const d = domain.create();
+      d.on('error', (e) => { console.log('domain ' + e.message); process.exit(0); });
+      const s = dgram.createSocket('udp4');
+      d.add(s);
+      s.on('message', (m) => { throw new Error('boom ' + m); });
+      s.bind(0, '127.0.0.1', () => s.send('y', s.address().port, '127.0.0.1'));`;
+    const r = await child(code);
+    assert.strictEqual(r.stdout.trim(), 'domain boom y', r.stderr);
+    assert.strictEqual(r.status, 0);
+  });
+}
+
 // The addon reuses the last sender's address string from one batch to the
 // next (src/tape.c): senders that alternate, one datagram per batch and
 // several in one, each get their own rinfo.
