@@ -99,9 +99,17 @@ struct batch {
     int32_t last_obj;        /* the address string of last_addr */
 };
 
+/* IPv4 field by field (no call into libc for the common case). */
 static bool same_sockaddr(const struct sockaddr *a, socklen_t alen, const void *b, socklen_t blen)
 {
-    return alen == blen && memcmp(a, b, alen) == 0;
+    if (alen != blen)
+        return false;
+    if (alen == sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *x = (const void *)a, *y = b;
+        return x->sin_family == y->sin_family && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    return memcmp(a, b, alen) == 0;
 }
 
 /* The slot of m's sender as a string: the batch's last one, the last
