@@ -94,6 +94,7 @@ struct nd_env {
     bool flushing;
     bool queue_full;         /* a send met DG_ERR_SEND_QUEUE_FULL */
     bool sent;               /* JS handed dgring a send during this run */
+    bool delivered;          /* this run handed datagrams to JS */
     bool tearing_down;       /* record nothing, call no JS */
     napi_ref dispatch;       /* lib/dgram.js: dispatch(owner, start, end) */
     napi_ref retry;          /* lib/dgram.js: retry() after a full queue */

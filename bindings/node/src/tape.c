@@ -207,6 +207,7 @@ void nd_on_message_batch(dg_socket *sock, const dg_message *msgs, size_t count, 
     int32_t *r = nd_tape_reserve(e, s, (uint32_t)count * ND_MSG_INTS);
     if (!r)
         return;
+    e->delivered = true;
     struct batch b = {.e = e};
     for (size_t i = 0; i < count; i++) {
         const dg_message *msg = &msgs[i];
