@@ -155,9 +155,13 @@ function deliverMessage(socket, state, i) {
 // emit()'s rest-argument array and generic lookup, where no program could
 // tell: the socket's emit is EventEmitter's own as this module found it
 // (not overridden; the domain module, which wraps it, was not loaded: once
-// loaded, the socket's emit is the wrapper) and the socket does not capture
+// loaded, the socket's emit is the wrapper; nothing replaced it before this
+// module loaded: its source is Node's) and the socket does not capture
 // rejections (EventEmitter.captureRejections was off when it was created).
-const plainEmit = EventEmitter.usingDomains ? null : EventEmitter.prototype.emit;
+const nodesEmit = /^function emit\(type, \.\.\.args\) \{\s+let doError = \(type === 'error'\);/;
+const plainEmit = !EventEmitter.usingDomains &&
+  nodesEmit.test(Function.prototype.toString.call(EventEmitter.prototype.emit))
+  ? EventEmitter.prototype.emit : null;
 
 function emitMessage(socket, state, msg, rinfo) {
   if (socket.emit === plainEmit && !state.captureRejections) {

@@ -153,6 +153,22 @@ test('captureRejections: a rejected async message handler becomes \'error\'', { 
   await close(server, c);
 });
 
+test('an EventEmitter emit() replaced before dgring loads sees every message', async () => {
+  const code = `const EventEmitter = require('node:events');
+    const emit = EventEmitter.prototype.emit;
+    let seen = 0;
+    EventEmitter.prototype.emit = function traced(type, ...args) {
+      if (type === 'message') seen++;
+      return emit.call(this, type, ...args);
+    };
+    const dgram = require('.');
+    const s = dgram.createSocket('udp4');
+    s.on('message', () => { console.log('seen ' + seen); s.close(); });
+    s.bind(0, '127.0.0.1', () => s.send('z', s.address().port, '127.0.0.1'));`;
+  const r = await child(code);
+  assert.strictEqual(r.stdout.trim(), 'seen 1', r.stderr);
+});
+
 for (const order of ['before', 'after']) {
   test(`a domain loaded ${order} dgring catches a message handler's exception`, async () => {
     const load = order === 'before' ? "const domain = require('node:domain'); const dgram = require('.');"
