@@ -5,6 +5,8 @@
 // sends waiting past dgring's queue bound; errors that come from the loop.
 
 const { AsyncResource } = require('node:async_hooks');
+const { Buffer } = require('node:buffer'); // not the global: Node 20's is a getter
+const EventEmitter = require('node:events');
 const { isIP } = require('node:net');
 const binding = require('./native');
 const E = require('./errors');
@@ -125,7 +127,7 @@ function dispatch(socket, start, end) {
   while (i < end) {
     if (tape[i] === REC_MESSAGE) {
       tape[0] = i + MSG_INTS;
-      if (state.handle !== null) deliverMessage(socket, i);
+      if (state.handle !== null) deliverMessage(socket, state, i);
       i += MSG_INTS;
     } else {
       tape[0] = i + REC_INTS;
@@ -137,7 +139,7 @@ function dispatch(socket, start, end) {
 
 // The payload: a slice of the batch's shared ArrayBuffer, or one of its
 // own (src/tape.c); a Buffer over it, as Node's pool hands out.
-function deliverMessage(socket, i) {
+function deliverMessage(socket, state, i) {
   const ab = tape[i + 1] >= 0 ? objects[tape[i + 1]] : new ArrayBuffer(0);
   const msg = Buffer.from(ab, tape[i + 2], tape[i + 3]);
   const rinfo = {
@@ -146,6 +148,29 @@ function deliverMessage(socket, i) {
     port: tape[i + 5],
     size: tape[i + 4],
   };
+  emitMessage(socket, state, msg, rinfo);
+}
+
+// 'message' as EventEmitter's emit() gives it to a single listener, without
+// emit()'s rest-argument array and generic lookup, where no program could
+// tell: the socket's emit is EventEmitter's own as this module found it
+// (not overridden; the domain module, which wraps it, was not loaded: once
+// loaded, the socket's emit is the wrapper; nothing replaced it before this
+// module loaded: its source is Node's) and the socket does not capture
+// rejections (EventEmitter.captureRejections was off when it was created).
+const nodesEmit = /^function emit\(type, \.\.\.args\) \{\s+let doError = \(type === 'error'\);/;
+const plainEmit = !EventEmitter.usingDomains &&
+  nodesEmit.test(Function.prototype.toString.call(EventEmitter.prototype.emit))
+  ? EventEmitter.prototype.emit : null;
+
+function emitMessage(socket, state, msg, rinfo) {
+  if (socket.emit === plainEmit && !state.captureRejections) {
+    const listener = socket._events.message;
+    if (typeof listener === 'function') {
+      listener.call(socket, msg, rinfo);
+      return;
+    }
+  }
   socket.emit('message', msg, rinfo);
 }
 

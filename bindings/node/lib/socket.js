@@ -114,6 +114,7 @@ function Socket(type, listener) {
     queueError: undefined,
     queueBytes: 0,
     queueCount: 0,
+    captureRejections: EventEmitter.captureRejections, // as EventEmitter's constructor read it
   };
   if (options?.signal !== undefined) watchSignal(this, options.signal);
   if (udpSocketChannel.hasSubscribers) udpSocketChannel.publish({ socket: this });

@@ -94,6 +94,7 @@ struct nd_env {
     bool flushing;
     bool queue_full;         /* a send met DG_ERR_SEND_QUEUE_FULL */
     bool sent;               /* JS handed dgring a send during this run */
+    bool delivered;          /* this run handed datagrams to JS */
     bool tearing_down;       /* record nothing, call no JS */
     napi_ref dispatch;       /* lib/dgram.js: dispatch(owner, start, end) */
     napi_ref retry;          /* lib/dgram.js: retry() after a full queue */
@@ -106,6 +107,10 @@ struct nd_env {
     struct sockaddr_storage last_addr; /* the sender in ND_OBJ_ADDRESS */
     socklen_t last_addr_len; /* 0: none yet */
     int32_t new_last_addr;   /* this flush's slot of a newer last sender, or -1 */
+    napi_ref pool_ref;       /* the payload pool (tape.c), NULL before the first */
+    unsigned char *pool;     /* its bytes */
+    size_t pool_size, pool_used;
+    int32_t pool_slot;       /* its slot in this flush's objects, or -1 */
     struct nd_group *groups;
     uint32_t ngroups, groups_cap;
     struct nd_lookup *lookups;

@@ -15,7 +15,9 @@ nd_env *nd_env_of(napi_env env)
 }
 
 /* Runs the loop without waiting and hands what it recorded to JS; again
- * while JS queued more, at most a few times so other libuv work is not
+ * while JS queued more or datagrams came (the next run takes those the
+ * kernel received meanwhile, without a return to libuv's poll and a read
+ * of the loop fd), at most a few times so other libuv work is not
  * starved. A reply sent from a 'message' handler leaves at the end of the
  * run that delivered the message; the kernel has usually completed it by
  * the time that run returns, so one more run takes its completion (and
@@ -29,10 +31,12 @@ static void env_run(nd_env *e)
     napi_open_handle_scope(e->env, &scope);
     for (int i = 0; i < 4; i++) {
         e->sent = false;
+        e->delivered = false;
         e->in_run = true;
         dg_loop_run(e->loop, DG_RUN_NOWAIT);
         e->in_run = false;
-        if (e->ngroups == 0 && !e->queue_full && !e->sent && dg_loop_timeout(e->loop) != 0)
+        if (e->ngroups == 0 && !e->queue_full && !e->sent && !e->delivered &&
+            dg_loop_timeout(e->loop) != 0)
             break;
         nd_tape_flush(e);
     }
@@ -170,6 +174,7 @@ napi_status nd_env_init(napi_env env, nd_env **out)
     e->tape_len = ND_TAPE_FIRST;
     e->nobjects = ND_OBJ_FIRST;
     e->new_last_addr = -1;
+    e->pool_slot = -1;
     napi_status st = napi_set_instance_data(env, e, NULL, NULL);
     if (st == napi_ok)
         st = napi_add_async_cleanup_hook(env, env_teardown, e, NULL);

@@ -6,12 +6,16 @@
 
 #include "addon.h"
 
-/* Datagrams smaller than this share one ArrayBuffer per batch (JS makes
- * each its Buffer over a slice of it, as Node's Buffer pool hands out
- * slices for allocations under 4 KiB); larger ones get an ArrayBuffer of
- * their own. ArrayBuffers, not Buffers: a Buffer made here costs a
- * prototype change per object, Buffer.from(arrayBuffer) in JS does not. */
+/* Datagrams smaller than ND_SHARED_MAX are copied into the payload pool,
+ * one ArrayBuffer filled by successive batches until full, then replaced
+ * (JS makes each payload its Buffer over a slice of it, as Node's Buffer
+ * pool hands out slices for allocations under 4 KiB); larger ones get an
+ * ArrayBuffer of their own. Pool bytes are never reused: a retained
+ * Buffer keeps its pool alive, and only garbage collection frees it.
+ * ArrayBuffers, not Buffers: a Buffer made here costs a prototype change
+ * per object, Buffer.from(arrayBuffer) in JS does not. */
 #define ND_SHARED_MAX 4096
+#define ND_POOL_SIZE (64 * 1024)
 
 static bool groups_push(nd_env *e, nd_socket *s)
 {
@@ -90,17 +94,22 @@ void nd_tape_record(nd_env *e, nd_socket *s, int32_t kind, int32_t a, int32_t b,
 
 struct batch {
     nd_env *e;
-    int32_t shared_obj;      /* the batch's shared ArrayBuffer, or -1 */
-    unsigned char *shared;
-    size_t shared_used;
     const struct sockaddr *last_addr;
     socklen_t last_len;
     int32_t last_obj;        /* the address string of last_addr */
 };
 
+/* IPv4 field by field (no call into libc for the common case). */
 static bool same_sockaddr(const struct sockaddr *a, socklen_t alen, const void *b, socklen_t blen)
 {
-    return alen == blen && memcmp(a, b, alen) == 0;
+    if (alen != blen)
+        return false;
+    if (alen == sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *x = (const void *)a, *y = b;
+        return x->sin_family == y->sin_family && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    return memcmp(a, b, alen) == 0;
 }
 
 /* The slot of m's sender as a string: the batch's last one, the last
@@ -128,43 +137,64 @@ static int32_t batch_address(struct batch *b, const dg_message *m)
     return b->last_obj;
 }
 
-static void batch_payload(struct batch *b, const dg_message *m, int32_t *rec)
+/* A fresh pool of at least ND_POOL_SIZE bytes; false when memory runs
+ * out (the old pool, if any, stays). */
+static bool pool_new(nd_env *e)
 {
-    if (m->length < ND_SHARED_MAX && b->shared) {
-        memcpy(b->shared + b->shared_used, m->data, m->length);
-        rec[0] = b->shared_obj;
-        rec[1] = (int32_t)b->shared_used;
-        b->shared_used += m->length;
+    napi_value ab;
+    napi_ref ref;
+    void *data;
+    if (napi_create_arraybuffer(e->env, ND_POOL_SIZE, &data, &ab) != napi_ok)
+        return false;
+    if (napi_create_reference(e->env, ab, 1, &ref) != napi_ok)
+        return false;
+    if (e->pool_ref)
+        napi_delete_reference(e->env, e->pool_ref);
+    e->pool_ref = ref;
+    e->pool = data;
+    e->pool_size = ND_POOL_SIZE;
+    e->pool_used = 0;
+    e->pool_slot = nd_tape_object(e, ab);
+    return true;
+}
+
+/* Room for len bytes in the pool at rec[0] (slot), rec[1] (offset); NULL
+ * when memory runs out. Offsets are 8-byte aligned, as Node's pool's. */
+static unsigned char *pool_take(nd_env *e, size_t len, int32_t *rec)
+{
+    if ((!e->pool_ref || e->pool_size - e->pool_used < len) && !pool_new(e))
+        return NULL;
+    if (e->pool_slot < 0) { /* first use in this flush */
+        napi_value ab;
+        napi_get_reference_value(e->env, e->pool_ref, &ab);
+        e->pool_slot = nd_tape_object(e, ab);
+    }
+    unsigned char *at = e->pool + e->pool_used;
+    rec[0] = e->pool_slot;
+    rec[1] = (int32_t)e->pool_used;
+    e->pool_used = (e->pool_used + len + 7) & ~(size_t)7;
+    if (e->pool_used > e->pool_size)
+        e->pool_used = e->pool_size;
+    return at;
+}
+
+static void batch_payload(nd_env *e, const dg_message *m, int32_t *rec)
+{
+    unsigned char *at;
+    if (m->length < ND_SHARED_MAX && (at = pool_take(e, m->length, rec))) {
+        memcpy(at, m->data, m->length);
         return;
     }
     napi_value buf;
     void *data;
-    if (napi_create_arraybuffer(b->e->env, m->length, &data, &buf) != napi_ok) {
+    if (napi_create_arraybuffer(e->env, m->length, &data, &buf) != napi_ok) {
         rec[0] = -1; /* JS delivers an empty Buffer; out of memory */
         rec[1] = 0;
         return;
     }
     memcpy(data, m->data, m->length);
-    rec[0] = nd_tape_object(b->e, buf);
+    rec[0] = nd_tape_object(e, buf);
     rec[1] = 0;
-}
-
-static void batch_shared_buffer(struct batch *b, const dg_message *msgs, size_t count)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < count; i++)
-        if (msgs[i].length < ND_SHARED_MAX)
-            total += msgs[i].length;
-    b->shared_obj = -1;
-    b->shared = NULL;
-    if (total == 0)
-        return;
-    napi_value buf;
-    void *data;
-    if (napi_create_arraybuffer(b->e->env, total, &data, &buf) != napi_ok)
-        return;
-    b->shared = data;
-    b->shared_obj = nd_tape_object(b->e, buf);
 }
 
 void nd_on_message_batch(dg_socket *sock, const dg_message *msgs, size_t count, void *data)
@@ -177,14 +207,14 @@ void nd_on_message_batch(dg_socket *sock, const dg_message *msgs, size_t count, 
     int32_t *r = nd_tape_reserve(e, s, (uint32_t)count * ND_MSG_INTS);
     if (!r)
         return;
+    e->delivered = true;
     struct batch b = {.e = e};
-    batch_shared_buffer(&b, msgs, count);
     for (size_t i = 0; i < count; i++) {
         const dg_message *msg = &msgs[i];
         bool v6 = msg->addr->sa_family == AF_INET6;
         int32_t *m = r + i * ND_MSG_INTS;
         m[0] = ND_REC_MESSAGE;
-        batch_payload(&b, msg, m + 1);
+        batch_payload(e, msg, m + 1);
         m[3] = (int32_t)msg->length;
         m[4] = (int32_t)msg->size;
         m[5] = ntohs(v6 ? ((const struct sockaddr_in6 *)msg->addr)->sin6_port
@@ -232,6 +262,7 @@ static void flush_reset(nd_env *e)
     e->ngroups = 0;
     uint32_t used = e->nobjects;
     e->nobjects = ND_OBJ_FIRST;
+    e->pool_slot = -1;
     if (e->new_last_addr < 0 && used <= ND_OBJ_KEEP)
         return;
     napi_get_reference_value(e->env, e->objects_ref, &objects);

@@ -73,6 +73,119 @@ test('received Buffers belong to the program; large ones have their own memory',
   await close(server, c);
 });
 
+// Small payloads are copied into a pool that later batches keep filling
+// and then replace (src/tape.c): Buffers the program keeps stay intact
+// across many batches and pools, and each is its own bytes.
+test('retained Buffers stay intact while later batches fill and replace the pool', async () => {
+  const server = await bound();
+  const c = await bound();
+  const port = server.address().port;
+  const kept = [];
+  let want = 0;
+  let wake = null;
+  server.on('message', (m) => {
+    kept.push(m);
+    if (kept.length === want && wake) wake();
+  });
+  const rounds = 40;
+  const per = 50; // 2000 datagrams of 100 bytes: several 64 KiB pools
+  for (let r = 0; r < rounds; r++) {
+    const arrived = new Promise((resolve) => { wake = resolve; });
+    want += per;
+    for (let i = 0; i < per; i++) {
+      const n = r * per + i;
+      const b = Buffer.alloc(100, n & 0xff);
+      b.writeUInt32LE(n, 0);
+      c.send(b, port, '127.0.0.1');
+    }
+    await arrived;
+  }
+  const pools = new Set(kept.map((m) => m.buffer));
+  assert.ok(pools.size >= 3, `2000 datagrams came in ${pools.size} pools`);
+  kept.sort((a, b) => a.readUInt32LE(0) - b.readUInt32LE(0));
+  kept[0].fill(0xee); // a program's write touches only its own Buffer
+  for (let n = 0; n < rounds * per; n++) {
+    const m = kept[n];
+    assert.strictEqual(m.length, 100);
+    assert.strictEqual(m.byteOffset % 8, 0, 'offsets aligned as in Node\'s pool');
+    if (n === 0) continue;
+    assert.strictEqual(m.readUInt32LE(0), n);
+    assert.ok(m.subarray(4).every((v) => v === (n & 0xff)), `datagram ${n} intact`);
+  }
+  await close(server, c);
+});
+
+// A single 'message' listener is called without EventEmitter's emit()
+// (lib/loop.js) only where nothing could tell: an emit the program put on
+// the socket, rejections captured, a domain, each still see every message.
+test('an emit() of the program\'s own sees every message', async () => {
+  const server = await bound();
+  const c = await bound();
+  const seen = [];
+  const got = new Promise((resolve) => server.on('message', (m) => { if (seen.length === 2) resolve(); }));
+  const emit = server.emit;
+  server.emit = function ownEmit(type, ...args) {
+    if (type === 'message') seen.push(args[0].toString());
+    return emit.call(this, type, ...args);
+  };
+  c.send('a', server.address().port, '127.0.0.1');
+  c.send('b', server.address().port, '127.0.0.1');
+  await got;
+  assert.deepStrictEqual(seen, ['a', 'b']);
+  await close(server, c);
+});
+
+test('captureRejections: a rejected async message handler becomes \'error\'', { timeout: 60000 }, async () => {
+  const EventEmitter = require('node:events');
+  EventEmitter.captureRejections = true;
+  let server;
+  try {
+    server = await bound();
+  } finally {
+    EventEmitter.captureRejections = false;
+  }
+  const c = await bound();
+  server.on('message', async (m) => { throw new Error(`rejected ${m}`); });
+  const failed = new Promise((resolve) => server.on('error', resolve));
+  c.send('x', server.address().port, '127.0.0.1');
+  const err = await failed;
+  assert.strictEqual(err.message, 'rejected x');
+  await close(server, c);
+});
+
+test('an EventEmitter emit() replaced before dgring loads sees every message', async () => {
+  const code = `const EventEmitter = require('node:events');
+    const emit = EventEmitter.prototype.emit;
+    let seen = 0;
+    EventEmitter.prototype.emit = function traced(type, ...args) {
+      if (type === 'message') seen++;
+      return emit.call(this, type, ...args);
+    };
+    const dgram = require('.');
+    const s = dgram.createSocket('udp4');
+    s.on('message', () => { console.log('seen ' + seen); s.close(); });
+    s.bind(0, '127.0.0.1', () => s.send('z', s.address().port, '127.0.0.1'));`;
+  const r = await child(code);
+  assert.strictEqual(r.stdout.trim(), 'seen 1', r.stderr);
+});
+
+for (const order of ['before', 'after']) {
+  test(`a domain loaded ${order} dgring catches a message handler's exception`, async () => {
+    const load = order === 'before' ? "const domain = require('node:domain'); const dgram = require('.');"
+      : "const dgram = require('.'); const domain = require('node:domain');";
+    const code = `${load}
+      const d = domain.create();
+      d.on('error', (e) => { console.log('domain ' + e.message); process.exit(0); });
+      const s = dgram.createSocket('udp4');
+      d.add(s);
+      s.on('message', (m) => { throw new Error('boom ' + m); });
+      s.bind(0, '127.0.0.1', () => s.send('y', s.address().port, '127.0.0.1'));`;
+    const r = await child(code);
+    assert.strictEqual(r.stdout.trim(), 'domain boom y', r.stderr);
+    assert.strictEqual(r.status, 0);
+  });
+}
+
 // The addon reuses the last sender's address string from one batch to the
 // next (src/tape.c): senders that alternate, one datagram per batch and
 // several in one, each get their own rinfo.
