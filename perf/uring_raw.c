@@ -12,12 +12,21 @@
  *                    --buffers N: N provided buffers instead of 4096 (a
  *                    power of two), for the dry-ring experiment in
  *                    perf/README.md
- *   uring_raw send   --batch sendmsg SQEs per io_uring_enter (64)
+ *   uring_raw send   --batch sendmsg SQEs per io_uring_enter (64);
+ *                    --gso N: each SQE is a run of N datagrams of --size
+ *                    bytes in one IORING_OP_SENDMSG with a UDP_SEGMENT
+ *                    cmsg, one iovec per datagram, as dgring sends a run
+ *                    (perf/run: --batch 1, N = min(64, 65507 / size),
+ *                    dgring's run limit): the io_uring floor under
+ *                    dgring's GSO runs, the ring-side twin of
+ *                    sendmmsg+gso
  */
 #include "common.h"
 
 #include <liburing.h>
 #include <sys/mman.h>
+
+#include "uring_setup.h"
 
 #define BUF_GROUP 7
 #ifndef BUSY_WAIT_NS
@@ -29,26 +38,11 @@
 
 static void ring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
 {
-    static const unsigned attempts[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        0,
-    };
-    int ret = -EINVAL;
-    for (size_t i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
-        struct io_uring_params p;
-        memset(&p, 0, sizeof(p));
-        p.flags = attempts[i] | IORING_SETUP_CQSIZE;
-        p.cq_entries = cq;
-        ret = io_uring_queue_init_params(sq, ring, &p);
-        if (ret != -EINVAL)
-            break;
-    }
+    int ret = perf_ring_setup(ring, sq, cq);
     if (ret < 0) {
         errno = -ret;
         perf_die("io_uring_queue_init_params");
     }
-    (void)io_uring_register_ring_fd(ring);
 }
 
 static int do_recv(const perf_opts *o)
@@ -181,29 +175,85 @@ static int do_recv(const perf_opts *o)
     return 0;
 }
 
+/* The sender's messages: n of them, each segs datagrams of o->size bytes
+ * to 127.0.0.1:--port, one iovec per datagram; with segs > 1 each carries
+ * a UDP_SEGMENT cmsg of o->size. */
+typedef struct tx_msgs {
+    struct sockaddr_in to;
+    struct msghdr *msgs;
+    struct iovec *iovs;
+    unsigned char *bufs;
+    char (*ctrl)[CMSG_SPACE(sizeof(uint16_t))];
+} tx_msgs;
+
+static void tx_msgs_init(tx_msgs *t, const perf_opts *o, unsigned n, unsigned segs)
+{
+    size_t sz = o->size ? (size_t)o->size : 1;
+    t->to = perf_loopback(o->port);
+    t->bufs = calloc((size_t)n * segs, sz);
+    t->msgs = calloc(n, sizeof(*t->msgs));
+    t->iovs = calloc((size_t)n * segs, sizeof(*t->iovs));
+    t->ctrl = calloc(n, sizeof(*t->ctrl));
+    if (!t->bufs || !t->msgs || !t->iovs || !t->ctrl)
+        perf_die("malloc");
+    for (unsigned i = 0; i < n * segs; i++) {
+        t->iovs[i].iov_base = t->bufs + (size_t)i * sz;
+        t->iovs[i].iov_len = (size_t)o->size;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct msghdr *mh = &t->msgs[i];
+        mh->msg_name = &t->to;
+        mh->msg_namelen = sizeof(t->to);
+        mh->msg_iov = &t->iovs[(size_t)i * segs];
+        mh->msg_iovlen = segs;
+        if (segs > 1) {
+            mh->msg_control = t->ctrl[i];
+            mh->msg_controllen = sizeof(t->ctrl[i]);
+            struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg = (uint16_t)o->size;
+            memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+        }
+    }
+}
+
+/* Reaps want completions; each successful one is segs datagrams. */
+static void tx_reap(struct io_uring *ring, unsigned want, unsigned segs, uint64_t *sent,
+                    uint64_t *errors)
+{
+    unsigned head, seen = 0;
+    struct io_uring_cqe *cqe;
+    for (;;) {
+        unsigned now_seen = 0;
+        io_uring_for_each_cqe(ring, head, cqe)
+        {
+            now_seen++;
+            if (cqe->res >= 0)
+                *sent += segs;
+            else
+                *errors += segs;
+        }
+        io_uring_cq_advance(ring, now_seen);
+        seen += now_seen;
+        if (seen >= want)
+            return;
+        io_uring_submit_and_wait(ring, 1);
+    }
+}
+
 static int do_send(const perf_opts *o)
 {
     unsigned n = (unsigned)o->batch;
+    unsigned segs = o->gso > 1 ? (unsigned)o->gso : 1;
     struct io_uring ring;
     ring_setup(&ring, n < 256 ? 256 : n, 2 * (n < 256 ? 256 : n));
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         perf_die("socket");
-    struct sockaddr_in to = perf_loopback(o->port);
-    size_t sz = o->size ? (size_t)o->size : 1;
-    unsigned char *bufs = calloc(n, sz);
-    struct msghdr *msgs = calloc(n, sizeof(*msgs));
-    struct iovec *iovs = calloc(n, sizeof(*iovs));
-    if (!bufs || !msgs || !iovs)
-        perf_die("malloc");
-    for (unsigned i = 0; i < n; i++) {
-        iovs[i].iov_base = bufs + (size_t)i * sz;
-        iovs[i].iov_len = (size_t)o->size;
-        msgs[i].msg_name = &to;
-        msgs[i].msg_namelen = sizeof(to);
-        msgs[i].msg_iov = &iovs[i];
-        msgs[i].msg_iovlen = 1;
-    }
+    tx_msgs t;
+    tx_msgs_init(&t, o, n, segs);
     uint64_t sent = 0, errors = 0, seq = 0;
     uint64_t start = perf_now_ns();
     double cpu0 = perf_cpu_seconds();
@@ -214,13 +264,15 @@ static int do_send(const perf_opts *o)
         if (o->count) {
             if (sent + errors >= o->count)
                 break;
-            if (o->count - sent - errors < want)
-                want = (unsigned)(o->count - sent - errors);
+            uint64_t left = (o->count - (sent + errors) + segs - 1) / segs;
+            if (left < want)
+                want = (unsigned)left;
         }
         for (unsigned i = 0; i < want; i++) {
-            perf_stamp_seq(iovs[i].iov_base, (size_t)o->size, seq++);
+            for (unsigned k = 0; k < segs; k++)
+                perf_stamp_seq(t.iovs[(size_t)i * segs + k].iov_base, (size_t)o->size, seq++);
             struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            io_uring_prep_sendmsg(sqe, fd, &msgs[i], 0);
+            io_uring_prep_sendmsg(sqe, fd, &t.msgs[i], 0);
             io_uring_sqe_set_data64(sqe, i);
         }
         int ret = io_uring_submit_and_wait(&ring, want);
@@ -228,31 +280,16 @@ static int do_send(const perf_opts *o)
             errno = -ret;
             perf_die("io_uring_submit_and_wait");
         }
-        unsigned head, seen = 0;
-        struct io_uring_cqe *cqe;
-        for (;;) {
-            unsigned now_seen = 0;
-            io_uring_for_each_cqe(&ring, head, cqe)
-            {
-                now_seen++;
-                if (cqe->res >= 0)
-                    sent++;
-                else
-                    errors++;
-            }
-            io_uring_cq_advance(&ring, now_seen);
-            seen += now_seen;
-            if (seen >= want)
-                break;
-            io_uring_submit_and_wait(&ring, 1);
-        }
+        tx_reap(&ring, want, segs, &sent, &errors);
         if (!o->count && perf_now_ns() >= end)
             break;
     }
     CALLGRIND_TOGGLE_COLLECT;
-    char extra[64];
-    snprintf(extra, sizeof(extra), ",\"batch\":%u,\"size\":%d", n, o->size);
-    perf_tx_report("liburing", sent, errors, start, perf_now_ns(), cpu0, extra);
+    char extra[96];
+    snprintf(extra, sizeof(extra), ",\"batch\":%u,\"gso\":%u,\"size\":%d", n, segs > 1 ? segs : 0,
+             o->size);
+    perf_tx_report(segs > 1 ? "liburing-gso" : "liburing", sent, errors, start, perf_now_ns(),
+                   cpu0, extra);
     return 0;
 }
 
