@@ -20,6 +20,12 @@
  *                    dgring's run limit): the io_uring floor under
  *                    dgring's GSO runs, the ring-side twin of
  *                    sendmmsg+gso
+ *   uring_raw echo   an echo for sockperf's ping-pong (perf/run's
+ *                    pingpong scenario): multishot recvmsg over 512
+ *                    provided buffers (dgring's default), one sendmsg SQE
+ *                    per ping answering sockperf's header as perf's other
+ *                    echoes do, submitted by the io_uring_enter that waits
+ *                    for the next completion; runs until killed
  */
 #include "common.h"
 
@@ -45,43 +51,77 @@ static void ring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
     }
 }
 
-static int do_recv(const perf_opts *o)
-{
-    const unsigned nbufs = o->buffers > 0 ? (unsigned)o->buffers : 4096;
-    unsigned payload = o->size > 64 ? (unsigned)o->size : 2048;
-    unsigned bufsize = HEADER_LEN + payload;
-    unsigned stride = (bufsize + 63u) & ~63u;
-    struct io_uring ring;
-    ring_setup(&ring, 256, 2 * nbufs + 4096);
+/* A provided buffer ring: nbufs buffers of header + payload bytes, each
+ * at a 64-byte stride, registered as BUF_GROUP and all handed to the
+ * kernel. */
+typedef struct bufs {
+    struct io_uring_buf_ring *br;
+    unsigned char *mem;
+    unsigned bufsize, stride;
+    int mask;
+} bufs;
 
-    struct io_uring_buf_ring *br =
-        mmap(NULL, nbufs * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    unsigned char *mem = mmap(NULL, (size_t)nbufs * stride, PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (br == MAP_FAILED || mem == MAP_FAILED)
+static void bufs_setup(struct io_uring *ring, bufs *b, unsigned nbufs, unsigned payload)
+{
+    b->bufsize = HEADER_LEN + payload;
+    b->stride = (b->bufsize + 63u) & ~63u;
+    b->br = mmap(NULL, nbufs * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    b->mem = mmap(NULL, (size_t)nbufs * b->stride, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b->br == MAP_FAILED || b->mem == MAP_FAILED)
         perf_die("mmap");
     struct io_uring_buf_reg reg = {
-        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = nbufs, .bgid = BUF_GROUP};
-    int ret = io_uring_register_buf_ring(&ring, &reg, 0);
+        .ring_addr = (uint64_t)(uintptr_t)b->br, .ring_entries = nbufs, .bgid = BUF_GROUP};
+    int ret = io_uring_register_buf_ring(ring, &reg, 0);
     if (ret < 0) {
         errno = -ret;
         perf_die("io_uring_register_buf_ring");
     }
-    io_uring_buf_ring_init(br);
-    const int mask = io_uring_buf_ring_mask(nbufs);
+    io_uring_buf_ring_init(b->br);
+    b->mask = io_uring_buf_ring_mask(nbufs);
     for (unsigned i = 0; i < nbufs; i++)
-        io_uring_buf_ring_add(br, mem + (size_t)i * stride, bufsize, (unsigned short)i, mask,
-                              (int)i);
-    io_uring_buf_ring_advance(br, (int)nbufs);
+        io_uring_buf_ring_add(b->br, b->mem + (size_t)i * b->stride, b->bufsize,
+                              (unsigned short)i, b->mask, (int)i);
+    io_uring_buf_ring_advance(b->br, (int)nbufs);
+}
 
+/* The receiving socket with SO_RXQ_OVFL on, and the multishot recvmsg's
+ * msghdr (name and control space as dgring's). */
+static int rx_socket(const perf_opts *o, struct msghdr *mh)
+{
     int fd = perf_udp_bound(o->port, o->rcvbuf);
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    memset(mh, 0, sizeof(*mh));
+    mh->msg_namelen = NAME_LEN;
+    mh->msg_controllen = CONTROL_LEN;
+    return fd;
+}
+
+static void arm_recv(struct io_uring *ring, int fd, struct msghdr *mh)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recvmsg_multishot(sqe, fd, mh, MSG_TRUNC);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, 1);
+}
+
+static int do_recv(const perf_opts *o)
+{
+    const unsigned nbufs = o->buffers > 0 ? (unsigned)o->buffers : 4096;
+    struct io_uring ring;
+    ring_setup(&ring, 256, 2 * nbufs + 4096);
+    bufs b;
+    bufs_setup(&ring, &b, nbufs, o->size > 64 ? (unsigned)o->size : 2048);
+    unsigned char *const mem = b.mem;
+    const unsigned stride = b.stride, bufsize = b.bufsize;
+    const int mask = b.mask;
+    struct io_uring_buf_ring *br = b.br;
     struct msghdr mh;
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_namelen = NAME_LEN;
-    mh.msg_controllen = CONTROL_LEN;
+    int fd = rx_socket(o, &mh);
+    int ret;
 
     perf_rx rx = {0};
     uint32_t drops = 0;
@@ -92,11 +132,7 @@ static int do_recv(const perf_opts *o)
     CALLGRIND_TOGGLE_COLLECT;
     for (;;) {
         if (!armed) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            io_uring_prep_recvmsg_multishot(sqe, fd, &mh, MSG_TRUNC);
-            sqe->flags |= IOSQE_BUFFER_SELECT;
-            sqe->buf_group = BUF_GROUP;
-            io_uring_sqe_set_data64(sqe, 1);
+            arm_recv(&ring, fd, &mh);
             armed = true;
             rearms++;
         }
@@ -293,6 +329,128 @@ static int do_send(const perf_opts *o)
     return 0;
 }
 
+/* ---- sockperf echo ----------------------------------------------------- */
+
+/* sockperf's header (its src/message.h), network byte order: a 64-bit
+ * sequence number at 0, 16-bit flags at 8, the 32-bit length at 10 (14
+ * bytes). Its server answers messages flagged CLIENT (1) and PONG_REQUEST
+ * (2), not WARMUP (4), with CLIENT cleared; so does this echo. */
+#define SP_HEADER 14
+#define ECHO_SLOTS 64
+#define ECHO_SEND_TAG 2 /* user_data of a send: ECHO_SEND_TAG + slot */
+
+/* A reply in flight: its own copy of the datagram and the sender's address,
+ * which the kernel reads when the sendmsg runs. */
+typedef struct echo_slot {
+    struct msghdr msg;
+    struct iovec iov;
+    struct sockaddr_storage to;
+    unsigned char data[2048];
+} echo_slot;
+
+typedef struct echo {
+    struct io_uring ring;
+    struct msghdr mh;
+    int fd;
+    echo_slot slots[ECHO_SLOTS];
+    unsigned free_slots[ECHO_SLOTS], nfree;
+    uint64_t answered, dropped;
+} echo;
+
+/* One received datagram: a sendmsg SQE answering it when it is a ping. */
+static void echo_answer(echo *e, struct io_uring_recvmsg_out *out, int res)
+{
+    unsigned len = io_uring_recvmsg_payload_length(out, res, &e->mh);
+    unsigned char *in = io_uring_recvmsg_payload(out, &e->mh);
+    if (len < SP_HEADER || len > sizeof(e->slots[0].data) || (out->flags & MSG_TRUNC) ||
+        out->namelen > NAME_LEN)
+        return;
+    unsigned flags = (unsigned)in[8] << 8 | in[9];
+    if (!(flags & 1) || (flags & 4) || !(flags & 2))
+        return;
+    if (e->nfree == 0) {
+        e->dropped++;
+        return;
+    }
+    unsigned k = e->free_slots[--e->nfree];
+    echo_slot *sl = &e->slots[k];
+    memcpy(sl->data, in, len);
+    flags &= ~1u;
+    sl->data[8] = (unsigned char)(flags >> 8);
+    sl->data[9] = (unsigned char)flags;
+    memcpy(&sl->to, io_uring_recvmsg_name(out), out->namelen);
+    sl->iov = (struct iovec){.iov_base = sl->data, .iov_len = len};
+    sl->msg = (struct msghdr){.msg_name = &sl->to, .msg_namelen = out->namelen,
+                              .msg_iov = &sl->iov, .msg_iovlen = 1};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+    io_uring_prep_sendmsg(sqe, e->fd, &sl->msg, 0);
+    io_uring_sqe_set_data64(sqe, ECHO_SEND_TAG + k);
+}
+
+/* Handles the completions there are; returns false when the multishot
+ * receive ended and must be armed again. */
+static bool echo_reap(echo *e, bufs *b)
+{
+    unsigned head, seen = 0, recycled = 0;
+    bool armed = true;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&e->ring, head, cqe)
+    {
+        seen++;
+        uint64_t ud = io_uring_cqe_get_data64(cqe);
+        if (ud >= ECHO_SEND_TAG) {
+            e->free_slots[e->nfree++] = (unsigned)(ud - ECHO_SEND_TAG);
+            e->answered += cqe->res >= 0;
+            continue;
+        }
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            unsigned char *buf = b->mem + (size_t)bid * b->stride;
+            struct io_uring_recvmsg_out *out =
+                cqe->res >= 0 ? io_uring_recvmsg_validate(buf, cqe->res, &e->mh) : NULL;
+            if (out)
+                echo_answer(e, out, cqe->res);
+            io_uring_buf_ring_add(b->br, buf, b->bufsize, (unsigned short)bid, b->mask,
+                                  (int)recycled++);
+        } else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
+            errno = -cqe->res;
+            perf_die("recvmsg multishot");
+        }
+        if (!(cqe->flags & IORING_CQE_F_MORE))
+            armed = false;
+    }
+    io_uring_cq_advance(&e->ring, seen);
+    io_uring_buf_ring_advance(b->br, (int)recycled);
+    return armed;
+}
+
+/* An echo for sockperf's ping-pong: multishot recvmsg over dgring's
+ * default 512 provided buffers, one sendmsg SQE per ping, the replies
+ * submitted by the io_uring_enter that waits for the next completion. */
+static int do_echo(const perf_opts *o)
+{
+    static echo e;
+    ring_setup(&e.ring, 256, 2048);
+    bufs b;
+    bufs_setup(&e.ring, &b, o->buffers > 0 ? (unsigned)o->buffers : 512, 2048);
+    e.fd = rx_socket(o, &e.mh);
+    for (unsigned i = 0; i < ECHO_SLOTS; i++)
+        e.free_slots[e.nfree++] = i;
+    perf_ready(perf_bound_port(e.fd));
+    bool armed = false;
+    for (;;) {
+        if (!armed)
+            arm_recv(&e.ring, e.fd, &e.mh);
+        int ret = io_uring_submit_and_wait(&e.ring, 1);
+        if (ret < 0 && ret != -EINTR) {
+            errno = -ret;
+            perf_die("io_uring_submit_and_wait");
+        }
+        armed = echo_reap(&e, &b);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     perf_opts o;
@@ -301,6 +459,8 @@ int main(int argc, char **argv)
         return do_recv(&o);
     if (strcmp(o.mode, "send") == 0)
         return do_send(&o);
+    if (strcmp(o.mode, "echo") == 0)
+        return do_echo(&o);
     perf_usage(argv[0]);
     return 2;
 }
