@@ -198,25 +198,53 @@ static uint64_t run_send_many(const struct config *c, int port, const unsigned c
     return elapsed;
 }
 
+/* ---- hand-written senders ------------------------------------------------ */
+
+/* What the sendmmsg and raw liburing senders share: a socket bound to
+ * 127.0.0.1, the peers' addresses and a message per peer naming one
+ * iovec, all built once. */
+struct hand_sender {
+    int fd;
+    struct sockaddr_in *addrs;
+    struct mmsghdr *msgs;
+    struct iovec iov;
+};
+
+static void hand_sender_init(struct hand_sender *h, const struct config *c, int port,
+                             unsigned char *payload)
+{
+    struct sockaddr_in local = {.sin_family = AF_INET};
+    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    h->addrs = calloc(c->peers, sizeof(*h->addrs));
+    h->msgs = calloc(c->peers, sizeof(*h->msgs));
+    h->iov = (struct iovec){.iov_base = payload, .iov_len = c->size};
+    h->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (!h->addrs || !h->msgs || h->fd < 0 ||
+        bind(h->fd, (struct sockaddr *)&local, sizeof(local)) < 0)
+        die("sender setup", 0);
+    for (unsigned i = 0; i < c->peers; i++) {
+        h->addrs[i] = peer_address(i, port);
+        h->msgs[i].msg_hdr = (struct msghdr){.msg_name = &h->addrs[i],
+                                             .msg_namelen = sizeof(h->addrs[i]),
+                                             .msg_iov = &h->iov, .msg_iovlen = 1};
+    }
+}
+
+static void hand_sender_free(struct hand_sender *h)
+{
+    close(h->fd);
+    free(h->msgs);
+    free(h->addrs);
+}
+
 /* ---- sendmmsg ------------------------------------------------------------ */
 
 static uint64_t run_sendmmsg(const struct config *c, int port, unsigned char *payload)
 {
-    struct sockaddr_in local = {.sin_family = AF_INET};
-    struct sockaddr_in *addrs = calloc(c->peers, sizeof(*addrs));
-    struct mmsghdr *msgs = calloc(c->peers, sizeof(*msgs));
-    struct iovec iov = {.iov_base = payload, .iov_len = c->size};
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (!addrs || !msgs || fd < 0 || bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0)
-        die("sendmmsg setup", 0);
-    for (unsigned i = 0; i < c->peers; i++) {
-        addrs[i] = peer_address(i, port);
-        msgs[i].msg_hdr.msg_name = &addrs[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
-        msgs[i].msg_hdr.msg_iov = &iov;
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
+    struct hand_sender h;
+    hand_sender_init(&h, c, port, payload);
+    int fd = h.fd;
+    struct mmsghdr *msgs = h.msgs;
     uint64_t start = clock_ns(CLOCK_MONOTONIC);
     for (unsigned tick = 0; tick < c->ticks; tick++) {
         for (unsigned sent = 0; sent < c->peers;) {
@@ -228,9 +256,7 @@ static uint64_t run_sendmmsg(const struct config *c, int port, unsigned char *pa
         }
     }
     uint64_t elapsed = clock_ns(CLOCK_MONOTONIC) - start;
-    close(fd);
-    free(msgs);
-    free(addrs);
+    hand_sender_free(&h);
     return elapsed;
 }
 
@@ -273,34 +299,23 @@ static unsigned uring_reap(struct io_uring *ring, unsigned n)
 
 static uint64_t run_uring(const struct config *c, int port, unsigned char *payload)
 {
-    struct sockaddr_in local = {.sin_family = AF_INET};
-    struct sockaddr_in *addrs = calloc(c->peers, sizeof(*addrs));
-    struct msghdr *msgs = calloc(c->peers, sizeof(*msgs));
-    struct iovec iov = {.iov_base = payload, .iov_len = c->size};
+    struct hand_sender h;
     struct io_uring ring;
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
     int rc = perf_ring_setup(&ring, 256, 4 * c->peers + 512);
-    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (rc < 0)
         die("io_uring_queue_init_params", rc);
-    if (!addrs || !msgs || fd < 0 || bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0)
-        die("uring setup", 0);
-    for (unsigned i = 0; i < c->peers; i++) {
-        addrs[i] = peer_address(i, port);
-        msgs[i] = (struct msghdr){.msg_name = &addrs[i], .msg_namelen = sizeof(addrs[i]),
-                                  .msg_iov = &iov, .msg_iovlen = 1};
-    }
+    hand_sender_init(&h, c, port, payload);
     unsigned long failed = 0;
     uint64_t start = clock_ns(CLOCK_MONOTONIC);
     for (unsigned tick = 0; tick < c->ticks; tick++) {
         for (unsigned i = 0; i < c->peers; i++) {
             struct io_uring_sqe *sqe = uring_sqe(&ring);
             if (c->mode == MODE_URING_SENDMSG) {
-                io_uring_prep_sendmsg(sqe, fd, &msgs[i], 0);
+                io_uring_prep_sendmsg(sqe, h.fd, &h.msgs[i].msg_hdr, 0);
             } else {
-                io_uring_prep_send(sqe, fd, payload, c->size, 0);
-                sqe->addr2 = (uint64_t)(uintptr_t)&addrs[i];
-                sqe->addr_len = (uint16_t)sizeof(addrs[i]);
+                io_uring_prep_send(sqe, h.fd, payload, c->size, 0);
+                sqe->addr2 = (uint64_t)(uintptr_t)&h.addrs[i];
+                sqe->addr_len = (uint16_t)sizeof(h.addrs[i]);
             }
             io_uring_sqe_set_data64(sqe, i);
         }
@@ -310,9 +325,7 @@ static uint64_t run_uring(const struct config *c, int port, unsigned char *paylo
     if (failed)
         fprintf(stderr, "fanout_bench: %lu sends failed\n", failed);
     io_uring_queue_exit(&ring);
-    close(fd);
-    free(msgs);
-    free(addrs);
+    hand_sender_free(&h);
     return elapsed;
 }
 

@@ -242,16 +242,8 @@ static void tx_msgs_init(tx_msgs *t, const perf_opts *o, unsigned n, unsigned se
         mh->msg_namelen = sizeof(t->to);
         mh->msg_iov = &t->iovs[(size_t)i * segs];
         mh->msg_iovlen = segs;
-        if (segs > 1) {
-            mh->msg_control = t->ctrl[i];
-            mh->msg_controllen = sizeof(t->ctrl[i]);
-            struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            uint16_t seg = (uint16_t)o->size;
-            memcpy(CMSG_DATA(c), &seg, sizeof(seg));
-        }
+        if (segs > 1)
+            perf_set_gso(mh, t->ctrl[i], sizeof(t->ctrl[i]), (uint16_t)o->size);
     }
 }
 
