@@ -194,16 +194,8 @@ static int send_mmsg(const perf_opts *o)
         mh->msg_namelen = sizeof(to);
         mh->msg_iov = &iovs[i];
         mh->msg_iovlen = 1;
-        if (o->gso > 0) {
-            mh->msg_control = ctrl[i];
-            mh->msg_controllen = sizeof(ctrl[i]);
-            struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            uint16_t gs = (uint16_t)o->size;
-            memcpy(CMSG_DATA(c), &gs, sizeof(gs));
-        }
+        if (o->gso > 0)
+            perf_set_gso(mh, ctrl[i], sizeof(ctrl[i]), (uint16_t)o->size);
     }
     uint64_t seq = 0, errors = 0, sent = 0;
     uint64_t start = perf_now_ns();

@@ -390,6 +390,20 @@ static inline void perf_tx_report(const char *peer, uint64_t packets, uint64_t e
     fflush(stdout);
 }
 
+/* Makes mh a GSO send: ctrl (CMSG_SPACE(sizeof(uint16_t)) bytes, the
+ * caller's, alive until the send ran) holds a UDP_SEGMENT cmsg of seg
+ * bytes per datagram. */
+static inline void perf_set_gso(struct msghdr *mh, void *ctrl, size_t ctrllen, uint16_t seg)
+{
+    mh->msg_control = ctrl;
+    mh->msg_controllen = ctrllen;
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+}
+
 /* Payload for senders: the sequence number in the first 8 bytes. */
 static inline void perf_stamp_seq(unsigned char *buf, size_t len, uint64_t seq)
 {

@@ -12,12 +12,27 @@
  *                    --buffers N: N provided buffers instead of 4096 (a
  *                    power of two), for the dry-ring experiment in
  *                    perf/README.md
- *   uring_raw send   --batch sendmsg SQEs per io_uring_enter (64)
+ *   uring_raw send   --batch sendmsg SQEs per io_uring_enter (64);
+ *                    --gso N: each SQE is a run of N datagrams of --size
+ *                    bytes in one IORING_OP_SENDMSG with a UDP_SEGMENT
+ *                    cmsg, one iovec per datagram, as dgring sends a run
+ *                    (perf/run: --batch 1, N = min(64, 65507 / size),
+ *                    dgring's run limit): the io_uring floor under
+ *                    dgring's GSO runs, the ring-side twin of
+ *                    sendmmsg+gso
+ *   uring_raw echo   an echo for sockperf's ping-pong (perf/run's
+ *                    pingpong scenario): multishot recvmsg over 512
+ *                    provided buffers (dgring's default), one sendmsg SQE
+ *                    per ping answering sockperf's header as perf's other
+ *                    echoes do, submitted by the io_uring_enter that waits
+ *                    for the next completion; runs until killed
  */
 #include "common.h"
 
 #include <liburing.h>
 #include <sys/mman.h>
+
+#include "uring_setup.h"
 
 #define BUF_GROUP 7
 #ifndef BUSY_WAIT_NS
@@ -29,65 +44,84 @@
 
 static void ring_setup(struct io_uring *ring, unsigned sq, unsigned cq)
 {
-    static const unsigned attempts[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        0,
-    };
-    int ret = -EINVAL;
-    for (size_t i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
-        struct io_uring_params p;
-        memset(&p, 0, sizeof(p));
-        p.flags = attempts[i] | IORING_SETUP_CQSIZE;
-        p.cq_entries = cq;
-        ret = io_uring_queue_init_params(sq, ring, &p);
-        if (ret != -EINVAL)
-            break;
-    }
+    int ret = perf_ring_setup(ring, sq, cq);
     if (ret < 0) {
         errno = -ret;
         perf_die("io_uring_queue_init_params");
     }
-    (void)io_uring_register_ring_fd(ring);
+}
+
+/* A provided buffer ring: nbufs buffers of header + payload bytes, each
+ * at a 64-byte stride, registered as BUF_GROUP and all handed to the
+ * kernel. */
+typedef struct bufs {
+    struct io_uring_buf_ring *br;
+    unsigned char *mem;
+    unsigned bufsize, stride;
+    int mask;
+} bufs;
+
+static void bufs_setup(struct io_uring *ring, bufs *b, unsigned nbufs, unsigned payload)
+{
+    b->bufsize = HEADER_LEN + payload;
+    b->stride = (b->bufsize + 63u) & ~63u;
+    b->br = mmap(NULL, nbufs * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    b->mem = mmap(NULL, (size_t)nbufs * b->stride, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b->br == MAP_FAILED || b->mem == MAP_FAILED)
+        perf_die("mmap");
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)b->br, .ring_entries = nbufs, .bgid = BUF_GROUP};
+    int ret = io_uring_register_buf_ring(ring, &reg, 0);
+    if (ret < 0) {
+        errno = -ret;
+        perf_die("io_uring_register_buf_ring");
+    }
+    io_uring_buf_ring_init(b->br);
+    b->mask = io_uring_buf_ring_mask(nbufs);
+    for (unsigned i = 0; i < nbufs; i++)
+        io_uring_buf_ring_add(b->br, b->mem + (size_t)i * b->stride, b->bufsize,
+                              (unsigned short)i, b->mask, (int)i);
+    io_uring_buf_ring_advance(b->br, (int)nbufs);
+}
+
+/* The receiving socket with SO_RXQ_OVFL on, and the multishot recvmsg's
+ * msghdr (name and control space as dgring's). */
+static int rx_socket(const perf_opts *o, struct msghdr *mh)
+{
+    int fd = perf_udp_bound(o->port, o->rcvbuf);
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    memset(mh, 0, sizeof(*mh));
+    mh->msg_namelen = NAME_LEN;
+    mh->msg_controllen = CONTROL_LEN;
+    return fd;
+}
+
+static void arm_recv(struct io_uring *ring, int fd, struct msghdr *mh)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recvmsg_multishot(sqe, fd, mh, MSG_TRUNC);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, 1);
 }
 
 static int do_recv(const perf_opts *o)
 {
     const unsigned nbufs = o->buffers > 0 ? (unsigned)o->buffers : 4096;
-    unsigned payload = o->size > 64 ? (unsigned)o->size : 2048;
-    unsigned bufsize = HEADER_LEN + payload;
-    unsigned stride = (bufsize + 63u) & ~63u;
     struct io_uring ring;
     ring_setup(&ring, 256, 2 * nbufs + 4096);
-
-    struct io_uring_buf_ring *br =
-        mmap(NULL, nbufs * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    unsigned char *mem = mmap(NULL, (size_t)nbufs * stride, PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (br == MAP_FAILED || mem == MAP_FAILED)
-        perf_die("mmap");
-    struct io_uring_buf_reg reg = {
-        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = nbufs, .bgid = BUF_GROUP};
-    int ret = io_uring_register_buf_ring(&ring, &reg, 0);
-    if (ret < 0) {
-        errno = -ret;
-        perf_die("io_uring_register_buf_ring");
-    }
-    io_uring_buf_ring_init(br);
-    const int mask = io_uring_buf_ring_mask(nbufs);
-    for (unsigned i = 0; i < nbufs; i++)
-        io_uring_buf_ring_add(br, mem + (size_t)i * stride, bufsize, (unsigned short)i, mask,
-                              (int)i);
-    io_uring_buf_ring_advance(br, (int)nbufs);
-
-    int fd = perf_udp_bound(o->port, o->rcvbuf);
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    bufs b;
+    bufs_setup(&ring, &b, nbufs, o->size > 64 ? (unsigned)o->size : 2048);
+    unsigned char *const mem = b.mem;
+    const unsigned stride = b.stride, bufsize = b.bufsize;
+    const int mask = b.mask;
+    struct io_uring_buf_ring *br = b.br;
     struct msghdr mh;
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_namelen = NAME_LEN;
-    mh.msg_controllen = CONTROL_LEN;
+    int fd = rx_socket(o, &mh);
+    int ret;
 
     perf_rx rx = {0};
     uint32_t drops = 0;
@@ -98,11 +132,7 @@ static int do_recv(const perf_opts *o)
     CALLGRIND_TOGGLE_COLLECT;
     for (;;) {
         if (!armed) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            io_uring_prep_recvmsg_multishot(sqe, fd, &mh, MSG_TRUNC);
-            sqe->flags |= IOSQE_BUFFER_SELECT;
-            sqe->buf_group = BUF_GROUP;
-            io_uring_sqe_set_data64(sqe, 1);
+            arm_recv(&ring, fd, &mh);
             armed = true;
             rearms++;
         }
@@ -181,29 +211,77 @@ static int do_recv(const perf_opts *o)
     return 0;
 }
 
+/* The sender's messages: n of them, each segs datagrams of o->size bytes
+ * to 127.0.0.1:--port, one iovec per datagram; with segs > 1 each carries
+ * a UDP_SEGMENT cmsg of o->size. */
+typedef struct tx_msgs {
+    struct sockaddr_in to;
+    struct msghdr *msgs;
+    struct iovec *iovs;
+    unsigned char *bufs;
+    char (*ctrl)[CMSG_SPACE(sizeof(uint16_t))];
+} tx_msgs;
+
+static void tx_msgs_init(tx_msgs *t, const perf_opts *o, unsigned n, unsigned segs)
+{
+    size_t sz = o->size ? (size_t)o->size : 1;
+    t->to = perf_loopback(o->port);
+    t->bufs = calloc((size_t)n * segs, sz);
+    t->msgs = calloc(n, sizeof(*t->msgs));
+    t->iovs = calloc((size_t)n * segs, sizeof(*t->iovs));
+    t->ctrl = calloc(n, sizeof(*t->ctrl));
+    if (!t->bufs || !t->msgs || !t->iovs || !t->ctrl)
+        perf_die("malloc");
+    for (unsigned i = 0; i < n * segs; i++) {
+        t->iovs[i].iov_base = t->bufs + (size_t)i * sz;
+        t->iovs[i].iov_len = (size_t)o->size;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct msghdr *mh = &t->msgs[i];
+        mh->msg_name = &t->to;
+        mh->msg_namelen = sizeof(t->to);
+        mh->msg_iov = &t->iovs[(size_t)i * segs];
+        mh->msg_iovlen = segs;
+        if (segs > 1)
+            perf_set_gso(mh, t->ctrl[i], sizeof(t->ctrl[i]), (uint16_t)o->size);
+    }
+}
+
+/* Reaps want completions; each successful one is segs datagrams. */
+static void tx_reap(struct io_uring *ring, unsigned want, unsigned segs, uint64_t *sent,
+                    uint64_t *errors)
+{
+    unsigned head, seen = 0;
+    struct io_uring_cqe *cqe;
+    for (;;) {
+        unsigned now_seen = 0;
+        io_uring_for_each_cqe(ring, head, cqe)
+        {
+            now_seen++;
+            if (cqe->res >= 0)
+                *sent += segs;
+            else
+                *errors += segs;
+        }
+        io_uring_cq_advance(ring, now_seen);
+        seen += now_seen;
+        if (seen >= want)
+            return;
+        io_uring_submit_and_wait(ring, 1);
+    }
+}
+
 static int do_send(const perf_opts *o)
 {
     unsigned n = (unsigned)o->batch;
+    unsigned segs = o->gso > 1 ? (unsigned)o->gso : 1;
     struct io_uring ring;
     ring_setup(&ring, n < 256 ? 256 : n, 2 * (n < 256 ? 256 : n));
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         perf_die("socket");
-    struct sockaddr_in to = perf_loopback(o->port);
-    size_t sz = o->size ? (size_t)o->size : 1;
-    unsigned char *bufs = calloc(n, sz);
-    struct msghdr *msgs = calloc(n, sizeof(*msgs));
-    struct iovec *iovs = calloc(n, sizeof(*iovs));
-    if (!bufs || !msgs || !iovs)
-        perf_die("malloc");
-    for (unsigned i = 0; i < n; i++) {
-        iovs[i].iov_base = bufs + (size_t)i * sz;
-        iovs[i].iov_len = (size_t)o->size;
-        msgs[i].msg_name = &to;
-        msgs[i].msg_namelen = sizeof(to);
-        msgs[i].msg_iov = &iovs[i];
-        msgs[i].msg_iovlen = 1;
-    }
+    tx_msgs t;
+    tx_msgs_init(&t, o, n, segs);
     uint64_t sent = 0, errors = 0, seq = 0;
     uint64_t start = perf_now_ns();
     double cpu0 = perf_cpu_seconds();
@@ -214,13 +292,15 @@ static int do_send(const perf_opts *o)
         if (o->count) {
             if (sent + errors >= o->count)
                 break;
-            if (o->count - sent - errors < want)
-                want = (unsigned)(o->count - sent - errors);
+            uint64_t left = (o->count - (sent + errors) + segs - 1) / segs;
+            if (left < want)
+                want = (unsigned)left;
         }
         for (unsigned i = 0; i < want; i++) {
-            perf_stamp_seq(iovs[i].iov_base, (size_t)o->size, seq++);
+            for (unsigned k = 0; k < segs; k++)
+                perf_stamp_seq(t.iovs[(size_t)i * segs + k].iov_base, (size_t)o->size, seq++);
             struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            io_uring_prep_sendmsg(sqe, fd, &msgs[i], 0);
+            io_uring_prep_sendmsg(sqe, fd, &t.msgs[i], 0);
             io_uring_sqe_set_data64(sqe, i);
         }
         int ret = io_uring_submit_and_wait(&ring, want);
@@ -228,31 +308,138 @@ static int do_send(const perf_opts *o)
             errno = -ret;
             perf_die("io_uring_submit_and_wait");
         }
-        unsigned head, seen = 0;
-        struct io_uring_cqe *cqe;
-        for (;;) {
-            unsigned now_seen = 0;
-            io_uring_for_each_cqe(&ring, head, cqe)
-            {
-                now_seen++;
-                if (cqe->res >= 0)
-                    sent++;
-                else
-                    errors++;
-            }
-            io_uring_cq_advance(&ring, now_seen);
-            seen += now_seen;
-            if (seen >= want)
-                break;
-            io_uring_submit_and_wait(&ring, 1);
-        }
+        tx_reap(&ring, want, segs, &sent, &errors);
         if (!o->count && perf_now_ns() >= end)
             break;
     }
     CALLGRIND_TOGGLE_COLLECT;
-    char extra[64];
-    snprintf(extra, sizeof(extra), ",\"batch\":%u,\"size\":%d", n, o->size);
-    perf_tx_report("liburing", sent, errors, start, perf_now_ns(), cpu0, extra);
+    char extra[96];
+    snprintf(extra, sizeof(extra), ",\"batch\":%u,\"gso\":%u,\"size\":%d", n, segs > 1 ? segs : 0,
+             o->size);
+    perf_tx_report(segs > 1 ? "liburing-gso" : "liburing", sent, errors, start, perf_now_ns(),
+                   cpu0, extra);
+    return 0;
+}
+
+/* ---- sockperf echo ----------------------------------------------------- */
+
+/* sockperf's header (its src/message.h), network byte order: a 64-bit
+ * sequence number at 0, 16-bit flags at 8, the 32-bit length at 10 (14
+ * bytes). Its server answers messages flagged CLIENT (1) and PONG_REQUEST
+ * (2), not WARMUP (4), with CLIENT cleared; so does this echo. */
+#define SP_HEADER 14
+#define ECHO_SLOTS 64
+#define ECHO_SEND_TAG 2 /* user_data of a send: ECHO_SEND_TAG + slot */
+
+/* A reply in flight: its own copy of the datagram and the sender's address,
+ * which the kernel reads when the sendmsg runs. */
+typedef struct echo_slot {
+    struct msghdr msg;
+    struct iovec iov;
+    struct sockaddr_storage to;
+    unsigned char data[2048];
+} echo_slot;
+
+typedef struct echo {
+    struct io_uring ring;
+    struct msghdr mh;
+    int fd;
+    echo_slot slots[ECHO_SLOTS];
+    unsigned free_slots[ECHO_SLOTS], nfree;
+    uint64_t answered, dropped;
+} echo;
+
+/* One received datagram: a sendmsg SQE answering it when it is a ping. */
+static void echo_answer(echo *e, struct io_uring_recvmsg_out *out, int res)
+{
+    unsigned len = io_uring_recvmsg_payload_length(out, res, &e->mh);
+    unsigned char *in = io_uring_recvmsg_payload(out, &e->mh);
+    if (len < SP_HEADER || len > sizeof(e->slots[0].data) || (out->flags & MSG_TRUNC) ||
+        out->namelen > NAME_LEN)
+        return;
+    unsigned flags = (unsigned)in[8] << 8 | in[9];
+    if (!(flags & 1) || (flags & 4) || !(flags & 2))
+        return;
+    if (e->nfree == 0) {
+        e->dropped++;
+        return;
+    }
+    unsigned k = e->free_slots[--e->nfree];
+    echo_slot *sl = &e->slots[k];
+    memcpy(sl->data, in, len);
+    flags &= ~1u;
+    sl->data[8] = (unsigned char)(flags >> 8);
+    sl->data[9] = (unsigned char)flags;
+    memcpy(&sl->to, io_uring_recvmsg_name(out), out->namelen);
+    sl->iov = (struct iovec){.iov_base = sl->data, .iov_len = len};
+    sl->msg = (struct msghdr){.msg_name = &sl->to, .msg_namelen = out->namelen,
+                              .msg_iov = &sl->iov, .msg_iovlen = 1};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+    io_uring_prep_sendmsg(sqe, e->fd, &sl->msg, 0);
+    io_uring_sqe_set_data64(sqe, ECHO_SEND_TAG + k);
+}
+
+/* Handles the completions there are; returns false when the multishot
+ * receive ended and must be armed again. */
+static bool echo_reap(echo *e, bufs *b)
+{
+    unsigned head, seen = 0, recycled = 0;
+    bool armed = true;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&e->ring, head, cqe)
+    {
+        seen++;
+        uint64_t ud = io_uring_cqe_get_data64(cqe);
+        if (ud >= ECHO_SEND_TAG) {
+            e->free_slots[e->nfree++] = (unsigned)(ud - ECHO_SEND_TAG);
+            e->answered += cqe->res >= 0;
+            continue;
+        }
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            unsigned char *buf = b->mem + (size_t)bid * b->stride;
+            struct io_uring_recvmsg_out *out =
+                cqe->res >= 0 ? io_uring_recvmsg_validate(buf, cqe->res, &e->mh) : NULL;
+            if (out)
+                echo_answer(e, out, cqe->res);
+            io_uring_buf_ring_add(b->br, buf, b->bufsize, (unsigned short)bid, b->mask,
+                                  (int)recycled++);
+        } else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
+            errno = -cqe->res;
+            perf_die("recvmsg multishot");
+        }
+        if (!(cqe->flags & IORING_CQE_F_MORE))
+            armed = false;
+    }
+    io_uring_cq_advance(&e->ring, seen);
+    io_uring_buf_ring_advance(b->br, (int)recycled);
+    return armed;
+}
+
+/* An echo for sockperf's ping-pong: multishot recvmsg over dgring's
+ * default 512 provided buffers, one sendmsg SQE per ping, the replies
+ * submitted by the io_uring_enter that waits for the next completion. */
+static int do_echo(const perf_opts *o)
+{
+    static echo e;
+    ring_setup(&e.ring, 256, 2048);
+    bufs b;
+    bufs_setup(&e.ring, &b, o->buffers > 0 ? (unsigned)o->buffers : 512, 2048);
+    e.fd = rx_socket(o, &e.mh);
+    for (unsigned i = 0; i < ECHO_SLOTS; i++)
+        e.free_slots[e.nfree++] = i;
+    perf_ready(perf_bound_port(e.fd));
+    bool armed = false;
+    for (;;) {
+        if (!armed)
+            arm_recv(&e.ring, e.fd, &e.mh);
+        int ret = io_uring_submit_and_wait(&e.ring, 1);
+        if (ret < 0 && ret != -EINTR) {
+            errno = -ret;
+            perf_die("io_uring_submit_and_wait");
+        }
+        armed = echo_reap(&e, &b);
+    }
     return 0;
 }
 
@@ -264,6 +451,8 @@ int main(int argc, char **argv)
         return do_recv(&o);
     if (strcmp(o.mode, "send") == 0)
         return do_send(&o);
+    if (strcmp(o.mode, "echo") == 0)
+        return do_echo(&o);
     perf_usage(argv[0]);
     return 2;
 }
