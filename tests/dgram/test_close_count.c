@@ -110,8 +110,10 @@ static void queued_at_close(dg_socket_type type)
     dgt_loop_finish(loop);
 }
 
+/* E14 */
 Test(close_count, queued_datagrams_udp4) { queued_at_close(DG_UDP4); }
 
+/* E14 */
 Test(close_count, queued_datagrams_udp6)
 {
     dgt_require_ipv6();
@@ -138,6 +140,7 @@ static void release_kept(counter *c)
         cr_assert_eq(dg_rx_buf_release(c->kept[i]), 0);
 }
 
+/* E14 */
 Test(close_count, kernel_queue_behind_a_dry_ring)
 {
     dg_loop *loop = dgt_loop_new_sized(KEEP_MAX, 2048);
@@ -153,6 +156,7 @@ Test(close_count, kernel_queue_behind_a_dry_ring)
     dgt_loop_finish(loop);
 }
 
+/* E14 */
 Test(close_count, close_in_on_message_counts_the_rest)
 {
     dg_loop *loop = dgt_loop_new(NULL);
@@ -168,6 +172,7 @@ Test(close_count, close_in_on_message_counts_the_rest)
     dgt_loop_finish(loop);
 }
 
+/* E14 */
 Test(close_count, close_in_on_message_batch_counts_the_rest)
 {
     dg_loop *loop = dgt_loop_new(NULL);
@@ -183,6 +188,7 @@ Test(close_count, close_in_on_message_batch_counts_the_rest)
     dgt_loop_finish(loop);
 }
 
+/* E14 */
 Test(close_count, nothing_queued_counts_zero)
 {
     dg_loop *loop = dgt_loop_new(NULL);
@@ -201,6 +207,7 @@ Test(close_count, nothing_queued_counts_zero)
     dgt_loop_finish(loop);
 }
 
+/* E14 */
 Test(close_count, loop_total_sums_closed_sockets)
 {
     dg_loop *loop = dgt_loop_new(NULL);
@@ -235,8 +242,8 @@ static void on_bound(dg_socket *sock, int status, const dg_error *err, void *dat
     (*(int *)data)++;
 }
 
-/* The adopted fd's duplicate (the other holder) still finds the queued
- * datagrams, and later ones: no read, no filter. */
+/* E14: the adopted fd's duplicate (the other holder) still finds the
+ * queued datagrams, and later ones: no read, no filter. */
 Test(close_count, adopted_fd_left_alone)
 {
     dg_loop *loop = dgt_loop_new_sized(KEEP_MAX, 2048);
