@@ -13,9 +13,11 @@
  * everything is attached first (SO_ATTACH_FILTER); the kernel counts what
  * the filter turns away in the socket's drop counter, so those datagrams
  * (arrived during the close) are read off SO_MEMINFO and counted here
- * too, not as kernel drops. Should the filter be refused (a program locked
- * its own with SO_LOCK_FILTER), the read stops after DRAIN_MAX_UNFILTERED
- * datagrams and arrivals after it go uncounted.
+ * too, not as kernel drops. (What no user-space read can close: a datagram
+ * the kernel is enqueuing on another CPU in the instant the filter takes
+ * effect, or the fd closes, passes uncounted.) Should the filter be
+ * refused (a program locked its own with SO_LOCK_FILTER), the read stops
+ * after DRAIN_MAX_UNFILTERED datagrams and arrivals after it go uncounted.
  *
  * An adopted fd (bind({fd})) is left alone: it may be shared with another
  * process (socket activation, a cluster's handle), whose datagrams the
