@@ -230,7 +230,8 @@ static void deliver_decoded(dg_socket *s, void *buf, int res)
         deliver_one(s, &m);
         rx->kept_mask = 0; /* the next segment is another message */
     }
-    s->stats.rx_discarded_at_close += gro_left(&g);
+    if (g.left > 0) /* closed by the callback: no division per buffer otherwise */
+        s->stats.rx_discarded_at_close += gro_left(&g);
     rx->sock = NULL;
 }
 
