@@ -307,8 +307,11 @@ static void send_gso(int port, int segments)
     struct msghdr msg = {.msg_name = &to, .msg_namelen = tolen, .msg_iov = &iov,
                          .msg_iovlen = 1, .msg_control = control.buf,
                          .msg_controllen = sizeof(control.buf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    struct cmsghdr *cm;
     uint16_t size = 100;
+
+    memset(&control, 0, sizeof(control)); /* the padding goes to the kernel too */
+    cm = CMSG_FIRSTHDR(&msg);
 
     cm->cmsg_level = SOL_UDP;
     cm->cmsg_type = UDP_SEGMENT;
