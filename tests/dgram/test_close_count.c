@@ -163,36 +163,38 @@ Test(close_count, kernel_queue_behind_a_dry_ring)
     dgt_loop_finish(loop);
 }
 
-/* E14 */
-Test(close_count, close_in_on_message_counts_the_rest)
+/* Ten datagrams queued, then the loop runs until the delivery callback of
+ * h, which closes the socket at its first call, has let the close finish.
+ * Returns the datagrams delivered; the rest must be counted. */
+static int close_in_delivery(const dg_socket_handlers *h, counter *c)
 {
     dg_loop *loop = dgt_loop_new(NULL);
-    counter c = {.close_in_message = true};
     int port;
 
-    (void)receiver(loop, DG_UDP4, &handlers, &c, &port);
+    c->close_in_message = true;
+    (void)receiver(loop, DG_UDP4, h, c, &port);
     send_n(DG_UDP4, port, 10);
-    dgt_run_until(loop, &c.closed, 1, DGT_WAIT_MS);
-    cr_assert_eq(c.received, 1);
-    cr_assert_eq(c.at_close.rx_datagrams, 1);
-    cr_assert_eq(c.at_close.rx_discarded_at_close, 9);
+    dgt_run_until(loop, &c->closed, 1, DGT_WAIT_MS);
+    cr_assert_eq(c->at_close.rx_datagrams, (uint64_t)c->received);
+    cr_assert_eq(c->at_close.rx_discarded_at_close, 10 - (uint64_t)c->received);
     dgt_loop_finish(loop);
+    return c->received;
 }
 
 /* E14 */
+Test(close_count, close_in_on_message_counts_the_rest)
+{
+    counter c = {0};
+
+    cr_assert_eq(close_in_delivery(&handlers, &c), 1);
+}
+
+/* E14: the first batch is delivered whole (however many it holds). */
 Test(close_count, close_in_on_message_batch_counts_the_rest)
 {
-    dg_loop *loop = dgt_loop_new(NULL);
-    counter c = {.close_in_message = true};
-    int port;
+    counter c = {0};
 
-    (void)receiver(loop, DG_UDP4, &batch_handlers, &c, &port);
-    send_n(DG_UDP4, port, 10);
-    dgt_run_until(loop, &c.closed, 1, DGT_WAIT_MS);
-    cr_assert_geq(c.received, 1);
-    cr_assert_eq(c.at_close.rx_datagrams, (uint64_t)c.received);
-    cr_assert_eq(c.at_close.rx_discarded_at_close, 10 - (uint64_t)c.received);
-    dgt_loop_finish(loop);
+    cr_assert_geq(close_in_delivery(&batch_handlers, &c), 1);
 }
 
 /* E14 */
