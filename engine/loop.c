@@ -365,6 +365,9 @@ DG_EXPORT const char *dg_loop_backend(const dg_loop *loop)
     return dg__ring_backend_name(&loop->core);
 }
 
+/* Public structs grow only into their reserved space (ABI). */
+_Static_assert(sizeof(dg_loop_stats) == 12 * sizeof(uint64_t), "dg_loop_stats keeps its size");
+
 DG_EXPORT int dg_loop_get_stats(const dg_loop *loop, dg_loop_stats *out)
 {
     if (!loop || !out)

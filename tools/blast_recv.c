@@ -4,8 +4,11 @@
  * --count datagrams, or on a signal. Loss and reordering are counted per
  * sender from the header dgblast send puts in front of its datagrams
  * (blast_flows.c); a datagram without that header is foreign and counted
- * only as such. The socket's kernel drops (its receive queue was full) come
- * from dg_socket_get_stats() once the socket closed, so they are final.
+ * only as such. The socket's kernel drops (its receive queue was full) and
+ * the datagrams its close discarded (received, never delivered: still
+ * queued when --count or a signal ended the run) come from
+ * dg_socket_get_stats() once the socket closed, so they are final: on
+ * loopback, sent = packets + kernel drops + discarded at close.
  * The receive buffer asked for is 32 MiB unless --rcvbuf says otherwise;
  * the size the kernel granted is printed once bound.
  */
@@ -37,6 +40,7 @@ typedef struct recv_state {
     uint64_t first_ns;        /* first datagram; 0 until one arrived */
     uint64_t last_ns;         /* latest datagram */
     uint64_t kernel_drops;    /* the socket's, final once it closed */
+    uint64_t discarded;       /* discarded by the close (rx_discarded_at_close) */
     bool closing;
     int exit_code;
     char backend[32];
@@ -44,7 +48,7 @@ typedef struct recv_state {
 
 /* What a summary reports: one socket's counts, or a group's added up. */
 typedef struct recv_counts {
-    uint64_t packets, bytes, truncated, foreign, corrupt, kernel_drops;
+    uint64_t packets, bytes, truncated, foreign, corrupt, kernel_drops, discarded;
     uint64_t first_ns, last_ns;
     blast_flow_totals flows;
 } recv_counts;
@@ -154,12 +158,16 @@ static void on_recv_error(dg_socket *sock, const dg_error *err, void *data)
 }
 
 /* The socket's counters are final in on_close (dgring read them as the fd
- * closed): the kernel's drops up to the end. */
+ * closed): the kernel's drops up to the end, and what the close discarded. */
 static void on_recv_close(dg_socket *sock, void *data)
 {
     recv_state *state = data;
+    dg_socket_stats stats;
 
-    state->kernel_drops = blast_kernel_drops(sock);
+    if (dg_socket_get_stats(sock, &stats) == 0) {
+        state->kernel_drops = stats.rx_kernel_drops;
+        state->discarded = stats.rx_discarded_at_close;
+    }
 }
 
 /* The timers of a run: idle check, intervals, progress. */
@@ -215,6 +223,7 @@ static void recv_add(recv_counts *sum, const recv_state *state)
     sum->foreign += state->foreign;
     sum->corrupt += state->corrupt;
     sum->kernel_drops += state->kernel_drops;
+    sum->discarded += state->discarded;
     if (state->packets > 0 && (sum->first_ns == 0 || state->first_ns < sum->first_ns))
         sum->first_ns = state->first_ns;
     if (state->last_ns > sum->last_ns)
@@ -248,7 +257,8 @@ static void recv_summary_text(const recv_counts *c, const blast_config *config,
            (unsigned long long)c->truncated);
     if (config->pattern_given)
         printf(", corrupt %llu", (unsigned long long)c->corrupt);
-    printf("\n  kernel drops %llu", (unsigned long long)c->kernel_drops);
+    printf("\n  kernel drops %llu, discarded at close %llu", (unsigned long long)c->kernel_drops,
+           (unsigned long long)c->discarded);
     if (buffers->known && buffers->receive.granted >= 0)
         printf(", receive buffer %d bytes", buffers->receive.granted);
     printf("\n");
@@ -267,6 +277,7 @@ static void recv_json_counts(tool_json *json, const recv_counts *c, const blast_
     tool_json_uint(json, "foreign", c->foreign);
     tool_json_uint(json, "truncated", c->truncated);
     tool_json_uint(json, "kernel_drops", c->kernel_drops);
+    tool_json_uint(json, "discarded_at_close", c->discarded);
     if (config->pattern_given)
         tool_json_uint(json, "corrupt", c->corrupt);
 }
@@ -433,11 +444,11 @@ static void group_thread_lines(const blast_config *config, recv_group *g, bool j
         recv_add(&c, &g->members[i].state);
         if (!json && !config->json)
             printf("thread %u: %llu packets, %llu bytes, lost %llu, reordered %llu, senders "
-                   "%llu, foreign %llu, kernel drops %llu\n",
+                   "%llu, foreign %llu, kernel drops %llu, discarded at close %llu\n",
                    i, (unsigned long long)c.packets, (unsigned long long)c.bytes,
                    (unsigned long long)c.flows.lost, (unsigned long long)c.flows.reordered,
                    (unsigned long long)c.flows.senders, (unsigned long long)c.foreign,
-                   (unsigned long long)c.kernel_drops);
+                   (unsigned long long)c.kernel_drops, (unsigned long long)c.discarded);
         if (!json || !config->json)
             continue;
         tool_json_begin(&line, stdout);
@@ -494,7 +505,7 @@ static int group_start(const blast_config *config, recv_group *g, dg_group **gro
 }
 
 /* Runs the started group until its end, stops and joins it; each
- * member's kernel drops come from its final statistics. Returns the exit
+ * member's kernel drops and close discards come from its final statistics. Returns the exit
  * status so far. */
 static int group_wait_join(const blast_config *config, recv_group *g, dg_group *group,
                            int status, const sigset_t *stops, blast_intervals *intervals)
@@ -512,8 +523,10 @@ static int group_wait_join(const blast_config *config, recv_group *g, dg_group *
         tool_error_code(BLAST_PROG, "group", rc);
         return TOOL_EXIT_FAILURE;
     }
-    for (unsigned i = 0; i < g->threads; i++)
+    for (unsigned i = 0; i < g->threads; i++) {
         g->members[i].state.kernel_drops = final[i].rx_kernel_drops;
+        g->members[i].state.discarded = final[i].rx_discarded_at_close;
+    }
     return status;
 }
 

@@ -483,6 +483,7 @@ static const counter_field socket_counters[] = {
     SOCKET_COUNTER(rx_rearms),    SOCKET_COUNTER(rx_no_buffers),   SOCKET_COUNTER(rx_kernel_drops),
     SOCKET_COUNTER(rx_gro_buffers), SOCKET_COUNTER(tx_datagrams), SOCKET_COUNTER(tx_bytes),
     SOCKET_COUNTER(tx_errors),    SOCKET_COUNTER(tx_gso_sends),
+    SOCKET_COUNTER(rx_discarded_at_close),
 };
 
 static const counter_field loop_counters[] = {

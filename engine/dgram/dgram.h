@@ -11,6 +11,8 @@
  *   send.c         the send path: checks, the send queue, GSO runs
  *   send_many.c    send-to-many: one payload to many destinations
  *   sockopt.c      socket options, buffer sizes, multicast membership
+ *   close_count.c  the datagrams a close discards: the kernel queue's,
+ *                  read and counted before the fd closes
  *   lookup.c       name resolution for sockets (bind, connect, send)
  *
  * Names: dg__ is internal but shared between files; everything else in a
@@ -235,6 +237,8 @@ struct dg_socket {
     bool cancel_pending;           /* closing: the cancel SQE still to be queued */
     bool fd_bound;                 /* bind(2) succeeded: receiving, options apply */
     bool bind_tried;               /* bind(2) was called, even if it failed */
+    bool adopted;                  /* the fd came from bind({fd}): it may be
+                                      shared, so its close reads nothing */
     unsigned inflight;             /* ring ops, lookups and queued sends naming this socket */
     int fast_send;                 /* the family dg_socket_send_to may send to
                                       at once (-1: none): see
@@ -308,6 +312,16 @@ static inline void dg__socket_note_drops(dg_socket *s, uint32_t raw)
     s->stats.rx_kernel_drops += ahead;
     s->drops_seen += ahead;
 }
+
+/* The socket's kernel drop counter now (SO_MEMINFO, Linux 4.12); false
+ * where the kernel lacks it. socket.c. */
+bool dg__socket_read_drops(int fd, uint32_t *raw);
+
+/* close_count.c */
+/* Just before a socket's fd closes: folds in the kernel's drops and counts
+ * in stats.rx_discarded_at_close the datagrams still queued on the fd
+ * (read and dropped, none delivered). Not for an adopted fd (may be shared). */
+void dg__socket_count_at_close(dg_socket *s);
 
 /* recv.c */
 /* Handles the receive completions at the start of cqes[0, n), the first

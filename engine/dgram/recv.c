@@ -186,6 +186,25 @@ static inline bool gro_next(struct gro_split *g, dg_message *m)
     return true;
 }
 
+/* The datagrams left in a GRO buffer whose socket closed mid-way. */
+static inline uint64_t gro_left(const struct gro_split *g)
+{
+    return (g->left + g->segment - 1) / g->segment;
+}
+
+/* A buffer (res >= 0) that arrived for a closed socket: its datagram(s)
+ * are dropped, and counted (dg_socket_stats.rx_discarded_at_close). */
+static __attribute__((noinline, cold)) void rx_discard(dg_socket *s, void *buf, int res)
+{
+    struct dg__recv_view v;
+    if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0)
+        return;
+    if (v.drops)
+        dg__socket_note_drops(s, v.drops);
+    struct gro_split g = {.left = v.length, .segment = v.gro_size};
+    s->stats.rx_discarded_at_close += v.gro_size == 0 ? 1 : gro_left(&g);
+}
+
 /* Decodes one buffer the kernel filled and hands its datagram(s) to the
  * user: with UDP_GRO a buffer may hold several datagrams of one sender,
  * all of gro_size bytes but the last. */
@@ -211,6 +230,8 @@ static void deliver_decoded(dg_socket *s, void *buf, int res)
             deliver_one(s, &m);
             rx->kept_mask = 0; /* the next segment is another message */
         }
+        if (g.left > 0) /* closed by the callback: no division per buffer otherwise */
+            s->stats.rx_discarded_at_close += gro_left(&g);
     }
     rx->sock = NULL;
     dg__rx_rest(rx);
@@ -311,6 +332,8 @@ void dg__rx_batch_flush(dg_loop *loop)
         dg__rx_rest(rx);
         rx->kept_mask = 0;
         rx->kept_any = false;
+    } else {
+        s->stats.rx_discarded_at_close += n; /* closed with its batch pending */
     }
     batch_return(loop);
     rx->batch_count = 0;
@@ -355,6 +378,7 @@ static void batch_gro_buffer(dg_loop *loop, dg_socket *s, unsigned bid, dg_messa
         if (rx->batch_count == DG__BATCH_MAX) {
             dg__rx_batch_flush(loop);
             if (g.left > 0 && !dg__socket_is_open(s)) { /* closed by the callback */
+                s->stats.rx_discarded_at_close += gro_left(&g);
                 rx_buffer_done(loop, bid);
                 return;
             }
@@ -384,6 +408,8 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     if (rx->batch_sock != s)
         dg__rx_batch_flush(loop); /* one socket per batch */
     if (res < 0 || !dg__socket_is_open(s)) {
+        if (res >= 0)
+            rx_discard(s, buf, res);
         rx_recycle(loop, bid);
         return;
     }
@@ -434,6 +460,8 @@ static inline void rx_buffer(dg_loop *loop, dg_socket *s, unsigned bid, unsigned
         dg__rx_batch_flush(loop); /* another socket's datagrams came first */
     if (res >= 0 && dg__socket_is_open(s))
         deliver(s, buf, res);
+    else if (res >= 0)
+        rx_discard(s, buf, res);
     rx_delivered(loop, bid, buf);
 }
 

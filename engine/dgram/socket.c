@@ -459,6 +459,7 @@ static int adopt_fd(dg_socket *s, int fd)
                    (ss.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&ss)->sin6_port == 0);
     close(s->fd);
     s->fd = fd;
+    s->adopted = true;
     (void)set_int_option(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
     len = sizeof(ss);
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
@@ -569,7 +570,7 @@ DG_EXPORT int dg_socket_remote_address(const dg_socket *sock, dg_address *out)
  * False where the kernel lacks it: the count then stays as of the last
  * datagram's SO_RXQ_OVFL. One syscall, made only at stats and close time,
  * never on the receive path. */
-static bool read_kernel_drops(int fd, uint32_t *raw)
+bool dg__socket_read_drops(int fd, uint32_t *raw)
 {
     uint32_t meminfo[SK_MEMINFO_VARS];
     socklen_t len = sizeof(meminfo);
@@ -586,6 +587,7 @@ static void close_finish(struct dg__deferred *node)
     dg_loop *loop = s->loop;
     dg__socket_set_state(s, DG__CLOSED);
     loop_lists_unlink(s);
+    loop->core.stats.rx_discarded_at_close += s->stats.rx_discarded_at_close;
     if (s->handlers.on_close)
         s->handlers.on_close(s, s->data);
     if (s->close_cb)
@@ -595,16 +597,14 @@ static void close_finish(struct dg__deferred *node)
     dg__free(s);
 }
 
-/* The drops up to the close are folded in first, so the counters the
- * close callback (and anyone after it) reads are final; fd -1 says the
- * number is no longer ours to ask about. */
+/* The drops up to the close and the datagrams it discards are counted
+ * first, so the counters the close callback (and anyone after it) reads
+ * are final; fd -1 says the number is no longer ours to ask about. */
 static void close_fd(dg_socket *s)
 {
-    uint32_t raw;
     if (s->fd < 0)
         return;
-    if (read_kernel_drops(s->fd, &raw))
-        dg__socket_note_drops(s, raw);
+    dg__socket_count_at_close(s);
     close(s->fd);
     s->fd = -1;
 }
@@ -773,7 +773,7 @@ DG_EXPORT int dg_socket_get_stats(const dg_socket *sock, dg_socket_stats *out)
         return DG_ERR_INVALID_ARG_VALUE;
     *out = sock->stats;
     uint32_t raw;
-    if (sock->fd >= 0 && read_kernel_drops(sock->fd, &raw))
+    if (sock->fd >= 0 && dg__socket_read_drops(sock->fd, &raw))
         out->rx_kernel_drops += dg__drops_ahead(sock->drops_seen, raw);
     return 0;
 }

@@ -256,7 +256,11 @@ typedef struct dg_loop_stats {
     uint64_t rx_kept_buffers; /* receive buffers kept past their callback
                                  (dg_message_keep) and not yet released:
                                  a gauge, not a running total */
-    uint64_t reserved[5];
+    uint64_t rx_discarded_at_close; /* the sum of rx_discarded_at_close of
+                                       this loop's sockets whose close
+                                       callbacks have run (added just
+                                       before them) */
+    uint64_t reserved[4];
 } dg_loop_stats;
 
 /* Copies the loop's counters into *out. Returns 0 or

@@ -270,7 +270,15 @@ typedef struct dg_socket_stats {
                                   none (where Node would throw its unhandled
                                   'error'); counted also when the loop's
                                   error handler took them */
-    uint64_t reserved[3];
+    uint64_t rx_discarded_at_close; /* datagrams the socket had received
+                                       but never delivered because it
+                                       closed: in the loop's receive buffers
+                                       (a close from a callback in the middle
+                                       of a turn's datagrams) or in the
+                                       kernel's receive queue at the close
+                                       (see dg_socket_close()). Final in the
+                                       close callback */
+    uint64_t reserved[2];
 } dg_socket_stats;
 
 /* Outcome of a bind or a connect: status 0 on success (err NULL), or the
@@ -605,7 +613,17 @@ DG_EXPORT int dg_address_from_sockaddr(const struct sockaddr *sa, socklen_t len,
  * exactly once, from the loop (sends the kernel has not finished with
  * -ECANCELED), then on_close and cb (may be NULL) run and the socket is
  * freed. Returns 0, or DG_ERR_SOCKET_DGRAM_NOT_RUNNING if already
- * closing. */
+ * closing.
+ * Datagrams the socket received but will not deliver are dropped, as in
+ * Node, and counted in dg_socket_stats.rx_discarded_at_close (final in
+ * on_close and cb, and added to dg_loop_stats.rx_discarded_at_close just
+ * before them): those already in the loop's receive buffers (a close from
+ * on_message with more of the turn's datagrams to come, a close while
+ * their completions wait) and those in the kernel's receive queue, which
+ * the close reads off the fd (without copying them) just before closing
+ * it, with a filter attached first that turns away and counts any that
+ * arrive meanwhile. An fd adopted with dg_socket_bind_ex() may be shared
+ * with another process, so its queue is left as it is and not counted. */
 DG_EXPORT int dg_socket_close(dg_socket *sock, dg_close_cb cb, void *cb_data);
 
 /* Node's [Symbol.asyncDispose]: closes the socket if it is open, and is a
@@ -640,7 +658,9 @@ DG_EXPORT size_t dg_socket_send_queue_count(const dg_socket *sock);
 DG_EXPORT int dg_socket_get_stats(const dg_socket *sock, dg_socket_stats *out);
 
 /* The socket's file descriptor (for options dgring has no call for), or
- * DG_ERR_SOCKET_DGRAM_NOT_RUNNING. Do not close it or read from it. */
+ * DG_ERR_SOCKET_DGRAM_NOT_RUNNING. Do not close it or read from it; a
+ * duplicate of it finds the socket silenced and its queue emptied by the
+ * socket's close (see dg_socket_close()). */
 DG_EXPORT int dg_socket_fd(const dg_socket *sock);
 
 /* The loop the socket was created on, and its type (DG_UDP4 or DG_UDP6);

@@ -226,6 +226,7 @@ check_frozen_recv() {
     wait_bounded "$RECV_PID" 30
     out="$WORK/frozen_recv.out"
     drops=$(json_value "$out" kernel_drops)
+    discarded=$(json_value "$out" discarded_at_close)
     got=$(json_value "$out" packets)
     sent=$(send_total frozen_send packets)
     if [ "${drops:-0}" -gt 0 ]; then
@@ -235,7 +236,8 @@ check_frozen_recv() {
         show "$out" "$WORK/frozen_recv.err"
     fi
     expect_equal "frozen: kernel drops = /proc/net/udp drops" "$drops" "$proc"
-    expect_equal "frozen: received + kernel drops = sent" "$((got + drops))" "$sent"
+    expect_equal "frozen: received + kernel drops + discarded at close = sent" \
+        "$((got + drops + discarded))" "$sent"
     expect_equal "frozen: lost (no gap before the drops)" "$(json_value "$out" lost)" 0
     if own_counters; then
         expect_equal "frozen: kernel drops = nstat UdpRcvbufErrors" \
@@ -260,9 +262,11 @@ check_flood() {
     drops=$(json_value "$out" kernel_drops)
     lost=$(json_value "$out" lost)
     got=$(json_value "$out" packets)
+    discarded=$(json_value "$out" discarded_at_close)
     sent=$(send_total flood_send packets)
     pass "flood: $got received of $sent, kernel drops $drops, lost $lost"
-    expect_equal "flood: received + kernel drops = sent" "$((got + drops))" "$sent"
+    expect_equal "flood: received + kernel drops + discarded at close = sent" \
+        "$((got + drops + discarded))" "$sent"
     expect_equal "flood: senders" "$(json_value "$out" senders)" 2
     if [ "$lost" -le "$drops" ]; then
         pass "flood: lost $lost <= kernel drops $drops"
@@ -287,7 +291,8 @@ check_drops_explained() {
     proc=$(proc_udp_drops "$port")
     kill -CONT "$text_pid"
     wait_bounded "$text_pid" 30
-    if grep -q "^  kernel drops $proc, receive buffer 131072 bytes$" "$WORK/drops_text.out" &&
+    if grep -q "^  kernel drops $proc, discarded at close 0, receive buffer 131072 bytes$" \
+        "$WORK/drops_text.out" &&
         grep -q "^  the kernel dropped $proc datagrams: the socket's receive queue was full" \
             "$WORK/drops_text.out"; then
         pass "drops explained: $(grep 'the kernel dropped' "$WORK/drops_text.out")"
@@ -312,14 +317,57 @@ check_group_drops() {
         sed 's/.*"kernel_drops":\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }')
     expect_equal "group: kernel drops = /proc/net/udp drops of its sockets" "$drops" "$proc"
     expect_equal "group: per-thread kernel drops add up" "$threads" "$drops"
-    expect_equal "group: received + kernel drops = sent" \
-        "$(($(json_value "$out" packets) + drops))" "$(send_total group_send packets)"
+    expect_equal "group: received + kernel drops + discarded at close = sent" \
+        "$(($(json_value "$out" packets) + drops + $(json_value "$out" discarded_at_close)))" \
+        "$(send_total group_send packets)"
+}
+
+# ---- Discarded at close -----------------------------------------------------
+
+# recv --count 50 frozen while about 200 paced datagrams queue up (fewer
+# than any granted queue holds: no kernel drop): it takes 50 and closes
+# with the rest queued, which the close discards and counts; received +
+# kernel drops + discarded at close = sent, in the JSON and the text.
+check_count_discards() {
+    start_recv count_recv --count 50 || return 1
+    kill -STOP "$RECV_PID"
+    run count_send "$BLAST_TOOL" send -c 127.0.0.1 -p "$RECV_PORT" -s 64 -r 1000 -t 0.2 -J
+    kill -CONT "$RECV_PID"
+    wait_bounded "$RECV_PID" 30
+    out="$WORK/count_recv.out"
+    sent=$(send_total count_send packets)
+    discarded=$(json_value "$out" discarded_at_close)
+    expect_equal "count: received" "$(json_value "$out" packets)" 50
+    expect_equal "count: kernel drops" "$(json_value "$out" kernel_drops)" 0
+    expect_equal "count: discarded at close = sent - received" "$discarded" "$((sent - 50))"
+    if [ "${discarded:-0}" -gt 0 ]; then
+        pass "count: $discarded discarded at close of $sent"
+    else
+        fail "count: discarded at close '${discarded}' of $sent"
+    fi
+
+    start count_text "$BLAST_TOOL" recv -B 127.0.0.1 -p 0 --count 10
+    text_pid=$LAST_PID
+    port=$(wait_for_port count_text "$text_pid") || return 1
+    kill -STOP "$text_pid"
+    run count_text_send "$BLAST_TOOL" send -c 127.0.0.1 -p "$port" -s 64 -r 1000 -t 0.05 -J
+    kill -CONT "$text_pid"
+    wait_bounded "$text_pid" 30
+    left=$(($(send_total count_text_send packets) - 10))
+    if grep -q "^  kernel drops 0, discarded at close $left, receive buffer" \
+        "$WORK/count_text.out"; then
+        pass "count: the text summary says $left discarded at close"
+    else
+        fail "count: text summary (expected $left discarded at close)"
+        show "$WORK/count_text.out"
+    fi
 }
 
 # dgring-echo frozen the same way: its summary's kernel drops equal the
-# kernel's count for its socket. (How many of the queued datagrams it
-# echoed before SIGINT depends on when the signal lands, so only an upper
-# bound is checked for those.)
+# kernel's count for its socket. How many of the queued datagrams it
+# echoed before SIGINT depends on when the signal lands, but the rest are
+# discarded at close and counted: echoed + kernel drops + discarded at
+# close = sent.
 check_echo_drops() {
     start echo_frozen "$ECHO_TOOL" -B 127.0.0.1 -p 0 -J --rcvbuf 64K
     echo_pid=$LAST_PID
@@ -334,13 +382,16 @@ check_echo_drops() {
     drops=$(json_value "$out" kernel_drops)
     expect_equal "echo: kernel drops = /proc/net/udp drops" "$drops" "$proc"
     got=$(json_value "$out" received)
+    discarded=$(json_value "$out" rx_discarded_at_close)
     sent=$(send_total echo_send packets)
-    if [ "${drops:-0}" -gt 0 ] && [ $((got + drops)) -le "$sent" ]; then
-        pass "echo: $got echoed + $drops dropped <= $sent sent"
+    if [ "${drops:-0}" -gt 0 ]; then
+        pass "echo: $got echoed, $drops dropped by the kernel of $sent sent"
     else
-        fail "echo: $got echoed + ${drops} dropped, $sent sent"
+        fail "echo: kernel drops '${drops}'"
         show "$out"
     fi
+    expect_equal "echo: echoed + kernel drops + discarded at close ($discarded) = sent" \
+        "$((got + drops + ${discarded:-0}))" "$sent"
 }
 
 check_flows 2 2000
@@ -353,5 +404,6 @@ check_frozen_recv
 check_flood
 check_drops_explained
 check_group_drops
+check_count_discards
 check_echo_drops
 finish

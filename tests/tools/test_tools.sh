@@ -186,7 +186,7 @@ stop_echo() {
         "$WORK/$1.out" && ! grep -q '^{"mode":"echo' "$WORK/$1.out"; then
         fail "$1: no summary after SIGINT"
         show "$WORK/$1.out"
-    elif ! grep -q '^socket: rx_datagrams [0-9]* rx_bytes [0-9]* .* tx_gso_sends [0-9]*$' \
+    elif ! grep -q '^socket: rx_datagrams [0-9]* rx_bytes [0-9]* .* tx_gso_sends [0-9]* rx_discarded_at_close [0-9]*$' \
         "$WORK/$1.out" && ! grep -q '^{"mode":"echo.*"rx_datagrams":' "$WORK/$1.out"; then
         fail "$1: no socket statistics after SIGINT"
         show "$WORK/$1.out"

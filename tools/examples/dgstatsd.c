@@ -352,11 +352,14 @@ static int start_group(statsd_server *server)
     return 0;
 }
 
-/* Joins the group and reports what its sockets saw, drops included. */
+/* Joins the group and reports what its sockets saw, drops included: the
+ * kernel's, and the datagrams still queued when the stop closed the
+ * sockets (received, never aggregated), so datagrams + both = what the
+ * clients sent. */
 static void join_group(statsd_server *server)
 {
     dg_socket_stats stats[DG_GROUP_MAX_THREADS];
-    unsigned long long datagrams = 0, drops = 0;
+    unsigned long long datagrams = 0, drops = 0, discarded = 0;
     unsigned threads = dg_group_threads(server->group);
 
     if (dg_group_join(server->group, stats) < 0)
@@ -364,9 +367,12 @@ static void join_group(statsd_server *server)
     for (unsigned i = 0; i < threads; i++) {
         datagrams += stats[i].rx_datagrams;
         drops += stats[i].rx_kernel_drops;
+        discarded += stats[i].rx_discarded_at_close;
     }
-    fprintf(stderr, PROG ": %llu datagrams, %llu truncated, %llu dropped by the kernel\n",
-            datagrams, (unsigned long long)atomic_load(&server->truncated), drops);
+    fprintf(stderr,
+            PROG ": %llu datagrams, %llu truncated, %llu dropped by the kernel, %llu discarded "
+                 "at close\n",
+            datagrams, (unsigned long long)atomic_load(&server->truncated), drops, discarded);
     fprintf(stderr, PROG ": %zu metrics kept (--max-metrics %zu), %llu values refused\n",
             server->store.used, server->store.max_metrics,
             (unsigned long long)server->store.refused);

@@ -65,7 +65,9 @@ expect_equal "proxy: forwarded = sent - dropped + duplicated" "$forwarded" \
     "$((N - dropped + duplicated))"
 expect_equal "proxy kernel drops" "$(impair_total "$report" up_kernel_drops)" 0
 expect_equal "dgstatsd kernel drops" \
-    "$(sed -n 's/.* \([0-9]*\) dropped by the kernel$/\1/p' "$WORK/statsd.err")" 0
+    "$(sed -n 's/.* \([0-9]*\) dropped by the kernel, .*/\1/p' "$WORK/statsd.err")" 0
+expect_equal "dgstatsd discarded at close" \
+    "$(sed -n 's/.* \([0-9]*\) discarded at close$/\1/p' "$WORK/statsd.err")" 0
 expect_equal "dgstatsd: datagrams = forwarded" "$(json_sum "$json" datagrams)" "$forwarded"
 expect_equal "dgstatsd: lines = forwarded" "$(json_sum "$json" lines)" "$forwarded"
 expect_equal "dgstatsd: counter total = 3 x forwarded" \
