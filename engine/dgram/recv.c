@@ -398,6 +398,16 @@ static inline void batch_buffer_added(dg_loop *loop, unsigned bid)
         dg__rx_batch_flush(loop);
 }
 
+/* Buffer bid's plain datagram was decoded into the batch's next slot: s's
+ * batch takes it (a plain datagram is never truncated), and the buffer. */
+static inline void batch_took_plain(dg_loop *loop, dg_socket *s, unsigned bid)
+{
+    struct dg__rx *rx = &loop->dgram.rx;
+    rx->batch_sock = s;
+    rx->batch_bytes += rx->batch_msgs[rx->batch_count++].length;
+    batch_buffer_added(loop, bid);
+}
+
 /* Adds the datagram(s) of one buffer to the socket's batch; flushes when
  * the batch is full (possibly in the middle of a GRO buffer, whose
  * remaining datagrams then start the next batch). */
@@ -415,9 +425,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
     }
     /* The plain datagram is read straight into the batch's next slot. */
     if (decode_plain(buf, res, &rx->batch_msgs[rx->batch_count], false)) {
-        rx->batch_sock = s;
-        batch_took(rx);
-        batch_buffer_added(loop, bid);
+        batch_took_plain(loop, s, bid);
         return;
     }
     if (dg__recv_decode(buf, res, &s->rmsg, &v) < 0) {
@@ -558,9 +566,7 @@ static inline bool rx_fast_batch(dg_loop *loop, dg_socket *s, const struct io_ur
     unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
     if (!decode_plain(buf, cqe->res, &rx->batch_msgs[rx->batch_count], false))
         return false;
-    rx->batch_sock = s;
-    rx->batch_bytes += rx->batch_msgs[rx->batch_count++].length; /* plain: not truncated */
-    batch_buffer_added(loop, bid);
+    batch_took_plain(loop, s, bid);
     return true;
 }
 

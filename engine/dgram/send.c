@@ -860,6 +860,13 @@ static int check_sockaddr(const dg_socket *sock, const struct sockaddr *to, sock
 static int send_to_full(dg_socket *sock, const void *buf, size_t len, const struct sockaddr *to,
                         socklen_t tolen, dg_send_cb cb, void *cb_data);
 
+/* Whether a payload may take a fast path: there, and within a slot's
+ * inline buffer (larger ones need a heap buffer, the full path's). */
+static inline bool fits_inline(const void *buf, size_t len)
+{
+    return buf && len <= sizeof(((struct dg__send_req *)0)->inline_buf);
+}
+
 /* dg_socket_send_to on a socket whose fast_send flag names to's family:
  * when every check send_checked would make passes, the send is a slot,
  * two copies and the SQE (or the run); anything else goes to the full
@@ -895,8 +902,7 @@ DG_EXPORT int dg_socket_send_to(dg_socket *sock, const void *buf, size_t len,
                                 const struct sockaddr *to, socklen_t tolen, dg_send_cb cb,
                                 void *cb_data)
 {
-    if (sock && to && to->sa_family == sock->fast_send && buf &&
-        len <= sizeof(((struct dg__send_req *)0)->inline_buf))
+    if (sock && to && to->sa_family == sock->fast_send && fits_inline(buf, len))
         return send_to_fast(sock, buf, len, to, tolen, cb, cb_data);
     return send_to_full(sock, buf, len, to, tolen, cb, cb_data);
 }
@@ -934,8 +940,8 @@ static __attribute__((noinline)) const struct sockaddr *last_dest_parse(dg_socke
 DG_EXPORT int dg_socket_send(dg_socket *sock, const void *buf, size_t len, int port,
                              const char *address, dg_send_cb cb, void *cb_data)
 {
-    if (sock && sock->fast_send >= 0 && !sock->options.lookup && buf &&
-        len <= sizeof(((struct dg__send_req *)0)->inline_buf) && port > 0 && port <= 65535) {
+    if (sock && sock->fast_send >= 0 && !sock->options.lookup && fits_inline(buf, len) &&
+        port > 0 && port <= 65535) {
         const struct dg__last_dest *c = &sock->last_dest;
         socklen_t salen = c->len;
         const struct sockaddr *sa = (const struct sockaddr *)&c->sa;
