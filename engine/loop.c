@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/dgram/dgram.h"
+#include "engine/dgram/send_done.h"
 #include "resolver/resolver.h"
 
 #define DG__CQE_BATCH 256
@@ -151,6 +152,7 @@ typedef void (*completion_fn)(dg_loop *loop, const struct io_uring_cqe *cqe);
 static const completion_fn completion_table[DG__OP_KINDS] = {
     /* DG__OP_RECV: the walk hands runs of them to dg__recv_completions */
     [DG__OP_IGNORE] = on_ignore,
+    /* DG__OP_SEND: the walk ends successful sends inline (send_done.h) */
     [DG__OP_SEND] = dg__socket_on_send, [DG__OP_TIMEOUT] = on_timeout,
     [DG__OP_WAKE] = dg__wake_on_completion,          [DG__OP_POLL] = dg__resolver_on_poll,
     [DG__OP_SEND_GSO] = dg__socket_on_send_gso, [DG__OP_POST] = dg__post_on_completion,
@@ -167,6 +169,16 @@ static unsigned dispatch(dg_loop *loop, const struct io_uring_cqe *cqes, unsigne
             unsigned run = dg__recv_completions(loop, cqes + i, n - i);
             recvs += run;
             i += run;
+            continue;
+        }
+        if (kind == DG__OP_SEND) {
+            /* A plain send that succeeded ends here, inline; zero-copy
+             * results and notifications, and failures, the general way. */
+            if (__builtin_expect(cqes[i].flags == 0 && cqes[i].res >= 0, 1))
+                dg__send_succeeded(DG__UD_PTR(cqes[i].user_data), cqes[i].res);
+            else
+                dg__socket_on_send(loop, &cqes[i]);
+            i++;
             continue;
         }
         completion_fn fn = completion_table[kind];

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dgram.h"
+#include "send_done.h"
 #include "engine/core/valgrind.h"
 
 #define DG__MAX_IOV 1024 /* IOV_MAX on Linux */
@@ -84,8 +85,8 @@ static inline void req_init(struct dg__send_req *req, dg_socket *s, dg_send_cb c
     req->slow = NULL;
 }
 
-static __attribute__((noinline, cold)) void req_release_cold(dg_loop *loop,
-                                                              struct dg__send_req *req)
+__attribute__((noinline, cold)) void dg__send_release_cold(dg_loop *loop,
+                                                           struct dg__send_req *req)
 {
     dg__free(req->heap);
     req->heap = NULL;
@@ -103,10 +104,7 @@ static __attribute__((noinline, cold)) void req_release_cold(dg_loop *loop,
 
 static inline void req_release(dg_loop *loop, struct dg__send_req *req)
 {
-    if (req->cold)
-        req_release_cold(loop, req);
-    else
-        loop->dgram.free_slots[loop->dgram.free_top++] = req->slot;
+    dg__send_release(loop, req);
 }
 
 void dg__send_reqs_free(dg_loop *loop)
@@ -141,22 +139,6 @@ static void send_error(const struct dg__send_req *req, int res, dg_error *err)
     }
 }
 
-/* The request leaves the socket's queue and goes back to the free list
- * (or, zero-copy, waits for its notification); returns its callback. */
-static inline dg_send_cb send_dequeue(struct dg__send_req *req, void **cb_data)
-{
-    dg_socket *s = req->sock;
-    dg_loop *loop = s->loop;
-    s->queue_bytes -= req->len;
-    s->queue_count--;
-    loop->dgram.pending_sends--;
-    dg_send_cb cb = req->cb;
-    *cb_data = req->cb_data;
-    if (!req->zc_notif_pending)
-        req_release(loop, req); /* else at the notification */
-    return cb;
-}
-
 /* send_complete for a failed send: the error record (about 300 bytes)
  * lives only here, off the path every successful send takes. */
 static __attribute__((noinline, cold)) void send_failed(struct dg__send_req *req, int res)
@@ -166,7 +148,7 @@ static __attribute__((noinline, cold)) void send_failed(struct dg__send_req *req
     s->stats.tx_errors++;
     send_error(req, res, &err);
     void *cb_data;
-    dg_send_cb cb = send_dequeue(req, &cb_data);
+    dg_send_cb cb = dg__send_dequeue(req, &cb_data);
     if (cb)
         cb(s, res, &err, cb_data);
     else
@@ -184,18 +166,11 @@ static inline __attribute__((always_inline)) void send_complete(struct dg__send_
         send_failed(req, res);
         return;
     }
-    dg_socket *s = req->sock;
-    s->stats.tx_datagrams++;
-    s->stats.tx_bytes += (uint64_t)res;
-    s->stats.tx_zerocopy_sends += req->zerocopy;
-    void *cb_data;
-    dg_send_cb cb = send_dequeue(req, &cb_data);
-    if (cb)
-        cb(s, res, NULL, cb_data);
-    dg__socket_op_done(s);
+    dg__send_succeeded(req, res);
 }
 
-void dg__socket_on_send(dg_loop *loop, const struct io_uring_cqe *cqe)
+__attribute__((noinline)) void dg__socket_on_send(dg_loop *loop,
+                                                  const struct io_uring_cqe *cqe)
 {
     struct dg__send_req *req = DG__UD_PTR(cqe->user_data);
     if (cqe->flags & IORING_CQE_F_NOTIF) {

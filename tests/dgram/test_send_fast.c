@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -481,4 +482,66 @@ Test(dgram_send_fast, literal_destinations_follow_their_text)
     dgt_run_until(loop, &cl.calls, 4, DGT_WAIT_MS);
     dgt_loop_finish(loop);
     cr_assert_eq(closed.calls, 0);
+}
+
+/* ---- The loop's walk ends a plain send inline --------------------------
+ * A send completion with no flags and a result >= 0 ends in the walk
+ * itself (engine/dgram/send_done.h); a failure goes the general way. In
+ * one walk, failed sends (EACCES: broadcast without SO_BROADCAST) among
+ * successful ones on a socket without GSO each get their own callback,
+ * once, with their own status and error record, and every counter adds
+ * up as on the general path. */
+Test(dgram_send_fast, walk_mixes_failures_and_successes)
+{
+    enum { N = 12 };
+    dg_loop *loop = dgt_loop_new(NULL);
+    dgt_events rx = {0};
+    dg_socket *rxs = dgt_events_socket(loop, DG_UDP4, 0, &rx);
+    dg_socket *txs = dgt_socket_new(loop, DG_UDP4, DG_SOCKET_NO_GSO, NULL, NULL);
+    struct sockaddr_storage to, bcast;
+    socklen_t tolen = dgt_sockaddr(AF_INET, dgt_bind(loop, rxs, "127.0.0.1", 0), &to);
+    struct sockaddr_storage self;
+    socklen_t selflen = dgt_sockaddr(AF_INET, dgt_bind(loop, txs, "127.0.0.1", 0), &self);
+    warm_up(loop, txs, &self, selflen);
+    memcpy(&bcast, &to, sizeof(bcast));
+    ((struct sockaddr_in *)&bcast)->sin_addr.s_addr = inet_addr("127.255.255.255");
+    dgt_send_rec rec[N];
+    memset(rec, 0, sizeof(rec));
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        bool fail = i % 3 == 1;
+        ok += !fail;
+        cr_assert_eq(dg_socket_send_to(txs, "abcd", 4,
+                                       (const struct sockaddr *)(fail ? &bcast : &to), tolen,
+                                       dgt_on_send, &rec[i]),
+                     0);
+    }
+    cr_assert_eq(dg_socket_send_queue_count(txs), N);
+    for (int i = 0; i < N; i++)
+        dgt_run_until(loop, &rec[i].calls, 1, DGT_WAIT_MS);
+    char want[64];
+    snprintf(want, sizeof(want), "send EACCES 127.255.255.255:%d",
+             ntohs(((struct sockaddr_in *)&to)->sin_port));
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(rec[i].calls, 1, "send %d: callback exactly once", i);
+        if (i % 3 == 1) {
+            dgt_assert_code(rec[i].status, -EACCES);
+            cr_assert_str_eq(rec[i].text, want);
+        } else {
+            cr_assert_eq(rec[i].status, 4, "send %d: %s", i, dg_err_name(rec[i].status));
+            cr_assert(rec[i].err_null, "send %d: no error record on success", i);
+        }
+    }
+    dgt_run_until(loop, &rx.messages, ok, DGT_WAIT_MS);
+    cr_assert_eq(rx.messages, ok);
+    cr_assert_eq(dg_socket_send_queue_count(txs), 0);
+    cr_assert_eq(dg_socket_send_queue_size(txs), 0);
+    dg_socket_stats st;
+    cr_assert_eq(dg_socket_get_stats(txs, &st), 0);
+    cr_assert_eq(st.tx_datagrams, (uint64_t)ok + 1);
+    cr_assert_eq(st.tx_bytes, (uint64_t)ok * 4 + 1);
+    cr_assert_eq(st.tx_errors, (uint64_t)(N - ok));
+    dgt_close_socket(loop, rxs);
+    dgt_close_socket(loop, txs);
+    dgt_loop_finish(loop);
 }

@@ -1,0 +1,54 @@
+/* The end of a send that succeeded, inline where its completion is read:
+ * in send.c's completions and in the loop's walk (engine/loop.c), which
+ * thus calls no function between a plain send's CQE and its callback. */
+#ifndef DG_ENGINE_DGRAM_SEND_DONE_H
+#define DG_ENGINE_DGRAM_SEND_DONE_H
+
+#include "engine/dgram/dgram.h"
+
+/* A request's heap payload, engine buffer, lookup state or heap slot go
+ * back (send.c); the rare part of dg__send_release. */
+void dg__send_release_cold(dg_loop *loop, struct dg__send_req *req);
+
+/* The request's slot back on the free stack (or its rare parts freed). */
+static inline void dg__send_release(dg_loop *loop, struct dg__send_req *req)
+{
+    if (req->cold)
+        dg__send_release_cold(loop, req);
+    else
+        loop->dgram.free_slots[loop->dgram.free_top++] = req->slot;
+}
+
+/* The request leaves the socket's queue and goes back to the free list
+ * (or, zero-copy, waits for its notification); returns its callback. */
+static inline dg_send_cb dg__send_dequeue(struct dg__send_req *req, void **cb_data)
+{
+    dg_socket *s = req->sock;
+    dg_loop *loop = s->loop;
+    s->queue_bytes -= req->len;
+    s->queue_count--;
+    loop->dgram.pending_sends--;
+    dg_send_cb cb = req->cb;
+    *cb_data = req->cb_data;
+    if (!req->zc_notif_pending)
+        dg__send_release(loop, req); /* else at the notification */
+    return cb;
+}
+
+/* A send that moved res >= 0 bytes: counters, the callback, then the
+ * socket's reference. Always runs from the loop. */
+static inline __attribute__((always_inline)) void dg__send_succeeded(struct dg__send_req *req,
+                                                                      int res)
+{
+    dg_socket *s = req->sock;
+    s->stats.tx_datagrams++;
+    s->stats.tx_bytes += (uint64_t)res;
+    s->stats.tx_zerocopy_sends += req->zerocopy;
+    void *cb_data;
+    dg_send_cb cb = dg__send_dequeue(req, &cb_data);
+    if (cb)
+        cb(s, res, NULL, cb_data);
+    dg__socket_op_done(s);
+}
+
+#endif
