@@ -842,6 +842,47 @@ static inline bool fits_inline(const void *buf, size_t len)
     return buf && len <= sizeof(((struct dg__send_req *)0)->inline_buf);
 }
 
+/* Whether a request that goes to the ring (no GSO run) may go straight
+ * into an SQE: nothing stalled ahead, a free SQE (never, on the epoll
+ * backend) and IORING_OP_SEND's address. */
+static inline bool send_direct_ok(const dg_socket *s)
+{
+    const struct dg__core *c = &s->loop->core;
+    return !s->stalled_head && c->sq_free != 0 && c->caps.send_to;
+}
+
+/* req_submit for send_direct_ok's case, the SQE written in place: the
+ * fields liburing's io_uring_prep_send and the address would set, with
+ * the zeros as constants. */
+static inline __attribute__((always_inline)) void send_direct(dg_socket *s,
+                                                              struct dg__send_req *req)
+{
+    struct dg__core *c = &s->loop->core;
+    dg__loop_poke(c); /* as dg__get_sqe */
+    c->sq_free--;
+    struct io_uring_sq *sq = &c->ring.sq;
+    struct io_uring_sqe *sqe = &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
+#ifdef DG_VALGRIND
+    req_msg_fill(req);
+    dg__vg_check_send(&req->msg);
+#endif
+    sqe->opcode = IORING_OP_SEND;
+    sqe->flags = 0;
+    sqe->ioprio = 0;
+    sqe->fd = s->fd;
+    sqe->addr2 = (uint64_t)(uintptr_t)&req->addr;
+    sqe->addr = (uint64_t)(uintptr_t)req->data;
+    sqe->len = req->len;
+    sqe->msg_flags = 0;
+    sqe->user_data = DG__UD(req, DG__OP_SEND);
+    sqe->buf_index = 0;
+    sqe->personality = 0;
+    sqe->addr_len = (uint16_t)req->namelen;
+    sqe->__pad3[0] = 0;
+    sqe->addr3 = 0;
+    sqe->__pad2[0] = 0;
+}
+
 /* dg_socket_send_to on a socket whose fast_send flag names to's family:
  * when every check send_checked would make passes, the send is a slot,
  * two copies and the SQE (or the run); anything else goes to the full
@@ -862,6 +903,11 @@ static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
     req->len = (uint32_t)len;
     payload_copy(req->data, buf, len);
     addr_copy(req, to, need);
+    if (s->gso_off && !s->run_head && send_direct_ok(s)) {
+        send_direct(s, req); /* req_to_ring's outcome, without its tests */
+        send_counted(s, len);
+        return 0;
+    }
     /* Without GSO (and no run left from before the kernel refused it)
      * the request goes to the ring: req_dispatch's outcome, one test. */
     int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);
