@@ -175,7 +175,7 @@ static unsigned dispatch(dg_loop *loop, const struct io_uring_cqe *cqes, unsigne
             /* A plain send that succeeded ends here, inline; zero-copy
              * results and notifications, and failures, the general way. */
             if (__builtin_expect(cqes[i].flags == 0 && cqes[i].res >= 0, 1))
-                dg__send_succeeded(DG__UD_PTR(cqes[i].user_data), cqes[i].res);
+                dg__send_succeeded(DG__UD_PTR(cqes[i].user_data), cqes[i].res, true);
             else
                 dg__socket_on_send(loop, &cqes[i]);
             i++;

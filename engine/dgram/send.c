@@ -63,10 +63,13 @@ static inline struct dg__send_req *slot_take(dg_loop *loop)
     return req;
 }
 
-/* The fields every send reads, for a send of len bytes from the inline
- * buffer to nowhere yet (the callers set the payload and the address). */
-static inline void req_init(struct dg__send_req *req, dg_socket *s, dg_send_cb cb,
-                            void *cb_data)
+/* The fields a send from a slot of the stack reads while no heap
+ * payload, engine buffer or lookup is attached (cold false: those three
+ * pointers are read only when cold is set), for a send of len bytes from
+ * the inline buffer to nowhere yet (the callers set payload and address).
+ * The constants are adjacent, so they are written as one block. */
+static inline void req_init_stack(struct dg__send_req *req, dg_socket *s, dg_send_cb cb,
+                                  void *cb_data)
 {
     req->sock = s;
     req->cb = cb;
@@ -79,6 +82,15 @@ static inline void req_init(struct dg__send_req *req, dg_socket *s, dg_send_cb c
     req->while_connecting = false;
     req->zerocopy = false;
     req->zc_notif_pending = false;
+    req->cold = false;
+}
+
+/* The fields every send reads (req_init_stack's, and the pointers the
+ * general path attaches to, for any slot). */
+static inline void req_init(struct dg__send_req *req, dg_socket *s, dg_send_cb cb,
+                            void *cb_data)
+{
+    req_init_stack(req, s, cb, cb_data);
     req->cold = req->slot == DG__SLOT_HEAP;
     req->heap = NULL;
     req->sbuf = NULL;
@@ -148,7 +160,7 @@ static __attribute__((noinline, cold)) void send_failed(struct dg__send_req *req
     s->stats.tx_errors++;
     send_error(req, res, &err);
     void *cb_data;
-    dg_send_cb cb = dg__send_dequeue(req, &cb_data);
+    dg_send_cb cb = dg__send_dequeue(req, &cb_data, false);
     if (cb)
         cb(s, res, &err, cb_data);
     else
@@ -166,7 +178,7 @@ static inline __attribute__((always_inline)) void send_complete(struct dg__send_
         send_failed(req, res);
         return;
     }
-    dg__send_succeeded(req, res);
+    dg__send_succeeded(req, res, false);
 }
 
 __attribute__((noinline)) void dg__socket_on_send(dg_loop *loop,
@@ -898,8 +910,8 @@ static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
         loop->dgram.pending_sends >= loop->core.options.max_pending_sends ||
         loop->dgram.free_top == 0)
         return send_to_full(s, buf, len, to, tolen, cb, cb_data);
-    struct dg__send_req *req = slot_take(loop);
-    req_init(req, s, cb, cb_data);
+    struct dg__send_req *req = slot_take(loop); /* from the stack: free_top > 0 */
+    req_init_stack(req, s, cb, cb_data);
     req->len = (uint32_t)len;
     payload_copy(req->data, buf, len);
     addr_copy(req, to, need);
@@ -908,6 +920,9 @@ static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
         send_counted(s, len);
         return 0;
     }
+    req->heap = NULL; /* read by the general path's failures (req_fail_release) */
+    req->sbuf = NULL;
+    req->slow = NULL;
     /* Without GSO (and no run left from before the kernel refused it)
      * the request goes to the ring: req_dispatch's outcome, one test. */
     int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);

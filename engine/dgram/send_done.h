@@ -20,8 +20,10 @@ static inline void dg__send_release(dg_loop *loop, struct dg__send_req *req)
 }
 
 /* The request leaves the socket's queue and goes back to the free list
- * (or, zero-copy, waits for its notification); returns its callback. */
-static inline dg_send_cb dg__send_dequeue(struct dg__send_req *req, void **cb_data)
+ * (or, zero-copy, waits for its notification; never when plain, a CQE
+ * without flags); returns its callback. */
+static inline __attribute__((always_inline)) dg_send_cb
+dg__send_dequeue(struct dg__send_req *req, void **cb_data, bool plain)
 {
     dg_socket *s = req->sock;
     dg_loop *loop = s->loop;
@@ -30,22 +32,24 @@ static inline dg_send_cb dg__send_dequeue(struct dg__send_req *req, void **cb_da
     loop->dgram.pending_sends--;
     dg_send_cb cb = req->cb;
     *cb_data = req->cb_data;
-    if (!req->zc_notif_pending)
+    if (plain || !req->zc_notif_pending)
         dg__send_release(loop, req); /* else at the notification */
     return cb;
 }
 
 /* A send that moved res >= 0 bytes: counters, the callback, then the
- * socket's reference. Always runs from the loop. */
+ * socket's reference. Always runs from the loop. plain: its CQE had no
+ * flags, so no zero-copy notification follows (zc_notif_pending is set
+ * only from a CQE with IORING_CQE_F_MORE). */
 static inline __attribute__((always_inline)) void dg__send_succeeded(struct dg__send_req *req,
-                                                                      int res)
+                                                                      int res, bool plain)
 {
     dg_socket *s = req->sock;
     s->stats.tx_datagrams++;
     s->stats.tx_bytes += (uint64_t)res;
     s->stats.tx_zerocopy_sends += req->zerocopy;
     void *cb_data;
-    dg_send_cb cb = dg__send_dequeue(req, &cb_data);
+    dg_send_cb cb = dg__send_dequeue(req, &cb_data, plain);
     if (cb)
         cb(s, res, NULL, cb_data);
     dg__socket_op_done(s);
