@@ -712,7 +712,7 @@ static inline void send_counted(dg_socket *s, size_t len)
 {
     s->inflight++;
     s->queue_bytes += len;
-    s->queue_count++;
+    ((dg_socket *)dg__unrelated(s))->queue_count++;
     s->loop->dgram.pending_sends++;
 }
 
