@@ -249,7 +249,7 @@ static void prepare_queued(dg_loop *loop)
         dg__sockets_rearm(loop);
 }
 
-static void prepare_turn(dg_loop *loop)
+static inline __attribute__((always_inline)) void prepare_turn(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
     dg__bufring_commit(&c->bufring); /* buffers released outside a walk */
@@ -300,7 +300,7 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
     c->in_run = true;
     struct dg__core *outer = dg__current_core_swap(c);
     int ret = 0;
-    bool alive;
+    bool alive = false; /* set before each use; gcc cannot see it */
     if (mode == DG_RUN_DEFAULT) {
         /* One dg_loop_alive per turn: the one that decides whether to go on. */
         while ((alive = loop_alive(loop)) && ret == 0 &&
