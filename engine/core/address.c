@@ -200,39 +200,15 @@ DG_EXPORT int dg_addr_key_from_sockaddr(const struct sockaddr *sa, socklen_t len
 }
 
 /* Whether some socket address has this key. */
-static bool key_valid(const dg_addr_key *key)
-{
-    static const uint8_t zeros[12];
-    if (key->reserved != 0)
-        return false;
-    if (key->family == AF_INET6)
-        return true;
-    return key->family == AF_INET && key->scope_id == 0 &&
-           memcmp(key->addr + 4, zeros, sizeof(zeros)) == 0;
-}
-
 DG_EXPORT int dg_addr_key_to_sockaddr(const dg_addr_key *key, struct sockaddr_storage *out,
                                       socklen_t *len)
 {
     if (!key || !out || !len)
         return DG_ERR_INVALID_ARG_VALUE;
-    if (!key_valid(key))
+    if (!dg__addr_key_valid(key))
         return DG_ERR_INVALID_ADDRESS;
     memset(out, 0, sizeof(*out));
-    if (key->family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)out;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(key->port);
-        memcpy(&sin->sin_addr, key->addr, 4);
-        *len = sizeof(*sin);
-        return 0;
-    }
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(key->port);
-    sin6->sin6_scope_id = key->scope_id;
-    memcpy(&sin6->sin6_addr, key->addr, 16);
-    *len = sizeof(*sin6);
+    *len = dg__addr_key_write(key, out);
     return 0;
 }
 

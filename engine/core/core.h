@@ -642,14 +642,48 @@ static inline void dg__loop_poke(struct dg__core *c)
  * without liburing's reload of the kernel's head and its SQE128 and SQPOLL
  * tests (the ring never has either); every SQE the loop takes after setup
  * must come from here, or the count would be wrong. */
+static inline struct io_uring_sqe *dg__take_sqe(struct dg__core *c)
+{
+    c->sq_free--; /* the caller saw it non-zero */
+    struct io_uring_sq *sq = &c->ring.sq;
+    return &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
+}
+/* dg__get_sqe for a caller that made the poke itself (once for many). */
+static inline struct io_uring_sqe *dg__get_sqe_poked(struct dg__core *c, int *err)
+{
+    if (c->sq_free == 0)
+        return dg__get_sqe_refill(c, err);
+    return dg__take_sqe(c);
+}
 static inline struct io_uring_sqe *dg__get_sqe(struct dg__core *c, int *err)
 {
     dg__loop_poke(c); /* an embedding loop must come back to submit it */
-    if (c->sq_free == 0)
-        return dg__get_sqe_refill(c, err);
-    c->sq_free--;
-    struct io_uring_sq *sq = &c->ring.sq;
-    return &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
+    return dg__get_sqe_poked(c, err);
+}
+
+/* An IORING_OP_SEND (5.19: the address in the SQE) of len bytes at buf to
+ * the socket address at addr, addrlen bytes, written in place: the fields
+ * liburing's io_uring_prep_send and the address would set, the zeros as
+ * constants. */
+static inline void dg__sqe_send_to(struct io_uring_sqe *sqe, int fd, const void *buf,
+                                   uint32_t len, const void *addr, uint16_t addrlen,
+                                   uint64_t user_data)
+{
+    sqe->opcode = IORING_OP_SEND;
+    sqe->flags = 0;
+    sqe->ioprio = 0;
+    sqe->fd = fd;
+    sqe->addr2 = (uint64_t)(uintptr_t)addr;
+    sqe->addr = (uint64_t)(uintptr_t)buf;
+    sqe->len = len;
+    sqe->msg_flags = 0;
+    sqe->user_data = user_data;
+    sqe->buf_index = 0;
+    sqe->personality = 0;
+    sqe->addr_len = addrlen;
+    sqe->__pad3[0] = 0;
+    sqe->addr3 = 0;
+    sqe->__pad2[0] = 0;
 }
 
 /* ---- Posts (core/post.c) ------------------------------------------------- */
@@ -694,5 +728,35 @@ int dg__parse_ipv4(const char *text, struct in_addr *out);
  * DG_ERR_INVALID_ADDRESS. */
 int dg__parse_address(int family, const char *text, int port, bool empty_any,
                       struct sockaddr_storage *out, socklen_t *outlen);
+/* Whether key is one dg_addr_key_from_sockaddr could have made: reserved
+ * zero, AF_INET6, or AF_INET with no scope and zeros after its 4 bytes.
+ * Inline for the fan-out's check of each destination. */
+static inline bool dg__addr_key_valid(const dg_addr_key *key)
+{
+    static const uint8_t zeros[12];
+    if (key->reserved != 0)
+        return false;
+    if (key->family == AF_INET6)
+        return true;
+    return key->family == AF_INET && key->scope_id == 0 &&
+           __builtin_memcmp(key->addr + 4, zeros, sizeof(zeros)) == 0;
+}
+/* A valid key's socket address, every byte of its family's size written
+ * (sizeof(struct sockaddr_in) or sizeof(struct sockaddr_in6)) at out,
+ * which needs no alignment. Returns that size. */
+static inline socklen_t dg__addr_key_write(const dg_addr_key *key, void *out)
+{
+    if (key->family == AF_INET) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(key->port)};
+        __builtin_memcpy(&sin.sin_addr, key->addr, 4);
+        __builtin_memcpy(out, &sin, sizeof(sin));
+        return sizeof(sin);
+    }
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(key->port),
+                                .sin6_scope_id = key->scope_id};
+    __builtin_memcpy(&sin6.sin6_addr, key->addr, 16);
+    __builtin_memcpy(out, &sin6, sizeof(sin6));
+    return sizeof(sin6);
+}
 
 #endif

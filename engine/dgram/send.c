@@ -863,36 +863,19 @@ static inline bool send_direct_ok(const dg_socket *s)
     return !s->stalled_head && c->sq_free != 0 && c->caps.send_to;
 }
 
-/* req_submit for send_direct_ok's case, the SQE written in place: the
- * fields liburing's io_uring_prep_send and the address would set, with
- * the zeros as constants. */
+/* req_submit for send_direct_ok's case, the SQE written in place. */
 static inline __attribute__((always_inline)) void send_direct(dg_socket *s,
                                                               struct dg__send_req *req)
 {
     struct dg__core *c = &s->loop->core;
     dg__loop_poke(c); /* as dg__get_sqe */
-    c->sq_free--;
-    struct io_uring_sq *sq = &c->ring.sq;
-    struct io_uring_sqe *sqe = &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
+    struct io_uring_sqe *sqe = dg__take_sqe(c);
 #ifdef DG_VALGRIND
     req_msg_fill(req);
     dg__vg_check_send(&req->msg);
 #endif
-    sqe->opcode = IORING_OP_SEND;
-    sqe->flags = 0;
-    sqe->ioprio = 0;
-    sqe->fd = s->fd;
-    sqe->addr2 = (uint64_t)(uintptr_t)&req->addr;
-    sqe->addr = (uint64_t)(uintptr_t)req->data;
-    sqe->len = req->len;
-    sqe->msg_flags = 0;
-    sqe->user_data = DG__UD(req, DG__OP_SEND);
-    sqe->buf_index = 0;
-    sqe->personality = 0;
-    sqe->addr_len = (uint16_t)req->namelen;
-    sqe->__pad3[0] = 0;
-    sqe->addr3 = 0;
-    sqe->__pad2[0] = 0;
+    dg__sqe_send_to(sqe, s->fd, req->data, req->len, &req->addr, (uint16_t)req->namelen,
+                    DG__UD(req, DG__OP_SEND));
 }
 
 /* dg_socket_send_to on a socket whose fast_send flag names to's family:

@@ -116,12 +116,11 @@ static void many_prep(struct dg__send_many *m, struct io_uring_sqe *sqe, size_t 
         msg->msg_iovlen = 1;
         dg__vg_check_send(msg);
         io_uring_prep_sendmsg(sqe, s->fd, msg, 0);
+        io_uring_sqe_set_data64(sqe, DG__UD(m, DG__OP_SEND_MANY));
     } else {
-        io_uring_prep_send(sqe, s->fd, m->payload, m->len, 0);
-        sqe->addr2 = (uint64_t)(uintptr_t)addr;
-        sqe->addr_len = (uint16_t)m->addrlen;
+        dg__sqe_send_to(sqe, s->fd, m->payload, (uint32_t)m->len, addr, (uint16_t)m->addrlen,
+                        DG__UD(m, DG__OP_SEND_MANY));
     }
-    io_uring_sqe_set_data64(sqe, DG__UD(m, DG__OP_SEND_MANY));
 }
 
 /* One SQE per destination. Returns the error if not even the first could
@@ -130,9 +129,11 @@ static void many_prep(struct dg__send_many *m, struct io_uring_sqe *sqe, size_t 
 static int many_submit(struct dg__send_many *m)
 {
     struct dg__core *c = &m->sock->loop->core;
-    for (size_t i = 0; i < m->count; i++) {
+    dg__loop_poke(c); /* once: dg__get_sqe's, for every SQE below */
+    size_t i;
+    for (i = 0; i < m->count; i++) {
         int err = 0;
-        struct io_uring_sqe *sqe = dg__get_sqe(c, &err);
+        struct io_uring_sqe *sqe = dg__get_sqe_poked(c, &err);
         if (!sqe) {
             if (i == 0)
                 return err;
@@ -140,8 +141,8 @@ static int many_submit(struct dg__send_many *m)
             break;
         }
         many_prep(m, sqe, i);
-        m->outstanding++;
     }
+    m->outstanding = i;
     if (m->outstanding == 0) /* count 0: the callback still comes from the loop */
         dg__defer(c, &m->done_ev, many_finish_deferred);
     return 0;
@@ -153,9 +154,7 @@ static int many_check_dests(const dg_socket *s, const dg_addr_key *dests, size_t
 {
     int family = s->type == DG_UDP4 ? AF_INET : AF_INET6;
     for (size_t i = 0; i < count; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        if (dests[i].family != family || dg_addr_key_to_sockaddr(&dests[i], &ss, &len) < 0)
+        if (dests[i].family != family || !dg__addr_key_valid(&dests[i]))
             return DG_ERR_INVALID_ADDRESS;
         if (dests[i].port == 0)
             return DG_ERR_SOCKET_BAD_PORT;
@@ -188,12 +187,8 @@ static int many_check(dg_socket *s, const void *buf, size_t len, const dg_addr_k
 
 static void many_fill(struct dg__send_many *m, const void *buf, const dg_addr_key *dests)
 {
-    for (size_t i = 0; i < m->count; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        (void)dg_addr_key_to_sockaddr(&dests[i], &ss, &len); /* checked */
-        memcpy(m->addrs + i * m->addrlen, &ss, m->addrlen);
-    }
+    for (size_t i = 0; i < m->count; i++) /* checked: each of the socket's family */
+        (void)dg__addr_key_write(&dests[i], m->addrs + i * m->addrlen);
     if (m->len)
         memcpy(m->payload, buf, m->len);
     m->iov.iov_base = m->payload;

@@ -314,6 +314,20 @@ Test(send_many, bad_input)
                     DG_ERR_INVALID_ADDRESS);
     dgt_assert_code(dg_socket_send_many(sock, "x", 1, &zero_port, 1, on_many, &r),
                     DG_ERR_SOCKET_BAD_PORT);
+    /* The keys dg_addr_key_from_sockaddr never makes, each last in a list
+     * of good ones: the whole call is refused before anything leaves. */
+    dg_addr_key list[3] = {good, good, good};
+    list[2].scope_id = 1; /* a scope on an IPv4 key */
+    dgt_assert_code(dg_socket_send_many(sock, "x", 1, list, 3, on_many, &r),
+                    DG_ERR_INVALID_ADDRESS);
+    list[2] = good;
+    list[2].addr[15] = 1; /* bytes after an IPv4 address */
+    dgt_assert_code(dg_socket_send_many(sock, "x", 1, list, 3, on_many, &r),
+                    DG_ERR_INVALID_ADDRESS);
+    list[2] = good;
+    list[2].family = AF_UNIX;
+    dgt_assert_code(dg_socket_send_many(sock, "x", 1, list, 3, on_many, &r),
+                    DG_ERR_INVALID_ADDRESS);
     cr_assert_eq(dg_socket_send_queue_count(sock), 0, "a refused call changes nothing");
 
     dg_socket *connected = dgt_socket_new(loop, DG_UDP4, 0, NULL, NULL);
