@@ -545,3 +545,41 @@ Test(dgram_send_fast, walk_mixes_failures_and_successes)
     dgt_close_socket(loop, txs);
     dgt_loop_finish(loop);
 }
+
+/* The in-place SQE (send_direct) needs IORING_OP_SEND's address; without
+ * it (Linux 6.0, forced with DGRING_NO_SEND_TO) a socket address send on
+ * a socket without GSO takes req_to_ring's sendmsg instead. Either way
+ * every datagram arrives whole and in order with one callback each. */
+Test(dgram_send_fast, without_send_to_the_sendmsg_path_sends)
+{
+    setenv("DGRING_NO_SEND_TO", "1", 1);
+    dg_loop *loop = dgt_loop_new(NULL);
+    cr_assert(!dg_loop_capabilities(loop)->send_to);
+    dg_socket *txs = dgt_socket_new(loop, DG_UDP4, DG_SOCKET_NO_GSO, NULL, NULL);
+    struct numbered_rx rx;
+    numbered_rx_open(loop, &rx);
+    struct sockaddr_storage self;
+    socklen_t selflen = dgt_sockaddr(AF_INET, dgt_bind(loop, txs, "127.0.0.1", 0), &self);
+    warm_up(loop, txs, &self, selflen);
+    enum { N = 40 };
+    dgt_send_rec rec[N];
+    memset(rec, 0, sizeof(rec));
+    unsigned char buf[64];
+    for (int i = 0; i < N; i++) {
+        dgt_numbered_fill(buf, sizeof(buf), rx.next++);
+        cr_assert_eq(dg_socket_send_to(txs, buf, sizeof(buf), (struct sockaddr *)&rx.to,
+                                       rx.tolen, dgt_on_send, &rec[i]),
+                     0);
+    }
+    for (int i = 0; i < N; i++)
+        dgt_run_until(loop, &rec[i].calls, 1, DGT_WAIT_MS);
+    dgt_run_until(loop, &rx.num.messages, N, DGT_WAIT_MS);
+    cr_assert_eq(rx.num.bad, 0, "datagrams out of order or damaged");
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(rec[i].calls, 1, "send %d: callback exactly once", i);
+        cr_assert_eq(rec[i].status, (int)sizeof(buf), "send %d", i);
+    }
+    dgt_close_socket(loop, rx.sock);
+    dgt_close_socket(loop, txs);
+    dgt_loop_finish(loop);
+}
