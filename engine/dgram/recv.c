@@ -280,7 +280,6 @@ static inline void deliver_slot(dg_socket *s, struct dg__rx *rx, bool has_handle
     rx->sock = s;
     if (has_handler || s->handlers.on_message)
         s->handlers.on_message(s, &rx->slot, s->data);
-    rx->sock = NULL;
 }
 
 /* One buffer (res >= 0) to on_message: the plain datagram straight from
@@ -289,9 +288,10 @@ static inline void deliver_slot(dg_socket *s, struct dg__rx *rx, bool has_handle
 static inline void deliver(dg_socket *s, unsigned char *buf, int res)
 {
     struct dg__rx *rx = &s->loop->dgram.rx;
-    if (decode_plain(buf, res, &rx->slot, true))
+    if (decode_plain(buf, res, &rx->slot, true)) {
         deliver_slot(s, rx, false);
-    else
+        rx->sock = NULL;
+    } else
         deliver_decoded(s, buf, res);
 }
 
@@ -447,7 +447,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
 
 /* Buffer bid was delivered to on_message: back to the ring, unless the
  * user kept it (dg_message_keep said so in kept_any: rare). */
-static inline void rx_delivered(dg_loop *loop, unsigned bid, unsigned char *buf)
+static inline void rx_delivered(dg_loop *loop, unsigned bid)
 {
     struct dg__rx *rx = &loop->dgram.rx;
     if (rx->kept_any) {
@@ -455,7 +455,7 @@ static inline void rx_delivered(dg_loop *loop, unsigned bid, unsigned char *buf)
         rx->kept_mask = 0;
         rx_buffer_done(loop, bid);
     } else {
-        rx_return(loop, bid, buf);
+        rx_recycle(loop, bid); /* its address is needed only if the slot differs */
     }
 }
 
@@ -470,7 +470,7 @@ static inline void rx_buffer(dg_loop *loop, dg_socket *s, unsigned bid, unsigned
         deliver(s, buf, res);
     else if (res >= 0)
         rx_discard(s, buf, res);
-    rx_delivered(loop, bid, buf);
+    rx_delivered(loop, bid);
 }
 
 /* A completion without a buffer: ENOBUFS or an error. Out of line (and
@@ -529,28 +529,41 @@ static __attribute__((noinline)) void rx_completion(dg_loop *loop, dg_socket *s,
         rx_ended(s);
 }
 
-#define RX_BUFFER_MORE (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)
-
-/* The completion nearly every datagram makes, in one test of the socket
- * (DG__RX_PLAIN: open, on_message, no batch mode) and one of the
- * completion (a buffer, the receive goes on), with no batch pending: its
- * plain datagram goes from the loop's slot to on_message and its buffer
- * back to the ring. Returns false, having done nothing, for anything else. */
-static inline bool rx_fast(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+/* A run of the completions nearly every datagram makes, from c on: a
+ * socket in DG__RX_PLAIN (open, on_message, no batch mode), a receive that
+ * goes on (IORING_CQE_F_MORE), a plain datagram (decode_plain), no batch
+ * pending (the caller's test: the callback cannot start one). Each goes
+ * from the loop's slot to on_message and its buffer back to the ring.
+ * Returns the first completion not taken (end, another kind, or one for
+ * the general path). rx->sock is set before each callback and cleared
+ * once, when the run ends: between two callbacks of a run no user code
+ * runs, and every other delivery sets it itself. */
+static inline const struct io_uring_cqe *rx_plain_run(dg_loop *loop, const struct io_uring_cqe *c,
+                                                      const struct io_uring_cqe *end)
 {
-    unsigned flags = cqe->flags;
     struct dg__rx *rx = &loop->dgram.rx;
-    if (s->rx_path != DG__RX_PLAIN || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
-        rx->batch_sock)
-        return false;
-    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
-    if (!decode_plain(buf, cqe->res, &rx->slot, true))
-        return false;
-    deliver_slot(s, rx, true); /* DG__RX_PLAIN: on_message is set */
-    rx_delivered(loop, bid, buf);
-    return true;
+    do {
+        dg_socket *s = DG__UD_PTR(c->user_data);
+        unsigned flags = c->flags;
+        int res = c->res;
+        /* A result of at least the header is a datagram, so the completion
+         * carries a buffer (IORING_CQE_F_BUFFER): a receive that selects
+         * buffers never succeeds without one. */
+        if (s->rx_path != DG__RX_PLAIN || !(flags & IORING_CQE_F_MORE) ||
+            res < (int)DG__RECV_HEADER_LEN)
+            break;
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = rx_filled_buffer(loop, s, bid, res);
+        if (!decode_plain(buf, res, &rx->slot, true))
+            break;
+        deliver_slot(s, rx, true); /* DG__RX_PLAIN: on_message is set */
+        rx_delivered(loop, bid);
+    } while (++c < end && DG__UD_KIND(c->user_data) == DG__OP_RECV);
+    rx->sock = NULL;
+    return c;
 }
+
+#define RX_BUFFER_MORE (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)
 
 /* rx_fast's twin for on_message_batch: the plain datagram is read into
  * the batch's next slot (flushed when full), no other socket's batch
@@ -570,15 +583,28 @@ static inline bool rx_fast_batch(dg_loop *loop, dg_socket *s, const struct io_ur
     return true;
 }
 
+/* Whether c is past the run of receive completions that ends at end. */
+static inline bool rx_run_over(const struct io_uring_cqe *c, const struct io_uring_cqe *end)
+{
+    return c == end || DG__UD_KIND(c->user_data) != DG__OP_RECV;
+}
+
 unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
 {
-    unsigned i = 0;
-    do {
-        dg_socket *s = DG__UD_PTR(cqes[i].user_data);
-        if (!rx_fast(loop, s, &cqes[i]) && !rx_fast_batch(loop, s, &cqes[i]))
-            rx_completion(loop, s, &cqes[i]);
-    } while (++i < n && DG__UD_KIND(cqes[i].user_data) == DG__OP_RECV);
-    return i;
+    const struct io_uring_cqe *c = cqes, *end = cqes + n;
+    for (;;) {
+        if (!loop->dgram.rx.batch_sock) {
+            c = rx_plain_run(loop, c, end);
+            if (rx_run_over(c, end))
+                break;
+        }
+        dg_socket *s = DG__UD_PTR(c->user_data);
+        if (!rx_fast_batch(loop, s, c))
+            rx_completion(loop, s, c);
+        if (rx_run_over(++c, end))
+            break;
+    }
+    return (unsigned)(c - cqes);
 }
 
 /* With every buffer kept by the user a receive would end at once with
