@@ -56,7 +56,7 @@ static inline void rx_return(dg_loop *loop, unsigned bid, unsigned char *buf)
         dg__vg_buffer_to_kernel(buf, br->buf_size);
 }
 
-static void rx_recycle(dg_loop *loop, unsigned bid)
+static inline void rx_recycle(dg_loop *loop, unsigned bid)
 {
     rx_return(loop, bid, dg__bufring_addr(&loop->core.bufring, bid));
 }
