@@ -314,6 +314,125 @@ Test(recv_batch, keep_in_on_message_across_turns)
     dgt_loop_finish(loop);
 }
 
+/* Two on_message sockets whose datagrams alternate in the completion queue
+ * (both armed, then every datagram sent while the loop waits), so one walk
+ * changes socket from completion to completion: each callback sees its own
+ * socket, may keep its own message and not the other socket's, and every
+ * datagram arrives once, in order, intact; kept buffers stay intact while
+ * the others go round the ring of 64 many times. */
+struct pair {
+    struct rxb r;
+    dg_socket *other;
+    int other_refused;
+    int wrong_socket;
+    int close_at;     /* > 0: close the socket in this message's callback */
+    struct pair *peer;
+    dg_socket_stats at_close;
+};
+
+static void on_pair_closed(dg_socket *sock, void *data)
+{
+    struct pair *p = data;
+    dg_socket_get_stats(sock, &p->at_close);
+    p->r.closed = 1;
+    if (p->peer)
+        p->peer->other = NULL; /* closed: no longer a socket */
+}
+
+static int pair_switches; /* callbacks whose socket is not the previous one's */
+
+static void on_message_pair(dg_socket *sock, const dg_message *msg, void *data)
+{
+    static dg_socket *last;
+    struct pair *p = data;
+    dg_rx_buf *b = NULL;
+    if (last && sock != last)
+        pair_switches++;
+    last = sock;
+    if (sock != p->r.sock)
+        p->wrong_socket++;
+    if (p->other && dg_message_keep(p->other, msg, &b) == DG_ERR_MESSAGE_NOT_CURRENT && !b)
+        p->other_refused++;
+    on_message(sock, msg, &p->r);
+    if (p->r.messages == p->close_at)
+        dgt_assert_code(dg_socket_close(sock, on_pair_closed, p), 0);
+}
+
+Test(recv_batch, alternating_sockets_in_one_walk)
+{
+    dg_loop *loop = dgt_loop_new_sized(64, 0);
+    struct pair a = {.r = {.keep_even = true, .keep_limit = 10}};
+    struct pair b = {.r = {.keep_even = true, .keep_limit = 10}};
+    dg_socket_handlers h = {.on_message = on_message_pair};
+    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &a);
+    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &b);
+    a.other = b.r.sock;
+    b.other = a.r.sock;
+    int port_a = dgt_bind(loop, a.r.sock, "127.0.0.1", 0);
+    int port_b = dgt_bind(loop, b.r.sock, "127.0.0.1", 0);
+    int fd = dgt_plain_socket(AF_INET, 0);
+    const uint32_t n = 150; /* within a default receive queue each */
+    for (uint32_t seq = 0; seq < n; seq++) {
+        send_numbered(fd, port_a, seq, seq + 1, 64 + seq % 200);
+        send_numbered(fd, port_b, seq, seq + 1, 64 + seq % 200);
+    }
+    dgt_run_until(loop, &a.r.messages, (int)n, DGT_WAIT_MS);
+    dgt_run_until(loop, &b.r.messages, (int)n, DGT_WAIT_MS);
+    cr_assert_gt(pair_switches, 0);
+    struct pair *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        struct pair *p = both[i];
+        cr_assert_eq(p->r.messages, (int)n);
+        cr_assert_eq(p->r.bad, 0, "%d datagrams arrived wrong, twice or out of order", p->r.bad);
+        cr_assert_eq(p->wrong_socket, 0);
+        cr_assert_eq(p->other_refused, (int)n, "the other socket's keep is refused");
+        cr_assert_eq(p->r.keep_errors, 0);
+        cr_assert_eq(p->r.nkept, 10);
+        dg_socket_stats st;
+        dg_socket_get_stats(p->r.sock, &st);
+        cr_assert_eq(st.rx_datagrams, (uint64_t)n);
+        verify_and_release(&p->r);
+    }
+    cr_assert_eq(kept_gauge(loop), 0);
+    close(fd);
+    dgt_close_socket(loop, a.r.sock);
+    dgt_close_socket(loop, b.r.sock);
+    dgt_loop_finish(loop);
+}
+
+/* The same walk with one socket closed from its fifth callback: the other
+ * socket gets every datagram, and the closed one's undelivered datagrams
+ * (in the walk's buffers and in its queue) are counted at close. */
+Test(recv_batch, close_mid_walk_of_alternating_sockets)
+{
+    dg_loop *loop = dgt_loop_new_sized(64, 0);
+    struct pair a = {.close_at = 5}, b = {0};
+    a.peer = &b;
+    dg_socket_handlers h = {.on_message = on_message_pair};
+    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &a);
+    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &b);
+    a.other = b.r.sock;
+    b.other = a.r.sock;
+    int port_a = dgt_bind(loop, a.r.sock, "127.0.0.1", 0);
+    int port_b = dgt_bind(loop, b.r.sock, "127.0.0.1", 0);
+    int fd = dgt_plain_socket(AF_INET, 0);
+    const uint32_t n = 150;
+    for (uint32_t seq = 0; seq < n; seq++) {
+        send_numbered(fd, port_a, seq, seq + 1, 64);
+        send_numbered(fd, port_b, seq, seq + 1, 64);
+    }
+    dgt_run_until(loop, &b.r.messages, (int)n, DGT_WAIT_MS);
+    dgt_run_until(loop, &a.r.closed, 1, DGT_WAIT_MS);
+    cr_assert_eq(a.r.messages, 5);
+    cr_assert_eq(a.at_close.rx_datagrams, 5);
+    cr_assert_eq(a.at_close.rx_discarded_at_close, n - 5);
+    cr_assert_eq(a.r.bad + b.r.bad, 0);
+    cr_assert_eq(a.wrong_socket + b.wrong_socket, 0);
+    close(fd);
+    dgt_close_socket(loop, b.r.sock);
+    dgt_loop_finish(loop);
+}
+
 /* Keeps every buffer of a ring of 8 and releases them only after each
  * turn: the multishot ends with ENOBUFS every few datagrams and must be
  * re-armed by the releases, losing nothing of 10,000. */
