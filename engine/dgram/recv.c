@@ -563,24 +563,48 @@ static inline const struct io_uring_cqe *rx_plain_run(dg_loop *loop, const struc
     return c;
 }
 
-#define RX_BUFFER_MORE (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)
-
-/* rx_fast's twin for on_message_batch: the plain datagram is read into
- * the batch's next slot (flushed when full), no other socket's batch
- * pending. */
-static inline bool rx_fast_batch(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+/* rx_plain_run's twin for on_message_batch: a run of completions of one
+ * socket (the same user data) in DG__RX_BATCH whose plain datagrams are
+ * read into the batch's next slots, with the batch's count, buffers and
+ * bytes in locals until the run ends (no user code runs while a batch is
+ * gathered). A full batch is flushed and ends the run (its callback may
+ * have changed the socket). Takes nothing if another socket's batch is
+ * pending. Returns the first completion not taken. */
+static inline const struct io_uring_cqe *rx_batch_run(dg_loop *loop, const struct io_uring_cqe *c,
+                                                      const struct io_uring_cqe *end)
 {
-    unsigned flags = cqe->flags;
     struct dg__rx *rx = &loop->dgram.rx;
-    if (s->rx_path != DG__RX_BATCH || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
-        (rx->batch_sock != s && rx->batch_sock))
-        return false;
-    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
-    if (!decode_plain(buf, cqe->res, &rx->batch_msgs[rx->batch_count], false))
-        return false;
-    batch_took_plain(loop, s, bid);
-    return true;
+    const uint64_t ud = c->user_data;
+    dg_socket *s = DG__UD_PTR(ud);
+    if (s->rx_path != DG__RX_BATCH || (rx->batch_sock != s && rx->batch_sock))
+        return c;
+    unsigned count = rx->batch_count, nbids = rx->batch_nbids;
+    size_t bytes = rx->batch_bytes;
+    do {
+        unsigned flags = c->flags;
+        int res = c->res;
+        /* At least the header: a datagram, so a buffer (rx_plain_run). */
+        if (!(flags & IORING_CQE_F_MORE) || res < (int)DG__RECV_HEADER_LEN)
+            break;
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = rx_filled_buffer(loop, s, bid, res);
+        dg_message *m = &rx->batch_msgs[count];
+        if (!decode_plain(buf, res, m, false))
+            break;
+        bytes += m->length; /* a plain datagram is never truncated */
+        rx->batch_bids[nbids++] = (uint16_t)bid;
+        c++;
+        if (++count == DG__BATCH_MAX)
+            break;
+    } while (c < end && c->user_data == ud);
+    rx->batch_count = count;
+    rx->batch_nbids = nbids;
+    rx->batch_bytes = bytes;
+    if (count > 0)
+        rx->batch_sock = s;
+    if (count == DG__BATCH_MAX)
+        dg__rx_batch_flush(loop);
+    return c;
 }
 
 /* Whether c is past the run of receive completions that ends at end. */
@@ -598,10 +622,11 @@ unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, un
             if (rx_run_over(c, end))
                 break;
         }
-        dg_socket *s = DG__UD_PTR(c->user_data);
-        if (!rx_fast_batch(loop, s, c))
-            rx_completion(loop, s, c);
-        if (rx_run_over(++c, end))
+        const struct io_uring_cqe *next = rx_batch_run(loop, c, end);
+        if (next == c) /* anything else: the general path */
+            rx_completion(loop, DG__UD_PTR(c->user_data), next++);
+        c = next;
+        if (rx_run_over(c, end))
             break;
     }
     return (unsigned)(c - cqes);
