@@ -325,7 +325,8 @@ struct pair {
     dg_socket *other;
     int other_refused;
     int wrong_socket;
-    int close_at;     /* > 0: close the socket in this message's callback */
+    int close_at;     /* > 0: close the socket in the callback of this message */
+    bool closing;
     struct pair *peer;
     dg_socket_stats at_close;
 };
@@ -339,7 +340,15 @@ static void on_pair_closed(dg_socket *sock, void *data)
         p->peer->other = NULL; /* closed: no longer a socket */
 }
 
-static int pair_switches; /* callbacks whose socket is not the previous one's */
+static int pair_switches;
+
+static void pair_maybe_close(struct pair *p, dg_socket *sock)
+{
+    if (p->close_at > 0 && p->r.messages >= p->close_at && !p->closing) {
+        p->closing = true;
+        dgt_assert_code(dg_socket_close(sock, on_pair_closed, p), 0);
+    }
+} /* callbacks whose socket is not the previous one's */
 
 static void on_message_pair(dg_socket *sock, const dg_message *msg, void *data)
 {
@@ -354,18 +363,36 @@ static void on_message_pair(dg_socket *sock, const dg_message *msg, void *data)
     if (p->other && dg_message_keep(p->other, msg, &b) == DG_ERR_MESSAGE_NOT_CURRENT && !b)
         p->other_refused++;
     on_message(sock, msg, &p->r);
-    if (p->r.messages == p->close_at)
-        dgt_assert_code(dg_socket_close(sock, on_pair_closed, p), 0);
+    pair_maybe_close(p, sock);
 }
 
-Test(recv_batch, alternating_sockets_in_one_walk)
+/* on_message_pair for on_message_batch: each message checked as above. */
+static void on_batch_pair(dg_socket *sock, const dg_message *msgs, size_t count, void *data)
+{
+    struct pair *p = data;
+    for (size_t i = 0; i < count; i++) {
+        dg_rx_buf *b = NULL;
+        if (p->other && dg_message_keep(p->other, &msgs[i], &b) == DG_ERR_MESSAGE_NOT_CURRENT &&
+            !b)
+            p->other_refused++;
+    }
+    if (sock != p->r.sock)
+        p->wrong_socket++;
+    pair_switches++; /* a batch holds one socket's datagrams: the walk changed socket */
+    on_batch(sock, msgs, count, &p->r);
+    pair_maybe_close(p, sock);
+}
+
+static const dg_socket_handlers pair_plain = {.on_message = on_message_pair};
+static const dg_socket_handlers pair_batch = {.on_message_batch = on_batch_pair};
+
+static void alternating(const dg_socket_handlers *ha, const dg_socket_handlers *hb)
 {
     dg_loop *loop = dgt_loop_new_sized(64, 0);
     struct pair a = {.r = {.keep_even = true, .keep_limit = 10}};
     struct pair b = {.r = {.keep_even = true, .keep_limit = 10}};
-    dg_socket_handlers h = {.on_message = on_message_pair};
-    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &a);
-    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &b);
+    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, ha, &a);
+    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, hb, &b);
     a.other = b.r.sock;
     b.other = a.r.sock;
     int port_a = dgt_bind(loop, a.r.sock, "127.0.0.1", 0);
@@ -400,17 +427,32 @@ Test(recv_batch, alternating_sockets_in_one_walk)
     dgt_loop_finish(loop);
 }
 
+Test(recv_batch, alternating_sockets_in_one_walk)
+{
+    alternating(&pair_plain, &pair_plain);
+}
+
+/* Two batch sockets: each completion ends the other's batch. */
+Test(recv_batch, alternating_batch_sockets_in_one_walk)
+{
+    alternating(&pair_batch, &pair_batch);
+}
+
+Test(recv_batch, alternating_batch_and_plain_sockets_in_one_walk)
+{
+    alternating(&pair_batch, &pair_plain);
+}
+
 /* The same walk with one socket closed from its fifth callback: the other
  * socket gets every datagram, and the closed one's undelivered datagrams
  * (in the walk's buffers and in its queue) are counted at close. */
-Test(recv_batch, close_mid_walk_of_alternating_sockets)
+static void close_mid_walk(const dg_socket_handlers *ha, const dg_socket_handlers *hb)
 {
     dg_loop *loop = dgt_loop_new_sized(64, 0);
     struct pair a = {.close_at = 5}, b = {0};
     a.peer = &b;
-    dg_socket_handlers h = {.on_message = on_message_pair};
-    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &a);
-    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &b);
+    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, ha, &a);
+    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, hb, &b);
     a.other = b.r.sock;
     b.other = a.r.sock;
     int port_a = dgt_bind(loop, a.r.sock, "127.0.0.1", 0);
@@ -423,14 +465,29 @@ Test(recv_batch, close_mid_walk_of_alternating_sockets)
     }
     dgt_run_until(loop, &b.r.messages, (int)n, DGT_WAIT_MS);
     dgt_run_until(loop, &a.r.closed, 1, DGT_WAIT_MS);
-    cr_assert_eq(a.r.messages, 5);
-    cr_assert_eq(a.at_close.rx_datagrams, 5);
-    cr_assert_eq(a.at_close.rx_discarded_at_close, n - 5);
+    cr_assert_geq(a.r.messages, 5, "a batch is delivered whole");
+    cr_assert_eq(a.at_close.rx_datagrams, (uint64_t)a.r.messages);
+    cr_assert_eq(a.at_close.rx_discarded_at_close, n - (uint64_t)a.r.messages);
     cr_assert_eq(a.r.bad + b.r.bad, 0);
     cr_assert_eq(a.wrong_socket + b.wrong_socket, 0);
     close(fd);
     dgt_close_socket(loop, b.r.sock);
     dgt_loop_finish(loop);
+}
+
+Test(recv_batch, close_mid_walk_of_alternating_sockets)
+{
+    close_mid_walk(&pair_plain, &pair_plain);
+}
+
+Test(recv_batch, close_mid_walk_of_alternating_batch_sockets)
+{
+    close_mid_walk(&pair_batch, &pair_batch);
+}
+
+Test(recv_batch, close_mid_walk_of_a_batch_socket_beside_a_plain_one)
+{
+    close_mid_walk(&pair_batch, &pair_plain);
 }
 
 /* Keeps every buffer of a ring of 8 and releases them only after each
