@@ -578,8 +578,13 @@ static inline const struct io_uring_cqe *rx_batch_run(dg_loop *loop, const struc
     dg_socket *s = DG__UD_PTR(ud);
     if (s->rx_path != DG__RX_BATCH || (rx->batch_sock != s && rx->batch_sock))
         return c;
-    unsigned count = rx->batch_count, nbids = rx->batch_nbids;
+    dg_message *m = &rx->batch_msgs[rx->batch_count];
+    uint16_t *bids = &rx->batch_bids[rx->batch_nbids];
     size_t bytes = rx->batch_bytes;
+    /* One bound for both the run and the batch's free slots. */
+    const struct io_uring_cqe *last = c + (DG__BATCH_MAX - rx->batch_count);
+    if (last > end)
+        last = end;
     do {
         unsigned flags = c->flags;
         int res = c->res;
@@ -588,21 +593,18 @@ static inline const struct io_uring_cqe *rx_batch_run(dg_loop *loop, const struc
             break;
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
         unsigned char *buf = rx_filled_buffer(loop, s, bid, res);
-        dg_message *m = &rx->batch_msgs[count];
         if (!decode_plain(buf, res, m, false))
             break;
         bytes += m->length; /* a plain datagram is never truncated */
-        rx->batch_bids[nbids++] = (uint16_t)bid;
-        c++;
-        if (++count == DG__BATCH_MAX)
-            break;
-    } while (c < end && c->user_data == ud);
-    rx->batch_count = count;
-    rx->batch_nbids = nbids;
+        m++;
+        *bids++ = (uint16_t)bid;
+    } while (++c < last && c->user_data == ud);
+    rx->batch_count = (unsigned)(m - rx->batch_msgs);
+    rx->batch_nbids = (unsigned)(bids - rx->batch_bids);
     rx->batch_bytes = bytes;
-    if (count > 0)
+    if (rx->batch_count > 0)
         rx->batch_sock = s;
-    if (count == DG__BATCH_MAX)
+    if (rx->batch_count == DG__BATCH_MAX)
         dg__rx_batch_flush(loop);
     return c;
 }
