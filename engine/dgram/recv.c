@@ -8,6 +8,7 @@
  * of a walk of completions go back to the kernel with one commit (the
  * loop's). Nothing here allocates. */
 #include <errno.h>
+#include <stddef.h>
 
 #include "dgram.h"
 #include "engine/core/valgrind.h"
@@ -250,16 +251,20 @@ static void deliver_decoded(dg_socket *s, void *buf, int res)
 static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m,
                                 bool constant_zero)
 {
-    struct io_uring_recvmsg_out out;
     const size_t header = DG__RECV_HEADER_LEN;
     if (res < (int)header)
         return false;
-    memcpy(&out, buf, sizeof(out));
-    if (out.controllen != 0 || (out.flags & MSG_TRUNC))
+    /* The header's fields read one by one: each test is one compare with
+     * memory. */
+    uint32_t namelen, controllen, flags;
+    memcpy(&controllen, buf + offsetof(struct io_uring_recvmsg_out, controllen), 4);
+    memcpy(&flags, buf + offsetof(struct io_uring_recvmsg_out, flags), 4);
+    if (controllen != 0 || (flags & MSG_TRUNC))
         return false;
+    memcpy(&namelen, buf + offsetof(struct io_uring_recvmsg_out, namelen), 4);
     size_t length = (size_t)res - header;
-    m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(out));
-    m->addrlen = out.namelen < DG__RECV_NAME_LEN ? out.namelen : DG__RECV_NAME_LEN;
+    m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(struct io_uring_recvmsg_out));
+    m->addrlen = namelen < DG__RECV_NAME_LEN ? namelen : DG__RECV_NAME_LEN;
     m->data = buf + header;
     m->length = length;
     m->size = length; /* not truncated: payloadlen is length (the full decode
