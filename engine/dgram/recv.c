@@ -278,7 +278,8 @@ static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m
 
 /* The plain datagram decoded into the loop's slot, to on_message (which
  * has_handler says is set, else it is tested); the slot is what
- * dg_message_keep accepts while rx->sock says so. */
+ * dg_message_keep accepts while rx->sock says so, which the caller clears
+ * (a run of them once, at its end). */
 static inline void deliver_slot(dg_socket *s, struct dg__rx *rx, bool has_handler)
 {
     rx_count(s, rx->slot.length, 0); /* a plain datagram is never truncated */
@@ -296,8 +297,9 @@ static inline void deliver(dg_socket *s, unsigned char *buf, int res)
     if (decode_plain(buf, res, &rx->slot, true)) {
         deliver_slot(s, rx, false);
         rx->sock = NULL;
-    } else
+    } else {
         deliver_decoded(s, buf, res);
+    }
 }
 
 /* ---- Batch delivery (on_message_batch) ----------------------------------- */
@@ -514,7 +516,7 @@ static inline unsigned char *rx_filled_buffer(dg_loop *loop, dg_socket *s, unsig
 
 /* One receive completion, whatever it carries: a buffer for on_message or
  * for the batch, an error, the end of the multishot receive. Out of line:
- * nearly every completion takes rx_fast instead. */
+ * nearly every completion takes a run (rx_plain_run, rx_batch_run) instead. */
 static __attribute__((noinline)) void rx_completion(dg_loop *loop, dg_socket *s,
                                                     const struct io_uring_cqe *cqe)
 {
