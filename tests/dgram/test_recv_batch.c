@@ -386,23 +386,36 @@ static void on_batch_pair(dg_socket *sock, const dg_message *msgs, size_t count,
 static const dg_socket_handlers pair_plain = {.on_message = on_message_pair};
 static const dg_socket_handlers pair_batch = {.on_message_batch = on_batch_pair};
 
+enum { PAIR_N = 150 }; /* datagrams per socket: within a default receive queue */
+
+/* Sockets a and b (handlers ha, hb) on a loop of 64 buffers, bound and
+ * armed, then PAIR_N numbered datagrams each, alternating, sent from the
+ * returned plain socket while the loop waits (size: 64 + seq % spread). */
+static int pair_start(dg_loop *loop, struct pair *a, struct pair *b,
+                      const dg_socket_handlers *ha, const dg_socket_handlers *hb,
+                      uint32_t spread)
+{
+    a->r.sock = dgt_socket_new(loop, DG_UDP4, 0, ha, a);
+    b->r.sock = dgt_socket_new(loop, DG_UDP4, 0, hb, b);
+    a->other = b->r.sock;
+    b->other = a->r.sock;
+    int port_a = dgt_bind(loop, a->r.sock, "127.0.0.1", 0);
+    int port_b = dgt_bind(loop, b->r.sock, "127.0.0.1", 0);
+    int fd = dgt_plain_socket(AF_INET, 0);
+    for (uint32_t seq = 0; seq < PAIR_N; seq++) {
+        send_numbered(fd, port_a, seq, seq + 1, 64 + seq % spread);
+        send_numbered(fd, port_b, seq, seq + 1, 64 + seq % spread);
+    }
+    return fd;
+}
+
 static void alternating(const dg_socket_handlers *ha, const dg_socket_handlers *hb)
 {
     dg_loop *loop = dgt_loop_new_sized(64, 0);
     struct pair a = {.r = {.keep_even = true, .keep_limit = 10}};
     struct pair b = {.r = {.keep_even = true, .keep_limit = 10}};
-    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, ha, &a);
-    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, hb, &b);
-    a.other = b.r.sock;
-    b.other = a.r.sock;
-    int port_a = dgt_bind(loop, a.r.sock, "127.0.0.1", 0);
-    int port_b = dgt_bind(loop, b.r.sock, "127.0.0.1", 0);
-    int fd = dgt_plain_socket(AF_INET, 0);
-    const uint32_t n = 150; /* within a default receive queue each */
-    for (uint32_t seq = 0; seq < n; seq++) {
-        send_numbered(fd, port_a, seq, seq + 1, 64 + seq % 200);
-        send_numbered(fd, port_b, seq, seq + 1, 64 + seq % 200);
-    }
+    int fd = pair_start(loop, &a, &b, ha, hb, 200);
+    const uint32_t n = PAIR_N;
     dgt_run_until(loop, &a.r.messages, (int)n, DGT_WAIT_MS);
     dgt_run_until(loop, &b.r.messages, (int)n, DGT_WAIT_MS);
     cr_assert_gt(pair_switches, 0);
@@ -451,18 +464,8 @@ static void close_mid_walk(const dg_socket_handlers *ha, const dg_socket_handler
     dg_loop *loop = dgt_loop_new_sized(64, 0);
     struct pair a = {.close_at = 5}, b = {0};
     a.peer = &b;
-    a.r.sock = dgt_socket_new(loop, DG_UDP4, 0, ha, &a);
-    b.r.sock = dgt_socket_new(loop, DG_UDP4, 0, hb, &b);
-    a.other = b.r.sock;
-    b.other = a.r.sock;
-    int port_a = dgt_bind(loop, a.r.sock, "127.0.0.1", 0);
-    int port_b = dgt_bind(loop, b.r.sock, "127.0.0.1", 0);
-    int fd = dgt_plain_socket(AF_INET, 0);
-    const uint32_t n = 150;
-    for (uint32_t seq = 0; seq < n; seq++) {
-        send_numbered(fd, port_a, seq, seq + 1, 64);
-        send_numbered(fd, port_b, seq, seq + 1, 64);
-    }
+    int fd = pair_start(loop, &a, &b, ha, hb, 1);
+    const uint32_t n = PAIR_N;
     dgt_run_until(loop, &b.r.messages, (int)n, DGT_WAIT_MS);
     dgt_run_until(loop, &a.r.closed, 1, DGT_WAIT_MS);
     cr_assert_geq(a.r.messages, 5, "a batch is delivered whole");
