@@ -51,8 +51,12 @@ int dg__bufring_init(struct io_uring *ring, struct dg__bufring *br, unsigned cou
     }
 
     io_uring_buf_ring_init(br->ring);
+    /* Every descriptor written in full once (dg__bufring_put skips a slot
+     * that holds its buffer already, and the mapping is zeroed). */
     for (unsigned bid = 0; bid < count; bid++)
-        dg__bufring_recycle(br, bid);
+        io_uring_buf_ring_add(br->ring, dg__bufring_addr(br, bid), buf_size, (unsigned short)bid,
+                              br->mask, (int)bid);
+    br->tail = count;
     dg__bufring_commit(br);
     return 0;
 

@@ -247,9 +247,16 @@ static inline unsigned char *dg__bufring_addr(const struct dg__bufring *br, unsi
 static inline void dg__bufring_put(struct dg__bufring *br, unsigned bid, unsigned char *addr)
 {
     struct io_uring_buf *d = &br->ring->bufs[br->tail & br->mask];
-    d->addr = (uint64_t)(uintptr_t)addr;
-    d->len = br->buf_size;
-    d->bid = (uint16_t)bid;
+    /* Every descriptor of buffer bid is the same (its address and size
+     * never change; dg__bufring_init wrote them all) and the kernel writes
+     * none (not an incremental ring): a slot that holds bid already, the
+     * usual case when buffers come back in the order they were taken (one
+     * slot per buffer), needs no store. */
+    if (d->bid != (uint16_t)bid) {
+        d->addr = (uint64_t)(uintptr_t)addr;
+        d->len = br->buf_size;
+        d->bid = (uint16_t)bid;
+    }
     br->tail++;
 }
 static inline void dg__bufring_recycle(struct dg__bufring *br, unsigned bid)

@@ -8,6 +8,7 @@
  * of a walk of completions go back to the kernel with one commit (the
  * loop's). Nothing here allocates. */
 #include <errno.h>
+#include <stddef.h>
 
 #include "dgram.h"
 #include "engine/core/valgrind.h"
@@ -56,7 +57,7 @@ static inline void rx_return(dg_loop *loop, unsigned bid, unsigned char *buf)
         dg__vg_buffer_to_kernel(buf, br->buf_size);
 }
 
-static void rx_recycle(dg_loop *loop, unsigned bid)
+static inline void rx_recycle(dg_loop *loop, unsigned bid)
 {
     rx_return(loop, bid, dg__bufring_addr(&loop->core.bufring, bid));
 }
@@ -250,16 +251,20 @@ static void deliver_decoded(dg_socket *s, void *buf, int res)
 static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m,
                                 bool constant_zero)
 {
-    struct io_uring_recvmsg_out out;
     const size_t header = DG__RECV_HEADER_LEN;
     if (res < (int)header)
         return false;
-    memcpy(&out, buf, sizeof(out));
-    if (out.controllen != 0 || (out.flags & MSG_TRUNC))
+    /* The header's fields read one by one: each test is one compare with
+     * memory. */
+    uint32_t namelen, controllen, flags;
+    memcpy(&controllen, buf + offsetof(struct io_uring_recvmsg_out, controllen), 4);
+    memcpy(&flags, buf + offsetof(struct io_uring_recvmsg_out, flags), 4);
+    if (controllen != 0 || (flags & MSG_TRUNC))
         return false;
+    memcpy(&namelen, buf + offsetof(struct io_uring_recvmsg_out, namelen), 4);
     size_t length = (size_t)res - header;
-    m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(out));
-    m->addrlen = out.namelen < DG__RECV_NAME_LEN ? out.namelen : DG__RECV_NAME_LEN;
+    m->addr = (const struct sockaddr *)(const void *)(buf + sizeof(struct io_uring_recvmsg_out));
+    m->addrlen = namelen < DG__RECV_NAME_LEN ? namelen : DG__RECV_NAME_LEN;
     m->data = buf + header;
     m->length = length;
     m->size = length; /* not truncated: payloadlen is length (the full decode
@@ -273,14 +278,14 @@ static inline bool decode_plain(const unsigned char *buf, int res, dg_message *m
 
 /* The plain datagram decoded into the loop's slot, to on_message (which
  * has_handler says is set, else it is tested); the slot is what
- * dg_message_keep accepts while rx->sock says so. */
+ * dg_message_keep accepts while rx->sock says so, which the caller clears
+ * (a run of them once, at its end). */
 static inline void deliver_slot(dg_socket *s, struct dg__rx *rx, bool has_handler)
 {
     rx_count(s, rx->slot.length, 0); /* a plain datagram is never truncated */
     rx->sock = s;
     if (has_handler || s->handlers.on_message)
         s->handlers.on_message(s, &rx->slot, s->data);
-    rx->sock = NULL;
 }
 
 /* One buffer (res >= 0) to on_message: the plain datagram straight from
@@ -289,10 +294,12 @@ static inline void deliver_slot(dg_socket *s, struct dg__rx *rx, bool has_handle
 static inline void deliver(dg_socket *s, unsigned char *buf, int res)
 {
     struct dg__rx *rx = &s->loop->dgram.rx;
-    if (decode_plain(buf, res, &rx->slot, true))
+    if (decode_plain(buf, res, &rx->slot, true)) {
         deliver_slot(s, rx, false);
-    else
+        rx->sock = NULL;
+    } else {
         deliver_decoded(s, buf, res);
+    }
 }
 
 /* ---- Batch delivery (on_message_batch) ----------------------------------- */
@@ -447,7 +454,7 @@ static void batch_buffer(dg_loop *loop, dg_socket *s, unsigned bid, void *buf, i
 
 /* Buffer bid was delivered to on_message: back to the ring, unless the
  * user kept it (dg_message_keep said so in kept_any: rare). */
-static inline void rx_delivered(dg_loop *loop, unsigned bid, unsigned char *buf)
+static inline void rx_delivered(dg_loop *loop, unsigned bid)
 {
     struct dg__rx *rx = &loop->dgram.rx;
     if (rx->kept_any) {
@@ -455,7 +462,7 @@ static inline void rx_delivered(dg_loop *loop, unsigned bid, unsigned char *buf)
         rx->kept_mask = 0;
         rx_buffer_done(loop, bid);
     } else {
-        rx_return(loop, bid, buf);
+        rx_recycle(loop, bid); /* its address is needed only if the slot differs */
     }
 }
 
@@ -470,7 +477,7 @@ static inline void rx_buffer(dg_loop *loop, dg_socket *s, unsigned bid, unsigned
         deliver(s, buf, res);
     else if (res >= 0)
         rx_discard(s, buf, res);
-    rx_delivered(loop, bid, buf);
+    rx_delivered(loop, bid);
 }
 
 /* A completion without a buffer: ENOBUFS or an error. Out of line (and
@@ -509,7 +516,7 @@ static inline unsigned char *rx_filled_buffer(dg_loop *loop, dg_socket *s, unsig
 
 /* One receive completion, whatever it carries: a buffer for on_message or
  * for the batch, an error, the end of the multishot receive. Out of line:
- * nearly every completion takes rx_fast instead. */
+ * nearly every completion takes a run (rx_plain_run, rx_batch_run) instead. */
 static __attribute__((noinline)) void rx_completion(dg_loop *loop, dg_socket *s,
                                                     const struct io_uring_cqe *cqe)
 {
@@ -529,56 +536,109 @@ static __attribute__((noinline)) void rx_completion(dg_loop *loop, dg_socket *s,
         rx_ended(s);
 }
 
-#define RX_BUFFER_MORE (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)
-
-/* The completion nearly every datagram makes, in one test of the socket
- * (DG__RX_PLAIN: open, on_message, no batch mode) and one of the
- * completion (a buffer, the receive goes on), with no batch pending: its
- * plain datagram goes from the loop's slot to on_message and its buffer
- * back to the ring. Returns false, having done nothing, for anything else. */
-static inline bool rx_fast(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+/* A run of the completions nearly every datagram makes, from c on: a
+ * socket in DG__RX_PLAIN (open, on_message, no batch mode), a receive that
+ * goes on (IORING_CQE_F_MORE), a plain datagram (decode_plain), no batch
+ * pending (the caller's test: the callback cannot start one). Each goes
+ * from the loop's slot to on_message and its buffer back to the ring.
+ * Returns the first completion not taken (end, another kind, or one for
+ * the general path). rx->sock is set before each callback and cleared
+ * once, when the run ends: between two callbacks of a run no user code
+ * runs, and every other delivery sets it itself. */
+static inline const struct io_uring_cqe *rx_plain_run(dg_loop *loop, const struct io_uring_cqe *c,
+                                                      const struct io_uring_cqe *end)
 {
-    unsigned flags = cqe->flags;
     struct dg__rx *rx = &loop->dgram.rx;
-    if (s->rx_path != DG__RX_PLAIN || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
-        rx->batch_sock)
-        return false;
-    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
-    if (!decode_plain(buf, cqe->res, &rx->slot, true))
-        return false;
-    deliver_slot(s, rx, true); /* DG__RX_PLAIN: on_message is set */
-    rx_delivered(loop, bid, buf);
-    return true;
+    do {
+        dg_socket *s = DG__UD_PTR(c->user_data);
+        unsigned flags = c->flags;
+        int res = c->res;
+        /* A result of at least the header is a datagram, so the completion
+         * carries a buffer (IORING_CQE_F_BUFFER): a receive that selects
+         * buffers never succeeds without one. */
+        if (s->rx_path != DG__RX_PLAIN || !(flags & IORING_CQE_F_MORE) ||
+            res < (int)DG__RECV_HEADER_LEN)
+            break;
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = rx_filled_buffer(loop, s, bid, res);
+        if (!decode_plain(buf, res, &rx->slot, true))
+            break;
+        deliver_slot(s, rx, true); /* DG__RX_PLAIN: on_message is set */
+        rx_delivered(loop, bid);
+    } while (++c < end && DG__UD_KIND(c->user_data) == DG__OP_RECV);
+    rx->sock = NULL;
+    return c;
 }
 
-/* rx_fast's twin for on_message_batch: the plain datagram is read into
- * the batch's next slot (flushed when full), no other socket's batch
- * pending. */
-static inline bool rx_fast_batch(dg_loop *loop, dg_socket *s, const struct io_uring_cqe *cqe)
+/* rx_plain_run's twin for on_message_batch: a run of completions of one
+ * socket (the same user data) in DG__RX_BATCH whose plain datagrams are
+ * read into the batch's next slots, with the batch's count, buffers and
+ * bytes in locals until the run ends (no user code runs while a batch is
+ * gathered). A full batch is flushed and ends the run (its callback may
+ * have changed the socket). Takes nothing if another socket's batch is
+ * pending. Returns the first completion not taken. */
+static inline const struct io_uring_cqe *rx_batch_run(dg_loop *loop, const struct io_uring_cqe *c,
+                                                      const struct io_uring_cqe *end)
 {
-    unsigned flags = cqe->flags;
     struct dg__rx *rx = &loop->dgram.rx;
-    if (s->rx_path != DG__RX_BATCH || (flags & RX_BUFFER_MORE) != RX_BUFFER_MORE ||
-        (rx->batch_sock != s && rx->batch_sock))
-        return false;
-    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    unsigned char *buf = rx_filled_buffer(loop, s, bid, cqe->res);
-    if (!decode_plain(buf, cqe->res, &rx->batch_msgs[rx->batch_count], false))
-        return false;
-    batch_took_plain(loop, s, bid);
-    return true;
+    const uint64_t ud = c->user_data;
+    dg_socket *s = DG__UD_PTR(ud);
+    if (s->rx_path != DG__RX_BATCH || (rx->batch_sock != s && rx->batch_sock))
+        return c;
+    dg_message *m = &rx->batch_msgs[rx->batch_count];
+    uint16_t *bids = &rx->batch_bids[rx->batch_nbids];
+    size_t bytes = rx->batch_bytes;
+    /* One bound for both the run and the batch's free slots. */
+    const struct io_uring_cqe *last = c + (DG__BATCH_MAX - rx->batch_count);
+    if (last > end)
+        last = end;
+    do {
+        unsigned flags = c->flags;
+        int res = c->res;
+        /* At least the header: a datagram, so a buffer (rx_plain_run). */
+        if (!(flags & IORING_CQE_F_MORE) || res < (int)DG__RECV_HEADER_LEN)
+            break;
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        unsigned char *buf = rx_filled_buffer(loop, s, bid, res);
+        if (!decode_plain(buf, res, m, false))
+            break;
+        bytes += m->length; /* a plain datagram is never truncated */
+        m++;
+        *bids++ = (uint16_t)bid;
+    } while (++c < last && c->user_data == ud);
+    rx->batch_count = (unsigned)(m - rx->batch_msgs);
+    rx->batch_nbids = (unsigned)(bids - rx->batch_bids);
+    rx->batch_bytes = bytes;
+    if (rx->batch_count > 0)
+        rx->batch_sock = s;
+    if (rx->batch_count == DG__BATCH_MAX)
+        dg__rx_batch_flush(loop);
+    return c;
+}
+
+/* Whether c is past the run of receive completions that ends at end. */
+static inline bool rx_run_over(const struct io_uring_cqe *c, const struct io_uring_cqe *end)
+{
+    return c == end || DG__UD_KIND(c->user_data) != DG__OP_RECV;
 }
 
 unsigned dg__recv_completions(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
 {
-    unsigned i = 0;
-    do {
-        dg_socket *s = DG__UD_PTR(cqes[i].user_data);
-        if (!rx_fast(loop, s, &cqes[i]) && !rx_fast_batch(loop, s, &cqes[i]))
-            rx_completion(loop, s, &cqes[i]);
-    } while (++i < n && DG__UD_KIND(cqes[i].user_data) == DG__OP_RECV);
-    return i;
+    const struct io_uring_cqe *c = cqes, *end = cqes + n;
+    for (;;) {
+        if (!loop->dgram.rx.batch_sock) {
+            c = rx_plain_run(loop, c, end);
+            if (rx_run_over(c, end))
+                break;
+        }
+        const struct io_uring_cqe *next = rx_batch_run(loop, c, end);
+        if (next == c) /* anything else: the general path */
+            rx_completion(loop, DG__UD_PTR(c->user_data), next++);
+        c = next;
+        if (rx_run_over(c, end))
+            break;
+    }
+    return (unsigned)(c - cqes);
 }
 
 /* With every buffer kept by the user a receive would end at once with

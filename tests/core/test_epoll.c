@@ -311,3 +311,35 @@ Test(epoll, a_receive_reads_only_what_the_cq_holds)
     close(rx);
     close(tx);
 }
+
+/* dg__bufring_init writes every descriptor; dg__bufring_put rewrites a
+ * slot only when it holds another buffer (every descriptor of a buffer is
+ * the same, and the kernel writes none), so buffers returned in the order
+ * they were taken cost no stores and any other order still leaves each
+ * slot naming its buffer with the buffer's address and size. */
+Test(epoll, bufring_put_rewrites_only_a_slot_of_another_buffer)
+{
+    struct dg__bufring br;
+    cr_assert_eq(dg__bufring_init(NULL, &br, 8, 256, 1), 0);
+    for (unsigned i = 0; i < 8; i++) {
+        const struct io_uring_buf *d = &br.ring->bufs[i];
+        cr_assert_eq(d->bid, i);
+        cr_assert_eq(d->addr, (uint64_t)(uintptr_t)dg__bufring_addr(&br, i));
+        cr_assert_eq(d->len, 256u);
+    }
+    cr_assert_eq(br.tail, 8u);
+    br.ring->bufs[0].len = 7; /* marks the slot: a skipped put leaves it */
+    dg__bufring_recycle(&br, 0);
+    cr_assert_eq(br.ring->bufs[0].len, 7u, "slot 0 holds buffer 0 already");
+    dg__bufring_recycle(&br, 5); /* slot 1, which holds buffer 1 */
+    dg__bufring_recycle(&br, 1); /* slot 2, which holds buffer 2 */
+    const unsigned want[] = {5, 1};
+    for (unsigned i = 0; i < 2; i++) {
+        const struct io_uring_buf *d = &br.ring->bufs[1 + i];
+        cr_assert_eq(d->bid, want[i]);
+        cr_assert_eq(d->addr, (uint64_t)(uintptr_t)dg__bufring_addr(&br, want[i]));
+        cr_assert_eq(d->len, 256u);
+    }
+    cr_assert_eq(br.tail, 11u);
+    dg__bufring_destroy(NULL, &br);
+}

@@ -314,6 +314,185 @@ Test(recv_batch, keep_in_on_message_across_turns)
     dgt_loop_finish(loop);
 }
 
+/* Two on_message sockets whose datagrams alternate in the completion queue
+ * (both armed, then every datagram sent while the loop waits), so one walk
+ * changes socket from completion to completion: each callback sees its own
+ * socket, may keep its own message and not the other socket's, and every
+ * datagram arrives once, in order, intact; kept buffers stay intact while
+ * the others go round the ring of 64 many times. */
+struct pair {
+    struct rxb r;
+    dg_socket *other;
+    int other_refused;
+    int wrong_socket;
+    int close_at;     /* > 0: close the socket in the callback of this message */
+    bool closing;
+    struct pair *peer;
+    dg_socket_stats at_close;
+};
+
+static void on_pair_closed(dg_socket *sock, void *data)
+{
+    struct pair *p = data;
+    dg_socket_get_stats(sock, &p->at_close);
+    p->r.closed = 1;
+    if (p->peer)
+        p->peer->other = NULL; /* closed: no longer a socket */
+}
+
+static int pair_switches;
+
+static void pair_maybe_close(struct pair *p, dg_socket *sock)
+{
+    if (p->close_at > 0 && p->r.messages >= p->close_at && !p->closing) {
+        p->closing = true;
+        dgt_assert_code(dg_socket_close(sock, on_pair_closed, p), 0);
+    }
+} /* callbacks whose socket is not the previous one's */
+
+static void on_message_pair(dg_socket *sock, const dg_message *msg, void *data)
+{
+    static dg_socket *last;
+    struct pair *p = data;
+    dg_rx_buf *b = NULL;
+    if (last && sock != last)
+        pair_switches++;
+    last = sock;
+    if (sock != p->r.sock)
+        p->wrong_socket++;
+    if (p->other && dg_message_keep(p->other, msg, &b) == DG_ERR_MESSAGE_NOT_CURRENT && !b)
+        p->other_refused++;
+    on_message(sock, msg, &p->r);
+    pair_maybe_close(p, sock);
+}
+
+/* on_message_pair for on_message_batch: each message checked as above. */
+static void on_batch_pair(dg_socket *sock, const dg_message *msgs, size_t count, void *data)
+{
+    struct pair *p = data;
+    for (size_t i = 0; i < count; i++) {
+        dg_rx_buf *b = NULL;
+        if (p->other && dg_message_keep(p->other, &msgs[i], &b) == DG_ERR_MESSAGE_NOT_CURRENT &&
+            !b)
+            p->other_refused++;
+    }
+    if (sock != p->r.sock)
+        p->wrong_socket++;
+    pair_switches++; /* a batch holds one socket's datagrams: the walk changed socket */
+    on_batch(sock, msgs, count, &p->r);
+    pair_maybe_close(p, sock);
+}
+
+static const dg_socket_handlers pair_plain = {.on_message = on_message_pair};
+static const dg_socket_handlers pair_batch = {.on_message_batch = on_batch_pair};
+
+enum { PAIR_N = 150 }; /* datagrams per socket: within a default receive queue */
+
+/* Sockets a and b (handlers ha, hb) on a loop of 64 buffers, bound and
+ * armed, then PAIR_N numbered datagrams each, alternating, sent from the
+ * returned plain socket while the loop waits (size: 64 + seq % spread). */
+static int pair_start(dg_loop *loop, struct pair *a, struct pair *b,
+                      const dg_socket_handlers *ha, const dg_socket_handlers *hb,
+                      uint32_t spread)
+{
+    a->r.sock = dgt_socket_new(loop, DG_UDP4, 0, ha, a);
+    b->r.sock = dgt_socket_new(loop, DG_UDP4, 0, hb, b);
+    a->other = b->r.sock;
+    b->other = a->r.sock;
+    int port_a = dgt_bind(loop, a->r.sock, "127.0.0.1", 0);
+    int port_b = dgt_bind(loop, b->r.sock, "127.0.0.1", 0);
+    int fd = dgt_plain_socket(AF_INET, 0);
+    for (uint32_t seq = 0; seq < PAIR_N; seq++) {
+        send_numbered(fd, port_a, seq, seq + 1, 64 + seq % spread);
+        send_numbered(fd, port_b, seq, seq + 1, 64 + seq % spread);
+    }
+    return fd;
+}
+
+static void alternating(const dg_socket_handlers *ha, const dg_socket_handlers *hb)
+{
+    dg_loop *loop = dgt_loop_new_sized(64, 0);
+    struct pair a = {.r = {.keep_even = true, .keep_limit = 10}};
+    struct pair b = {.r = {.keep_even = true, .keep_limit = 10}};
+    int fd = pair_start(loop, &a, &b, ha, hb, 200);
+    const uint32_t n = PAIR_N;
+    dgt_run_until(loop, &a.r.messages, (int)n, DGT_WAIT_MS);
+    dgt_run_until(loop, &b.r.messages, (int)n, DGT_WAIT_MS);
+    cr_assert_gt(pair_switches, 0);
+    struct pair *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        struct pair *p = both[i];
+        cr_assert_eq(p->r.messages, (int)n);
+        cr_assert_eq(p->r.bad, 0, "%d datagrams arrived wrong, twice or out of order", p->r.bad);
+        cr_assert_eq(p->wrong_socket, 0);
+        cr_assert_eq(p->other_refused, (int)n, "the other socket's keep is refused");
+        cr_assert_eq(p->r.keep_errors, 0);
+        cr_assert_eq(p->r.nkept, 10);
+        dg_socket_stats st;
+        dg_socket_get_stats(p->r.sock, &st);
+        cr_assert_eq(st.rx_datagrams, (uint64_t)n);
+        verify_and_release(&p->r);
+    }
+    cr_assert_eq(kept_gauge(loop), 0);
+    close(fd);
+    dgt_close_socket(loop, a.r.sock);
+    dgt_close_socket(loop, b.r.sock);
+    dgt_loop_finish(loop);
+}
+
+Test(recv_batch, alternating_sockets_in_one_walk)
+{
+    alternating(&pair_plain, &pair_plain);
+}
+
+/* Two batch sockets: each completion ends the other's batch. */
+Test(recv_batch, alternating_batch_sockets_in_one_walk)
+{
+    alternating(&pair_batch, &pair_batch);
+}
+
+Test(recv_batch, alternating_batch_and_plain_sockets_in_one_walk)
+{
+    alternating(&pair_batch, &pair_plain);
+}
+
+/* The same walk with one socket closed from its fifth callback: the other
+ * socket gets every datagram, and the closed one's undelivered datagrams
+ * (in the walk's buffers and in its queue) are counted at close. */
+static void close_mid_walk(const dg_socket_handlers *ha, const dg_socket_handlers *hb)
+{
+    dg_loop *loop = dgt_loop_new_sized(64, 0);
+    struct pair a = {.close_at = 5}, b = {0};
+    a.peer = &b;
+    int fd = pair_start(loop, &a, &b, ha, hb, 1);
+    const uint32_t n = PAIR_N;
+    dgt_run_until(loop, &b.r.messages, (int)n, DGT_WAIT_MS);
+    dgt_run_until(loop, &a.r.closed, 1, DGT_WAIT_MS);
+    cr_assert_geq(a.r.messages, 5, "a batch is delivered whole");
+    cr_assert_eq(a.at_close.rx_datagrams, (uint64_t)a.r.messages);
+    cr_assert_eq(a.at_close.rx_discarded_at_close, n - (uint64_t)a.r.messages);
+    cr_assert_eq(a.r.bad + b.r.bad, 0);
+    cr_assert_eq(a.wrong_socket + b.wrong_socket, 0);
+    close(fd);
+    dgt_close_socket(loop, b.r.sock);
+    dgt_loop_finish(loop);
+}
+
+Test(recv_batch, close_mid_walk_of_alternating_sockets)
+{
+    close_mid_walk(&pair_plain, &pair_plain);
+}
+
+Test(recv_batch, close_mid_walk_of_alternating_batch_sockets)
+{
+    close_mid_walk(&pair_batch, &pair_batch);
+}
+
+Test(recv_batch, close_mid_walk_of_a_batch_socket_beside_a_plain_one)
+{
+    close_mid_walk(&pair_batch, &pair_plain);
+}
+
 /* Keeps every buffer of a ring of 8 and releases them only after each
  * turn: the multishot ends with ENOBUFS every few datagrams and must be
  * re-armed by the releases, losing nothing of 10,000. */
