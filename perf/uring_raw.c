@@ -23,12 +23,14 @@
  *   uring_raw echo   an echo for sockperf's ping-pong (perf/run's
  *                    pingpong scenario): multishot recvmsg over 512
  *                    provided buffers (dgring's default; --buffers N),
- *                    one sendmsg SQE per ping answering sockperf's header
+ *                    one send SQE per ping answering sockperf's header
  *                    as perf's other echoes do
  *   uring_raw echo-all
  *                    the same loop echoing every datagram to its sender
  *                    (the echo scenario's io_uring floor)
- *                    Both: the reply goes out of the received buffer (no
+ *                    Both: the reply is an IORING_OP_SEND with the
+ *                    sender's address (6.1+; dgring's send where the
+ *                    kernel has it) out of the received buffer (no
  *                    copy), which returns to the ring when its send
  *                    completes; a turn's replies are submitted together by
  *                    the io_uring_enter that waits for the next completion;
@@ -337,7 +339,7 @@ static int do_send(const perf_opts *o)
  * bytes). Its server answers messages flagged CLIENT (1) and PONG_REQUEST
  * (2), not WARMUP (4), with CLIENT cleared; so does the sockperf echo. */
 #define SP_HEADER 14
-#define ECHO_BUFFERS_MAX 4096
+#define ECHO_BUFFERS_MAX 4096 /* --buffers beyond this are this */
 #define ECHO_SEND_TAG 2 /* user_data of a send: ECHO_SEND_TAG + buffer id */
 
 static volatile sig_atomic_t g_stop;
@@ -350,15 +352,13 @@ static void on_stop(int sig)
 
 /* A reply goes out of the received buffer itself: the payload in place,
  * to the name the kernel wrote there; the buffer goes back to the ring
- * when the send completes. One msghdr per buffer. */
+ * when the send completes. */
 typedef struct echo {
     struct io_uring ring;
     struct msghdr mh;
     int fd;
     bool sockperf;
     bufs b;
-    struct msghdr msg[ECHO_BUFFERS_MAX];
-    struct iovec iov[ECHO_BUFFERS_MAX];
     uint64_t echoed, send_errors, enters;
 } echo;
 
@@ -398,14 +398,13 @@ static bool echo_answer(echo *e, unsigned bid, int res)
     unsigned char *in = io_uring_recvmsg_payload(out, &e->mh);
     if (e->sockperf && !sockperf_ping(in, len))
         return false;
-    e->iov[bid] = (struct iovec){.iov_base = in, .iov_len = len};
-    e->msg[bid] = (struct msghdr){.msg_name = io_uring_recvmsg_name(out),
-                                  .msg_namelen = out->namelen, .msg_iov = &e->iov[bid],
-                                  .msg_iovlen = 1};
     struct io_uring_sqe *sqe = echo_sqe(e);
     if (!sqe)
         return false;
-    io_uring_prep_sendmsg(sqe, e->fd, &e->msg[bid], 0);
+    /* sendto as a ring op (IORING_OP_SEND with an address, 6.1+), as
+     * dgring sends where the kernel has it: no msghdr or iovec to copy */
+    io_uring_prep_send(sqe, e->fd, in, len, 0);
+    io_uring_prep_send_set_addr(sqe, io_uring_recvmsg_name(out), (uint16_t)out->namelen);
     io_uring_sqe_set_data64(sqe, ECHO_SEND_TAG + bid);
     return true;
 }
