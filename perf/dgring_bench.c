@@ -4,7 +4,9 @@
  *   dgring_bench recv        counts datagrams; loop options recv_buffers
  *                            4096, recv_buffer_size 2048 (with --gro:
  *                            1024 buffers of 65507 bytes and DG_SOCKET_GRO);
- *                            --buffers N changes recv_buffers
+ *                            --buffers N changes recv_buffers;
+ *                            --wait-nr 1 waits for one completion at a
+ *                            time (batch_wait_us = DG_BATCH_WAIT_NONE)
  *   dgring_bench recv-batch  the same receiver with on_message_batch: the
  *                            datagrams of one loop turn in one call
  *   dgring_bench send        --window sends in flight (64), each refilled
@@ -124,6 +126,8 @@ static int do_recv(const perf_opts *o, bool batch)
     dg_loop_options_init(&lo);
     lo.recv_buffers = o->buffers ? (unsigned)o->buffers : o->gro ? 1024 : RECV_BUFFERS;
     lo.recv_buffer_size = o->gro ? 65507 : RECV_BUFFER_SIZE;
+    if (o->wait_nr == 1)
+        lo.batch_wait_us = DG_BATCH_WAIT_NONE;
     int ret = dg_loop_new(&b.loop, &lo);
     if (ret < 0)
         perf_die_dg("dg_loop_new", ret);

@@ -22,14 +22,25 @@
  *                    sendmmsg+gso
  *   uring_raw echo   an echo for sockperf's ping-pong (perf/run's
  *                    pingpong scenario): multishot recvmsg over 512
- *                    provided buffers (dgring's default), one sendmsg SQE
- *                    per ping answering sockperf's header as perf's other
- *                    echoes do, submitted by the io_uring_enter that waits
- *                    for the next completion; runs until killed
+ *                    provided buffers (dgring's default; --buffers N),
+ *                    one send SQE per ping answering sockperf's header
+ *                    as perf's other echoes do
+ *   uring_raw echo-all
+ *                    the same loop echoing every datagram to its sender
+ *                    (the echo scenario's io_uring floor)
+ *                    Both: the reply is an IORING_OP_SEND with the
+ *                    sender's address (6.1+; dgring's send where the
+ *                    kernel has it) out of the received buffer (no
+ *                    copy), which returns to the ring when its send
+ *                    completes; a turn's replies are submitted together by
+ *                    the io_uring_enter that waits for the next completion;
+ *                    they end after --count replies or on SIGTERM/SIGINT
+ *                    with a JSON line
  */
 #include "common.h"
 
 #include <liburing.h>
+#include <signal.h>
 #include <sys/mman.h>
 
 #include "uring_setup.h"
@@ -321,67 +332,93 @@ static int do_send(const perf_opts *o)
     return 0;
 }
 
-/* ---- sockperf echo ----------------------------------------------------- */
+/* ---- echoes ----------------------------------------------------------- */
 
 /* sockperf's header (its src/message.h), network byte order: a 64-bit
  * sequence number at 0, 16-bit flags at 8, the 32-bit length at 10 (14
  * bytes). Its server answers messages flagged CLIENT (1) and PONG_REQUEST
- * (2), not WARMUP (4), with CLIENT cleared; so does this echo. */
+ * (2), not WARMUP (4), with CLIENT cleared; so does the sockperf echo. */
 #define SP_HEADER 14
-#define ECHO_SLOTS 64
-#define ECHO_SEND_TAG 2 /* user_data of a send: ECHO_SEND_TAG + slot */
+#define ECHO_BUFFERS_MAX 4096 /* --buffers beyond this are this */
+#define ECHO_SEND_TAG 2 /* user_data of a send: ECHO_SEND_TAG + buffer id */
 
-/* A reply in flight: its own copy of the datagram and the sender's address,
- * which the kernel reads when the sendmsg runs. */
-typedef struct echo_slot {
-    struct msghdr msg;
-    struct iovec iov;
-    struct sockaddr_storage to;
-    unsigned char data[2048];
-} echo_slot;
+static volatile sig_atomic_t g_stop;
 
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* A reply goes out of the received buffer itself: the payload in place,
+ * to the name the kernel wrote there; the buffer goes back to the ring
+ * when the send completes. */
 typedef struct echo {
     struct io_uring ring;
     struct msghdr mh;
     int fd;
-    echo_slot slots[ECHO_SLOTS];
-    unsigned free_slots[ECHO_SLOTS], nfree;
-    uint64_t answered, dropped;
+    bool sockperf;
+    bufs b;
+    uint64_t echoed, send_errors, enters;
 } echo;
 
-/* One received datagram: a sendmsg SQE answering it when it is a ping. */
-static void echo_answer(echo *e, struct io_uring_recvmsg_out *out, int res)
+/* sockperf mode: true when the datagram is a ping to answer, its CLIENT
+ * flag then cleared in place. */
+static bool sockperf_ping(unsigned char *in, unsigned len)
 {
-    unsigned len = io_uring_recvmsg_payload_length(out, res, &e->mh);
-    unsigned char *in = io_uring_recvmsg_payload(out, &e->mh);
-    if (len < SP_HEADER || len > sizeof(e->slots[0].data) || (out->flags & MSG_TRUNC) ||
-        out->namelen > NAME_LEN)
-        return;
+    if (len < SP_HEADER)
+        return false;
     unsigned flags = (unsigned)in[8] << 8 | in[9];
     if (!(flags & 1) || (flags & 4) || !(flags & 2))
-        return;
-    if (e->nfree == 0) {
-        e->dropped++;
-        return;
-    }
-    unsigned k = e->free_slots[--e->nfree];
-    echo_slot *sl = &e->slots[k];
-    memcpy(sl->data, in, len);
-    flags &= ~1u;
-    sl->data[8] = (unsigned char)(flags >> 8);
-    sl->data[9] = (unsigned char)flags;
-    memcpy(&sl->to, io_uring_recvmsg_name(out), out->namelen);
-    sl->iov = (struct iovec){.iov_base = sl->data, .iov_len = len};
-    sl->msg = (struct msghdr){.msg_name = &sl->to, .msg_namelen = out->namelen,
-                              .msg_iov = &sl->iov, .msg_iovlen = 1};
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
-    io_uring_prep_sendmsg(sqe, e->fd, &sl->msg, 0);
-    io_uring_sqe_set_data64(sqe, ECHO_SEND_TAG + k);
+        return false;
+    in[9] = (unsigned char)(flags & ~1u);
+    return true;
 }
 
-/* Handles the completions there are; returns false when the multishot
- * receive ended and must be armed again. */
-static bool echo_reap(echo *e, bufs *b)
+static struct io_uring_sqe *echo_sqe(echo *e)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+    if (!sqe) { /* the SQ is full mid-walk: hand those to the kernel first */
+        (void)io_uring_submit(&e->ring);
+        sqe = io_uring_get_sqe(&e->ring);
+    }
+    return sqe;
+}
+
+/* Buffer bid holds a datagram: queues its reply (true), or false when it
+ * is not one to answer and the buffer can go straight back. */
+static bool echo_answer(echo *e, unsigned bid, int res)
+{
+    unsigned char *buf = e->b.mem + (size_t)bid * e->b.stride;
+    struct io_uring_recvmsg_out *out =
+        res >= 0 ? io_uring_recvmsg_validate(buf, res, &e->mh) : NULL;
+    if (!out || (out->flags & MSG_TRUNC) || out->namelen > NAME_LEN)
+        return false;
+    unsigned len = io_uring_recvmsg_payload_length(out, res, &e->mh);
+    unsigned char *in = io_uring_recvmsg_payload(out, &e->mh);
+    if (e->sockperf && !sockperf_ping(in, len))
+        return false;
+    struct io_uring_sqe *sqe = echo_sqe(e);
+    if (!sqe)
+        return false;
+    /* sendto as a ring op (IORING_OP_SEND with an address, 6.1+), as
+     * dgring sends where the kernel has it: no msghdr or iovec to copy */
+    io_uring_prep_send(sqe, e->fd, in, len, 0);
+    io_uring_prep_send_set_addr(sqe, io_uring_recvmsg_name(out), (uint16_t)out->namelen);
+    io_uring_sqe_set_data64(sqe, ECHO_SEND_TAG + bid);
+    return true;
+}
+
+static void echo_recycle(echo *e, unsigned bid, unsigned *recycled)
+{
+    io_uring_buf_ring_add(e->b.br, e->b.mem + (size_t)bid * e->b.stride, e->b.bufsize,
+                          (unsigned short)bid, e->b.mask, (int)(*recycled)++);
+}
+
+/* Handles the completions there are (sends: their buffer back; receives:
+ * a reply queued); returns false when the multishot receive ended and
+ * must be armed again. */
+static bool echo_reap(echo *e)
 {
     unsigned head, seen = 0, recycled = 0;
     bool armed = true;
@@ -391,19 +428,17 @@ static bool echo_reap(echo *e, bufs *b)
         seen++;
         uint64_t ud = io_uring_cqe_get_data64(cqe);
         if (ud >= ECHO_SEND_TAG) {
-            e->free_slots[e->nfree++] = (unsigned)(ud - ECHO_SEND_TAG);
-            e->answered += cqe->res >= 0;
+            if (cqe->res >= 0)
+                e->echoed++;
+            else
+                e->send_errors++;
+            echo_recycle(e, (unsigned)(ud - ECHO_SEND_TAG), &recycled);
             continue;
         }
         if (cqe->flags & IORING_CQE_F_BUFFER) {
             unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-            unsigned char *buf = b->mem + (size_t)bid * b->stride;
-            struct io_uring_recvmsg_out *out =
-                cqe->res >= 0 ? io_uring_recvmsg_validate(buf, cqe->res, &e->mh) : NULL;
-            if (out)
-                echo_answer(e, out, cqe->res);
-            io_uring_buf_ring_add(b->br, buf, b->bufsize, (unsigned short)bid, b->mask,
-                                  (int)recycled++);
+            if (!echo_answer(e, bid, cqe->res))
+                echo_recycle(e, bid, &recycled);
         } else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
             errno = -cqe->res;
             perf_die("recvmsg multishot");
@@ -412,34 +447,46 @@ static bool echo_reap(echo *e, bufs *b)
             armed = false;
     }
     io_uring_cq_advance(&e->ring, seen);
-    io_uring_buf_ring_advance(b->br, (int)recycled);
+    io_uring_buf_ring_advance(e->b.br, (int)recycled);
     return armed;
 }
 
-/* An echo for sockperf's ping-pong: multishot recvmsg over dgring's
- * default 512 provided buffers, one sendmsg SQE per ping, the replies
- * submitted by the io_uring_enter that waits for the next completion. */
-static int do_echo(const perf_opts *o)
+/* The echo loop: one io_uring_enter per turn submits the turn's replies
+ * and waits for the next completion; ends after --count replies or on
+ * SIGTERM/SIGINT with a JSON line. */
+static int do_echo(const perf_opts *o, bool sockperf)
 {
     static echo e;
-    ring_setup(&e.ring, 256, 2048);
-    bufs b;
-    bufs_setup(&e.ring, &b, o->buffers > 0 ? (unsigned)o->buffers : 512, 2048);
+    unsigned nbufs = o->buffers > 0 ? (unsigned)o->buffers : 512;
+    if (nbufs > ECHO_BUFFERS_MAX)
+        nbufs = ECHO_BUFFERS_MAX;
+    e.sockperf = sockperf;
+    ring_setup(&e.ring, 256, 2 * nbufs + 1024);
+    bufs_setup(&e.ring, &e.b, nbufs, 2048);
     e.fd = rx_socket(o, &e.mh);
-    for (unsigned i = 0; i < ECHO_SLOTS; i++)
-        e.free_slots[e.nfree++] = i;
+    struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: EINTR ends the wait */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     perf_ready(perf_bound_port(e.fd));
     bool armed = false;
-    for (;;) {
+    CALLGRIND_TOGGLE_COLLECT;
+    while (!g_stop && !(o->count && e.echoed + e.send_errors >= o->count)) {
         if (!armed)
             arm_recv(&e.ring, e.fd, &e.mh);
         int ret = io_uring_submit_and_wait(&e.ring, 1);
+        e.enters++;
         if (ret < 0 && ret != -EINTR) {
             errno = -ret;
             perf_die("io_uring_submit_and_wait");
         }
-        armed = echo_reap(&e, &b);
+        armed = echo_reap(&e);
     }
+    CALLGRIND_TOGGLE_COLLECT;
+    printf("{\"peer\":\"liburing\",\"echoed\":%llu,\"send_errors\":%llu,\"enters\":%llu,"
+           "\"buffers\":%u,\"drops\":%lld}\n",
+           (unsigned long long)e.echoed, (unsigned long long)e.send_errors,
+           (unsigned long long)e.enters, nbufs, perf_proc_drops(perf_bound_port(e.fd)));
+    fflush(stdout);
     return 0;
 }
 
@@ -452,7 +499,9 @@ int main(int argc, char **argv)
     if (strcmp(o.mode, "send") == 0)
         return do_send(&o);
     if (strcmp(o.mode, "echo") == 0)
-        return do_echo(&o);
+        return do_echo(&o, true);
+    if (strcmp(o.mode, "echo-all") == 0)
+        return do_echo(&o, false);
     perf_usage(argv[0]);
     return 2;
 }
