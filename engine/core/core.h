@@ -437,6 +437,11 @@ struct dg__core {
     bool in_run;
     unsigned last_recv_completions; /* receive completions in the last turn:
                                        32+ make the next wait a batched one */
+    /* Batched waits adapt (ring.c, batch_wait_outcome): */
+    unsigned batch_pause_turns;    /* busy turns each run waits plainly (0 until
+                                      a batched wait timed out) */
+    unsigned batch_pause_left;     /* of them, left in this run */
+    bool batch_filled;             /* a batched wait filled in this run */
     bool closing;                  /* inside dg_loop_close: no new handles */
     atomic_bool stop;
     /* dg_loop_post (core/post.c) */

@@ -26,6 +26,8 @@
 /* Batched waits (dg_loop_options.batch_wait_us). */
 #define DG__BUSY_TURN 32     /* completions that make a turn "busy" */
 #define DG__BATCH_WAIT_NR_MAX 128
+#define DG__FLOOD_TURNS 4    /* busy turns a run waits plainly after a batch timed out, */
+#define DG__FLOOD_TURNS_MAX 64 /* doubled per timeout in a run with no full batch */
 
 /* Completions a batched wait asks for (W). Under DEFER_TASKRUN the kernel
  * runs a multishot receive in passes of its task work, 33 datagrams each,
@@ -438,22 +440,52 @@ unsigned dg__ring_sq_ready(const struct dg__core *c)
     return c->epoll ? dg__epoll_sq_ready(c->epoll) : io_uring_sq_ready(&c->ring);
 }
 
+/* What a batched wait's outcome teaches (docs/design.md, "Batched waits
+ * adapt"): called after one that ended on its time limit (-ETIME) or that
+ * also submitted (it then returns the count it submitted, even when it
+ * timed out). One short of its count asked for completions that never
+ * came. If no batched wait filled in this run of busy turns, the run was
+ * a burst that ended, not a flood: from now on each run of busy turns
+ * makes plain waits for its first 4 turns, twice as many after each such
+ * timeout (at most 64), so a paced flow's bursts end in plain waits (one
+ * sleep per burst, no timer wake, nothing held). After a filled one, a
+ * flood ended: back to 4. */
+static __attribute__((noinline, cold)) void batch_wait_outcome(struct dg__core *c, unsigned nr)
+{
+    if (io_uring_cq_ready(&c->ring) >= nr) {
+        c->batch_filled = true;
+        return;
+    }
+    c->stats.batch_wait_timeouts++;
+    unsigned turns = c->batch_pause_turns * 2;
+    if (c->batch_filled || turns < DG__FLOOD_TURNS)
+        turns = DG__FLOOD_TURNS;
+    c->batch_pause_turns = turns < DG__FLOOD_TURNS_MAX ? turns : DG__FLOOD_TURNS_MAX;
+}
+
 /* A flood's wait: submits and waits for batch_wait_nr completions or
  * wait_us, whichever comes first (IORING_ENTER_EXT_ARG). As liburing's
  * io_uring_submit_and_wait_timeout, no enter at all when there is nothing
  * to submit and the CQ already holds that many. */
 static __attribute__((noinline)) int ring_enter_batched(struct dg__core *c, unsigned wait_us)
 {
-    struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000u,
-                                   .tv_nsec = (long long)(wait_us % 1000000u) * 1000};
+    /* wait_us <= 1 s (dg_loop_options.batch_wait_us): no division */
+    bool second = wait_us >= 1000000u;
+    struct __kernel_timespec ts = {.tv_sec = second, .tv_nsec = second ? 0 : wait_us * 1000ll};
     struct io_uring_getevents_arg arg = {.sigmask = 0, .sigmask_sz = _NSIG / 8,
                                          .ts = (uint64_t)(uintptr_t)&ts};
     unsigned submit = ring_flush(&c->ring.sq), nr = batch_wait_nr(&c->options);
     bool wait = io_uring_cq_ready(&c->ring) < nr;
     if (submit == 0 && !wait)
         return 0;
-    return ring_enter_raw(c, submit, nr, wait ? IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG : 0,
-                          &arg, sizeof(arg));
+    int ret = ring_enter_raw(c, submit, nr,
+                             wait ? IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG : 0, &arg,
+                             sizeof(arg));
+    if (ret == -ETIME || (ret > 0 && wait))
+        batch_wait_outcome(c, nr);
+    else if (wait)
+        c->batch_filled = true; /* 0: the count came (other errors: a signal, no memory) */
+    return ret;
 }
 
 /* The wait's limit after a busy turn: batch_wait_us, or less if a timer is
@@ -462,8 +494,16 @@ static __attribute__((noinline)) int ring_enter_batched(struct dg__core *c, unsi
 static unsigned batch_wait_us(struct dg__core *c)
 {
     unsigned wait_us = c->options.batch_wait_us;
-    if (c->last_recv_completions < DG__BUSY_TURN || wait_us == DG_BATCH_WAIT_NONE ||
-        !(c->caps.features & IORING_FEAT_EXT_ARG))
+    if (c->last_recv_completions < DG__BUSY_TURN) {
+        c->batch_pause_left = c->batch_pause_turns; /* a run of busy turns ended */
+        c->batch_filled = false;
+        return 0;
+    }
+    if (c->batch_pause_left) { /* the run's first turns wait plainly (batch_wait_outcome) */
+        c->batch_pause_left--;
+        return 0;
+    }
+    if (wait_us == DG_BATCH_WAIT_NONE || !(c->caps.features & IORING_FEAT_EXT_ARG))
         return 0;
     int64_t next_timer = dg__timers_next_us(c);
     if (next_timer == 0)

@@ -75,7 +75,12 @@ typedef struct dg_loop_options {
      * such wait lets it make up to twice that many passes: about half the
      * ring, which never runs dry). Light
      * traffic never waits: a turn with fewer completions returns on the
-     * first one. While such a wait lasts, dg_loop_stop(), dg_loop_wake()
+     * first one. The waits adapt: one that ends on this limit short of its
+     * count (dg_loop_stats.batch_wait_timeouts: a burst that ended, not a
+     * flood) makes every later run of busy turns wait plainly for its
+     * first 4 turns (doubled per further timeout, at most 64), so paced
+     * bursts pay it once, not once per burst, and floods keep their
+     * batches. While such a wait lasts, dg_loop_stop(), dg_loop_wake()
      * and posts from other threads take effect at its end (at most this
      * long). 0 = the default, 200; DG_BATCH_WAIT_NONE turns it off
      * (lowest latency under load, more system calls). The epoll backend
@@ -260,7 +265,12 @@ typedef struct dg_loop_stats {
                                        this loop's sockets whose close
                                        callbacks have run (added just
                                        before them) */
-    uint64_t reserved[4];
+    uint64_t batch_wait_timeouts; /* batched waits (batch_wait_us) that ended
+                                     on their time limit with fewer
+                                     completions than they asked for (each
+                                     makes later runs of busy turns start
+                                     with plain waits; always 0 on epoll) */
+    uint64_t reserved[3];
 } dg_loop_stats;
 
 /* Copies the loop's counters into *out. Returns 0 or

@@ -230,3 +230,124 @@ Test(bufring, a_flood_never_empties_the_default_ring)
     dgt_close_socket(loop, sock);
     dgt_loop_finish(loop);
 }
+
+/* Batched waits adapt (engine/core/ring.c, batch_wait_adapt). A paced
+ * flow: bursts of 64 datagrams with silence between them (a 1 ms feeder
+ * timer sends the next burst once the last one is in). With 4096 buffers
+ * the wait after a busy turn asks for 32 completions; the rest of a burst
+ * is fewer, so that wait ends on its time limit (batch_wait_timeouts) and
+ * held the burst's tail that long. Once one has, no later burst may pay it
+ * again: a burst of 64 makes at most two busy turns, and each run of busy
+ * turns now waits plainly for its first four. A flood afterwards gets its
+ * batched waits back (its end costs one more timed-out wait). */
+enum { PACE_BURST = 64, PACE_FIRST_MAX = 20, PACE_AFTER = 8 };
+
+struct pace {
+    dg_loop *loop;
+    int plain, port, sent, bursts, phase2, done;
+    uint64_t timeouts_first;
+    struct sink sink;
+};
+
+static uint64_t batch_wait_timeouts(dg_loop *loop)
+{
+    dg_loop_stats stats;
+
+    cr_assert_eq(dg_loop_get_stats(loop, &stats), 0);
+    return stats.batch_wait_timeouts;
+}
+
+static void pace_send(struct pace *p, int n)
+{
+    for (int k = 0; k < n; k++) {
+        unsigned char payload[PAYLOAD];
+        uint32_t seq = (uint32_t)p->sent++;
+
+        memcpy(payload, &seq, sizeof(seq));
+        dgt_fill(payload + 4, PAYLOAD - 4, seq);
+        dgt_plain_send(p->plain, AF_INET, p->port, payload, PAYLOAD);
+    }
+}
+
+/* First phase: bursts until one batched wait timed out (at most 20);
+ * second: eight more bursts. */
+static void pace_tick(dg_timer *timer, void *data)
+{
+    struct pace *p = data;
+
+    if (p->sink.received != p->sent)
+        return; /* the burst is not all in yet */
+    if (!p->phase2 && (batch_wait_timeouts(p->loop) > 0 || p->bursts == PACE_FIRST_MAX)) {
+        p->phase2 = 1;
+        p->timeouts_first = batch_wait_timeouts(p->loop);
+        p->bursts = 0;
+    }
+    if (p->phase2 && p->bursts == PACE_AFTER) {
+        cr_expect_eq(dg_timer_stop(timer), 0);
+        p->done = 1;
+        return;
+    }
+    p->bursts++;
+    pace_send(p, PACE_BURST);
+}
+
+static void pace_quiet(dg_timer *timer, void *data)
+{
+    (void)timer;
+    ((struct pace *)data)->done = 2;
+}
+
+Test(bufring, a_paced_flow_pays_a_timed_out_batched_wait_once)
+{
+    dg_loop *loop = dgt_loop_new_sized(4096, 2048);
+    dg_socket_handlers h = {.on_message = sink_message};
+    struct pace p;
+    int all_received = 0;
+    dg_timer *timer;
+
+    memset(&p, 0, sizeof(p));
+    p.loop = loop;
+    p.sink.all_received = &all_received;
+    dg_socket *sock = dgt_socket_new(loop, DG_UDP4, 0, &h, &p.sink);
+    p.port = dgt_bind(loop, sock, "127.0.0.1", 0);
+    int rcvbuf = 16 << 20;
+    if (setsockopt(dg_socket_fd(sock), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+        cr_skip_test("SO_RCVBUFFORCE refused (%s): the flood would not fit in the socket's queue",
+                     strerror(errno));
+    p.plain = dgt_plain_socket(AF_INET, 0);
+    cr_assert_eq(dg_timer_new(loop, &timer), 0);
+    cr_assert_eq(dg_timer_start(timer, 1, 1, pace_tick, &p), 0);
+    dgt_run_until(loop, &p.done, 1, DGT_WAIT_MS);
+    cr_assert_eq(p.sink.received, p.sent);
+    uint64_t after = batch_wait_timeouts(loop);
+    if (dgt_backend_is_epoll()) {
+        cr_assert_eq(after, 0, "the epoll backend has no batched waits");
+    } else {
+        cr_assert_gt(p.timeouts_first, 0, "no burst of %d ended in a timed-out batched wait "
+                                          "in %d bursts", PACE_BURST, PACE_FIRST_MAX);
+        cr_assert_eq(after, p.timeouts_first,
+                     "%llu timed-out batched waits in %d bursts after the first",
+                     (unsigned long long)(after - p.timeouts_first), PACE_AFTER);
+    }
+
+    /* A flood (2048 datagrams queued before the loop runs): busy turns in
+     * a row get batched waits back, still without running the ring dry. */
+    int flood_from = p.sent;
+    pace_send(&p, 2048);
+    dgt_run_until(loop, &p.sink.received, p.sent, DGT_WAIT_MS);
+    cr_assert_eq(dg_timer_start(timer, 5, 0, pace_quiet, &p), 0); /* then silence */
+    dgt_run_until(loop, &p.done, 2, DGT_WAIT_MS);
+    dg_socket_stats st;
+    cr_assert_eq(dg_socket_get_stats(sock, &st), 0);
+    cr_assert_eq(st.rx_kernel_drops, 0, "the socket's queue overflowed: not dgring's doing");
+    cr_assert_eq(st.rx_no_buffers, 0);
+    cr_assert_eq(p.sink.out_of_order, 0);
+    cr_assert_eq(p.sink.bad, 0);
+    if (!dgt_backend_is_epoll())
+        cr_assert_gt(batch_wait_timeouts(loop), after,
+                     "a flood of %d got no batched wait back", p.sent - flood_from);
+    dgt_close_timer(loop, timer);
+    close(p.plain);
+    dgt_close_socket(loop, sock);
+    dgt_loop_finish(loop);
+}
