@@ -47,9 +47,10 @@ static inline void perf_dg_loop_json(const dg_loop *loop, char *out, size_t len)
         return;
     snprintf(out + used, len - used,
              ",\"loop_turns\":%llu,\"loop_enters\":%llu,\"loop_completions\":%llu,"
-             "\"loop_submissions\":%llu",
+             "\"loop_submissions\":%llu,\"loop_batch_wait_timeouts\":%llu",
              (unsigned long long)ls.turns, (unsigned long long)ls.enters,
-             (unsigned long long)ls.completions, (unsigned long long)ls.submissions);
+             (unsigned long long)ls.completions, (unsigned long long)ls.submissions,
+             (unsigned long long)ls.batch_wait_timeouts);
 }
 
 #endif
