@@ -484,13 +484,14 @@ static __attribute__((noinline)) int ring_enter_batched(struct dg__core *c, unsi
     if (ret == -ETIME || (ret > 0 && wait))
         batch_wait_outcome(c, nr);
     else if (wait)
-        c->batch_filled = true; /* 0: the count came (other errors: a signal, no memory) */
+        c->batch_filled = true; /* 0: the count came (a signal or no memory counts alike) */
     return ret;
 }
 
 /* The wait's limit after a busy turn: batch_wait_us, or less if a timer is
- * due sooner; 0 when the wait is a plain one (not busy, no batching asked
- * for, no IORING_FEAT_EXT_ARG (5.11), or a timer due now). */
+ * due sooner; 0 when the wait is a plain one (not busy, one of a run's
+ * first turns after a batched wait timed out, no batching asked for, no
+ * IORING_FEAT_EXT_ARG (5.11), or a timer due now). */
 static unsigned batch_wait_us(struct dg__core *c)
 {
     unsigned wait_us = c->options.batch_wait_us;
