@@ -427,11 +427,12 @@ struct dg__dgram {
     struct dg_socket *run_head;    /* sockets with a GSO run to hand to the ring */
     struct dg__gso_req *free_gso;
     /* send slots: max_pending_sends of them, allocated at the first send
-     * (one malloc: pages no send reaches stay untouched); free_slots
-     * holds the free indices, the next one at free_top - 1 */
+     * (one malloc: pages no send reaches stay untouched); free_slots is
+     * the list of slots given back, linked through ->next; slots from
+     * fresh_slots on were never taken */
     struct dg__send_req *slots;
-    uint32_t *free_slots;
-    uint32_t free_top;
+    struct dg__send_req *free_slots;
+    uint32_t fresh_slots;
 };
 
 struct dg_loop {

@@ -20,50 +20,40 @@
 
 /* ---- Send slots ----------------------------------------------------------
  * A send takes a slot of the loop's array (max_pending_sends of them) from
- * the free index stack: no allocation, no clearing; req_init writes the
- * fields every send reads. A zero-copy send keeps its slot past its
- * callback until the kernel's notification, so slots can run out while
+ * the free list: no allocation, no clearing; req_init writes the fields
+ * every send reads. The list holds the slots given back; the slots never
+ * taken yet come after them in order (their pages stay untouched until a
+ * send reaches them). A zero-copy send keeps its slot past its callback
+ * until the kernel's notification, so slots can run out while
  * max_pending_sends is not reached: those sends get a heap slot. */
 
 static __attribute__((noinline, cold)) struct dg__send_req *slot_take_slow(dg_loop *loop)
 {
     struct dg__dgram *d = &loop->dgram;
-    struct dg__send_req *req;
-    if (d->slots) { /* every slot held: a heap slot */
-        if ((req = dg__malloc(sizeof(*req))))
-            req->slot = DG__SLOT_HEAP;
-        return req;
-    }
     uint32_t n = loop->core.options.max_pending_sends;
-    d->slots = dg__malloc(n * sizeof(*d->slots)); /* untouched pages stay free */
-    d->free_slots = dg__malloc(n * sizeof(*d->free_slots));
-    if (!d->slots || !d->free_slots) {
-        dg__free(d->slots);
-        dg__free(d->free_slots);
-        d->slots = NULL;
-        d->free_slots = NULL;
+    struct dg__send_req *req;
+    if (!d->slots && !(d->slots = dg__malloc(n * sizeof(*d->slots))))
         return NULL;
+    if (d->fresh_slots < n) { /* a slot no send has had yet */
+        req = &d->slots[d->fresh_slots];
+        req->slot = d->fresh_slots++;
+    } else if ((req = dg__malloc(sizeof(*req)))) { /* every slot held: a heap slot */
+        req->slot = DG__SLOT_HEAP;
     }
-    for (uint32_t i = 0; i < n; i++)
-        d->free_slots[i] = n - 1 - i; /* slot 0 on top: the first sends share pages */
-    d->free_top = n - 1; /* and slot 0 is taken */
-    req = &d->slots[0];
-    req->slot = 0;
     return req;
 }
 
 static inline struct dg__send_req *slot_take(dg_loop *loop)
 {
     struct dg__dgram *d = &loop->dgram;
-    if (__builtin_expect(d->free_top == 0, 0))
+    struct dg__send_req *req = d->free_slots;
+    if (__builtin_expect(!req, 0))
         return slot_take_slow(loop);
-    uint32_t i = d->free_slots[--d->free_top];
-    struct dg__send_req *req = &d->slots[i];
-    req->slot = i;
+    d->free_slots = req->next; /* req->slot is its own since its first take */
     return req;
 }
 
-/* The fields a send from a slot of the stack reads while no heap
+/* The fields a send from a slot of the list reads while no heap
  * payload, engine buffer or lookup is attached (cold false: those three
  * pointers are read only when cold is set), for a send of len bytes from
  * the inline buffer to nowhere yet (the callers set payload and address).
@@ -111,7 +101,7 @@ __attribute__((noinline, cold)) void dg__send_release_cold(dg_loop *loop,
     if (req->slot == DG__SLOT_HEAP)
         dg__free(req);
     else
-        loop->dgram.free_slots[loop->dgram.free_top++] = req->slot;
+        dg__send_slot_free(loop, req);
 }
 
 static inline void req_release(dg_loop *loop, struct dg__send_req *req)
@@ -122,10 +112,9 @@ static inline void req_release(dg_loop *loop, struct dg__send_req *req)
 void dg__send_reqs_free(dg_loop *loop)
 {
     dg__free(loop->dgram.slots);
-    dg__free(loop->dgram.free_slots);
     loop->dgram.slots = NULL;
     loop->dgram.free_slots = NULL;
-    loop->dgram.free_top = 0;
+    loop->dgram.fresh_slots = 0;
     while (loop->dgram.free_gso) {
         struct dg__gso_req *next = loop->dgram.free_gso->next;
         dg__free(loop->dgram.free_gso);
@@ -891,9 +880,9 @@ static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
                                               : sizeof(struct sockaddr_in6);
     if (tolen < need || ((const struct sockaddr_in *)to)->sin_port == 0 ||
         loop->dgram.pending_sends >= loop->core.options.max_pending_sends ||
-        loop->dgram.free_top == 0)
+        !loop->dgram.free_slots)
         return send_to_full(s, buf, len, to, tolen, cb, cb_data);
-    struct dg__send_req *req = slot_take(loop); /* from the stack: free_top > 0 */
+    struct dg__send_req *req = slot_take(loop); /* from the list: not empty */
     req_init_stack(req, s, cb, cb_data);
     req->len = (uint32_t)len;
     payload_copy(req->data, buf, len);
