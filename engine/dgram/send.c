@@ -852,19 +852,71 @@ static inline bool send_direct_ok(const dg_socket *s)
     return !s->stalled_head && c->sq_free != 0 && c->caps.send_to;
 }
 
-/* req_submit for send_direct_ok's case, the SQE written in place. */
-static inline __attribute__((always_inline)) void send_direct(dg_socket *s,
-                                                              struct dg__send_req *req)
+/* send_direct's SQE, written in place, without the embedding poke. */
+static inline __attribute__((always_inline)) void send_direct_sqe(dg_socket *s,
+                                                                  struct dg__send_req *req)
 {
-    struct dg__core *c = &s->loop->core;
-    dg__loop_poke(c); /* as dg__get_sqe */
-    struct io_uring_sqe *sqe = dg__take_sqe(c);
+    struct io_uring_sqe *sqe = dg__take_sqe(&s->loop->core);
 #ifdef DG_VALGRIND
     req_msg_fill(req);
     dg__vg_check_send(&req->msg);
 #endif
     dg__sqe_send_to(sqe, s->fd, req->data, req->len, &req->addr, (uint16_t)req->namelen,
                     DG__UD(req, DG__OP_SEND));
+}
+
+/* req_submit for send_direct_ok's case, the SQE written in place. */
+static inline __attribute__((always_inline)) void send_direct(dg_socket *s,
+                                                              struct dg__send_req *req)
+{
+    dg__loop_poke(&s->loop->core); /* as dg__get_sqe */
+    send_direct_sqe(s, req);
+}
+
+/* Whether send_to_fast's common case holds: the SQE straight from the
+ * request (no GSO, no run, send_direct_ok) and no embedding poke due. */
+static inline bool send_leaf_ok(const dg_socket *s)
+{
+    const struct dg__core *c = &s->loop->core;
+    return s->gso_off && !s->run_head && send_direct_ok(s) &&
+           (c->in_run || c->notify_fd < 0 || c->poked);
+}
+
+/* The rest of send_to_fast once the request is written (payload and
+ * address too): GSO runs, a stalled socket, a full SQ, a poke due or the
+ * epoll backend. Out of line, so that the common case calls no function
+ * and makes no frame. */
+static __attribute__((noinline)) int send_fast_queue(dg_socket *s, struct dg__send_req *req,
+                                                    size_t len)
+{
+    if (s->gso_off && !s->run_head && send_direct_ok(s)) {
+        send_direct(s, req); /* req_to_ring's outcome, without its tests */
+        send_counted(s, len);
+        return 0;
+    }
+    req->heap = NULL; /* read by the general path's failures (req_fail_release) */
+    req->sbuf = NULL;
+    req->slow = NULL;
+    /* Without GSO (and no run left from before the kernel refused it)
+     * the request goes to the ring: req_dispatch's outcome, one test. */
+    int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);
+    if (ret < 0) {
+        req_release(s->loop, req);
+        return ret;
+    }
+    send_counted(s, len);
+    return 0;
+}
+
+/* send_to_fast's payloads outside 16-64 bytes (a call of memcpy), out of
+ * line for the same reason. */
+static __attribute__((noinline)) int send_fast_copy(dg_socket *s, struct dg__send_req *req,
+                                                   const void *buf, size_t len,
+                                                   const struct sockaddr *to, socklen_t need)
+{
+    payload_copy(req->data, buf, len);
+    addr_copy(req, to, need);
+    return send_fast_queue(s, req, len);
 }
 
 /* dg_socket_send_to on a socket whose fast_send flag names to's family:
@@ -885,23 +937,13 @@ static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
     struct dg__send_req *req = slot_take(loop); /* from the list: not empty */
     req_init_stack(req, s, cb, cb_data);
     req->len = (uint32_t)len;
-    payload_copy(req->data, buf, len);
+    if (len < 16 || len > 64)
+        return send_fast_copy(s, req, buf, len, to, need);
+    payload_copy(req->data, buf, len); /* two fixed-size moves, no call */
     addr_copy(req, to, need);
-    if (s->gso_off && !s->run_head && send_direct_ok(s)) {
-        send_direct(s, req); /* req_to_ring's outcome, without its tests */
-        send_counted(s, len);
-        return 0;
-    }
-    req->heap = NULL; /* read by the general path's failures (req_fail_release) */
-    req->sbuf = NULL;
-    req->slow = NULL;
-    /* Without GSO (and no run left from before the kernel refused it)
-     * the request goes to the ring: req_dispatch's outcome, one test. */
-    int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);
-    if (ret < 0) {
-        req_release(loop, req);
-        return ret;
-    }
+    if (!send_leaf_ok(s))
+        return send_fast_queue(s, req, len);
+    send_direct_sqe(s, req);
     send_counted(s, len);
     return 0;
 }
