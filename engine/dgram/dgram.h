@@ -156,7 +156,7 @@ struct dg__send_slow {
 };
 
 /* One send in flight: a slot of the loop's array (dgram.slots), taken from
- * its free index stack, or a heap slot when every slot is held (zero-copy
+ * its free list (dgram.free_slots), or a heap slot when every slot is held (zero-copy
  * sends keep theirs past the callback, until the kernel's notification).
  * A send fills only the fields below `msg`; `msg` and `iov` are written
  * only for a sendmsg (kernels without IORING_OP_SEND's address, GSO runs
