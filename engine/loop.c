@@ -160,7 +160,9 @@ static const completion_fn completion_table[DG__OP_KINDS] = {
 };
 
 /* Dispatches the completions cqes[0, n); returns how many were receives. */
-static unsigned dispatch(dg_loop *loop, const struct io_uring_cqe *cqes, unsigned n)
+static inline __attribute__((always_inline)) unsigned dispatch(dg_loop *loop,
+                                                              const struct io_uring_cqe *cqes,
+                                                              unsigned n)
 {
     unsigned recvs = 0;
     for (unsigned i = 0; i < n;) {
@@ -195,7 +197,7 @@ static unsigned dispatch(dg_loop *loop, const struct io_uring_cqe *cqes, unsigne
  * callback's sends flushed early complete at once) wait for the next turn,
  * so timers, deferred callbacks and stop requests always get their turn.
  * Returns how many ran. */
-static unsigned process_completions(dg_loop *loop)
+static inline __attribute__((always_inline)) unsigned walk_completions(dg_loop *loop)
 {
     struct dg__core *c = &loop->core;
     unsigned budget = dg__ring_cq_ready(c); /* the turn's one look at the tail */
@@ -218,6 +220,12 @@ static unsigned process_completions(dg_loop *loop)
     c->stats.completions += budget - left;
     c->last_recv_completions = recvs;
     return budget - left;
+}
+/* The walk out of line for turn(); the plain turn in dg_loop_run's loop
+ * has it inline, where dg_loop_run's frame is made once per run. */
+static unsigned process_completions(dg_loop *loop)
+{
+    return walk_completions(loop);
 }
 
 /* ---- Running ----------------------------------------------------------- */
@@ -262,6 +270,15 @@ static inline __attribute__((always_inline)) void prepare_turn(dg_loop *loop)
     dg__wake_prepare(c);
 }
 
+/* A turn's second half: the timers and deferred callbacks the completions
+ * made due. */
+static inline __attribute__((always_inline)) void turn_end(struct dg__core *c)
+{
+    dg__loop_turn_time(c);
+    dg__timers_run_due(c);
+    dg__deferred_run(c);
+}
+
 /* One turn. alive is dg_loop_alive() from just before it: a turn that ran
  * no callback and queued no deferred one (the only turns that may block)
  * cannot have ended what kept the loop alive, as that takes a callback or
@@ -284,9 +301,36 @@ static int turn(dg_loop *loop, bool may_block, bool alive)
     if (ret < 0)
         return ret;
     process_completions(loop);
-    dg__loop_turn_time(c);
-    dg__timers_run_due(c);
-    dg__deferred_run(c);
+    turn_end(c);
+    return 0;
+}
+
+/* Whether a turn has nothing to do but submit, wait and walk the CQ: no
+ * timer, deferred callback, post, queued prepare work, resolver, signal
+ * handle or embedding fd, the wake-up read armed and no buffer to publish.
+ * Then every test of turn()'s first half comes out "nothing", and
+ * plain_turn() below skips them. */
+static inline bool turn_is_plain(struct dg__core *c)
+{
+    return (c->timers.count | c->prepare | (c->bufring.tail ^ c->bufring.published)) == 0 &&
+           c->wake_armed && c->notify_fd < 0 && !c->resolver && !c->signals &&
+           dg__list_empty(&c->deferred) &&
+           !atomic_load_explicit(&c->posts_queued, memory_order_acquire);
+}
+
+/* turn(loop, true, true) when turn_is_plain(): the same enter, walk and
+ * second half; no callback ran before the enter, so it blocks unless a
+ * stop was asked. */
+static inline __attribute__((always_inline)) int plain_turn(dg_loop *loop)
+{
+    struct dg__core *c = &loop->core;
+    c->stats.turns++;
+    c->now_stale = true; /* dg__loop_turn_time with no timer */
+    int ret = dg__ring_enter(c, !atomic_load_explicit(&c->stop, memory_order_relaxed));
+    if (ret < 0)
+        return ret;
+    walk_completions(loop);
+    turn_end(c);
     return 0;
 }
 
@@ -305,7 +349,7 @@ DG_EXPORT int dg_loop_run(dg_loop *loop, dg_run_mode mode)
         /* One dg_loop_alive per turn: the one that decides whether to go on. */
         while ((alive = loop_alive(loop)) && ret == 0 &&
                !atomic_load_explicit(&c->stop, memory_order_acquire))
-            ret = turn(loop, true, true);
+            ret = turn_is_plain(c) ? plain_turn(loop) : turn(loop, true, true);
     } else {
         /* NOWAIT never blocks: it needs no answer before its turn. */
         ret = turn(loop, mode == DG_RUN_ONCE, mode == DG_RUN_ONCE && loop_alive(loop));

@@ -156,7 +156,7 @@ struct dg__send_slow {
 };
 
 /* One send in flight: a slot of the loop's array (dgram.slots), taken from
- * its free index stack, or a heap slot when every slot is held (zero-copy
+ * its free list (dgram.free_slots), or a heap slot when every slot is held (zero-copy
  * sends keep theirs past the callback, until the kernel's notification).
  * A send fills only the fields below `msg`; `msg` and `iov` are written
  * only for a sendmsg (kernels without IORING_OP_SEND's address, GSO runs
@@ -427,11 +427,12 @@ struct dg__dgram {
     struct dg_socket *run_head;    /* sockets with a GSO run to hand to the ring */
     struct dg__gso_req *free_gso;
     /* send slots: max_pending_sends of them, allocated at the first send
-     * (one malloc: pages no send reaches stay untouched); free_slots
-     * holds the free indices, the next one at free_top - 1 */
+     * (one malloc: pages no send reaches stay untouched); free_slots is
+     * the list of slots given back, linked through ->next; slots from
+     * fresh_slots on were never taken */
     struct dg__send_req *slots;
-    uint32_t *free_slots;
-    uint32_t free_top;
+    struct dg__send_req *free_slots;
+    uint32_t fresh_slots;
 };
 
 struct dg_loop {

@@ -20,50 +20,40 @@
 
 /* ---- Send slots ----------------------------------------------------------
  * A send takes a slot of the loop's array (max_pending_sends of them) from
- * the free index stack: no allocation, no clearing; req_init writes the
- * fields every send reads. A zero-copy send keeps its slot past its
- * callback until the kernel's notification, so slots can run out while
+ * the free list: no allocation, no clearing; req_init writes the fields
+ * every send reads. The list holds the slots given back; the slots never
+ * taken yet come after them in order (their pages stay untouched until a
+ * send reaches them). A zero-copy send keeps its slot past its callback
+ * until the kernel's notification, so slots can run out while
  * max_pending_sends is not reached: those sends get a heap slot. */
 
 static __attribute__((noinline, cold)) struct dg__send_req *slot_take_slow(dg_loop *loop)
 {
     struct dg__dgram *d = &loop->dgram;
-    struct dg__send_req *req;
-    if (d->slots) { /* every slot held: a heap slot */
-        if ((req = dg__malloc(sizeof(*req))))
-            req->slot = DG__SLOT_HEAP;
-        return req;
-    }
     uint32_t n = loop->core.options.max_pending_sends;
-    d->slots = dg__malloc(n * sizeof(*d->slots)); /* untouched pages stay free */
-    d->free_slots = dg__malloc(n * sizeof(*d->free_slots));
-    if (!d->slots || !d->free_slots) {
-        dg__free(d->slots);
-        dg__free(d->free_slots);
-        d->slots = NULL;
-        d->free_slots = NULL;
+    struct dg__send_req *req;
+    if (!d->slots && !(d->slots = dg__malloc(n * sizeof(*d->slots))))
         return NULL;
+    if (d->fresh_slots < n) { /* a slot no send has had yet */
+        req = &d->slots[d->fresh_slots];
+        req->slot = d->fresh_slots++;
+    } else if ((req = dg__malloc(sizeof(*req)))) { /* every slot held: a heap slot */
+        req->slot = DG__SLOT_HEAP;
     }
-    for (uint32_t i = 0; i < n; i++)
-        d->free_slots[i] = n - 1 - i; /* slot 0 on top: the first sends share pages */
-    d->free_top = n - 1; /* and slot 0 is taken */
-    req = &d->slots[0];
-    req->slot = 0;
     return req;
 }
 
 static inline struct dg__send_req *slot_take(dg_loop *loop)
 {
     struct dg__dgram *d = &loop->dgram;
-    if (__builtin_expect(d->free_top == 0, 0))
+    struct dg__send_req *req = d->free_slots;
+    if (__builtin_expect(!req, 0))
         return slot_take_slow(loop);
-    uint32_t i = d->free_slots[--d->free_top];
-    struct dg__send_req *req = &d->slots[i];
-    req->slot = i;
+    d->free_slots = req->next; /* req->slot is its own since its first take */
     return req;
 }
 
-/* The fields a send from a slot of the stack reads while no heap
+/* The fields a send from a slot of the list reads while no heap
  * payload, engine buffer or lookup is attached (cold false: those three
  * pointers are read only when cold is set), for a send of len bytes from
  * the inline buffer to nowhere yet (the callers set payload and address).
@@ -111,7 +101,7 @@ __attribute__((noinline, cold)) void dg__send_release_cold(dg_loop *loop,
     if (req->slot == DG__SLOT_HEAP)
         dg__free(req);
     else
-        loop->dgram.free_slots[loop->dgram.free_top++] = req->slot;
+        dg__send_slot_free(loop, req);
 }
 
 static inline void req_release(dg_loop *loop, struct dg__send_req *req)
@@ -122,10 +112,9 @@ static inline void req_release(dg_loop *loop, struct dg__send_req *req)
 void dg__send_reqs_free(dg_loop *loop)
 {
     dg__free(loop->dgram.slots);
-    dg__free(loop->dgram.free_slots);
     loop->dgram.slots = NULL;
     loop->dgram.free_slots = NULL;
-    loop->dgram.free_top = 0;
+    loop->dgram.fresh_slots = 0;
     while (loop->dgram.free_gso) {
         struct dg__gso_req *next = loop->dgram.free_gso->next;
         dg__free(loop->dgram.free_gso);
@@ -863,19 +852,71 @@ static inline bool send_direct_ok(const dg_socket *s)
     return !s->stalled_head && c->sq_free != 0 && c->caps.send_to;
 }
 
-/* req_submit for send_direct_ok's case, the SQE written in place. */
-static inline __attribute__((always_inline)) void send_direct(dg_socket *s,
-                                                              struct dg__send_req *req)
+/* send_direct's SQE, written in place, without the embedding poke. */
+static inline __attribute__((always_inline)) void send_direct_sqe(dg_socket *s,
+                                                                  struct dg__send_req *req)
 {
-    struct dg__core *c = &s->loop->core;
-    dg__loop_poke(c); /* as dg__get_sqe */
-    struct io_uring_sqe *sqe = dg__take_sqe(c);
+    struct io_uring_sqe *sqe = dg__take_sqe(&s->loop->core);
 #ifdef DG_VALGRIND
     req_msg_fill(req);
     dg__vg_check_send(&req->msg);
 #endif
     dg__sqe_send_to(sqe, s->fd, req->data, req->len, &req->addr, (uint16_t)req->namelen,
                     DG__UD(req, DG__OP_SEND));
+}
+
+/* req_submit for send_direct_ok's case, the SQE written in place. */
+static inline __attribute__((always_inline)) void send_direct(dg_socket *s,
+                                                              struct dg__send_req *req)
+{
+    dg__loop_poke(&s->loop->core); /* as dg__get_sqe */
+    send_direct_sqe(s, req);
+}
+
+/* Whether send_to_fast's common case holds: the SQE straight from the
+ * request (no GSO, no run, send_direct_ok) and no embedding poke due. */
+static inline bool send_leaf_ok(const dg_socket *s)
+{
+    const struct dg__core *c = &s->loop->core;
+    return s->gso_off && !s->run_head && send_direct_ok(s) &&
+           (c->in_run || c->notify_fd < 0 || c->poked);
+}
+
+/* The rest of send_to_fast once the request is written (payload and
+ * address too): GSO runs, a stalled socket, a full SQ, a poke due or the
+ * epoll backend. Out of line, so that the common case calls no function
+ * and makes no frame. */
+static __attribute__((noinline)) int send_fast_queue(dg_socket *s, struct dg__send_req *req,
+                                                    size_t len)
+{
+    if (s->gso_off && !s->run_head && send_direct_ok(s)) {
+        send_direct(s, req); /* req_to_ring's outcome, without its tests */
+        send_counted(s, len);
+        return 0;
+    }
+    req->heap = NULL; /* read by the general path's failures (req_fail_release) */
+    req->sbuf = NULL;
+    req->slow = NULL;
+    /* Without GSO (and no run left from before the kernel refused it)
+     * the request goes to the ring: req_dispatch's outcome, one test. */
+    int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);
+    if (ret < 0) {
+        req_release(s->loop, req);
+        return ret;
+    }
+    send_counted(s, len);
+    return 0;
+}
+
+/* send_to_fast's payloads outside 16-64 bytes (a call of memcpy), out of
+ * line for the same reason. */
+static __attribute__((noinline)) int send_fast_copy(dg_socket *s, struct dg__send_req *req,
+                                                   const void *buf, size_t len,
+                                                   const struct sockaddr *to, socklen_t need)
+{
+    payload_copy(req->data, buf, len);
+    addr_copy(req, to, need);
+    return send_fast_queue(s, req, len);
 }
 
 /* dg_socket_send_to on a socket whose fast_send flag names to's family:
@@ -891,28 +932,18 @@ static inline int send_to_fast(dg_socket *s, const void *buf, size_t len,
                                               : sizeof(struct sockaddr_in6);
     if (tolen < need || ((const struct sockaddr_in *)to)->sin_port == 0 ||
         loop->dgram.pending_sends >= loop->core.options.max_pending_sends ||
-        loop->dgram.free_top == 0)
+        !loop->dgram.free_slots)
         return send_to_full(s, buf, len, to, tolen, cb, cb_data);
-    struct dg__send_req *req = slot_take(loop); /* from the stack: free_top > 0 */
+    struct dg__send_req *req = slot_take(loop); /* from the list: not empty */
     req_init_stack(req, s, cb, cb_data);
     req->len = (uint32_t)len;
-    payload_copy(req->data, buf, len);
+    if (len < 16 || len > 64)
+        return send_fast_copy(s, req, buf, len, to, need);
+    payload_copy(req->data, buf, len); /* two fixed-size moves, no call */
     addr_copy(req, to, need);
-    if (s->gso_off && !s->run_head && send_direct_ok(s)) {
-        send_direct(s, req); /* req_to_ring's outcome, without its tests */
-        send_counted(s, len);
-        return 0;
-    }
-    req->heap = NULL; /* read by the general path's failures (req_fail_release) */
-    req->sbuf = NULL;
-    req->slow = NULL;
-    /* Without GSO (and no run left from before the kernel refused it)
-     * the request goes to the ring: req_dispatch's outcome, one test. */
-    int ret = s->gso_off && !s->run_head ? req_to_ring(req) : req_dispatch(req);
-    if (ret < 0) {
-        req_release(loop, req);
-        return ret;
-    }
+    if (!send_leaf_ok(s))
+        return send_fast_queue(s, req, len);
+    send_direct_sqe(s, req);
     send_counted(s, len);
     return 0;
 }

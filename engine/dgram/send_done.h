@@ -21,13 +21,20 @@ static inline void *dg__unrelated(void *p)
  * back (send.c); the rare part of dg__send_release. */
 void dg__send_release_cold(dg_loop *loop, struct dg__send_req *req);
 
-/* The request's slot back on the free stack (or its rare parts freed). */
+/* A slot of the array back on the loop's free list. */
+static inline void dg__send_slot_free(dg_loop *loop, struct dg__send_req *req)
+{
+    req->next = loop->dgram.free_slots;
+    loop->dgram.free_slots = req;
+}
+
+/* The request's slot back on the free list (or its rare parts freed). */
 static inline void dg__send_release(dg_loop *loop, struct dg__send_req *req)
 {
     if (req->cold)
         dg__send_release_cold(loop, req);
     else
-        loop->dgram.free_slots[loop->dgram.free_top++] = req->slot;
+        dg__send_slot_free(loop, req);
 }
 
 /* The request leaves the socket's queue and goes back to the free list
