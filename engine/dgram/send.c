@@ -873,13 +873,19 @@ static inline __attribute__((always_inline)) void send_direct(dg_socket *s,
     send_direct_sqe(s, req);
 }
 
-/* Whether send_to_fast's common case holds: the SQE straight from the
- * request (no GSO, no run, send_direct_ok) and no embedding poke due. */
+/* Whether a fast-path request goes straight into an SQE: no GSO (and no
+ * run left from before the kernel refused it) and send_direct_ok. */
+static inline bool send_direct_now(const dg_socket *s)
+{
+    return s->gso_off && !s->run_head && send_direct_ok(s);
+}
+
+/* Whether send_to_fast's common case holds: send_direct_now and no
+ * embedding poke due. */
 static inline bool send_leaf_ok(const dg_socket *s)
 {
     const struct dg__core *c = &s->loop->core;
-    return s->gso_off && !s->run_head && send_direct_ok(s) &&
-           (c->in_run || c->notify_fd < 0 || c->poked);
+    return send_direct_now(s) && (c->in_run || c->notify_fd < 0 || c->poked);
 }
 
 /* The rest of send_to_fast once the request is written (payload and
@@ -889,7 +895,7 @@ static inline bool send_leaf_ok(const dg_socket *s)
 static __attribute__((noinline)) int send_fast_queue(dg_socket *s, struct dg__send_req *req,
                                                     size_t len)
 {
-    if (s->gso_off && !s->run_head && send_direct_ok(s)) {
+    if (send_direct_now(s)) {
         send_direct(s, req); /* req_to_ring's outcome, without its tests */
         send_counted(s, len);
         return 0;
